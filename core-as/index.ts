@@ -1,0 +1,291 @@
+// The exports of the dmkit core: the ABI of docs/core-abi.md. Each function checks its
+// arguments, delegates, and reports failure as a negative errno plus a message.
+import { setMsg, fail, msgPtr, msgLen, readText } from "./msg";
+import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY } from "./errno";
+import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
+import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
+import { Table, parseTable, tableError } from "./table";
+import { setLoadingDevice, startCollecting, stopCollecting } from "./devref";
+import { STATUS_INFO, STATUS_TABLE } from "./target";
+import { submitRequest, completeCommand, releaseHeld, rangeError, OP_WRITE_ZEROES, OP_WRITE, FLAG_FUA } from "./io";
+import { takeCommands, outboxPtr, takeCompletions, doneboxPtr } from "./boxes";
+import { patternFill } from "./pattern";
+import { setClock } from "./clock";
+import { splitWords } from "./args";
+import { lastAbort } from "./abort/index";
+
+// ---- memory and messages
+
+export function dm_alloc(bytes: u32): usize {
+  return heap.alloc(bytes);
+}
+
+export function dm_free(ptr: usize): void {
+  heap.free(ptr);
+}
+
+export function dm_msg_ptr(): usize {
+  return msgPtr();
+}
+
+export function dm_msg_len(): i32 {
+  return msgLen();
+}
+
+export function dm_pattern_fill(buf: usize, len: u32, seed: u32): void {
+  patternFill(buf, len, seed);
+}
+
+/** After a trap: where the core aborted, in the message buffer. */
+export function dm_last_abort(): i32 {
+  setMsg(lastAbort());
+  return 0;
+}
+
+export function dm_set_time(ms: f64): void {
+  setClock(ms);
+}
+
+// ---- backing devices
+
+function validName(name: string): string {
+  if (name.length == 0) return "a device name must not be empty";
+  if (name.length > 127) return "device name '" + name + "' is longer than 127 characters";
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 32 || c == 127) return "device name '" + name + "' contains white space or control characters";
+  }
+  return "";
+}
+
+export function dm_backing_add(namePtr: usize, nameLen: i32, sectors: u64): i32 {
+  const name = readText(namePtr, nameLen);
+  const bad = validName(name);
+  if (bad.length > 0) return fail(EINVAL, bad);
+  if (backingByName(name) != null) return fail(EEXIST, "backing device " + name + " already exists");
+  if (deviceByName(name) != null) return fail(EEXIST, name + " is the name of a mapped device");
+  return backingAdd(name, sectors).id;
+}
+
+export function dm_backing_resize(id: i32, sectors: u64): i32 {
+  const b = backingById(id);
+  if (b == null) return fail(ENXIO, "no backing device with id " + id.toString());
+  b.sectors = sectors;
+  return 0;
+}
+
+export function dm_backing_remove(id: i32): i32 {
+  const b = backingById(id);
+  if (b == null) return fail(ENXIO, "no backing device with id " + id.toString());
+  if (b.refs > 0) return fail(EBUSY, "backing device " + b.name + " is used by " + b.refs.toString() + " table(s)");
+  backingRemove(b);
+  return 0;
+}
+
+export function dm_table_deps(textPtr: usize, textLen: i32): i32 {
+  setLoadingDevice(null);
+  startCollecting();
+  const table = parseTable(readText(textPtr, textLen));
+  const names = stopCollecting();
+  if (table == null) return fail(EINVAL, tableError);
+  setMsg(names.join("\n"));
+  return names.length;
+}
+
+// ---- mapped devices
+
+function device(id: i32): MappedDevice | null {
+  const d = deviceById(id);
+  if (d == null) setMsg("no mapped device with id " + id.toString());
+  return d;
+}
+
+export function dm_dev_create(namePtr: usize, nameLen: i32): i32 {
+  const name = readText(namePtr, nameLen);
+  const bad = validName(name);
+  if (bad.length > 0) return fail(EINVAL, bad);
+  if (deviceByName(name) != null) return fail(EEXIST, "device " + name + " already exists");
+  if (backingByName(name) != null) return fail(EEXIST, name + " is the name of a backing device");
+  return deviceAdd(name).id;
+}
+
+export function dm_dev_find(namePtr: usize, nameLen: i32): i32 {
+  const name = readText(namePtr, nameLen);
+  const d = deviceByName(name);
+  if (d == null) return fail(ENXIO, "device " + name + " does not exist");
+  return d.id;
+}
+
+export function dm_dev_load(id: i32, textPtr: usize, textLen: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  setLoadingDevice(d);
+  const table = parseTable(readText(textPtr, textLen));
+  setLoadingDevice(null);
+  if (table == null) return fail(EINVAL, d.name + ": " + tableError);
+  table.acquire();
+  const old = d.inactive;
+  if (old != null) old.release();
+  d.inactive = table;
+  return 0;
+}
+
+export function dm_dev_clear(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const old = d.inactive;
+  if (old != null) old.release();
+  d.inactive = null;
+  return 0;
+}
+
+export function dm_dev_suspend(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  d.suspended = true;
+  return 0;
+}
+
+export function dm_dev_resume(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const next = d.inactive;
+  if (next != null) {
+    const old = d.live;
+    if (old != null) old.release(); // requests in flight keep their own reference to it
+    d.live = next;
+    d.inactive = null;
+  }
+  d.suspended = false;
+  releaseHeld(d);
+  return 0;
+}
+
+export function dm_dev_remove(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  if (d.openCount > 0) return fail(EBUSY, "device " + d.name + " is busy: open " + d.openCount.toString() + " time(s)");
+  if (d.users > 0) return fail(EBUSY, "device " + d.name + " is busy: used by " + d.users.toString() + " other table(s)");
+  if (d.inflight > 0 || d.held.length > 0) return fail(EBUSY, "device " + d.name + " is busy: I/O in flight");
+  const live = d.live;
+  if (live != null) live.release();
+  const inactive = d.inactive;
+  if (inactive != null) inactive.release();
+  deviceRemove(d);
+  return 0;
+}
+
+export function dm_dev_open(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  d.openCount++;
+  return d.openCount;
+}
+
+export function dm_dev_close(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  if (d.openCount > 0) d.openCount--;
+  return d.openCount;
+}
+
+export function dm_dev_size(id: i32): u64 {
+  const d = deviceById(id);
+  return d == null ? 0 : d.liveSectors();
+}
+
+export function dm_dev_inflight(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  return d.inflight;
+}
+
+export function dm_dev_table(id: i32, inactive: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const t = inactive != 0 ? d.inactive : d.live;
+  setMsg(t == null ? "" : t.describe(STATUS_TABLE));
+  return 0;
+}
+
+export function dm_dev_status(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const t = d.live;
+  setMsg(t == null ? "" : t.describe(STATUS_INFO));
+  return 0;
+}
+
+export function dm_dev_info(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const state = d.suspended ? "SUSPENDED" : "ACTIVE";
+  setMsg(d.name + " " + state + " " + d.openCount.toString() + " " + d.liveSectors().toString() + " " +
+    (d.inactive != null ? "1" : "0"));
+  return 0;
+}
+
+export function dm_dev_list(): i32 {
+  const names = new Array<string>();
+  for (let i = 0; i < deviceCount(); i++) {
+    const d = deviceById(i);
+    if (d != null) names.push(d.name);
+  }
+  setMsg(names.join("\n"));
+  return names.length;
+}
+
+export function dm_dev_message(id: i32, sector: u64, textPtr: usize, textLen: i32): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const t = d.live;
+  if (t == null) return fail(ENODEV, "device " + d.name + " has no live table");
+  if (sector >= t.size) return fail(EINVAL, "sector " + sector.toString() + " is past the end of " + d.name);
+  const target = t.targets[t.findTarget(sector)];
+  const err = target.message(splitWords(readText(textPtr, textLen)));
+  if (err.length > 0) return fail(EINVAL, err);
+  setMsg("");
+  return 0;
+}
+
+// ---- I/O
+
+export function dm_submit(id: i32, op: u32, flags: u32, sector: u64, count: u32, buf: usize, tag: u32): i32 {
+  const d = deviceById(id);
+  if (d == null) return fail(ENXIO, "no mapped device with id " + id.toString());
+  if (op > OP_WRITE_ZEROES) return fail(EINVAL, "unknown operation " + op.toString());
+  if ((flags & ~FLAG_FUA) != 0) return fail(EINVAL, "unknown request flags " + flags.toString());
+  const t = d.live;
+  if (t == null && !(d.suspended && d.inactive != null)) return fail(ENODEV, "device " + d.name + " has no live table");
+  if (t != null) {
+    const err = rangeError(op, sector, count, t.size);
+    if (err != 0) {
+      return fail(err, "request for sectors " + sector.toString() + "+" + count.toString() + " is past the end of " +
+        d.name + " (" + t.size.toString() + " sectors)");
+    }
+  }
+  submitRequest(d, op, flags, sector, count, buf, tag);
+  return 0;
+}
+
+export function dm_take_commands(): i32 {
+  return takeCommands();
+}
+
+export function dm_outbox_ptr(): usize {
+  return outboxPtr();
+}
+
+export function dm_complete(cmd: i32, status: i32): i32 {
+  const r = completeCommand(cmd, status);
+  if (r < 0) setMsg("no outstanding command with id " + cmd.toString());
+  return r;
+}
+
+export function dm_take_completions(): i32 {
+  return takeCompletions();
+}
+
+export function dm_donebox_ptr(): usize {
+  return doneboxPtr();
+}

@@ -1,0 +1,297 @@
+// The I/O engine: requests in, commands out, completions back in, requests finished.
+//
+// A request (from the host, or from a device stacked on this one) is split at segment and
+// max_io_len boundaries into clones; each clone goes through its target's map(). A clone
+// remapped onto a host device becomes a command in the outbox; one remapped onto a mapped
+// device becomes a child request of that device. A request finishes when its last clone does,
+// with the first error. Nothing here blocks and nothing here allocates once the pools are warm.
+import { MappedDevice } from "./device";
+import { Table } from "./table";
+import { Target, MAP_REMAPPED, MAP_SUBMITTED } from "./target";
+import { DevRef } from "./devref";
+import { Backing } from "./backing";
+import { EIO, EINVAL, ENOSPC, ENODEV, EOPNOTSUPP } from "./errno";
+import { outboxPush, doneboxPush } from "./boxes";
+
+export const OP_READ: u32 = 0;
+export const OP_WRITE: u32 = 1;
+export const OP_FLUSH: u32 = 2;
+export const OP_DISCARD: u32 = 3;
+export const OP_WRITE_ZEROES: u32 = 4;
+export const FLAG_FUA: u32 = 1;
+
+const KIND_REQUEST: u8 = 0; // submitted by the host; finishing it fills the done box
+const KIND_CLONE: u8 = 1;   // a piece of a request inside one target
+const KIND_CHILD: u8 = 2;   // a request on a lower device, made for a clone remapped onto it
+
+export class Io {
+  kind: u8 = 0;
+  op: u32 = 0;
+  flags: u32 = 0;
+  sector: u64 = 0;
+  count: u32 = 0;
+  buf: usize = 0;
+  tag: u32 = 0;
+  /** Requests: the mapped device. */
+  dev: MappedDevice | null = null;
+  /** Requests: the table they were dispatched against (kept alive across a reload). */
+  table: Table | null = null;
+  /** Clones: the target mapping them, which clone of a multi-clone op this is, where map() sent it. */
+  target: Target | null = null;
+  targetBioNr: u32 = 0;
+  to: DevRef | null = null;
+  /** Clones: their request. Child requests: their clone. */
+  parent: Io | null = null;
+  pending: i32 = 0;
+  status: i32 = 0;
+  /** Commands: the id the host completes them by. */
+  cmd: i32 = -1;
+}
+
+// ---- pools: Io objects and command ids are reused, so steady-state I/O allocates nothing
+
+const ioPool = new Array<Io>();
+
+function getIo(kind: u8): Io {
+  const io = ioPool.length > 0 ? ioPool.pop() : new Io();
+  io.kind = kind;
+  io.pending = 0;
+  io.status = 0;
+  io.cmd = -1;
+  io.targetBioNr = 0;
+  return io;
+}
+
+function putIo(io: Io): void {
+  io.dev = null;
+  io.table = null;
+  io.target = null;
+  io.to = null;
+  io.parent = null;
+  ioPool.push(io);
+}
+
+const commands = new Array<Io | null>();
+const freeCommandIds = new Array<i32>();
+
+function issueCommand(clone: Io, backing: Backing): void {
+  let id: i32;
+  if (freeCommandIds.length > 0) {
+    id = freeCommandIds.pop();
+    commands[id] = clone;
+  } else {
+    id = commands.length;
+    commands.push(clone);
+  }
+  clone.cmd = id;
+  outboxPush(id, backing.id, clone.op, clone.flags, clone.sector, clone.count, clone.buf);
+}
+
+/** The host finished a command. Returns -EINVAL for an id that is not outstanding. */
+export function completeCommand(id: i32, status: i32): i32 {
+  if (id < 0 || id >= commands.length) return -EINVAL;
+  const clone = commands[id];
+  if (clone == null) return -EINVAL;
+  commands[id] = null;
+  freeCommandIds.push(id);
+  cloneDone(clone, status);
+  return 0;
+}
+
+// ---- requests
+
+/** Why a request for [sector, sector + count) cannot be served by a device of `size` sectors, or 0. */
+export function rangeError(op: u32, sector: u64, count: u32, size: u64): i32 {
+  if (op == OP_FLUSH) return 0;
+  if (sector <= size && <u64>count <= size - sector) return 0;
+  return op == OP_WRITE || op == OP_WRITE_ZEROES ? ENOSPC : EINVAL;
+}
+
+export function submitRequest(dev: MappedDevice, op: u32, flags: u32, sector: u64, count: u32, buf: usize, tag: u32): void {
+  const io = getIo(KIND_REQUEST);
+  io.dev = dev;
+  io.op = op;
+  io.flags = flags;
+  io.sector = sector;
+  io.count = count;
+  io.buf = buf;
+  io.tag = tag;
+  startRequest(io);
+}
+
+function startRequest(io: Io): void {
+  const dev = <MappedDevice>io.dev;
+  if (dev.suspended) dev.held.push(io);
+  else dispatch(io);
+}
+
+/** Resume: requests held while suspended go to the (possibly new) live table in arrival order. */
+export function releaseHeld(dev: MappedDevice): void {
+  const held = dev.held;
+  dev.held = [];
+  for (let i = 0; i < held.length; i++) {
+    if (dev.suspended) dev.held.push(held[i]); // suspended again by a completion callback: keep order
+    else dispatch(held[i]);
+  }
+}
+
+function dispatch(io: Io): void {
+  const dev = <MappedDevice>io.dev;
+  const table = dev.live;
+  if (table == null) {
+    finishUndispatched(io, ENODEV);
+    return;
+  }
+  const err = rangeError(io.op, io.sector, io.count, table.size);
+  if (err != 0) {
+    finishUndispatched(io, err); // the table shrank while the request was held
+    return;
+  }
+  io.table = table;
+  dev.inflight++;
+  io.pending = 1; // held by dispatch itself, so clones finishing at once cannot finish io early
+  if (io.op == OP_FLUSH) splitFlush(io, table);
+  else if (io.count == 0) { /* nothing to do: a zero-length request succeeds */ }
+  else if (io.op == OP_DISCARD || io.op == OP_WRITE_ZEROES) splitRange(io, table);
+  else splitData(io, table);
+  io.pending--;
+  if (io.pending == 0) finishRequest(io);
+}
+
+/** READ and WRITE: one clone per segment piece, never crossing the target's max_io_len. */
+function splitData(io: Io, table: Table): void {
+  let sector = io.sector;
+  const end = io.sector + <u64>io.count;
+  let i = table.findTarget(sector);
+  while (sector < end) {
+    const t = table.targets[i];
+    let pieceEnd = t.begin + t.len;
+    if (t.maxIoLen != 0) {
+      const boundary = sector + t.maxIoLen - (sector - t.begin) % t.maxIoLen;
+      if (boundary < pieceEnd) pieceEnd = boundary;
+    }
+    if (pieceEnd > end) pieceEnd = end;
+    const clone = newClone(io, t, sector, <u32>(pieceEnd - sector), 0);
+    mapClone(clone);
+    sector = pieceEnd;
+    if (sector == t.begin + t.len) i++;
+  }
+}
+
+/** DISCARD and WRITE_ZEROES: per segment piece, as many clones as the target asks for. */
+function splitRange(io: Io, table: Table): void {
+  let sector = io.sector;
+  const end = io.sector + <u64>io.count;
+  let i = table.findTarget(sector);
+  while (sector < end) {
+    const t = table.targets[i];
+    let pieceEnd = t.begin + t.len;
+    if (pieceEnd > end) pieceEnd = end;
+    const n = io.op == OP_DISCARD ? t.numDiscardBios : t.numWriteZeroesBios;
+    if (n == 0) {
+      if (io.status == 0) io.status = EOPNOTSUPP;
+    }
+    for (let nr: u32 = 0; nr < n; nr++) {
+      mapClone(newClone(io, t, sector, <u32>(pieceEnd - sector), nr));
+    }
+    sector = pieceEnd;
+    i++;
+  }
+}
+
+/** FLUSH: every target's flush clones, each distinct device flushed once. */
+function splitFlush(io: Io, table: Table): void {
+  const flushed = new Array<DevRef>(); // local: a stacked flush splits again before this returns
+  for (let i = 0; i < table.targets.length; i++) {
+    const t = table.targets[i];
+    for (let nr: u32 = 0; nr < t.numFlushBios; nr++) {
+      const clone = newClone(io, t, 0, 0, nr);
+      const r = t.map(clone);
+      if (r == MAP_REMAPPED && alreadyFlushed(flushed, <DevRef>clone.to)) {
+        clone.to = null;
+        clone.status = 0;
+        cloneDone(clone, 0);
+        continue;
+      }
+      afterMap(clone, r);
+    }
+  }
+}
+
+function alreadyFlushed(flushed: DevRef[], to: DevRef): bool {
+  for (let i = 0; i < flushed.length; i++) if (flushed[i].sameAs(to)) return true;
+  flushed.push(to);
+  return false;
+}
+
+function newClone(io: Io, t: Target, sector: u64, count: u32, nr: u32): Io {
+  const clone = getIo(KIND_CLONE);
+  clone.op = io.op;
+  clone.flags = io.flags;
+  clone.sector = sector;
+  clone.count = count;
+  clone.buf = io.op == OP_READ || io.op == OP_WRITE ? io.buf + (<usize>(sector - io.sector) << 9) : 0;
+  clone.target = t;
+  clone.targetBioNr = nr;
+  clone.parent = io;
+  io.pending++;
+  return clone;
+}
+
+function mapClone(clone: Io): void {
+  afterMap(clone, (<Target>clone.target).map(clone));
+}
+
+function afterMap(clone: Io, r: i32): void {
+  if (r == MAP_SUBMITTED) {
+    cloneDone(clone, clone.status);
+    return;
+  }
+  if (r != MAP_REMAPPED) {
+    cloneDone(clone, EIO);
+    return;
+  }
+  const to = <DevRef>clone.to;
+  const backing = to.backing;
+  if (backing != null) {
+    issueCommand(clone, backing);
+    return;
+  }
+  // Stacked: the clone becomes a request on the lower mapped device.
+  const lower = <MappedDevice>to.mapped;
+  const child = getIo(KIND_CHILD);
+  child.dev = lower;
+  child.op = clone.op;
+  child.flags = clone.flags;
+  child.sector = clone.sector;
+  child.count = clone.count;
+  child.buf = clone.buf;
+  child.parent = clone;
+  startRequest(child);
+}
+
+function cloneDone(clone: Io, status: i32): void {
+  const t = clone.target;
+  if (t != null) status = t.endIo(clone, status);
+  const io = <Io>clone.parent;
+  putIo(clone);
+  if (status != 0 && io.status == 0) io.status = status;
+  io.pending--;
+  if (io.pending == 0) finishRequest(io);
+}
+
+function finishRequest(io: Io): void {
+  (<MappedDevice>io.dev).inflight--;
+  finishUndispatched(io, io.status);
+}
+
+function finishUndispatched(io: Io, status: i32): void {
+  if (io.kind == KIND_REQUEST) {
+    doneboxPush(io.tag, status);
+    putIo(io);
+  } else {
+    const clone = <Io>io.parent;
+    putIo(io);
+    cloneDone(clone, status == EINVAL || status == ENOSPC ? EIO : status); // past a lower device's end
+  }
+}

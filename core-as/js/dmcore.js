@@ -1,0 +1,203 @@
+// @ts-check
+// The JavaScript face of the Wasm core: text in and out, errors as DmError, and one place
+// that keeps typed views over the core's memory fresh across memory.grow.
+// It does no I/O itself; hosts execute the commands it returns (docs/core-abi.md).
+
+export const OP = Object.freeze({ READ: 0, WRITE: 1, FLUSH: 2, DISCARD: 3, WRITE_ZEROES: 4 });
+export const OP_NAMES = ['READ', 'WRITE', 'FLUSH', 'DISCARD', 'WRITE_ZEROES'];
+export const FLAG = Object.freeze({ FUA: 1 });
+export const ERRNO = Object.freeze({
+  EPERM: 1, ENOENT: 2, EIO: 5, ENXIO: 6, ENOMEM: 12, EBUSY: 16, EEXIST: 17, ENODEV: 19,
+  EINVAL: 22, ENOSPC: 28, EOPNOTSUPP: 95,
+});
+
+/** @param {number} errno positive errno */
+export function errnoName(errno) {
+  for (const [name, value] of Object.entries(ERRNO)) if (value === errno) return name;
+  return errno === 0 ? 'OK' : `E${errno}`;
+}
+
+export class DmError extends Error {
+  /** @param {number} errno positive errno  @param {string} message */
+  constructor(errno, message) {
+    super(message);
+    this.name = 'DmError';
+    this.errno = errno;
+    this.code = errnoName(errno);
+  }
+}
+
+/** @typedef {{cmd:number, backing:number, op:number, flags:number, sector:number, count:number, buf:number}} Command */
+/** @typedef {{tag:number, status:number}} Completion */
+
+const COMMAND_BYTES = 32;
+const DONE_BYTES = 12;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class DmCore {
+  /** Loads build/dmkit-core.wasm (Node) or the given bytes / URL (browser). @param {BufferSource | URL | string} [source] */
+  static async load(source) {
+    let bytes = source;
+    if (bytes === undefined) {
+      const { readFile } = await import('node:fs/promises');
+      bytes = await readFile(new URL('../../build/dmkit-core.wasm', import.meta.url));
+    } else if (typeof bytes === 'string' || bytes instanceof URL) {
+      const res = await fetch(bytes);
+      if (!res.ok) throw new Error(`cannot load the dmkit core from ${bytes}: HTTP ${res.status}`);
+      bytes = await res.arrayBuffer();
+    }
+    const { instance } = await WebAssembly.instantiate(/** @type {BufferSource} */ (bytes), {});
+    return new DmCore(instance.exports);
+  }
+
+  /** @param {any} exports */
+  constructor(exports) {
+    this.x = exports;
+    /** @type {WebAssembly.Memory} */
+    this.memory = exports.memory;
+    this.refreshViews();
+  }
+
+  /** Re-creates the views when memory grew (the old ArrayBuffer is detached). */
+  refreshViews() {
+    if (this.buffer === this.memory.buffer) return;
+    this.buffer = this.memory.buffer;
+    this.u8 = new Uint8Array(this.buffer);
+    this.dv = new DataView(this.buffer);
+  }
+
+  /** A fresh view of len bytes at ptr; valid until the next call into the core. */
+  bytes(ptr, len) {
+    this.refreshViews();
+    return new Uint8Array(this.buffer, ptr, len);
+  }
+
+  alloc(bytes) {
+    const ptr = this.x.dm_alloc(bytes);
+    if (!ptr) throw new DmError(ERRNO.ENOMEM, `the core cannot allocate ${bytes} bytes`);
+    return ptr;
+  }
+
+  free(ptr) { this.x.dm_free(ptr); }
+
+  message() {
+    const len = this.x.dm_msg_len();
+    return decoder.decode(this.bytes(this.x.dm_msg_ptr(), len));
+  }
+
+  /** Calls fn(ptr, len) with text copied into core memory. */
+  withText(text, fn) {
+    const data = encoder.encode(text);
+    const ptr = this.alloc(Math.max(data.length, 1));
+    try {
+      this.bytes(ptr, data.length).set(data);
+      return fn(ptr, data.length);
+    } finally {
+      this.free(ptr);
+    }
+  }
+
+  /** Throws DmError for a negative result, else returns it. */
+  check(result) {
+    if (result < 0) throw new DmError(-result, this.message());
+    return result;
+  }
+
+  patternFill(ptr, len, seed) { this.x.dm_pattern_fill(ptr, len, seed >>> 0); }
+  setTime(ms) { this.x.dm_set_time(ms); }
+
+  // ---- backing devices
+  addBacking(name, sectors) {
+    return this.check(this.withText(name, (p, n) => this.x.dm_backing_add(p, n, BigInt(sectors))));
+  }
+  resizeBacking(id, sectors) { this.check(this.x.dm_backing_resize(id, BigInt(sectors))); }
+  removeBacking(id) { this.check(this.x.dm_backing_remove(id)); }
+  /** @returns {string[]} names of host devices a table refers to */
+  tableDeps(text) {
+    const n = this.check(this.withText(text, (p, len) => this.x.dm_table_deps(p, len)));
+    return n === 0 ? [] : this.message().split('\n');
+  }
+
+  // ---- mapped devices
+  createDevice(name) { return this.check(this.withText(name, (p, n) => this.x.dm_dev_create(p, n))); }
+  findDevice(name) { return this.check(this.withText(name, (p, n) => this.x.dm_dev_find(p, n))); }
+  loadTable(id, text) { this.check(this.withText(text, (p, n) => this.x.dm_dev_load(id, p, n))); }
+  clearTable(id) { this.check(this.x.dm_dev_clear(id)); }
+  suspend(id) { this.check(this.x.dm_dev_suspend(id)); }
+  resume(id) { this.check(this.x.dm_dev_resume(id)); }
+  removeDevice(id) { this.check(this.x.dm_dev_remove(id)); }
+  openDevice(id) { return this.check(this.x.dm_dev_open(id)); }
+  closeDevice(id) { return this.check(this.x.dm_dev_close(id)); }
+  /** @returns {bigint} live table size in sectors */
+  deviceSize(id) { return BigInt.asUintN(64, this.x.dm_dev_size(id)); }
+  inflight(id) { return this.check(this.x.dm_dev_inflight(id)); }
+  table(id, inactive = false) { this.check(this.x.dm_dev_table(id, inactive ? 1 : 0)); return this.message(); }
+  status(id) { this.check(this.x.dm_dev_status(id)); return this.message(); }
+  /** @returns {{name:string, state:string, openCount:number, sectors:bigint, hasInactive:boolean}} */
+  info(id) {
+    this.check(this.x.dm_dev_info(id));
+    const [name, state, open, sectors, inactive] = this.message().split(' ');
+    return { name, state, openCount: Number(open), sectors: BigInt(sectors), hasInactive: inactive === '1' };
+  }
+  listDevices() {
+    const n = this.check(this.x.dm_dev_list());
+    return n === 0 ? [] : this.message().split('\n');
+  }
+  sendMessage(id, sector, text) {
+    this.check(this.withText(text, (p, n) => this.x.dm_dev_message(id, BigInt(sector), p, n)));
+    return this.message();
+  }
+
+  // ---- I/O
+  /** @returns {number} 0, or -errno if rejected at once (no completion will come) */
+  submit(dev, op, flags, sector, count, buf, tag) {
+    return this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
+  }
+
+  /** After a WebAssembly.RuntimeError: where the core aborted ("" if it did not abort). */
+  lastAbort() {
+    this.x.dm_last_abort();
+    return this.message();
+  }
+
+  /** @returns {Command[]} */
+  takeCommands() {
+    const n = this.x.dm_take_commands();
+    if (n === 0) return [];
+    const base = this.x.dm_outbox_ptr();
+    this.refreshViews();
+    const dv = /** @type {DataView} */ (this.dv);
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = base + i * COMMAND_BYTES;
+      out[i] = {
+        cmd: dv.getUint32(p, true),
+        backing: dv.getUint32(p + 4, true),
+        op: dv.getUint32(p + 8, true),
+        flags: dv.getUint32(p + 12, true),
+        sector: dv.getUint32(p + 16, true) + dv.getUint32(p + 20, true) * 2 ** 32,
+        count: dv.getUint32(p + 24, true),
+        buf: dv.getUint32(p + 28, true),
+      };
+    }
+    return out;
+  }
+
+  complete(cmd, status) { this.check(this.x.dm_complete(cmd, status)); }
+
+  /** @returns {Completion[]} */
+  takeCompletions() {
+    const n = this.x.dm_take_completions();
+    if (n === 0) return [];
+    const base = this.x.dm_donebox_ptr();
+    this.refreshViews();
+    const dv = /** @type {DataView} */ (this.dv);
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = base + i * DONE_BYTES;
+      out[i] = { tag: dv.getUint32(p, true), status: dv.getInt32(p + 4, true) };
+    }
+    return out;
+  }
+}
