@@ -13,6 +13,7 @@ import { patternFill } from "./pattern";
 import { setClock } from "./clock";
 import { splitWords } from "./args";
 import { lastAbort } from "./abort/index";
+import { settle, settleSometimes } from "./gc";
 
 // ---- memory and messages
 
@@ -39,7 +40,7 @@ export function dm_pattern_fill(buf: usize, len: u32, seed: u32): void {
 /** After a trap: where the core aborted, in the message buffer. */
 export function dm_last_abort(): i32 {
   setMsg(lastAbort());
-  return 0;
+  return settle(0);
 }
 
 export function dm_set_time(ms: f64): void {
@@ -61,25 +62,25 @@ function validName(name: string): string {
 export function dm_backing_add(namePtr: usize, nameLen: i32, sectors: u64): i32 {
   const name = readText(namePtr, nameLen);
   const bad = validName(name);
-  if (bad.length > 0) return fail(EINVAL, bad);
-  if (backingByName(name) != null) return fail(EEXIST, "backing device " + name + " already exists");
-  if (deviceByName(name) != null) return fail(EEXIST, name + " is the name of a mapped device");
-  return backingAdd(name, sectors).id;
+  if (bad.length > 0) return settle(fail(EINVAL, bad));
+  if (backingByName(name) != null) return settle(fail(EEXIST, "backing device " + name + " already exists"));
+  if (deviceByName(name) != null) return settle(fail(EEXIST, name + " is the name of a mapped device"));
+  return settle(backingAdd(name, sectors).id);
 }
 
 export function dm_backing_resize(id: i32, sectors: u64): i32 {
   const b = backingById(id);
-  if (b == null) return fail(ENXIO, "no backing device with id " + id.toString());
+  if (b == null) return settle(fail(ENXIO, "no backing device with id " + id.toString()));
   b.sectors = sectors;
-  return 0;
+  return settle(0);
 }
 
 export function dm_backing_remove(id: i32): i32 {
   const b = backingById(id);
-  if (b == null) return fail(ENXIO, "no backing device with id " + id.toString());
-  if (b.refs > 0) return fail(EBUSY, "backing device " + b.name + " is used by " + b.refs.toString() + " table(s)");
+  if (b == null) return settle(fail(ENXIO, "no backing device with id " + id.toString()));
+  if (b.refs > 0) return settle(fail(EBUSY, "backing device " + b.name + " is used by " + b.refs.toString() + " table(s)"));
   backingRemove(b);
-  return 0;
+  return settle(0);
 }
 
 export function dm_table_deps(textPtr: usize, textLen: i32): i32 {
@@ -87,9 +88,9 @@ export function dm_table_deps(textPtr: usize, textLen: i32): i32 {
   startCollecting();
   const table = parseTable(readText(textPtr, textLen));
   const names = stopCollecting();
-  if (table == null) return fail(EINVAL, tableError);
+  if (table == null) return settle(fail(EINVAL, tableError));
   setMsg(names.join("\n"));
-  return names.length;
+  return settle(names.length);
 }
 
 // ---- mapped devices
@@ -103,52 +104,52 @@ function device(id: i32): MappedDevice | null {
 export function dm_dev_create(namePtr: usize, nameLen: i32): i32 {
   const name = readText(namePtr, nameLen);
   const bad = validName(name);
-  if (bad.length > 0) return fail(EINVAL, bad);
-  if (deviceByName(name) != null) return fail(EEXIST, "device " + name + " already exists");
-  if (backingByName(name) != null) return fail(EEXIST, name + " is the name of a backing device");
-  return deviceAdd(name).id;
+  if (bad.length > 0) return settle(fail(EINVAL, bad));
+  if (deviceByName(name) != null) return settle(fail(EEXIST, "device " + name + " already exists"));
+  if (backingByName(name) != null) return settle(fail(EEXIST, name + " is the name of a backing device"));
+  return settle(deviceAdd(name).id);
 }
 
 export function dm_dev_find(namePtr: usize, nameLen: i32): i32 {
   const name = readText(namePtr, nameLen);
   const d = deviceByName(name);
-  if (d == null) return fail(ENXIO, "device " + name + " does not exist");
-  return d.id;
+  if (d == null) return settle(fail(ENXIO, "device " + name + " does not exist"));
+  return settle(d.id);
 }
 
 export function dm_dev_load(id: i32, textPtr: usize, textLen: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   setLoadingDevice(d);
   const table = parseTable(readText(textPtr, textLen));
   setLoadingDevice(null);
-  if (table == null) return fail(EINVAL, d.name + ": " + tableError);
+  if (table == null) return settle(fail(EINVAL, d.name + ": " + tableError));
   table.acquire();
   const old = d.inactive;
   if (old != null) old.release();
   d.inactive = table;
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_clear(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   const old = d.inactive;
   if (old != null) old.release();
   d.inactive = null;
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_suspend(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   d.suspended = true;
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_resume(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   const next = d.inactive;
   if (next != null) {
     const old = d.live;
@@ -158,35 +159,35 @@ export function dm_dev_resume(id: i32): i32 {
   }
   d.suspended = false;
   releaseHeld(d);
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_remove(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
-  if (d.openCount > 0) return fail(EBUSY, "device " + d.name + " is busy: open " + d.openCount.toString() + " time(s)");
-  if (d.users > 0) return fail(EBUSY, "device " + d.name + " is busy: used by " + d.users.toString() + " other table(s)");
-  if (d.inflight > 0 || d.held.length > 0) return fail(EBUSY, "device " + d.name + " is busy: I/O in flight");
+  if (d == null) return settle(-ENXIO);
+  if (d.openCount > 0) return settle(fail(EBUSY, "device " + d.name + " is busy: open " + d.openCount.toString() + " time(s)"));
+  if (d.users > 0) return settle(fail(EBUSY, "device " + d.name + " is busy: used by " + d.users.toString() + " other table(s)"));
+  if (d.inflight > 0 || d.held.length > 0) return settle(fail(EBUSY, "device " + d.name + " is busy: I/O in flight"));
   const live = d.live;
   if (live != null) live.release();
   const inactive = d.inactive;
   if (inactive != null) inactive.release();
   deviceRemove(d);
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_open(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   d.openCount++;
-  return d.openCount;
+  return settle(d.openCount);
 }
 
 export function dm_dev_close(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   if (d.openCount > 0) d.openCount--;
-  return d.openCount;
+  return settle(d.openCount);
 }
 
 export function dm_dev_size(id: i32): u64 {
@@ -196,33 +197,33 @@ export function dm_dev_size(id: i32): u64 {
 
 export function dm_dev_inflight(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
-  return d.inflight;
+  if (d == null) return settle(-ENXIO);
+  return settle(d.inflight);
 }
 
 export function dm_dev_table(id: i32, inactive: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   const t = inactive != 0 ? d.inactive : d.live;
   setMsg(t == null ? "" : t.describe(STATUS_TABLE));
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_status(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   const t = d.live;
   setMsg(t == null ? "" : t.describe(STATUS_INFO));
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_info(id: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   const state = d.suspended ? "SUSPENDED" : "ACTIVE";
   setMsg(d.name + " " + state + " " + d.openCount.toString() + " " + d.liveSectors().toString() + " " +
     (d.inactive != null ? "1" : "0"));
-  return 0;
+  return settle(0);
 }
 
 export function dm_dev_list(): i32 {
@@ -232,36 +233,36 @@ export function dm_dev_list(): i32 {
     if (d != null) names.push(d.name);
   }
   setMsg(names.join("\n"));
-  return names.length;
+  return settle(names.length);
 }
 
 export function dm_dev_message(id: i32, sector: u64, textPtr: usize, textLen: i32): i32 {
   const d = device(id);
-  if (d == null) return -ENXIO;
+  if (d == null) return settle(-ENXIO);
   const t = d.live;
-  if (t == null) return fail(ENODEV, "device " + d.name + " has no live table");
-  if (sector >= t.size) return fail(EINVAL, "sector " + sector.toString() + " is past the end of " + d.name);
+  if (t == null) return settle(fail(ENODEV, "device " + d.name + " has no live table"));
+  if (sector >= t.size) return settle(fail(EINVAL, "sector " + sector.toString() + " is past the end of " + d.name));
   const target = t.targets[t.findTarget(sector)];
   const err = target.message(splitWords(readText(textPtr, textLen)));
-  if (err.length > 0) return fail(EINVAL, err);
+  if (err.length > 0) return settle(fail(EINVAL, err));
   setMsg("");
-  return 0;
+  return settle(0);
 }
 
 // ---- I/O
 
 export function dm_submit(id: i32, op: u32, flags: u32, sector: u64, count: u32, buf: usize, tag: u32): i32 {
   const d = deviceById(id);
-  if (d == null) return fail(ENXIO, "no mapped device with id " + id.toString());
-  if (op > OP_WRITE_ZEROES) return fail(EINVAL, "unknown operation " + op.toString());
-  if ((flags & ~FLAG_FUA) != 0) return fail(EINVAL, "unknown request flags " + flags.toString());
+  if (d == null) return settleSometimes(fail(ENXIO, "no mapped device with id " + id.toString()));
+  if (op > OP_WRITE_ZEROES) return settleSometimes(fail(EINVAL, "unknown operation " + op.toString()));
+  if ((flags & ~FLAG_FUA) != 0) return settleSometimes(fail(EINVAL, "unknown request flags " + flags.toString()));
   const t = d.live;
-  if (t == null && !(d.suspended && d.inactive != null)) return fail(ENODEV, "device " + d.name + " has no live table");
+  if (t == null && !(d.suspended && d.inactive != null)) return settleSometimes(fail(ENODEV, "device " + d.name + " has no live table"));
   if (t != null) {
     const err = rangeError(op, sector, count, t.size);
     if (err != 0) {
-      return fail(err, "request for sectors " + sector.toString() + "+" + count.toString() + " is past the end of " +
-        d.name + " (" + t.size.toString() + " sectors)");
+      return settleSometimes(fail(err, "request for sectors " + sector.toString() + "+" + count.toString() +
+        " is past the end of " + d.name + " (" + t.size.toString() + " sectors)"));
     }
   }
   submitRequest(d, op, flags, sector, count, buf, tag);
@@ -278,7 +279,10 @@ export function dm_outbox_ptr(): usize {
 
 export function dm_complete(cmd: i32, status: i32): i32 {
   const r = completeCommand(cmd, status);
-  if (r < 0) setMsg("no outstanding command with id " + cmd.toString());
+  if (r < 0) {
+    setMsg("no outstanding command with id " + cmd.toString());
+    return settleSometimes(r);
+  }
   return r;
 }
 

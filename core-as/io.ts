@@ -199,15 +199,19 @@ function splitRange(io: Io, table: Table): void {
   }
 }
 
+// Devices a flush being split has already sent to. Used as a stack: a stacked flush splits
+// again before the outer split returns, so each split only looks above its own base.
+const flushed = new Array<DevRef>();
+
 /** FLUSH: every target's flush clones, each distinct device flushed once. */
 function splitFlush(io: Io, table: Table): void {
-  const flushed = new Array<DevRef>(); // local: a stacked flush splits again before this returns
+  const base = flushed.length;
   for (let i = 0; i < table.targets.length; i++) {
     const t = table.targets[i];
     for (let nr: u32 = 0; nr < t.numFlushBios; nr++) {
       const clone = newClone(io, t, 0, 0, nr);
       const r = t.map(clone);
-      if (r == MAP_REMAPPED && alreadyFlushed(flushed, <DevRef>clone.to)) {
+      if (r == MAP_REMAPPED && alreadyFlushed(base, <DevRef>clone.to)) {
         clone.to = null;
         clone.status = 0;
         cloneDone(clone, 0);
@@ -216,10 +220,11 @@ function splitFlush(io: Io, table: Table): void {
       afterMap(clone, r);
     }
   }
+  flushed.length = base;
 }
 
-function alreadyFlushed(flushed: DevRef[], to: DevRef): bool {
-  for (let i = 0; i < flushed.length; i++) if (flushed[i].sameAs(to)) return true;
+function alreadyFlushed(base: i32, to: DevRef): bool {
+  for (let i = base; i < flushed.length; i++) if (flushed[i].sameAs(to)) return true;
   flushed.push(to);
   return false;
 }
