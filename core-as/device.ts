@@ -14,6 +14,9 @@ export class MappedDevice {
   inflight: i32 = 0;
   /** Requests that arrived while suspended, dispatched at resume in arrival order. */
   held: Io[] = [];
+  /** A table whose targets are still preparing (a load in progress), and why the last load failed. */
+  loading: Table | null = null;
+  loadError: string = "";
 
   constructor(public id: i32, public name: string) {}
 

@@ -4,7 +4,8 @@ import { setMsg, fail, msgPtr, msgLen, readText } from "./msg";
 import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY } from "./errno";
 import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
 import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
-import { Table, parseTable, tableError } from "./table";
+import { parseTable, tableError } from "./table";
+import { startLoad, loadFailure } from "./load";
 import { setLoadingDevice, startCollecting, stopCollecting } from "./devref";
 import { STATUS_INFO, STATUS_TABLE } from "./target";
 import { submitRequest, completeCommand, releaseHeld, rangeError, OP_WRITE_ZEROES, OP_WRITE, FLAG_FUA } from "./io";
@@ -89,6 +90,7 @@ export function dm_table_deps(textPtr: usize, textLen: i32): i32 {
   const table = parseTable(readText(textPtr, textLen));
   const names = stopCollecting();
   if (table == null) return settle(fail(EINVAL, tableError));
+  table.destroyTargets();
   setMsg(names.join("\n"));
   return settle(names.length);
 }
@@ -117,17 +119,24 @@ export function dm_dev_find(namePtr: usize, nameLen: i32): i32 {
   return settle(d.id);
 }
 
-export function dm_dev_load(id: i32, textPtr: usize, textLen: i32): i32 {
+/**
+ * dmsetup load: 0 when the table is ready as the inactive table, 1 when its targets are still
+ * reading metadata (a completion with `tag` follows; dm_dev_load_error explains a failure).
+ */
+export function dm_dev_load(id: i32, textPtr: usize, textLen: i32, tag: u32): i32 {
   const d = device(id);
   if (d == null) return settle(-ENXIO);
-  setLoadingDevice(d);
-  const table = parseTable(readText(textPtr, textLen));
-  setLoadingDevice(null);
-  if (table == null) return settle(fail(EINVAL, d.name + ": " + tableError));
-  table.acquire();
-  const old = d.inactive;
-  if (old != null) old.release();
-  d.inactive = table;
+  if (d.loading != null) return settle(fail(EBUSY, "device " + d.name + " is still loading a table"));
+  const r = startLoad(d, readText(textPtr, textLen), tag);
+  if (r < 0) return settle(fail(-r, loadFailure));
+  return settle(r);
+}
+
+/** Why the last asynchronous load of a device failed ("" if it did not). */
+export function dm_dev_load_error(id: i32): i32 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  setMsg(d.loadError);
   return settle(0);
 }
 
@@ -135,7 +144,7 @@ export function dm_dev_clear(id: i32): i32 {
   const d = device(id);
   if (d == null) return settle(-ENXIO);
   const old = d.inactive;
-  if (old != null) old.release();
+  if (old != null) old.retire();
   d.inactive = null;
   return settle(0);
 }
@@ -150,12 +159,14 @@ export function dm_dev_suspend(id: i32): i32 {
 export function dm_dev_resume(id: i32): i32 {
   const d = device(id);
   if (d == null) return settle(-ENXIO);
+  if (d.loading != null) return settle(fail(EBUSY, "device " + d.name + " is still loading a table"));
   const next = d.inactive;
   if (next != null) {
     const old = d.live;
-    if (old != null) old.release(); // requests in flight keep their own reference to it
+    if (old != null) old.retire(); // requests in flight keep their own reference to it
     d.live = next;
     d.inactive = null;
+    for (let i = 0; i < next.targets.length; i++) next.targets[i].resume();
   }
   d.suspended = false;
   releaseHeld(d);
@@ -168,10 +179,11 @@ export function dm_dev_remove(id: i32): i32 {
   if (d.openCount > 0) return settle(fail(EBUSY, "device " + d.name + " is busy: open " + d.openCount.toString() + " time(s)"));
   if (d.users > 0) return settle(fail(EBUSY, "device " + d.name + " is busy: used by " + d.users.toString() + " other table(s)"));
   if (d.inflight > 0 || d.held.length > 0) return settle(fail(EBUSY, "device " + d.name + " is busy: I/O in flight"));
+  if (d.loading != null) return settle(fail(EBUSY, "device " + d.name + " is still loading a table"));
   const live = d.live;
-  if (live != null) live.release();
+  if (live != null) live.retire();
   const inactive = d.inactive;
-  if (inactive != null) inactive.release();
+  if (inactive != null) inactive.retire();
   deviceRemove(d);
   return settle(0);
 }

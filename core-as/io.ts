@@ -7,7 +7,7 @@
 // with the first error. Nothing here blocks and nothing here allocates once the pools are warm.
 import { MappedDevice } from "./device";
 import { Table } from "./table";
-import { Target, MAP_REMAPPED, MAP_SUBMITTED } from "./target";
+import { Target, MAP_REMAPPED, MAP_SUBMITTED, MAP_DEFERRED } from "./target";
 import { DevRef } from "./devref";
 import { Backing } from "./backing";
 import { EIO, EINVAL, ENOSPC, ENODEV, EOPNOTSUPP } from "./errno";
@@ -23,6 +23,12 @@ export const FLAG_FUA: u32 = 1;
 const KIND_REQUEST: u8 = 0; // submitted by the host; finishing it fills the done box
 const KIND_CLONE: u8 = 1;   // a piece of a request inside one target
 const KIND_CHILD: u8 = 2;   // a request on a lower device, made for a clone remapped onto it
+const KIND_INTERNAL: u8 = 3; // issued by a target itself (chunk copies, metadata): ends in its Waiter
+
+/** Whoever waits for an internal I/O (a pending exception, an exception store): bi_end_io. */
+export abstract class Waiter {
+  abstract ioDone(io: Io, status: i32): void;
+}
 
 export class Io {
   kind: u8 = 0;
@@ -46,6 +52,11 @@ export class Io {
   status: i32 = 0;
   /** Commands: the id the host completes them by. */
   cmd: i32 = -1;
+  /** Internal I/O: who is told when it finishes, and a number for the waiter's own use. */
+  waiter: Waiter | null = null;
+  cookie: i64 = 0;
+  /** Clones: a chunk the target tracks while the clone is in flight (-1: none). */
+  tracked: i64 = -1;
 }
 
 // ---- pools: Io objects and command ids are reused, so steady-state I/O allocates nothing
@@ -59,6 +70,8 @@ function getIo(kind: u8): Io {
   io.status = 0;
   io.cmd = -1;
   io.targetBioNr = 0;
+  io.tracked = -1;
+  io.cookie = 0;
   return io;
 }
 
@@ -68,6 +81,7 @@ function putIo(io: Io): void {
   io.target = null;
   io.to = null;
   io.parent = null;
+  io.waiter = null;
   ioPool.push(io);
 }
 
@@ -94,8 +108,41 @@ export function completeCommand(id: i32, status: i32): i32 {
   if (clone == null) return -EINVAL;
   commands[id] = null;
   freeCommandIds.push(id);
-  cloneDone(clone, status);
+  subIoDone(clone, status);
   return 0;
+}
+
+/** A clone or an internal I/O finished on its device. */
+function subIoDone(io: Io, status: i32): void {
+  if (io.kind == KIND_INTERNAL) {
+    const w = <Waiter>io.waiter;
+    w.ioDone(io, status);
+    putIo(io);
+  } else {
+    cloneDone(io, status);
+  }
+}
+
+/**
+ * I/O a target issues on its own behalf (dm-io, kcopyd): `waiter.ioDone(io, status)` runs when
+ * it finishes; io.cookie carries the waiter's own bookkeeping. `buf` must stay valid until then.
+ */
+export function submitInternal(waiter: Waiter, to: DevRef, op: u32, flags: u32, sector: u64, count: u32, buf: usize, cookie: i64): void {
+  const io = getIo(KIND_INTERNAL);
+  io.waiter = waiter;
+  io.cookie = cookie;
+  io.op = op;
+  io.flags = flags;
+  io.sector = sector;
+  io.count = count;
+  io.buf = buf;
+  io.to = to;
+  route(io);
+}
+
+/** A clone a target deferred (MAP_DEFERRED) goes on: remapped (io.to, io.sector set), or finished. */
+export function resumeDeferred(clone: Io, r: i32): void {
+  afterMap(clone, r);
 }
 
 // ---- requests
@@ -248,6 +295,7 @@ function mapClone(clone: Io): void {
 }
 
 function afterMap(clone: Io, r: i32): void {
+  if (r == MAP_DEFERRED) return;
   if (r == MAP_SUBMITTED) {
     cloneDone(clone, clone.status);
     return;
@@ -256,22 +304,26 @@ function afterMap(clone: Io, r: i32): void {
     cloneDone(clone, EIO);
     return;
   }
-  const to = <DevRef>clone.to;
+  route(clone);
+}
+
+/** Sends a remapped clone or an internal I/O to its device: a host command, or a stacked request. */
+function route(io: Io): void {
+  const to = <DevRef>io.to;
   const backing = to.backing;
   if (backing != null) {
-    issueCommand(clone, backing);
+    issueCommand(io, backing);
     return;
   }
-  // Stacked: the clone becomes a request on the lower mapped device.
   const lower = <MappedDevice>to.mapped;
   const child = getIo(KIND_CHILD);
   child.dev = lower;
-  child.op = clone.op;
-  child.flags = clone.flags;
-  child.sector = clone.sector;
-  child.count = clone.count;
-  child.buf = clone.buf;
-  child.parent = clone;
+  child.op = io.op;
+  child.flags = io.flags;
+  child.sector = io.sector;
+  child.count = io.count;
+  child.buf = io.buf;
+  child.parent = io;
   startRequest(child);
 }
 
@@ -295,8 +347,8 @@ function finishUndispatched(io: Io, status: i32): void {
     doneboxPush(io.tag, status);
     putIo(io);
   } else {
-    const clone = <Io>io.parent;
+    const sub = <Io>io.parent;
     putIo(io);
-    cloneDone(clone, status == EINVAL || status == ENOSPC ? EIO : status); // past a lower device's end
+    subIoDone(sub, status == EINVAL || status == ENOSPC ? EIO : status); // past a lower device's end
   }
 }

@@ -6,12 +6,39 @@ import { DevRef } from "./devref";
 import { splitWords, parseU64 } from "./args";
 import { Backing } from "./backing";
 import { MappedDevice } from "./device";
+import { tablePrepared } from "./load";
 
 export class Table {
   targets: Target[] = [];
   size: u64 = 0;
   /** Distinct devices the table maps onto. */
   deps: DevRef[] = [];
+  /** Targets still preparing (reading metadata) and the first error any of them reported. */
+  preparing: i32 = 0;
+  prepareError: string = "";
+  /** The device this table is being loaded into, and the host's tag for the load. */
+  loadingFor: MappedDevice | null = null;
+  loadTag: u32 = 0;
+  private retired: bool = false;
+
+  /** A target finished its asynchronous preparation; error is "" on success. */
+  targetPrepared(t: Target, error: string): void {
+    if (error.length > 0 && this.prepareError.length == 0) this.prepareError = t.typeName() + ": " + error;
+    this.preparing--;
+    if (this.preparing == 0 && this.loadingFor != null) tablePrepared(this);
+  }
+
+  /** The table stops being live or inactive: drop device references, destroy its targets. */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.release();
+    this.destroyTargets();
+  }
+
+  destroyTargets(): void {
+    for (let i = 0; i < this.targets.length; i++) this.targets[i].destroy();
+  }
 
   /** Index of the segment holding sector (sector < size). */
   findTarget(sector: u64): i32 {
@@ -104,7 +131,12 @@ export function parseTable(text: string): Table | null {
     if (target == null) return failTable(where + "unknown target type '" + w[2] + "'");
     target.begin = start.value;
     target.len = len.value;
-    if (!target.ctr(w.slice(3))) return failTable(where + w[2] + ": " + target.error);
+    target.table = table;
+    if (!target.ctr(w.slice(3))) {
+      target.destroy();
+      for (let t = 0; t < table.targets.length; t++) table.targets[t].destroy();
+      return failTable(where + w[2] + ": " + target.error);
+    }
     table.targets.push(target);
     for (let d = 0; d < target.devices.length; d++) addDep(table.deps, target.devices[d]);
     next = start.value + len.value;

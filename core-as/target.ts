@@ -3,10 +3,12 @@
 // or finishes it itself (zero-fill, error), exactly like DM_MAPIO_REMAPPED / _SUBMITTED / _KILL.
 import { Io } from "./io";
 import { DevRef, resolveDevice, resolveError } from "./devref";
+import { Table } from "./table";
 
 export const MAP_REMAPPED: i32 = 0;  // io.to and io.sector now name the destination
 export const MAP_SUBMITTED: i32 = 1; // finished by the target, with io.status
 export const MAP_KILL: i32 = 2;      // fail with EIO
+export const MAP_DEFERRED: i32 = 3;  // kept by the target, which later calls resumeDeferred()
 
 export const STATUS_INFO: i32 = 0;
 export const STATUS_TABLE: i32 = 1;
@@ -25,6 +27,8 @@ export abstract class Target {
   numWriteZeroesBios: u32 = 0;
   /** Every device this target maps onto (iterate_devices), filled by ctr through getDevice. */
   devices: DevRef[] = [];
+  /** The table this target belongs to (set before ctr). */
+  table: Table | null = null;
 
   abstract typeName(): string;
   /** Parses and checks the arguments; on failure sets this.error and returns false. */
@@ -35,6 +39,17 @@ export abstract class Target {
     return status;
   }
   abstract status(type: i32): string;
+  /**
+   * Runs after every ctr of the table succeeded. Returns false when done; true when it started
+   * I/O (e.g. reading metadata) and will call table.targetPrepared(this, error) when finished.
+   */
+  prepare(): bool {
+    return false;
+  }
+  /** The table became live (snapshot_resume and the like). */
+  resume(): void {}
+  /** The table stopped being live or inactive, or failed to load (dtr). */
+  destroy(): void {}
   /** dmsetup message; returns an error text, or "" when handled. */
   message(args: string[]): string {
     return "target " + this.typeName() + " does not take messages";

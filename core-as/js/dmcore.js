@@ -122,7 +122,15 @@ export class DmCore {
   // ---- mapped devices
   createDevice(name) { return this.check(this.withText(name, (p, n) => this.x.dm_dev_create(p, n))); }
   findDevice(name) { return this.check(this.withText(name, (p, n) => this.x.dm_dev_find(p, n))); }
-  loadTable(id, text) { this.check(this.withText(text, (p, n) => this.x.dm_dev_load(id, p, n))); }
+  /**
+   * dmsetup load. Returns true when the table is ready as the inactive table; false when its
+   * targets are reading metadata first: a completion with `tag` follows (status 0, or an errno
+   * with the reason in loadError(id)).
+   */
+  loadTable(id, text, tag = 0) {
+    return this.check(this.withText(text, (p, n) => this.x.dm_dev_load(id, p, n, tag))) === 0;
+  }
+  loadError(id) { this.check(this.x.dm_dev_load_error(id)); return this.message(); }
   clearTable(id) { this.check(this.x.dm_dev_clear(id)); }
   suspend(id) { this.check(this.x.dm_dev_suspend(id)); }
   resume(id) { this.check(this.x.dm_dev_resume(id)); }
