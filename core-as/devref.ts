@@ -36,6 +36,11 @@ export function startCollecting(): void {
   collecting = new Array<string>();
 }
 
+/** True while tables are only parsed for their device names: targets must not register anywhere. */
+export function isCollecting(): bool {
+  return collecting != null;
+}
+
 export function stopCollecting(): string[] {
   const names = collecting;
   collecting = null;

@@ -24,7 +24,7 @@ export function startLoad(dev: MappedDevice, text: string, tag: u32): i32 {
   }
   table.acquire();
   for (let i = 0; i < table.targets.length; i++) {
-    if (table.targets[i].prepare()) table.preparing++;
+    if (table.targets[i].startPrepare()) table.preparing++;
   }
   if (table.preparing == 0) {
     if (table.prepareError.length > 0) {

@@ -46,6 +46,31 @@ export abstract class Target {
   prepare(): bool {
     return false;
   }
+  /** True while prepare() runs, so a preparation that finishes at once is not reported twice. */
+  private preparingNow: bool = false;
+
+  /** Runs prepare() and tells whether the target is still busy preparing afterwards. */
+  startPrepare(): bool {
+    this.preparingNow = true;
+    this.prepareDone = false;
+    const started = this.prepare();
+    this.preparingNow = false;
+    return started && !this.prepareDone;
+  }
+
+  private prepareDone: bool = false;
+
+  /** A target's asynchronous preparation ended ("" on success). */
+  finishPrepare(error: string): void {
+    this.prepareDone = true;
+    const t = <Table>this.table;
+    if (this.preparingNow) {
+      if (error.length > 0 && t.prepareError.length == 0) t.prepareError = this.typeName() + ": " + error;
+      return;
+    }
+    t.targetPrepared(this, error);
+  }
+
   /** The table became live (snapshot_resume and the like). */
   resume(): void {}
   /** The table stopped being live or inactive, or failed to load (dtr). */

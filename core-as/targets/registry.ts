@@ -4,11 +4,17 @@ import { LinearTarget } from "./linear";
 import { StripedTarget } from "./striped";
 import { ZeroTarget } from "./zero";
 import { ErrorTarget } from "./error";
+import { SnapshotTarget } from "./snapshot";
+import { OriginTarget } from "./snapshot-origin";
+import { SnapshotMergeTarget } from "./snapshot-merge";
 
 export function createTarget(typeName: string): Target | null {
   if (typeName == "linear") return new LinearTarget();
   if (typeName == "striped") return new StripedTarget();
   if (typeName == "zero") return new ZeroTarget();
   if (typeName == "error") return new ErrorTarget();
+  if (typeName == "snapshot") return new SnapshotTarget();
+  if (typeName == "snapshot-origin") return new OriginTarget();
+  if (typeName == "snapshot-merge") return new SnapshotMergeTarget();
   return null;
 }

@@ -23,9 +23,18 @@ export async function newHarness() {
     /** create + load + resume, as `dmsetup create NAME --table` */
     device(name, table) {
       const id = core.createDevice(name);
-      core.loadTable(id, table);
+      h.load(id, table);
       core.resume(id);
       return id;
+    },
+    /** dmsetup load, running the metadata I/O of targets that need it; throws on failure. */
+    load(id, table) {
+      const tag = nextTag++;
+      if (core.loadTable(id, table, tag)) return;
+      h.drain();
+      const status = done.get(tag);
+      if (status === undefined) throw new Error('table load did not finish');
+      if (status !== 0) throw Object.assign(new Error(core.loadError(id)), { errno: status });
     },
     /** Submits and returns the tag (throws if rejected at once). */
     submit(dev, op, sector, count, buf = 0, flags = 0) {

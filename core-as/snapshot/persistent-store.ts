@@ -1,0 +1,367 @@
+// The persistent exception store (P, PO): Linux's dm-snap-persistent.c on-disk format, byte for
+// byte, so a COW device written here activates under the kernel's dm-snapshot and the other way
+// round.
+//
+// Layout (all integers little-endian, chunk = chunk_size sectors):
+//   chunk 0          header: u32 magic 0x70416e53 ("SnAp"), u32 valid, u32 version (1),
+//                    u32 chunk_size; the rest of the chunk is zero
+//   chunk 1          metadata area 0: exceptions_per_area = chunk_bytes / 16 entries of
+//                    {u64 old_chunk, u64 new_chunk}; the table ends at the first new_chunk == 0
+//   chunks 2 .. epa+1      data chunks of area 0
+//   chunk 1 + (epa+1) * i  metadata area i, followed by its epa data chunks
+// Allocation starts at chunk 2 and steps over metadata chunks (skip_metadata).
+//
+// When things reach the disk, as in the kernel:
+//   - a new COW device (first sector zero): the header is written, then area 0 is zeroed;
+//   - a finished copy is added to the in-memory area; the area is written (flush, then write
+//     with FUA) when no other copy is in flight or the area just became full. A full area first
+//     gets the next area zeroed on disk. Only after that write do the waiting writes go on;
+//   - any I/O error makes the store invalid; invalidation writes the header with valid = 0.
+// The kernel does those writes synchronously; here they are internal I/O, and commits that
+// arrive meanwhile queue up and are applied in order once the write finished.
+import { Io, submitInternal, OP_READ, OP_WRITE, OP_FLUSH, FLAG_FUA } from "../io";
+import { ExceptionStore } from "./store";
+import { PendingException } from "./pending";
+import { chunkSizeError, SECTOR_SHIFT } from "./chunks";
+
+const SNAP_MAGIC: u32 = 0x70416e53;
+const DISK_VERSION: u32 = 1;
+const HEADER_CHUNKS: u64 = 1;
+const DEFAULT_CHUNK_SECTORS: u64 = 32;
+const EXCEPTION_BYTES: u64 = 16;
+
+// Steps of the internal I/O this store issues (the cookie of each I/O).
+const READ_HEADER: i64 = 1;
+const WRITE_NEW_HEADER: i64 = 2;
+const ZERO_FIRST_AREA: i64 = 3;
+const READ_AREA: i64 = 4;
+const ZERO_NEXT_AREA: i64 = 5;
+const FLUSH_BEFORE_AREA: i64 = 6;
+const WRITE_AREA: i64 = 7;
+const WRITE_INVALID_HEADER: i64 = 8;
+const READ_MERGE_AREA: i64 = 9;
+const FLUSH_BEFORE_MERGE_AREA: i64 = 10;
+const WRITE_MERGE_AREA: i64 = 11;
+
+export class PersistentStore extends ExceptionStore {
+  valid: bool = true;
+  version: u32 = DISK_VERSION;
+  exceptionsPerArea: u64 = 0;
+  currentArea: u64 = 0;
+  nextFree: u64 = HEADER_CHUNKS + 1;
+  currentCommitted: u64 = 0;
+  pendingCount: i32 = 0;
+  /** Pending exceptions committed to the in-memory area, told when the area reaches the disk. */
+  private callbacks: PendingException[] = [];
+  private callbackValid: bool[] = [];
+  /** An area write is in flight; later commits wait in the queue. */
+  private writing: bool = false;
+  private queue: PendingException[] = [];
+  private queueValid: bool[] = [];
+  /** One chunk each: the current area, zeroes, the header. */
+  private area: usize = 0;
+  private zeroArea: usize = 0;
+  private headerArea: usize = 0;
+
+  // ---- loading
+
+  readMetadata(): void {
+    if (this.chunkSize == 0) {
+      this.setChunkSize(DEFAULT_CHUNK_SECTORS);
+    }
+    this.allocAreas();
+    submitInternal(this, this.cow, OP_READ, 0, 0, 1, this.headerArea, READ_HEADER);
+  }
+
+  private allocAreas(): void {
+    this.freeAreas();
+    const bytes = <usize>(this.chunkSize << SECTOR_SHIFT);
+    this.area = heap.alloc(bytes);
+    this.zeroArea = heap.alloc(bytes);
+    this.headerArea = heap.alloc(bytes);
+    memory.fill(this.area, 0, bytes);
+    memory.fill(this.zeroArea, 0, bytes);
+    memory.fill(this.headerArea, 0, bytes);
+    this.exceptionsPerArea = (this.chunkSize << SECTOR_SHIFT) / EXCEPTION_BYTES;
+  }
+
+  private freeAreas(): void {
+    if (this.area != 0) heap.free(this.area);
+    if (this.zeroArea != 0) heap.free(this.zeroArea);
+    if (this.headerArea != 0) heap.free(this.headerArea);
+    this.area = this.zeroArea = this.headerArea = 0;
+  }
+
+  release(): void {
+    this.freeAreas();
+  }
+
+  private headerRead(): void {
+    const h = this.headerArea;
+    const magic = load<u32>(h);
+    if (magic == 0) {
+      // A new snapshot: header first, then an empty first area.
+      this.valid = true;
+      this.writeHeader(WRITE_NEW_HEADER);
+      return;
+    }
+    if (magic != SNAP_MAGIC) return this.loaded("invalid or corrupt snapshot: bad magic 0x" + magic.toString(16) + " in the COW header");
+    this.valid = load<u32>(h, 4) != 0;
+    this.version = load<u32>(h, 8);
+    const diskChunk = <u64>load<u32>(h, 12);
+    if (this.version != DISK_VERSION) return this.loaded("unable to handle snapshot disk version " + this.version.toString());
+    if (diskChunk != this.chunkSize) {
+      const bad = chunkSizeError(diskChunk);
+      if (bad.length > 0) return this.loaded("invalid on-disk chunk size " + diskChunk.toString() + ": " + bad);
+      // The header's chunk size wins over the table's (the kernel warns when one was given).
+      this.setChunkSize(diskChunk);
+      this.allocAreas();
+    }
+    if (!this.valid) return this.loaded("");
+    this.currentArea = 0;
+    this.readArea();
+  }
+
+  private areaLocation(area: u64): u64 {
+    return HEADER_CHUNKS + (this.exceptionsPerArea + 1) * area;
+  }
+
+  private chunkSector(chunk: u64): u64 {
+    return chunk << this.chunkShift;
+  }
+
+  private readArea(): void {
+    const chunk = this.areaLocation(this.currentArea);
+    if (this.chunkSector(chunk) + this.chunkSize > this.cow.sectors()) {
+      return this.loaded("metadata area " + this.currentArea.toString() + " lies past the end of the COW device");
+    }
+    submitInternal(this, this.cow, OP_READ, 0, this.chunkSector(chunk), <u32>this.chunkSize, this.area, READ_AREA);
+  }
+
+  /** insert_exceptions: adds the area's entries; continues with the next area while full. */
+  private areaRead(): void {
+    for (let i: u64 = 0; i < this.exceptionsPerArea; i++) {
+      const at = this.area + <usize>(i * EXCEPTION_BYTES);
+      const oldChunk = load<u64>(at);
+      const newChunk = load<u64>(at, 8);
+      if (newChunk == 0) {
+        this.currentCommitted = i;
+        this.skipMetadata();
+        return this.loaded("");
+      }
+      if (this.nextFree <= newChunk) this.nextFree = newChunk + 1;
+      this.snap.addException(oldChunk, newChunk);
+    }
+    this.currentArea++;
+    this.readArea();
+  }
+
+  private loaded(error: string): void {
+    this.snap.metadataRead(error, this.valid);
+  }
+
+  private skipMetadata(): void {
+    const stride = this.exceptionsPerArea + 1;
+    if (this.nextFree % stride == HEADER_CHUNKS) this.nextFree++;
+  }
+
+  private writeHeader(step: i64): void {
+    const bytes = <usize>(this.chunkSize << SECTOR_SHIFT);
+    const h = this.headerArea;
+    memory.fill(h, 0, bytes);
+    store<u32>(h, SNAP_MAGIC);
+    store<u32>(h, this.valid ? 1 : 0, 4);
+    store<u32>(h, this.version, 8);
+    store<u32>(h, <u32>this.chunkSize, 12);
+    submitInternal(this, this.cow, OP_WRITE, 0, 0, <u32>this.chunkSize, h, step);
+  }
+
+  private zeroDiskArea(area: u64, step: i64): void {
+    submitInternal(this, this.cow, OP_WRITE, 0, this.chunkSector(this.areaLocation(area)), <u32>this.chunkSize, this.zeroArea, step);
+  }
+
+  // ---- exceptions
+
+  prepareException(pe: PendingException): bool {
+    const size = this.cow.sectors();
+    if (size < (this.nextFree + 1) * this.chunkSize) return false;
+    pe.newChunk = this.nextFree;
+    this.nextFree++;
+    this.skipMetadata();
+    this.pendingCount++;
+    return true;
+  }
+
+  commitException(pe: PendingException, valid: bool): void {
+    if (this.writing) {
+      this.queue.push(pe);
+      this.queueValid.push(valid);
+      return;
+    }
+    this.commitNow(pe, valid);
+  }
+
+  private commitNow(pe: PendingException, valid: bool): void {
+    if (!valid) this.valid = false;
+    const at = this.area + <usize>(this.currentCommitted * EXCEPTION_BYTES);
+    store<u64>(at, pe.oldChunk);
+    store<u64>(at, pe.newChunk, 8);
+    this.currentCommitted++;
+    this.callbacks.push(pe);
+    this.pendingCount--;
+    // With copies still in flight and room left in the area, the write waits for them.
+    if (this.pendingCount != 0 && this.currentCommitted != this.exceptionsPerArea) return;
+    this.writing = true;
+    if (this.currentCommitted == this.exceptionsPerArea) this.zeroDiskArea(this.currentArea + 1, ZERO_NEXT_AREA);
+    else this.writeArea();
+  }
+
+  /** area_io with PREFLUSH | FUA: the copied data is stable before the area points at it. */
+  private writeArea(): void {
+    if (!this.valid) return this.areaWritten();
+    submitInternal(this, this.cow, OP_FLUSH, 0, 0, 0, 0, FLUSH_BEFORE_AREA);
+  }
+
+  private areaWritten(): void {
+    if (this.currentCommitted == this.exceptionsPerArea) {
+      this.currentCommitted = 0;
+      this.currentArea++;
+      memory.fill(this.area, 0, <usize>(this.chunkSize << SECTOR_SHIFT));
+    }
+    const done = this.callbacks;
+    this.callbacks = [];
+    this.writing = false;
+    for (let i = 0; i < done.length; i++) this.snap.pendingComplete(done[i], this.valid);
+    while (!this.writing && this.queue.length > 0) {
+      const pe = this.queue.shift();
+      const valid = this.queueValid.shift();
+      this.commitNow(pe, valid);
+    }
+  }
+
+  // ---- merging (snapshot-merge walks the table backwards, from the last committed exception)
+
+  /**
+   * persistent_prepare_merge: finds the run of consecutive exceptions ending at the last one
+   * committed; ends with snap.mergePrepared(run length, last old chunk, last new chunk), where a
+   * run of 0 means nothing is left and -1 a read error.
+   */
+  canMerge(): bool {
+    return true;
+  }
+
+  prepareMerge(): void {
+    if (this.currentCommitted == 0) {
+      if (this.currentArea == 0) {
+        this.snap.mergePrepared(0, 0, 0);
+        return;
+      }
+      // The current area is empty: move back to the previous one.
+      this.currentArea--;
+      const chunk = this.areaLocation(this.currentArea);
+      submitInternal(this, this.cow, OP_READ, 0, this.chunkSector(chunk), <u32>this.chunkSize, this.area, READ_MERGE_AREA);
+      return;
+    }
+    this.findMergeRun();
+  }
+
+  private findMergeRun(): void {
+    const last = this.currentCommitted - 1;
+    const lastOld = this.oldChunkAt(last);
+    const lastNew = this.newChunkAt(last);
+    let n: u64 = 1;
+    for (; n < this.currentCommitted; n++) {
+      if (this.oldChunkAt(last - n) != lastOld - n || this.newChunkAt(last - n) != lastNew - n) break;
+    }
+    this.snap.mergePrepared(<i64>n, lastOld, lastNew);
+  }
+
+  private oldChunkAt(i: u64): u64 {
+    return load<u64>(this.area + <usize>(i * EXCEPTION_BYTES));
+  }
+
+  private newChunkAt(i: u64): u64 {
+    return load<u64>(this.area + <usize>(i * EXCEPTION_BYTES), 8);
+  }
+
+  private mergeCount: u64 = 0;
+
+  /** persistent_commit_merge: clears the merged entries and writes the area (flush + FUA). */
+  commitMerge(n: u64): void {
+    for (let i: u64 = 0; i < n; i++) {
+      const at = this.area + <usize>((this.currentCommitted - 1 - i) * EXCEPTION_BYTES);
+      store<u64>(at, 0);
+      store<u64>(at, 0, 8);
+    }
+    this.mergeCount = n;
+    submitInternal(this, this.cow, OP_FLUSH, 0, 0, 0, 0, FLUSH_BEFORE_MERGE_AREA);
+  }
+
+  private mergeAreaWritten(ok: bool): void {
+    if (ok) {
+      this.currentCommitted -= this.mergeCount;
+      // The value next_free would have had, had every exception been committed in order.
+      this.nextFree = this.areaLocation(this.currentArea) + this.currentCommitted + 1;
+    }
+    this.snap.mergeCommitted(ok);
+  }
+
+  dropSnapshot(): void {
+    this.valid = false;
+    if (this.headerArea != 0) this.writeHeader(WRITE_INVALID_HEADER);
+  }
+
+  usage(): void {
+    this.sectorsAllocated = this.nextFree * this.chunkSize;
+    this.totalSectors = this.cow.sectors();
+    this.metadataSectors = (this.currentArea + 1 + HEADER_CHUNKS) * this.chunkSize;
+  }
+
+  statusTable(): string {
+    return (this.overflowSupported ? " PO " : " P ") + this.chunkSize.toString();
+  }
+
+  ioDone(io: Io, status: i32): void {
+    const step = io.cookie;
+    if (step == READ_HEADER) {
+      if (status != 0) return this.loaded("I/O error reading the COW header");
+      this.headerRead();
+    } else if (step == WRITE_NEW_HEADER) {
+      if (status != 0) return this.loaded("I/O error writing the COW header");
+      this.currentArea = 0;
+      this.zeroDiskArea(0, ZERO_FIRST_AREA);
+    } else if (step == ZERO_FIRST_AREA) {
+      this.loaded(status != 0 ? "I/O error zeroing the first metadata area" : "");
+    } else if (step == READ_AREA) {
+      if (status != 0) return this.loaded("I/O error reading metadata area " + this.currentArea.toString());
+      this.areaRead();
+    } else if (step == ZERO_NEXT_AREA) {
+      if (status != 0) this.valid = false;
+      this.writeArea();
+    } else if (step == FLUSH_BEFORE_AREA) {
+      if (status != 0) {
+        this.valid = false;
+        return this.areaWritten();
+      }
+      const chunk = this.areaLocation(this.currentArea);
+      submitInternal(this, this.cow, OP_WRITE, FLAG_FUA, this.chunkSector(chunk), <u32>this.chunkSize, this.area, WRITE_AREA);
+    } else if (step == WRITE_AREA) {
+      if (status != 0) this.valid = false;
+      this.areaWritten();
+    } else if (step == READ_MERGE_AREA) {
+      if (status != 0) {
+        this.snap.mergePrepared(-1, 0, 0);
+        return;
+      }
+      this.currentCommitted = this.exceptionsPerArea;
+      this.findMergeRun();
+    } else if (step == FLUSH_BEFORE_MERGE_AREA) {
+      if (status != 0) return this.mergeAreaWritten(false);
+      const chunk = this.areaLocation(this.currentArea);
+      submitInternal(this, this.cow, OP_WRITE, FLAG_FUA, this.chunkSector(chunk), <u32>this.chunkSize, this.area, WRITE_MERGE_AREA);
+    } else if (step == WRITE_MERGE_AREA) {
+      this.mergeAreaWritten(status == 0);
+    }
+    // WRITE_INVALID_HEADER: nothing more to do; the kernel only warns when it fails.
+  }
+}
