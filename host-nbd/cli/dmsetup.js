@@ -1,0 +1,54 @@
+// @ts-check
+// dmkit ls | create | reload | suspend | resume | remove | clear | status | table | info | message:
+// dmsetup's verbs, sent to a running server over its control socket.
+import { readFileSync } from 'node:fs';
+import { parseArgs, UsageError } from './args.js';
+import { controlRequest } from '../control/client.js';
+import { defaultControlPath } from '../control/paths.js';
+
+const HELP = {
+  ls: ['dmkit ls', 'List the mapped devices of the running server, with their sizes in sectors.'],
+  create: ['dmkit create NAME [--table TABLE | --file FILE]', 'Create a device and activate TABLE (dmsetup syntax; several lines allowed). Without --table or --file the table is read from standard input.'],
+  reload: ['dmkit reload NAME [--table TABLE | --file FILE]', 'Load TABLE as the inactive table of NAME; it takes effect at the next resume.'],
+  load: ['dmkit load NAME [--table TABLE | --file FILE]', 'Same as reload.'],
+  suspend: ['dmkit suspend NAME', 'Hold new I/O to NAME and wait for the I/O in flight to finish.'],
+  resume: ['dmkit resume NAME', 'Swap in the inactive table (if any) and release held I/O.'],
+  remove: ['dmkit remove NAME', 'Remove a device; refused while it is open or other devices stack on it.'],
+  clear: ['dmkit clear NAME', 'Drop the inactive table of NAME.'],
+  status: ['dmkit status [NAME]', 'Print the status line of each segment, as dmsetup status does.'],
+  table: ['dmkit table [NAME] [--inactive]', 'Print the table, as dmsetup table does.'],
+  info: ['dmkit info [NAME]', 'Print state, tables present and open count.'],
+  message: ['dmkit message NAME SECTOR MESSAGE...', 'Send a message to the target at SECTOR, as dmsetup message does.'],
+};
+
+export const dmsetupCommands = Object.keys(HELP);
+
+export function dmsetupHelp(cmd) {
+  const [usage, text] = HELP[/** @type {keyof HELP} */ (cmd)];
+  return `Usage: ${usage} [--control PATH]\n\n${text}\n\n  --control PATH  control socket of the server (default: $DMKIT_CONTROL or ${defaultControlPath()})\n`;
+}
+
+/** @param {string} cmd @param {string[]} argv @returns {Promise<string>} output to print */
+export async function runDmsetupCommand(cmd, argv) {
+  const { options, positional } = parseArgs(argv, {
+    control: { type: 'string' }, table: { type: 'string' }, file: { type: 'string' },
+    inactive: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (options.help) return dmsetupHelp(cmd);
+  const control = options.control ?? defaultControlPath();
+  const name = positional[0];
+  const needsName = !['ls', 'status', 'table', 'info'].includes(cmd);
+  if (needsName && !name) throw new UsageError(`${cmd} needs a device name\n\n${dmsetupHelp(cmd)}`);
+  const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
+  if (cmd === 'create' || cmd === 'reload' || cmd === 'load') {
+    request.table = options.table ?? (options.file ? readFileSync(options.file, 'utf8') : readFileSync(0, 'utf8'));
+  }
+  if (cmd === 'table') request.inactive = !!options.inactive;
+  if (cmd === 'message') {
+    if (positional.length < 3) throw new UsageError(`message needs NAME SECTOR MESSAGE\n\n${dmsetupHelp(cmd)}`);
+    if (!/^\d+$/.test(positional[1])) throw new UsageError(`invalid sector '${positional[1]}'`);
+    request.sector = Number(positional[1]);
+    request.message = positional.slice(2).join(' ');
+  }
+  return controlRequest(control, request);
+}

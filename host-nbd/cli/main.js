@@ -1,0 +1,46 @@
+// @ts-check
+// dmkit's command line: one verb per subcommand, errors as one line and a non-zero exit.
+import { UsageError } from './args.js';
+import { dmsetupCommands, runDmsetupCommand } from './dmsetup.js';
+
+const HELP = `Usage: dmkit <command> [options]
+
+Serving:
+  serve        serve mapped devices over NBD (with no options: a default 1 GiB disk)
+
+Changing a running server (dmsetup's verbs, over its control socket):
+  ls, create, reload, load, suspend, resume, remove, clear, status, table, info, message
+
+Snapshots without a kernel:
+  snapshot inspect COW [--json]       show a dm-snapshot COW device
+  snapshot merge --origin IMG --cow COW   fold a snapshot back into its origin image
+
+Run 'dmkit <command> --help' for the options of a command.
+`;
+
+/** @param {string[]} argv */
+export async function main(argv) {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      process.stdout.write(HELP);
+      if (!cmd) process.exitCode = 2;
+      return;
+    }
+    if (cmd === 'serve') {
+      const { serve } = await import('./serve.js');
+      await serve(rest);
+    } else if (cmd === 'snapshot') {
+      const { snapshotCommand } = await import('./snapshot.js');
+      await snapshotCommand(rest);
+    } else if (dmsetupCommands.includes(cmd)) {
+      const out = await runDmsetupCommand(cmd, rest);
+      if (out) process.stdout.write(out.endsWith('\n') ? out : out + '\n');
+    } else {
+      throw new UsageError(`unknown command '${cmd}'\n\n${HELP}`);
+    }
+  } catch (e) {
+    process.stderr.write(`dmkit ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  }
+}

@@ -1,0 +1,126 @@
+// @ts-check
+// The control socket: dmsetup's verbs as one JSON object per line, answered in kind.
+// Only its owner can reach it: the socket sits in a 0700 directory and is itself 0600.
+import net from 'node:net';
+import { mkdirSync, chmodSync, existsSync, unlinkSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+const MAX_LINE = 1 << 20;
+
+/**
+ * @param {import('../devices/registry.js').DeviceRegistry} registry
+ * @param {string} path
+ * @param {(line: string) => void} log
+ */
+export async function startControlServer(registry, path, log) {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (existsSync(path)) {
+    if (!statSync(path).isSocket()) throw new Error(`control socket ${path} exists and is not a socket`);
+    if (await isLive(path)) throw new Error(`another dmkit server is using the control socket ${path} (pass --control PATH)`);
+    unlinkSync(path);
+  }
+  const server = net.createServer((sock) => serveClient(registry, sock, log));
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve(undefined));
+  });
+  chmodSync(path, 0o600);
+  return {
+    path,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve(undefined));
+      try { unlinkSync(path); } catch { /* already gone */ }
+    }),
+  };
+}
+
+function isLive(path) {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function serveClient(registry, sock, log) {
+  let pending = '';
+  sock.setEncoding('utf8');
+  sock.on('error', () => {});
+  sock.on('data', async (chunk) => {
+    pending += chunk;
+    if (pending.length > MAX_LINE) { sock.destroy(); return; }
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      sock.pause();
+      const reply = await handle(registry, line, log);
+      sock.write(JSON.stringify(reply) + '\n');
+      sock.resume();
+    }
+  });
+}
+
+async function handle(registry, line, log) {
+  let req;
+  try {
+    req = JSON.parse(line);
+  } catch {
+    return { ok: false, error: 'malformed control request (not JSON)' };
+  }
+  try {
+    const output = await run(registry, req);
+    if (['create', 'reload', 'suspend', 'resume', 'remove', 'clear', 'message'].includes(req.cmd)) {
+      log(`control: ${req.cmd} ${req.name ?? ''}`.trim());
+    }
+    return { ok: true, output };
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** Runs one verb; returns the text dmsetup would print. */
+async function run(registry, req) {
+  const name = typeof req.name === 'string' ? req.name : undefined;
+  const need = () => {
+    if (!name) throw new Error(`${req.cmd} needs a device name`);
+    return name;
+  };
+  switch (req.cmd) {
+    case 'ls': return registry.names().map((n) => `${n}\t(${registry.info(n).sectors} sectors)`).join('\n');
+    case 'create': await registry.create(need(), String(req.table ?? '')); return '';
+    case 'reload': await registry.reload(need(), String(req.table ?? '')); return '';
+    case 'suspend': await registry.suspend(need()); return '';
+    case 'resume': await registry.resume(need()); return '';
+    case 'remove': await registry.remove(need()); return '';
+    case 'clear': registry.clear(need()); return '';
+    case 'table': return perDevice(registry, name, (n) => registry.table(n, !!req.inactive));
+    case 'status': return perDevice(registry, name, (n) => registry.status(n));
+    case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
+    case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
+    default: throw new Error(`unknown control command '${req.cmd}'`);
+  }
+}
+
+/** One device: its lines; all devices: each line prefixed "name: ", as dmsetup does. */
+function perDevice(registry, name, fn, separator = '') {
+  if (name) return fn(name).replace(/\n$/, '');
+  const names = registry.names();
+  if (names.length === 0) return 'No devices found';
+  if (separator) return names.map(fn).join(separator);
+  return names.map((n) => fn(n).split('\n').filter((l) => l).map((l) => `${n}: ${l}`).join('\n')).join('\n');
+}
+
+function formatInfo(registry, name) {
+  const info = registry.info(name);
+  const tables = [info.sectors > 0n ? 'LIVE' : '', info.hasInactive ? 'INACTIVE' : ''].filter(Boolean).join(' & ') || 'None';
+  const targets = registry.table(name).split('\n').filter((l) => l).length;
+  return [
+    `Name:              ${info.name}`,
+    `State:             ${info.state}`,
+    `Tables present:    ${tables}`,
+    `Open count:        ${info.openCount}`,
+    `Number of targets: ${targets}`,
+    `Size:              ${info.sectors} sectors`,
+  ].join('\n') + '\n';
+}
