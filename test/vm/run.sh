@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# npm run test:vm [-- SUITE...]: the kernel-side proofs. Boots Debian's kernel under qemu once per
+# suite (a fresh kernel each, so a crash in one suite cannot spoil another) and runs
+# test/vm/suites/SUITE.sh inside it. Prints the tally "N passed, M failed, K skipped" and exits
+# non-zero if anything failed, including a guest that timed out or left no result.
+# How it works and how to run one part: docs/vm.md.
+set -uo pipefail
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$VM_DIR/../.." && pwd)
+ALL_SUITES=(vectors-linux vectors-kernel snapshot-format nbd)
+TIMEOUT=${DMKIT_VM_TIMEOUT:-900}   # seconds per suite
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+die() { echo "vm: $*" >&2; exit 1; }
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=("${ALL_SUITES[@]}")
+for s in "${suites[@]}"; do
+  [ -f "$VM_DIR/suites/$s.sh" ] || die "unknown suite '$s' (suites: $(cd "$VM_DIR/suites" && ls | sed 's/\.sh$//' | tr '\n' ' '))"
+done
+
+T_ALL=$(now)
+bash "$VM_DIR/lib/install.sh" || die "cannot install the packages the VM needs"
+. "$VM_DIR/lib/kernel.sh"; . "$VM_DIR/lib/initramfs.sh"; . "$VM_DIR/lib/module.sh"
+. "$VM_DIR/lib/boot.sh"; . "$VM_DIR/lib/results.sh"
+vm_find_kernel || exit 1
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dmkit-vm.XXXXXX")
+echo "vm: kernel $KVER, work folder $WORK"
+
+t=$(now)
+(cd "$REPO" && node scripts/build.js) || die "building the core failed"
+INITRAMFS=$WORK/initramfs.gz
+vm_build_initramfs "$KVER" "$INITRAMFS" || die "building the initramfs failed"
+echo "vm: time prepare (core, initramfs) $(since "$t")s"
+t=$(now)
+vm_build_module "$KVER" "$WORK" || die "building the kmod-port module failed"
+if [ -n "$MODULE" ]; then echo "vm: time build dm-dmkit.ko $(since "$t")s"
+else echo "vm: $MODULE_MISSING"; fi
+
+TIMINGS=()
+for suite in "${suites[@]}"; do
+  scratch=$WORK/$suite
+  mkdir -p "$scratch"
+  { echo "REPO=$REPO"; echo "SUITE=$suite"; echo "KVER=$KVER"
+    echo "MODULE_MISSING='$MODULE_MISSING'"; } > "$scratch/params"
+  [ -n "$MODULE" ] && cp "$MODULE" "$scratch/dm-dmkit.ko"
+  echo "vm: === $suite"
+  t=$(now)
+  vm_boot "$scratch" "$scratch/console.log" "$TIMEOUT"
+  status=$?
+  TIMINGS+=("$(printf '%-18s %6ss' "$suite" "$(since "$t")")")
+  vm_collect "$suite" "$scratch" "$status"
+done
+
+echo
+echo "vm: timings (boot + tests + power-off per suite)"
+printf '  %s\n' "${TIMINGS[@]}"
+printf '  %-18s %6ss\n' "whole run" "$(since "$T_ALL")"
+for s in "${SKIPS[@]}"; do echo "vm: skipped $s"; done
+for f in "${FAILURES[@]}"; do echo "vm: FAILED $f"; done
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
+if [ "$TOTAL_FAILED" -gt 0 ]; then
+  echo "vm: console logs kept in $WORK"
+  exit 1
+fi
+rm -rf "$WORK"

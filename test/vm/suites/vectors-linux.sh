@@ -1,0 +1,4 @@
+# Every golden vector whose targets Debian's kernel has, through Linux's own targets: the oracle
+# the model and the core are judged by (test/vectors/runners/linux.js).
+check "modprobe-dm-targets" modprobe -a loop dm-mod dm-snapshot dm-zero dm-flakey dm-delay
+check_vectors "vectors-linux" node "$REPO/test/vectors/run.js" linux
