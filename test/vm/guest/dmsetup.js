@@ -96,3 +96,9 @@ export function kernelLogMark() {
   const all = kernelLog();
   return all.length ? all[all.length - 1].seq : -1;
 }
+
+/** Target types the running kernel has registered (dmsetup targets). */
+export async function targets() {
+  const out = await dmsetup(['targets']);
+  return out.split('\n').map((l) => l.split(/\s+/)[0]).filter(Boolean);
+}

@@ -1,0 +1,280 @@
+// @ts-check
+// What the `linux` and `kernel` runners share: a vector run through a real kernel's
+// device-mapper with dmsetup, disks as loop devices over files, I/O with O_DIRECT on
+// /dev/mapper/NAME. The two runners differ only in the target names they load (Linux's own, or
+// the kmod-port's `dmkit-*`) and in whether the kernel log's error messages are compared.
+// They run as root inside the qemu guest (npm run test:vm); anywhere else they skip, unless
+// DMKIT_REQUIRE_KERNEL=1 (set by the VM suites) turns "cannot run" into a failure.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { driveVector } from '../lib/drive.js';
+import { formatTable } from '../lib/parse.js';
+import { pattern } from '../lib/pattern.js';
+import { DirectDevice, errnoOf } from '../../vm/guest/direct-io.js';
+import * as dm from '../../vm/guest/dmsetup.js';
+import { attachDisk, detachDisk, diskBytes } from '../../vm/guest/loop-disks.js';
+
+/**
+ * @typedef {object} KernelRunnerOptions
+ * @property {string} prefix  mapped device names are PREFIX + the vector's device name
+ * @property {string[]} targets  the targets this kernel has (as vectors name them)
+ * @property {(target: string) => string} targetName  the name to load for a vector's target
+ * @property {boolean} compareMessages  compare a refused table's message with the kernel log
+ * @property {() => Promise<string|null>} [unavailable]  why the targets cannot run here (null: they can)
+ */
+
+/** Builds a runner module's exports (docs/vectors.md, "Writing a runner"). @param {KernelRunnerOptions} opts */
+export function kernelRunner(opts) {
+  return {
+    timeoutMs: 120_000,
+
+    async setup() {
+      let why = null;
+      if (process.getuid?.() !== 0) why = 'needs root (run it in the VM: npm run test:vm)';
+      else if (!existsSync('/dev/mapper/control')) why = 'this kernel has no device-mapper (run it in the VM: npm run test:vm)';
+      else why = opts.unavailable ? await opts.unavailable() : null;
+      if (why && process.env.DMKIT_REQUIRE_KERNEL === '1') throw new Error(`cannot run: ${why}`);
+      // Devices left by an earlier, interrupted run would make every create fail with EEXIST.
+      if (!why) for (const name of (await dm.listDevices(opts.prefix)).reverse()) await dm.remove(name).catch(() => {});
+      return { why };
+    },
+
+    /** @param {import('../lib/parse.js').Vector} vector @param {{why: string|null}} context */
+    async runVector(vector, context) {
+      if (context.why) return { status: 'skip', detail: context.why };
+      const missing = targetsOf(vector).filter((t) => !opts.targets.includes(t));
+      if (missing.length) return { status: 'skip', detail: `uses ${missing.join(', ')}, which this kernel does not have` };
+      const host = new KernelHost(vector, opts);
+      let result;
+      try {
+        await host.start();
+        const { skipped } = await driveVector(vector, host);
+        result = { status: 'pass', skippedStatements: skipped };
+      } catch (err) {
+        result = { status: 'fail', detail: err instanceof Error ? err.message : String(err) };
+      }
+      const leftovers = await host.cleanUp();
+      if (leftovers) return { status: 'fail', detail: [result.detail, `cleaning up: ${leftovers}`].filter(Boolean).join('; ') };
+      return result;
+    },
+  };
+}
+
+/** Target types a vector loads. @param {import('../lib/parse.js').Vector} vector */
+function targetsOf(vector) {
+  const found = new Set();
+  const visit = (/** @type {any[]} */ steps) => {
+    for (const s of steps) {
+      if (s.op === 'group') visit(s.steps);
+      if (s.table) for (const tl of s.table) if (tl.words[2]) found.add(tl.words[2]);
+    }
+  };
+  visit(vector.steps);
+  return [...found];
+}
+
+/** The driver's host over the running kernel (one per vector). */
+class KernelHost {
+  /** @param {import('../lib/parse.js').Vector} vector @param {KernelRunnerOptions} opts */
+  constructor(vector, opts) {
+    this.vector = vector;
+    this.opts = opts;
+    this.can = { errnos: false, messages: opts.compareMessages, outOfRange: false, zeroLength: false };
+    this.dir = '';
+    /** @type {Map<string, import('../../vm/guest/loop-disks.js').LoopDisk>} */
+    this.disks = new Map();
+    /** @type {string[]} devices created, in order (removed in reverse) */
+    this.created = [];
+    /** @type {Map<string, DirectDevice>} open /dev/mapper nodes */
+    this.open = new Map();
+    /** @type {Map<string, string>} "major:minor" -> the vector's disk or device name */
+    this.names = new Map();
+    /** @type {number|null} when the first create ran (for `time`) */
+    this.t0 = null;
+    /** control statements in file order, to find the message each one expects */
+    this.controls = flatten(vector.steps).filter((s) => ['create', 'reload'].includes(s.op));
+  }
+
+  async start() {
+    this.dir = await mkdtemp(join(tmpdir(), `dmkit-${this.vector.name}-`));
+    for (const d of this.vector.disks) {
+      const bytes = d.seed === null ? null : pattern(d.seed, d.sectors * 512);
+      const disk = await attachDisk(this.dir, d.name, d.sectors, bytes);
+      this.disks.set(d.name, disk);
+      this.names.set(dm.devNumber(disk.path), d.name);
+    }
+  }
+
+  mapped(/** @type {string} */ dev) { return this.opts.prefix + dev; }
+  path(/** @type {string} */ dev) { return `/dev/mapper/${this.mapped(dev)}`; }
+
+  /** @param {import('../lib/parse.js').TableLine[]} lines */
+  tableText(lines) {
+    return formatTable(lines, {
+      disk: (n) => /** @type {any} */ (this.disks.get(n)).path,
+      device: (n) => this.path(n),
+      target: this.opts.targetName,
+    });
+  }
+
+  /** @param {string} dev @param {import('../lib/parse.js').TableLine[]} lines */
+  async create(dev, lines) {
+    this.t0 ??= Date.now();
+    return this.load('create', dev, lines, async () => {
+      await dm.create(this.mapped(dev), this.tableText(lines));
+      this.created.push(dev);
+      this.names.set(dm.devNumber(this.path(dev)), dev);
+    });
+  }
+
+  /** @param {string} dev @param {import('../lib/parse.js').TableLine[]} lines */
+  reload(dev, lines) {
+    return this.load('reload', dev, lines, () => dm.reload(this.mapped(dev), this.tableText(lines)));
+  }
+
+  /**
+   * A table load; on failure, the outcome carries the kernel's message. dmsetup only says
+   * "Invalid argument": the target's own message is in the kernel log.
+   * @param {'create'|'reload'} op @param {string} dev @param {import('../lib/parse.js').TableLine[]} lines
+   * @param {() => Promise<unknown>} run
+   */
+  async load(op, dev, lines, run) {
+    const step = this.nextControl(op, dev);
+    const mark = dm.kernelLogMark();
+    try {
+      await run();
+      return null;
+    } catch (err) {
+      const log = dm.kernelLog(mark).map((r) => r.text).filter((t) => t.startsWith('device-mapper:'));
+      const expected = step?.expect?.kind === 'errno' ? step.expect.message : null;
+      return { errno: null, message: this.refusal(lines, log, expected, err) };
+    }
+  }
+
+  /**
+   * The message to report for a refused table. With compareMessages, the target's message from
+   * the kernel log ("device-mapper: table: 254:0: dmkit-striped: MSG (-EINVAL)") must be how the
+   * vector's message ends ("DEV: line N: striped: MSG"); when the kernel refused the table itself
+   * (a gap, a bad length) no target message exists and there is nothing to compare.
+   * @param {import('../lib/parse.js').TableLine[]} lines @param {string[]} log
+   * @param {string|null} expected @param {unknown} err
+   */
+  refusal(lines, log, expected, err) {
+    const raw = `${log.join(' / ') || (err instanceof Error ? err.message : String(err))}`;
+    if (!this.opts.compareMessages) return raw;
+    const targets = new Set(lines.map((tl) => this.opts.targetName(tl.words[2] ?? '')));
+    for (const text of log) {
+      const m = /^device-mapper: table: \d+:\d+: (\S+): (.*?)(?: \(-E[A-Z]+\))?$/.exec(text);
+      if (!m || !targets.has(m[1])) continue;
+      const said = `${lines.find((tl) => this.opts.targetName(tl.words[2]) === m[1])?.words[2]}: ${m[2]}`;
+      if (expected === null || !expected.endsWith(said)) return `kernel log: ${text}`;
+      return expected;
+    }
+    return expected ?? raw;
+  }
+
+  /** The next create/reload statement for `dev` (the driver runs control statements in order). */
+  nextControl(/** @type {string} */ op, /** @type {string} */ dev) {
+    const i = this.controls.findIndex((s) => s.op === op && s.dev === dev);
+    return i < 0 ? null : this.controls.splice(i, 1)[0];
+  }
+
+  /** A dmsetup verb as an outcome. @param {() => Promise<unknown>} run */
+  async verb(run) {
+    try {
+      await run();
+      return null;
+    } catch (err) {
+      return { errno: null, message: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  suspend(/** @type {string} */ dev) { return this.verb(() => dm.suspend(this.mapped(dev))); }
+  resume(/** @type {string} */ dev) { return this.verb(() => dm.resume(this.mapped(dev))); }
+  message(/** @type {string} */ dev, /** @type {number} */ sector, /** @type {string[]} */ words) {
+    return this.verb(() => dm.message(this.mapped(dev), sector, words));
+  }
+
+  async remove(/** @type {string} */ dev) {
+    await this.closeDevice(dev); // our own open descriptor would make the kernel say EBUSY
+    const out = await this.verb(() => dm.remove(this.mapped(dev)));
+    if (!out) this.created = this.created.filter((d) => d !== dev);
+    return out;
+  }
+
+  async device(/** @type {string} */ dev) {
+    let d = this.open.get(dev);
+    if (!d) {
+      d = await DirectDevice.open(this.path(dev));
+      this.open.set(dev, d);
+    }
+    return d;
+  }
+
+  async closeDevice(/** @type {string} */ dev) {
+    const d = this.open.get(dev);
+    this.open.delete(dev);
+    if (d) await d.close();
+  }
+
+  /** @param {import('../lib/drive.js').IoRequest} req */
+  async io(req) {
+    try {
+      const d = await this.device(req.dev);
+      switch (req.op) {
+        case 'read': return { errno: null, data: await d.read(req.sector, req.count) };
+        case 'write': await d.write(req.sector, /** @type {Uint8Array} */ (req.data), req.fua); break;
+        case 'flush': await d.flush(); break;
+        case 'discard': await d.discard(req.sector, req.count); break;
+        // BLKZEROOUT has no FUA: a flush after it makes the zeroes as durable.
+        case 'zeroes': await d.zeroes(req.sector, req.count); if (req.fua) await d.flush(); break;
+      }
+      return { errno: null };
+    } catch (err) {
+      return { errno: errnoOf(err) };
+    }
+  }
+
+  async status(/** @type {string} */ dev) { return this.readable(await dm.statusLines(this.mapped(dev))); }
+  async table(/** @type {string} */ dev) { return this.readable(await dm.tableLines(this.mapped(dev))); }
+
+  /** The kernel prints devices as major:minor and our targets under their loaded names: map
+   * both back to the vector's names. @param {string[]} lines */
+  readable(lines) {
+    const plain = new Map(this.opts.targets.map((t) => [this.opts.targetName(t), t]));
+    return lines.map((line) => line.split(' ').map((w, k) => {
+      if (k === 2) return plain.get(w) ?? w;
+      return this.names.get(w) ?? w;
+    }).join(' ')).join('\n');
+  }
+
+  async disk(/** @type {string} */ name) {
+    return new Uint8Array(await diskBytes(/** @type {any} */ (this.disks.get(name))));
+  }
+
+  /** `time MS`: real time, counted from the vector's first create. */
+  async setTime(/** @type {number} */ ms) {
+    const wait = (this.t0 ?? Date.now()) + ms - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+
+  /** Removes everything the vector made; returns what could not be removed ('' when all went). */
+  async cleanUp() {
+    const problems = [];
+    for (const dev of [...this.open.keys()]) await this.closeDevice(dev).catch((e) => problems.push(String(e)));
+    for (const dev of this.created.slice().reverse()) {
+      await dm.resume(this.mapped(dev)).catch(() => {}); // a suspended device cannot be removed cleanly
+      await dm.remove(this.mapped(dev)).catch((e) => problems.push(e.message));
+    }
+    for (const disk of this.disks.values()) await detachDisk(disk).catch((e) => problems.push(e.message));
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    return problems.join('; ');
+  }
+}
+
+/** @param {any[]} steps */
+function flatten(steps) {
+  return steps.flatMap((s) => (s.op === 'group' ? s.steps : [s]));
+}

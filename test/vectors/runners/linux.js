@@ -1,0 +1,17 @@
+// @ts-check
+// The `linux` runner: every vector through Linux's own device-mapper targets, the oracle the
+// model and dmkit are judged by. Needs a kernel with device-mapper and root: it runs in the qemu
+// guest of `npm run test:vm` (and skips elsewhere). Debian's kernel does not build ebs, so
+// vectors loading it are skipped here; the `kernel` runner covers them through the C port.
+// Refused tables are only checked to fail: Linux words its messages differently from dmkit.
+import { kernelRunner } from './_kernel-dm.js';
+
+export const LINUX_TARGETS = ['linear', 'striped', 'zero', 'error', 'snapshot', 'snapshot-origin',
+  'snapshot-merge', 'flakey', 'delay'];
+
+export const { timeoutMs, setup, runVector } = kernelRunner({
+  prefix: 'vl-',
+  targets: LINUX_TARGETS,
+  targetName: (t) => t,
+  compareMessages: false,
+});
