@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "dmkit_nbd",
+      "sources": [
+        "src/addon.cc",
+        "src/fds.cc",
+        "src/genl.cc",
+        "src/nbd_ioctl.cc",
+        "src/nbd_netlink.cc",
+        "src/off_thread.cc"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,79 @@
+// @ts-check
+// Builds the native addon with node-gyp, never depending on ~/.npmrc: the Node headers directory
+// and node-gyp itself are found from the running Node and npm.
+//
+//   node host-nbd/addon/build.js             build, exit 1 with the reason if it cannot
+//   node host-nbd/addon/build.js --optional  the same, but a failure only warns (npm install uses
+//                                            this: only `dmkit attach` needs the addon)
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ADDON_DIR = dirname(fileURLToPath(import.meta.url));
+export const ADDON_PATH = join(ADDON_DIR, 'build', 'Release', 'dmkit_nbd.node');
+
+/** node-gyp: the one npm runs scripts with, else the one bundled with npm next to this Node. */
+function findNodeGyp() {
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  ];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  return null;
+}
+
+/** The prefix whose include/node holds this Node's headers (Debian: /usr), if installed. */
+function findNodeDir() {
+  const prefixes = [process.env.npm_config_nodedir, join(dirname(process.execPath), '..')];
+  for (const p of prefixes) if (p && existsSync(join(p, 'include', 'node', 'node_api.h'))) return p;
+  return null;
+}
+
+/** True when the built addon is missing or older than one of its sources. */
+export function addonIsStale() {
+  if (!existsSync(ADDON_PATH)) return true;
+  const built = statSync(ADDON_PATH).mtimeMs;
+  const sources = ['binding.gyp', ...readdirSync(join(ADDON_DIR, 'src')).map((f) => join('src', f))];
+  return sources.some((f) => statSync(join(ADDON_DIR, f)).mtimeMs > built);
+}
+
+/**
+ * Builds the addon. Returns null on success, else the reason it could not be built.
+ * @param {{quiet?: boolean}} [opts] quiet: keep node-gyp's output unless the build fails
+ * @returns {string | null}
+ */
+export function buildAddon(opts = {}) {
+  if (process.platform !== 'linux') return `the NBD attach addon is Linux-only (this is ${process.platform})`;
+  const gyp = findNodeGyp();
+  if (!gyp) return 'node-gyp not found (it comes with npm; set npm_config_node_gyp to its node-gyp.js)';
+  const nodedir = findNodeDir();
+  if (!nodedir) {
+    return `Node's C headers not found (looked for include/node/node_api.h under ${join(dirname(process.execPath), '..')}; on Debian: apt-get install libnode-dev)`;
+  }
+  const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], {
+    cwd: ADDON_DIR,
+    encoding: 'utf8',
+    stdio: opts.quiet ? 'pipe' : 'inherit',
+  });
+  if (r.error) return `cannot run node-gyp: ${r.error.message}`;
+  if (r.status !== 0) {
+    const output = opts.quiet ? `\n${(r.stdout ?? '') + (r.stderr ?? '')}`.trimEnd() : '';
+    return `node-gyp failed (exit ${r.status}; it needs python3, make and g++)${output}`;
+  }
+  return null;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const optional = process.argv.includes('--optional');
+  const why = buildAddon({ quiet: optional });
+  if (why) {
+    if (optional) {
+      process.stderr.write(`dmkit: the NBD attach addon was not built: ${why.split('\n')[0]}\n` +
+        'dmkit: everything but `dmkit attach` works without it; `node host-nbd/addon/build.js` retries.\n');
+    } else {
+      process.stderr.write(`dmkit: cannot build the NBD attach addon: ${why}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

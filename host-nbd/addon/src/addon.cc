@@ -1,0 +1,235 @@
+// dmkit's native addon: the few things Node cannot do to attach an NBD device itself.
+// It hands sockets to the kernel's nbd driver (netlink, or ioctls as the fallback), makes the
+// socket pairs, takes ownership locks and flushes block devices. The NBD handshake, choosing a
+// device and every policy decision live in JavaScript (host-nbd/attach/).
+//
+// Argument checking is strict: a wrong type or a missing field throws a TypeError naming it.
+#include <fcntl.h>
+#include <napi.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "fds.h"
+#include "nbd_ioctl.h"
+#include "nbd_netlink.h"
+#include "off_thread.h"
+
+namespace dmkit {
+
+namespace {
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, message);
+}
+
+Napi::Object ObjectArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsObject()) ThrowType(info.Env(), std::string(what) + " must be an object");
+  return info[i].As<Napi::Object>();
+}
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) ThrowType(info.Env(), std::string(what) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+int FdArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) ThrowType(info.Env(), "fd must be a number");
+  int64_t fd = info[i].As<Napi::Number>().Int64Value();
+  if (fd < 0 || fd > INT32_MAX) ThrowType(info.Env(), "fd out of range");
+  return static_cast<int>(fd);
+}
+
+// A non-negative integer field; numbers only (sizes fit a double exactly up to 2^53).
+uint64_t U64Field(Napi::Object obj, const char* key) {
+  Napi::Value v = obj.Get(key);
+  if (!v.IsNumber()) ThrowType(obj.Env(), std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740992.0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    ThrowType(obj.Env(), std::string(key) + " must be a non-negative integer");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+std::vector<int> FdsField(Napi::Object obj) {
+  Napi::Value v = obj.Get("fds");
+  if (!v.IsArray()) ThrowType(obj.Env(), "fds must be an array");
+  Napi::Array arr = v.As<Napi::Array>();
+  if (arr.Length() == 0) ThrowType(obj.Env(), "fds must not be empty");
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value fd = arr.Get(i);
+    if (!fd.IsNumber() || fd.As<Napi::Number>().Int64Value() < 0) ThrowType(obj.Env(), "fds must hold descriptors");
+    fds.push_back(fd.As<Napi::Number>().Int32Value());
+  }
+  return fds;
+}
+
+NbdNetlinkParams NetlinkParams(Napi::Object obj, bool need_sizes) {
+  NbdNetlinkParams p;
+  Napi::Value index = obj.Get("index");
+  if (index.IsNumber()) p.index = index.As<Napi::Number>().Int32Value();
+  else if (!index.IsUndefined()) ThrowType(obj.Env(), "index must be a number");
+  if (need_sizes) {
+    p.size_bytes = U64Field(obj, "sizeBytes");
+    p.block_size = U64Field(obj, "blockSize");
+    p.server_flags = U64Field(obj, "serverFlags");
+  }
+  p.timeout_s = U64Field(obj, "timeout");
+  p.dead_conn_timeout_s = U64Field(obj, "deadConnTimeout");
+  p.fds = FdsField(obj);
+  Napi::Value backend = obj.Get("backend");
+  if (backend.IsString()) p.backend = backend.As<Napi::String>().Utf8Value();
+  else if (!backend.IsUndefined()) ThrowType(obj.Env(), "backend must be a string");
+  return p;
+}
+
+void ThrowIfFailed(Napi::Env env, const Status& st) {
+  if (!st.ok()) throw ErrorFrom(env, st);
+}
+
+// socketPair() -> [fd, fd]
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  ThrowIfFailed(info.Env(), MakeSocketPair(fds));
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, fds[0]);
+  out.Set(1u, fds[1]);
+  return out;
+}
+
+// dupFd(fd) -> fd (close-on-exec)
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  int fd = fcntl(FdArg(info, 0), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) ThrowIfFailed(info.Env(), Status::Fail(errno, "dup"));
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// closeFd(fd)
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  if (close(FdArg(info, 0)) < 0 && errno != EINTR) ThrowIfFailed(info.Env(), Status::Fail(errno, "close"));
+  return info.Env().Undefined();
+}
+
+// setBlocking(fd)
+Napi::Value SetBlockingJs(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), SetBlocking(FdArg(info, 0)));
+  return info.Env().Undefined();
+}
+
+// lockFile(path) -> fd; throws with code EWOULDBLOCK/EAGAIN when another process holds it
+Napi::Value LockFileJs(const Napi::CallbackInfo& info) {
+  int fd;
+  ThrowIfFailed(info.Env(), LockFile(StringArg(info, 0, "path"), &fd));
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// netlinkConnect({index?, sizeBytes, blockSize, serverFlags, timeout, deadConnTimeout, fds, backend?})
+// -> index. Runs on the JS thread on purpose: the kernel records the calling thread as the
+// device's pid (/sys/block/nbdN/pid), and this thread lives as long as the process. CONNECT does
+// no I/O on the device, so it cannot wait for our own server.
+Napi::Value NetlinkConnect(const Napi::CallbackInfo& info) {
+  NbdNetlinkParams p = NetlinkParams(ObjectArg(info, 0, "params"), true);
+  int32_t index = -1;
+  ThrowIfFailed(info.Env(), NbdNetlinkConnect(p, &index));
+  return Napi::Number::New(info.Env(), index);
+}
+
+// netlinkReconfigure({index, timeout, deadConnTimeout, fds, backend?}) -> Promise
+Napi::Value NetlinkReconfigure(const Napi::CallbackInfo& info) {
+  NbdNetlinkParams p = NetlinkParams(ObjectArg(info, 0, "params"), false);
+  if (p.index < 0) ThrowType(info.Env(), "index is required to reconfigure");
+  return RunOffThread(info.Env(), "nbd-reconfigure", [p] { return NbdNetlinkReconfigure(p); });
+}
+
+// netlinkDisconnect(index) -> Promise
+Napi::Value NetlinkDisconnect(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(info.Env(), "index must be a number");
+  int32_t index = info[0].As<Napi::Number>().Int32Value();
+  return RunOffThread(info.Env(), "nbd-disconnect", [index] { return NbdNetlinkDisconnect(index); });
+}
+
+// ioctlAttach({path, sizeBytes, blockSize, flags, timeout, fds}, onReady) -> Promise
+// onReady(error | null) is called once the device is configured (before NBD_DO_IT starts it);
+// the promise settles when NBD_DO_IT returns, i.e. when the device has been disconnected.
+Napi::Value IoctlAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object obj = ObjectArg(info, 0, "params");
+  if (info.Length() < 2 || !info[1].IsFunction()) ThrowType(env, "onReady must be a function");
+  NbdIoctlParams p;
+  Napi::Value path = obj.Get("path");
+  if (!path.IsString()) ThrowType(env, "path must be a string");
+  p.path = path.As<Napi::String>().Utf8Value();
+  p.size_bytes = U64Field(obj, "sizeBytes");
+  p.block_size = U64Field(obj, "blockSize");
+  p.flags = U64Field(obj, "flags");
+  p.timeout_s = U64Field(obj, "timeout");
+  p.fds = FdsField(obj);
+
+  auto done = std::make_shared<Napi::Promise::Deferred>(env);
+  auto on_ready = std::make_shared<Napi::FunctionReference>(Napi::Persistent(info[1].As<Napi::Function>()));
+  Napi::Promise promise = done->Promise();
+  StartThread(env, "nbd-do-it", [p, done, on_ready](const std::function<void(JsCall)>& post) {
+    int fd = -1;
+    Status setup = NbdIoctlSetup(p, &fd);
+    // The reference is released on the JS thread, where it was made.
+    post([setup, on_ready](Napi::Env env) {
+      if (env == nullptr) return;
+      on_ready->Call({setup.ok() ? env.Null() : ErrorFrom(env, setup).Value()});
+      if (!setup.ok()) on_ready->Reset();
+    });
+    Status run = setup.ok() ? NbdIoctlRun(fd, p.path) : setup;
+    post([run, done, on_ready](Napi::Env env) {
+      if (env == nullptr) {
+        on_ready->SuppressDestruct();  // no environment left to delete the reference in
+        return;
+      }
+      on_ready->Reset();
+      if (run.ok()) done->Resolve(env.Undefined());
+      else done->Reject(ErrorFrom(env, run).Value());
+    });
+  });
+  return promise;
+}
+
+// ioctlDisconnect(path) -> Promise
+Napi::Value IoctlDisconnect(const Napi::CallbackInfo& info) {
+  std::string path = StringArg(info, 0, "path");
+  return RunOffThread(info.Env(), "nbd-disconnect", [path] { return NbdIoctlDisconnect(path); });
+}
+
+// flushDevice(path, exclusive) -> Promise
+Napi::Value FlushDevice(const Napi::CallbackInfo& info) {
+  std::string path = StringArg(info, 0, "path");
+  bool exclusive = info.Length() > 1 && info[1].ToBoolean().Value();
+  return RunOffThread(info.Env(), "nbd-flush", [path, exclusive] { return FlushBlockDevice(path, exclusive); });
+}
+
+// syncAll() -> Promise
+Napi::Value SyncAllJs(const Napi::CallbackInfo& info) {
+  return RunOffThread(info.Env(), "sync", [] { return SyncAll(); });
+}
+
+Napi::Object Exports(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
+  exports.Set("dupFd", Napi::Function::New(env, DupFd));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("setBlocking", Napi::Function::New(env, SetBlockingJs));
+  exports.Set("lockFile", Napi::Function::New(env, LockFileJs));
+  exports.Set("netlinkConnect", Napi::Function::New(env, NetlinkConnect));
+  exports.Set("netlinkReconfigure", Napi::Function::New(env, NetlinkReconfigure));
+  exports.Set("netlinkDisconnect", Napi::Function::New(env, NetlinkDisconnect));
+  exports.Set("ioctlAttach", Napi::Function::New(env, IoctlAttach));
+  exports.Set("ioctlDisconnect", Napi::Function::New(env, IoctlDisconnect));
+  exports.Set("flushDevice", Napi::Function::New(env, FlushDevice));
+  exports.Set("syncAll", Napi::Function::New(env, SyncAllJs));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace dmkit
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return dmkit::Exports(env, exports); }
+
+NODE_API_MODULE(dmkit_nbd, Init)
