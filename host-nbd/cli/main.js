@@ -7,6 +7,7 @@ const HELP = `Usage: dmkit <command> [options]
 
 Serving:
   serve        serve mapped devices over NBD (with no options: a default 1 GiB disk)
+  demo         serve the in-browser dmkit on loopback and print its URL
 
 Changing a running server (dmsetup's verbs, over its control socket):
   ls, create, reload, load, suspend, resume, remove, clear, status, table, info, message
@@ -30,6 +31,9 @@ export async function main(argv) {
     if (cmd === 'serve') {
       const { serve } = await import('./serve.js');
       await serve(rest);
+    } else if (cmd === 'demo') {
+      const { demoCommand } = await import('../../host-browser/serve.js');
+      await demoCommand(rest);
     } else if (cmd === 'snapshot') {
       const { snapshotCommand } = await import('./snapshot.js');
       await snapshotCommand(rest);

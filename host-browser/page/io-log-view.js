@@ -1,0 +1,41 @@
+// @ts-check
+// The I/O log, newest first: each request (or table load) with the commands the core split it
+// into, their role (request data, snapshot copy, metadata, read-modify-write) and outcome.
+import { h } from './dom.js';
+
+const KEEP = 150;
+
+/** @param {import('./app-context.js').AppContext} app */
+export function setupIoLog(app) {
+  const list = /** @type {HTMLElement} */ (document.getElementById('log'));
+  const empty = h('p.hint', null, 'No I/O yet.');
+  list.append(empty);
+
+  const entryNode = (e) => {
+    const range = e.op === 'LOAD' ? '' : ` ${e.sector}+${e.count}`;
+    const copies = e.commands.filter((c) => c.role.includes('copy')).length;
+    const rmw = e.commands.filter((c) => c.role.startsWith('read-modify-write')).length;
+    const notes = [copies ? `${copies} copy step(s)` : '', rmw ? `${rmw} read-modify-write step(s)` : ''].filter(Boolean).join(', ');
+    return h('details', { dataset: { entry: String(e.id), op: e.op, dev: e.dev } },
+      h('summary', null,
+        h('span.mono', null, `#${e.id} ${e.what === 'load table' ? 'load table' : e.op} ${e.dev}${range}`), ' → ',
+        h(e.status === 'OK' ? 'span.good' : 'span.bad', null, e.status), ` · ${e.commands.length + e.more} command(s)`,
+        notes ? ` · ${notes}` : '', ` · ${e.ms} ms`),
+      e.commands.length === 0 ? h('p.hint', null, 'No command reached a backing device.') :
+        h('table.list', null,
+          h('thead', null, h('tr', null, h('th', null, 'op'), h('th', null, 'device'), h('th', null, 'sectors'), h('th', null, 'role'), h('th', null, 'result'))),
+          h('tbody', null, e.commands.map((c) => h('tr', null,
+            h('td.mono', null, c.op + (c.fua ? '+FUA' : '')), h('td.mono', null, c.disk),
+            h('td.mono', null, c.op === 'FLUSH' ? '' : `${c.sector}+${c.count}`), h('td', null, c.role),
+            h('td', null, c.status))))),
+      e.more ? h('p.hint', null, `… and ${e.more} more`) : null);
+  };
+
+  /** @param {any[]} entries oldest first */
+  app.addLogEntries = (entries) => {
+    if (!entries.length) return;
+    empty.remove();
+    for (const e of entries) list.prepend(entryNode(e));
+    while (list.children.length > KEEP) list.lastElementChild?.remove();
+  };
+}
