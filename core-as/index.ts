@@ -11,7 +11,7 @@ import { STATUS_INFO, STATUS_TABLE } from "./target";
 import { submitRequest, completeCommand, releaseHeld, rangeError, OP_WRITE_ZEROES, OP_WRITE, FLAG_FUA } from "./io";
 import { takeCommands, outboxPtr, takeCompletions, doneboxPtr } from "./boxes";
 import { patternFill } from "./pattern";
-import { setClock } from "./clock";
+import { setClock, nextTimer } from "./clock";
 import { splitWords } from "./args";
 import { lastAbort } from "./abort/index";
 import { settle, settleSometimes } from "./gc";
@@ -44,8 +44,14 @@ export function dm_last_abort(): i32 {
   return settle(0);
 }
 
+/** The host's clock (ms, only moves forward); releases timed I/O that is due (delay). */
 export function dm_set_time(ms: f64): void {
   setClock(ms);
+}
+
+/** When the host must next call dm_set_time (ms), or -1 when no I/O waits for time. */
+export function dm_next_timer(): f64 {
+  return nextTimer();
 }
 
 // ---- backing devices
@@ -152,8 +158,15 @@ export function dm_dev_clear(id: i32): i32 {
 export function dm_dev_suspend(id: i32): i32 {
   const d = device(id);
   if (d == null) return settle(-ENXIO);
+  if (!d.suspended) presuspend(d);
   d.suspended = true;
   return settle(0);
+}
+
+/** Targets let go of I/O they hold (delay) before the device suspends or its table is swapped. */
+function presuspend(d: MappedDevice): void {
+  const live = d.live;
+  if (live != null) for (let i = 0; i < live.targets.length; i++) live.targets[i].presuspend();
 }
 
 export function dm_dev_resume(id: i32): i32 {
@@ -162,6 +175,7 @@ export function dm_dev_resume(id: i32): i32 {
   if (d.loading != null) return settle(fail(EBUSY, "device " + d.name + " is still loading a table"));
   const next = d.inactive;
   if (next != null) {
+    if (!d.suspended) presuspend(d); // the kernel suspends a device before swapping its table
     const old = d.live;
     if (old != null) old.retire(); // requests in flight keep their own reference to it
     d.live = next;

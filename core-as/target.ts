@@ -73,6 +73,8 @@ export abstract class Target {
 
   /** The table became live (snapshot_resume and the like). */
   resume(): void {}
+  /** The device is being suspended, or its table replaced: let go of held I/O (delay_presuspend). */
+  presuspend(): void {}
   /** The table stopped being live or inactive, or failed to load (dtr). */
   destroy(): void {}
   /** dmsetup message; returns an error text, or "" when handled. */

@@ -105,7 +105,13 @@ export class DmCore {
   }
 
   patternFill(ptr, len, seed) { this.x.dm_pattern_fill(ptr, len, seed >>> 0); }
+  /**
+   * The host's clock in ms (it only moves forward; an earlier time is ignored). Flakey reads it,
+   * delay releases the I/O it holds once it is due: take commands and completions afterwards.
+   */
   setTime(ms) { this.x.dm_set_time(ms); }
+  /** @returns {number} when setTime must next be called (ms), or -1 when no I/O waits for time */
+  nextTimer() { return this.x.dm_next_timer(); }
 
   // ---- backing devices
   addBacking(name, sectors) {

@@ -7,6 +7,9 @@ import { ErrorTarget } from "./error";
 import { SnapshotTarget } from "./snapshot";
 import { OriginTarget } from "./snapshot-origin";
 import { SnapshotMergeTarget } from "./snapshot-merge";
+import { EbsTarget } from "./ebs";
+import { FlakeyTarget } from "./flakey";
+import { DelayTarget } from "./delay";
 
 export function createTarget(typeName: string): Target | null {
   if (typeName == "linear") return new LinearTarget();
@@ -16,5 +19,8 @@ export function createTarget(typeName: string): Target | null {
   if (typeName == "snapshot") return new SnapshotTarget();
   if (typeName == "snapshot-origin") return new OriginTarget();
   if (typeName == "snapshot-merge") return new SnapshotMergeTarget();
+  if (typeName == "ebs") return new EbsTarget();
+  if (typeName == "flakey") return new FlakeyTarget();
+  if (typeName == "delay") return new DelayTarget();
   return null;
 }

@@ -64,6 +64,22 @@ export async function newHarness() {
         h.collect();
       }
     },
+    /** Sets the core's clock and runs what it released. */
+    setTime(ms) {
+      core.setTime(ms);
+      h.drain();
+    },
+    /**
+     * drain(), and while I/O waits for time (delay), advance the simulated clock to the next
+     * deadline and drain again: what a host loop does once nothing else is pending.
+     */
+    settle(order) {
+      h.drain(order);
+      for (let t = core.nextTimer(); t >= 0; t = core.nextTimer()) {
+        core.setTime(t);
+        h.drain(order);
+      }
+    },
     collect() {
       for (const c of core.takeCompletions()) done.set(c.tag, c.status);
     },
@@ -79,13 +95,13 @@ export async function newHarness() {
     read(dev, sector, count) {
       const buf = h.buffer(count * 512);
       const tag = h.submit(dev, OP.READ, sector, count, buf);
-      h.drain();
+      h.settle();
       return { status: done.get(tag), data: core.bytes(buf, count * 512).slice() };
     },
     write(dev, sector, data, flags = 0) {
       const buf = h.buffer(data);
       const tag = h.submit(dev, OP.WRITE, sector, data.length / 512, buf, flags);
-      h.drain();
+      h.settle();
       return done.get(tag);
     },
   };
