@@ -18,6 +18,7 @@ export function cowUsage(status) {
  * @param {number} width CSS pixels available
  */
 export function drawChunkMap(map, status, width) {
+  width = Math.max(160, width);
   const n = map.state.length;
   const cell = Math.max(3, Math.min(16, Math.floor(Math.sqrt((width * 260) / Math.max(n, 1)))));
   const cols = Math.max(1, Math.floor(width / cell));

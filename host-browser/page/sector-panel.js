@@ -20,6 +20,7 @@ export function setupSectors(app, name) {
     const bytes = await app.client.call('read', { name, sector, count });
     view.hidden = false;
     const perRow = view.clientWidth >= 640 ? 16 : 8;
+    view.dataset.perRow = String(perRow);
     view.textContent = collapseRepeats(hexDump(bytes, sector, perRow));
     shown = { sector, count };
   };

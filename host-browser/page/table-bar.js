@@ -49,6 +49,7 @@ function el(tag, attrs, text) {
  * @returns {SVGSVGElement}
  */
 export function drawTableBar(name, table, sizeOf, width) {
+  width = Math.max(240, width);
   const lines = table.split('\n').map((l) => l.trim().split(/\s+/)).filter((w) => w.length >= 3 && !w[0].startsWith('#'));
   const total = lines.reduce((s, w) => s + Number(w[1]), 0) || 1;
   const pad = 8, barH = 22, gap = 46;
