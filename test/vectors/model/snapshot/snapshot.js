@@ -1,0 +1,275 @@
+// @ts-check
+// A snapshot as dm-snap.c defines it, in the model: its exception table (origin chunk -> COW
+// chunk), its store, the copy-out that origin writes trigger, and the merge back. Shared by
+// the snapshot and snapshot-merge target files and, through the origin registry, by
+// snapshot-origin. One request at a time: a copy finishes before anything else happens.
+import { mustRead } from '../blockdev.js';
+import { PersistentStore, chunkSizeProblem } from './persistent-store.js';
+import { TransientStore } from './transient-store.js';
+
+/** @typedef {import('../blockdev.js').BlockDev} BlockDev */
+
+/** The snapshots of each origin device (dm-snap.c's _origins), per model. */
+export function snapshotsOf(/** @type {import('../index.js').Model} */ model, /** @type {BlockDev} */ origin) {
+  const all = model.registry('snapshots', () => new Map());
+  if (!all.has(origin)) all.set(origin, []);
+  return /** @type {Snapshot[]} */ (all.get(origin));
+}
+
+/** __minimum_chunk_size: the smallest chunk of any snapshot of the origin (0: none). */
+export function minimumChunk(/** @type {import('../index.js').Model} */ model, /** @type {BlockDev} */ origin) {
+  let min = 0;
+  for (const s of snapshotsOf(model, origin)) if (s.store.chunkSize && (!min || s.store.chunkSize < min)) min = s.store.chunkSize;
+  return min;
+}
+
+/**
+ * __origin_write for one position: every valid, active, non-merging snapshot of the origin
+ * that does not yet have the chunk holding `sector` copies it out first.
+ * @param {import('../index.js').Model} model @param {BlockDev} origin @param {number} sector
+ */
+export function originWriteAt(model, origin, sector) {
+  for (const s of snapshotsOf(model, origin)) {
+    if (s.merging || sector >= s.deviceSize) continue;
+    if (!s.valid || !s.active) continue;
+    const chunk = Math.floor(sector / s.store.chunkSize);
+    if (s.exceptions.has(chunk)) continue;
+    const newChunk = s.store.prepare();
+    if (newChunk === null) {
+      s.invalidate(); // no room: the snapshot dies, the origin write goes on
+      continue;
+    }
+    s.copyChunk(chunk, newChunk);
+    s.complete(chunk, newChunk);
+  }
+}
+
+/**
+ * An origin write of [sector, sector+count): cut at the smallest chunk size of the origin's
+ * snapshots, as the origin target splits bios, each piece copying out first.
+ * @param {import('../index.js').Model} model @param {BlockDev} origin @param {number} sector @param {number} count
+ */
+export function originWrite(model, origin, sector, count) {
+  const min = minimumChunk(model, origin);
+  if (!min) return;
+  for (let at = sector; at < sector + count; at = (Math.floor(at / min) + 1) * min) originWriteAt(model, origin, at);
+}
+
+export class Snapshot {
+  /**
+   * Parses `<origin> <COW device> <P|PO|N> <chunk_size>` and loads the store. Returns the
+   * snapshot or a failure.
+   * @param {string[]} args @param {import('../table.js').TargetContext} ctx @param {boolean} merging
+   * @returns {Snapshot | {error: string, errno?: string}}
+   */
+  static create(args, ctx, merging) {
+    if (args.length < 4) return ctx.fail('requires 4 or more arguments');
+    if (args.length > 4) return ctx.fail('feature arguments are not supported'); // see docs/snapshots.md
+    const origin = ctx.device(args[0]);
+    if (!origin) return ctx.fail('cannot get origin device');
+    const cow = ctx.device(args[1]);
+    if (!cow) return ctx.fail('cannot get COW device');
+    if (origin === cow) return ctx.fail('COW device cannot be the same as origin device');
+    const kind = args[2].toUpperCase();
+    if (kind[0] !== 'P' && kind[0] !== 'N') return ctx.fail('exception store type is not P or N');
+    if (kind[0] === 'P' && kind.length > 1 && kind.slice(1) !== 'O') return ctx.fail(`unsupported persistent store option: ${args[2].slice(1)}`);
+    if (!/^(0|[1-9][0-9]*)$/.test(args[3]) || Number(args[3]) > 0xffffffff) return ctx.fail('invalid chunk size');
+    const chunkSize = Number(args[3]);
+    if (chunkSize !== 0) {
+      const bad = chunkSizeProblem(chunkSize);
+      if (bad) return ctx.fail(bad);
+    }
+    const store = kind[0] === 'P' ? new PersistentStore(cow, chunkSize, kind === 'PO') : new TransientStore(cow, chunkSize);
+    const s = new Snapshot(ctx.model, origin, cow, store, merging, ctx.begin, ctx.begin + ctx.len);
+
+    // A snapshot already using this COW device hands its exceptions over at resume (a reload).
+    const sharing = snapshotsOf(ctx.model, origin).filter((o) => o.cow === cow);
+    if (sharing.length > 1) return ctx.fail('snapshot cow pairing for exception table handover failed');
+    if (merging && snapshotsOf(ctx.model, origin).some((o) => o.merging)) return ctx.fail('a snapshot is already merging');
+    snapshotsOf(ctx.model, origin).push(s);
+    if (sharing.length === 1) {
+      s.handoverFrom = sharing[0];
+      return s;
+    }
+    const r = store.readMetadata((o, n) => s.exceptions.set(o, n));
+    if ('errno' in r) {
+      s.destroy();
+      return { error: `failed to read snapshot metadata: ${r.why}`, errno: r.errno };
+    }
+    if (r.invalid) s.valid = false;
+    if (!store.chunkSize) {
+      s.destroy();
+      return ctx.fail('chunk size not set');
+    }
+    return s;
+  }
+
+  /**
+   * @param {import('../index.js').Model} model @param {BlockDev} origin @param {BlockDev} cow
+   * @param {PersistentStore | TransientStore} store @param {boolean} merging
+   * @param {number} begin @param {number} deviceSize the size of the table it is in (one segment here)
+   */
+  constructor(model, origin, cow, store, merging, begin, deviceSize) {
+    this.model = model;
+    this.origin = origin;
+    this.cow = cow;
+    this.store = store;
+    this.merging = merging;
+    this.begin = begin;
+    this.deviceSize = deviceSize;
+    this.valid = true;
+    this.overflowed = false;
+    this.active = false;
+    /** @type {Map<number, number>} origin chunk -> COW chunk */
+    this.exceptions = new Map();
+    /** @type {Snapshot | null} */
+    this.handoverFrom = null;
+  }
+
+  /** Reads chunk `chunk` of the origin (cut at the origin's end) into COW chunk `newChunk`. */
+  copyChunk(/** @type {number} */ chunk, /** @type {number} */ newChunk) {
+    const cs = this.store.chunkSize;
+    const count = Math.min(cs, this.origin.size() - chunk * cs);
+    this.cow.io('write', newChunk * cs, count, mustRead(this.origin, chunk * cs, count));
+  }
+
+  /** Commits an exception; false (and the snapshot invalid) when the store could not. */
+  complete(/** @type {number} */ chunk, /** @type {number} */ newChunk) {
+    if (!this.store.commit(chunk, newChunk)) {
+      this.invalidate();
+      return false;
+    }
+    this.exceptions.set(chunk, newChunk);
+    return true;
+  }
+
+  invalidate() {
+    if (!this.valid) return;
+    this.store.drop();
+    this.valid = false;
+  }
+
+  resume() {
+    const src = this.handoverFrom;
+    if (src) {
+      this.store = src.store;
+      this.exceptions = src.exceptions;
+      this.valid = src.valid;
+      this.overflowed = src.overflowed;
+      src.valid = false;
+      src.exceptions = new Map();
+      this.handoverFrom = null;
+    }
+    this.active = true;
+    if (this.merging) this.merge();
+  }
+
+  destroy() {
+    const list = snapshotsOf(this.model, this.origin);
+    const i = list.indexOf(this);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** snapshot_status INFO. */
+  info() {
+    if (!this.valid) return 'Invalid';
+    if (this.overflowed) return 'Overflow';
+    const [allocated, total, metadata] = this.store.usage();
+    return `${allocated}/${total} ${metadata}`;
+  }
+
+  table() { return `${this.origin.name} ${this.cow.name} ${this.store.tableArgs()}`; }
+
+  /**
+   * The snapshot device: reads come from the COW chunk where an exception exists, else from
+   * the origin; a write first gives its chunk an exception (copying the chunk unless the write
+   * covers all of it). I/O is cut at chunk boundaries (max_io_len).
+   * @param {import('../blockdev.js').Op} op @param {number} rel @param {number} count @param {Uint8Array} [data]
+   * @returns {import('../blockdev.js').Result}
+   */
+  io(op, rel, count, data) {
+    if (op === 'flush') {
+      const first = this.merging ? this.origin.io('flush', 0, 0).errno : null;
+      return { errno: first ?? this.cow.io('flush', 0, 0).errno };
+    }
+    if (op === 'discard' || op === 'zeroes') return { errno: 'EOPNOTSUPP' }; // no discard or write-zeroes bios
+    const cs = this.store.chunkSize;
+    const out = op === 'read' ? new Uint8Array(count * 512) : undefined;
+    let errno = null;
+    const sector = this.begin + rel; // dm-snap maps the device's own sector numbers
+    for (let at = sector; at < sector + count;) {
+      const next = Math.min(sector + count, (Math.floor(at / cs) + 1) * cs);
+      const piece = data?.subarray((at - sector) * 512, (next - sector) * 512);
+      const r = this.merging ? this.mergePiece(op, at, next - at, piece) : this.piece(op, at, next - at, piece);
+      errno = errno ?? r.errno;
+      if (out && r.data) out.set(r.data, (at - sector) * 512);
+      at = next;
+    }
+    return errno ? { errno } : { errno: null, data: out };
+  }
+
+  /** snapshot_map for one piece inside one chunk. @param {'read'|'write'} op @param {number} at @param {number} n @param {Uint8Array} [data] */
+  piece(op, at, n, data) {
+    const cs = this.store.chunkSize;
+    const chunk = Math.floor(at / cs);
+    const inChunk = at % cs;
+    if (!this.valid) return { errno: 'EIO' };
+    if (op === 'read') {
+      const e = this.exceptions.get(chunk);
+      return e === undefined ? this.origin.io('read', at, n) : this.cow.io('read', e * cs + inChunk, n);
+    }
+    if (this.overflowed) return { errno: 'EIO' };
+    const e = this.exceptions.get(chunk);
+    if (e !== undefined) return this.cow.io('write', e * cs + inChunk, n, data);
+    const newChunk = this.store.prepare();
+    if (newChunk === null) {
+      if (this.store.overflow) this.overflowed = true;
+      else this.invalidate();
+      return { errno: 'EIO' };
+    }
+    if (n === cs) {
+      // the write covers the chunk: it goes straight to the COW chunk, no copy
+      this.cow.io('write', newChunk * cs, n, data);
+      return { errno: this.complete(chunk, newChunk) ? null : 'EIO' };
+    }
+    this.copyChunk(chunk, newChunk);
+    if (!this.complete(chunk, newChunk)) return { errno: 'EIO' };
+    return this.cow.io('write', newChunk * cs + inChunk, n, data);
+  }
+
+  /**
+   * snapshot_merge_map for one piece: chunks still with an exception go to the COW device,
+   * the rest to the origin (a write there copies out to the other snapshots first).
+   * @param {'read'|'write'} op @param {number} at @param {number} n @param {Uint8Array} [data]
+   */
+  mergePiece(op, at, n, data) {
+    const cs = this.store.chunkSize;
+    const e = this.valid ? this.exceptions.get(Math.floor(at / cs)) : undefined;
+    if (e !== undefined) return this.cow.io(op, e * cs + (at % cs), n, data);
+    if (op === 'write') originWrite(this.model, this.origin, at, n);
+    return this.origin.io(op, at, n, data);
+  }
+
+  /**
+   * The whole merge, at resume (the model has no background): runs of exceptions from the
+   * last one backwards are copied back to the origin (after the other snapshots of the origin
+   * copied out what that overwrites), then cleared from the store, as snapshot_merge_next_chunks.
+   */
+  merge() {
+    const store = this.store;
+    if (!this.valid || !(store instanceof PersistentStore)) return;
+    const cs = store.chunkSize;
+    for (let run = store.prepareMerge(); run; run = store.prepareMerge()) {
+      const oldChunk = run.oldChunk + 1 - run.count;
+      const newChunk = run.newChunk + 1 - run.count;
+      const size = run.count * cs;
+      const dest = oldChunk * cs;
+      const count = Math.min(size, this.origin.size() - dest);
+      const step = minimumChunk(this.model, this.origin);
+      for (let n = 0; n < size; n += step) originWriteAt(this.model, this.origin, dest + n);
+      this.origin.io('write', dest, count, mustRead(this.cow, newChunk * cs, count));
+      store.commitMerge(run.count);
+      for (let k = 0; k < run.count; k++) this.exceptions.delete(oldChunk + k);
+    }
+  }
+}
