@@ -16,9 +16,19 @@ const ZERO_BYTES = 1 << 20;
  */
 
 export class Host {
-  /** @param {import('../../core-as/js/dmcore.js').DmCore} core */
-  constructor(core) {
+  /**
+   * @param {import('../../core-as/js/dmcore.js').DmCore} core
+   * @param {{clock?: 'real' | 'simulated', batchSubmits?: boolean}} [opts] real: the core's clock
+   *   follows performance.now() and held I/O (delay) is released by a timer; simulated: the clock
+   *   moves only when told (setTime), or jumps to the next deadline when nothing else can make
+   *   progress (test hosts). batchSubmits: requests submitted in one turn are all in the core
+   *   before the first command runs (the vectors' begin/end).
+   */
+  constructor(core, opts = {}) {
     this.core = core;
+    this.clock = opts.clock ?? 'real';
+    this.batchSubmits = opts.batchSubmits ?? false;
+    this.timer = 0;
     /** @type {Map<number, Disk>} backing id -> disk */
     this.disks = new Map();
     /** @type {Map<number, (status: number) => void>} */
@@ -52,6 +62,7 @@ export class Host {
 
   /** dmsetup load, waiting for targets that read metadata first. Throws DmError. */
   async loadTable(dev, table) {
+    this.tick();
     const tag = this.newTag();
     if (this.core.loadTable(dev, table, tag)) return;
     const status = await this.wait(tag);
@@ -64,15 +75,42 @@ export class Host {
    * @returns {Promise<number>}
    */
   io(dev, op, flags, sector, count, buf) {
+    this.tick();
     const tag = this.newTag();
     const r = this.core.submit(dev, op, flags, sector, count, buf, tag);
     if (r < 0) throw new DmError(-r, this.core.message());
     return this.wait(tag);
   }
 
+  /** Keeps the core's clock current (flakey compares against it at load and at each request). */
+  tick() {
+    if (this.clock === 'real') this.core.setTime(performance.now());
+  }
+
+  /** Tells the core the time (simulated clock) and runs what it released. */
+  setTime(ms) {
+    this.core.setTime(ms);
+    this.pump();
+  }
+
+  /**
+   * Requests still wait and the core holds some until a deadline (delay): release them then,
+   * on a timer (real clock) or by moving the simulated clock there at once.
+   * @returns {boolean} true when the simulated clock moved (run the loop again)
+   */
+  armTimer() {
+    if (this.waiting.size === 0) return false;
+    const due = this.core.nextTimer();
+    if (due < 0) return false;
+    if (this.clock === 'simulated') { this.core.setTime(due); return true; }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { this.tick(); this.pump(); }, Math.max(0, due - performance.now()));
+    return false;
+  }
+
   wait(tag) {
     const p = new Promise((resolve) => this.waiting.set(tag, resolve));
-    this.pump();
+    if (this.batchSubmits) queueMicrotask(() => this.pump()); else this.pump();
     return p;
   }
 
@@ -90,7 +128,7 @@ export class Host {
         for (const c of cmds) this.issue(c);
         for (const c of cmds) this.execute(c);
         const delivered = this.deliver();
-        if (cmds.length === 0 && delivered === 0) break;
+        if (cmds.length === 0 && delivered === 0 && !this.armTimer()) break;
       }
     } finally {
       this.pumping = false;
@@ -118,7 +156,7 @@ export class Host {
       for (const c of cmds) this.execute(c);
       const delivered = this.deliver();
       this.observer?.batch?.();
-      if (cmds.length === 0 && delivered === 0) {
+      if (cmds.length === 0 && delivered === 0 && !this.armTimer()) {
         this.pumping = false; // in the same turn as the last check, so no request can slip between
         return;
       }

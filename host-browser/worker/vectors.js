@@ -72,7 +72,7 @@ class OpfsVectorHost {
 
   constructor(module, dir, top, name) {
     this.core = new DmCore(new WebAssembly.Instance(module, {}).exports);
-    this.host = new Host(this.core);
+    this.host = new Host(this.core, { clock: 'simulated', batchSubmits: true });
     this.dir = dir;
     this.top = top;
     this.name = name;
@@ -155,7 +155,7 @@ class OpfsVectorHost {
     return { sha256: await sha256Hex(bytes) };
   }
 
-  setTime(ms) { this.core.setTime(ms); this.host.pump(); }
+  setTime(ms) { this.host.setTime(ms); }
   waitMerge(dev) { return pollMerge(dev, this, 30_000, (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 5)))); }
 
   finish() {
