@@ -19,6 +19,7 @@ const HELP = {
   table: ['dmkit table [NAME] [--inactive]', 'Print the table, as dmsetup table does.'],
   info: ['dmkit info [NAME]', 'Print state, tables present and open count.'],
   message: ['dmkit message NAME SECTOR MESSAGE...', 'Send a message to the target at SECTOR, as dmsetup message does.'],
+  'set-time': ['dmkit set-time MS', 'Move the clock of a server started with --test-clock to MS milliseconds (flakey and delay targets follow it).'],
 };
 
 export const dmsetupCommands = Object.keys(HELP);
@@ -37,13 +38,18 @@ export async function runDmsetupCommand(cmd, argv) {
   if (options.help) return dmsetupHelp(cmd);
   const control = options.control ?? defaultControlPath();
   const name = positional[0];
-  const needsName = !['ls', 'status', 'table', 'info'].includes(cmd);
+  const needsName = !['ls', 'status', 'table', 'info', 'set-time'].includes(cmd);
   if (needsName && !name) throw new UsageError(`${cmd} needs a device name\n\n${dmsetupHelp(cmd)}`);
   const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
   if (cmd === 'create' || cmd === 'reload' || cmd === 'load') {
     request.table = options.table ?? (options.file ? readFileSync(options.file, 'utf8') : readFileSync(0, 'utf8'));
   }
   if (cmd === 'table') request.inactive = !!options.inactive;
+  if (cmd === 'set-time') {
+    if (!/^\d+(\.\d+)?$/.test(name ?? '')) throw new UsageError(`set-time needs a time in milliseconds\n\n${dmsetupHelp(cmd)}`);
+    request.ms = Number(name);
+    delete request.name;
+  }
   if (cmd === 'message') {
     if (positional.length < 3) throw new UsageError(`message needs NAME SECTOR MESSAGE\n\n${dmsetupHelp(cmd)}`);
     if (!/^\d+$/.test(positional[1])) throw new UsageError(`invalid sector '${positional[1]}'`);

@@ -1,7 +1,8 @@
 // @ts-check
 // dmkit serve: mapped devices from a config file and/or the command line, each served as an
 // NBD export, with a control socket for dmsetup-style changes while serving.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, fstatSync } from 'node:fs';
+import net from 'node:net';
 import { parseArgs, UsageError } from './args.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { readConfig } from '../devices/config.js';
@@ -34,8 +35,10 @@ Listening (default: TCP 127.0.0.1:10809):
 
 Control:
   --control PATH        control socket for dmkit ls/create/reload/... (default: $DMKIT_CONTROL or
-                        ${defaultControlPath()})
+                        ${defaultControlPath()}; with --stdio or socket activation: none unless given)
   --quiet               log errors only
+  --test-clock          time-driven targets (flakey, delay) see a clock that stands still at 0 and
+                        moves only with 'dmkit set-time MS' (for deterministic tests)
   -h, --help            this help
 
 Example:
@@ -45,7 +48,8 @@ Example:
 const SPEC = /** @type {const} */ ({
   device: { type: 'pairs' }, config: { type: 'string' }, image: { type: 'list' }, 'read-only': { type: 'boolean' },
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
-  stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
 });
 
 /** @param {string[]} argv */
@@ -61,10 +65,13 @@ export async function serve(argv) {
   const info = options.quiet ? () => {} : log;
 
   const tcp = options.listen ? parseListen(options.listen, !!options['allow-remote']) : null;
+  if (stdio && (tcp || options.socket || activated)) throw new UsageError('--stdio serves one connection on stdin/stdout: it cannot be combined with --listen, --socket or socket activation');
+  const streams = stdio ? stdioStreams() : null;
   const setup = collectSetup(options);
-  const registry = await DeviceRegistry.create({ readOnly: !!options['read-only'], log });
+  const readOnly = !!options['read-only'];
+  const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'] });
   try {
-    for (const img of setup.images) await registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly: !!options['read-only'] });
+    for (const img of setup.images) registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly });
     for (const dev of setup.devices) {
       try {
         await registry.create(dev.name, dev.table);
@@ -72,7 +79,7 @@ export async function serve(argv) {
         throw new Error(`device ${dev.name}: ${e.message}`);
       }
     }
-    await registry.engine.closeUnused();
+    registry.engine.closeUnused();
   } catch (e) {
     await registry.close();
     throw e;
@@ -94,26 +101,46 @@ export async function serve(argv) {
     await registry.close();
     info('flushed and closed');
   };
+  /** @type {Promise<string>} */
+  const signalled = new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
 
-  if (stdio) {
-    await server.serveStream(process.stdin, process.stdout);
-    await stop('client disconnected');
+  if (streams) {
+    await stop(await Promise.race([server.serveStream(streams.input, streams.output).then(() => 'client disconnected'), signalled]));
     return;
   }
-  if (activated) {
-    server.serveSystemdSockets();
-    info(`listening on ${process.env.LISTEN_FDS} socket-activated descriptor(s)`);
-  } else {
-    if (options.socket) await server.listenUnix(options.socket);
-    if (tcp || !options.socket) await server.listenTcp(tcp?.host ?? '127.0.0.1', tcp?.port ?? 10809);
+  try {
+    if (activated) {
+      const n = server.serveSystemdSockets();
+      info(`listening on ${n} socket-activated descriptor(s)`);
+    } else {
+      if (options.socket) await server.listenUnix(options.socket);
+      if (tcp || !options.socket) await server.listenTcp(tcp?.host ?? '127.0.0.1', tcp?.port ?? 10809);
+    }
+  } catch (e) {
+    await stop('cannot listen');
+    throw e;
   }
   printAttachHelp(say, registry, options.socket, activated ? null : tcp ?? (options.socket ? null : { host: '127.0.0.1', port: 10809 }), control);
+  await stop(await signalled);
+}
 
-  await new Promise((resolve) => {
-    const onSignal = (sig) => { stop(sig).then(resolve, (e) => { log(`error while stopping: ${e.message}`); resolve(undefined); }); };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+/**
+ * NBD on fd 0 / fd 1, as nbdkit -s has it: the client (libnbd's connect_command, nbdsh, nbdinfo
+ * [ ... ]) starts us with one end of a socketpair (or pipes) as stdin and stdout.
+ */
+function stdioStreams() {
+  for (const fd of [0, 1]) {
+    const st = fstatSync(fd);
+    if (!st.isSocket() && !st.isFIFO()) {
+      throw new UsageError(`--stdio needs a socket or pipe on ${fd === 0 ? 'stdin' : 'stdout'}: it is meant to be started by an NBD client, e.g. nbdinfo [ dmkit serve --stdio ... ] or nbdsh --connect-command`);
+    }
+  }
+  const input = new net.Socket({ fd: 0, readable: true, writable: false, allowHalfOpen: true });
+  const output = new net.Socket({ fd: 1, readable: false, writable: true });
+  return { input, output };
 }
 
 function systemdActivated() {

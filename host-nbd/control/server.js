@@ -98,6 +98,7 @@ async function run(registry, req) {
     case 'status': return perDevice(registry, name, (n) => registry.status(n));
     case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
+    case 'set-time': registry.setTime(Number(req.ms)); return '';
     default: throw new Error(`unknown control command '${req.cmd}'`);
   }
 }

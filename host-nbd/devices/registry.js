@@ -4,6 +4,8 @@
 // The control socket and the serve command both go through here; exports are looked up here.
 import { Engine } from '../engine/engine.js';
 import { DeviceExport } from '../engine/device-export.js';
+import { AllocationMap } from '../engine/allocation.js';
+import { DmError, ERRNO } from '../../core-as/js/dmcore.js';
 
 export class DeviceRegistry {
   /** @param {Engine} engine @param {{readOnly?: boolean, log?: (s: string) => void}} [opts] */
@@ -12,39 +14,67 @@ export class DeviceRegistry {
     this.core = engine.core;
     this.readOnly = !!opts.readOnly;
     this.log = opts.log ?? (() => {});
+    this.allocation = new AllocationMap(engine);
     /** @type {Map<string, DeviceExport>} */
     this.exports = new Map();
+    /** The export an empty export name selects: the first device created. */
+    this.defaultName = '';
+    /** @type {{now: number} | null} */
+    this.testClock = null;
   }
 
-  static async create(opts) {
-    return new DeviceRegistry(await Engine.create(opts), opts);
+  /**
+   * @param {{readOnly?: boolean, log?: (s: string) => void, syncMaxBytes?: number, testClock?: boolean}} [opts]
+   * testClock: time-driven targets see a clock that stands at 0 and moves only with setTime().
+   */
+  static async create(opts = {}) {
+    const test = { now: 0 };
+    const engine = await Engine.create({ ...opts, clock: opts.testClock ? () => test.now : undefined });
+    const registry = new DeviceRegistry(engine, opts);
+    if (opts.testClock) registry.testClock = test;
+    return registry;
+  }
+
+  /** Moves the test clock forward (never back) and lets held I/O whose time came go on. */
+  setTime(ms) {
+    if (!this.testClock) throw new Error('this server runs on real time (start it with --test-clock to set the time)');
+    if (!Number.isFinite(ms) || ms < 0) throw new Error(`invalid time '${ms}'`);
+    this.testClock.now = Math.max(this.testClock.now, ms);
+    this.engine.pump();
   }
 
   /** dmsetup create NAME --table TABLE: create, load, resume. */
   async create(name, table) {
-    await this.engine.openDepsOf(table, { readOnly: this.readOnly });
-    const id = this.core.createDevice(name);
+    this.engine.openDepsOf(table, { readOnly: this.readOnly });
+    let id;
+    try {
+      id = this.core.createDevice(name);
+    } catch (e) {
+      this.engine.closeUnused();
+      throw e;
+    }
     try {
       await this.engine.loadTable(id, table);
       this.core.resume(id);
       this.engine.pump(); // resuming may start work of its own (a snapshot merge)
     } catch (e) {
       this.core.removeDevice(id);
-      await this.engine.closeUnused();
+      this.engine.closeUnused();
       throw e;
     }
-    this.exports.set(name, new DeviceExport(this.engine, name, { readOnly: this.readOnly }));
+    this.exports.set(name, new DeviceExport(this.engine, this.allocation, name, { readOnly: this.readOnly }));
+    if (!this.defaultName) this.defaultName = name;
     return id;
   }
 
   /** dmsetup reload: the new table waits as the inactive table until resume. */
   async reload(name, table) {
     const id = this.core.findDevice(name);
-    await this.engine.openDepsOf(table, { readOnly: this.readOnly });
+    this.engine.openDepsOf(table, { readOnly: this.readOnly });
     try {
       await this.engine.loadTable(id, table);
     } finally {
-      await this.engine.closeUnused();
+      this.engine.closeUnused();
     }
   }
 
@@ -58,19 +88,32 @@ export class DeviceRegistry {
   async resume(name) {
     const id = this.core.findDevice(name);
     this.core.resume(id);
+    this.allocation.forget(name);
+    this.exports.get(name)?.refresh();
     this.engine.pump(); // held requests may have produced commands
-    await this.engine.closeUnused();
+    this.engine.closeUnused();
   }
 
+  /** Refused while an NBD connection has it open or another table stacks on it, as dmsetup does. */
   async remove(name) {
     const id = this.core.findDevice(name);
-    this.core.removeDevice(id);
+    try {
+      this.core.removeDevice(id);
+    } catch (e) {
+      if (e instanceof DmError && e.errno === ERRNO.EBUSY) {
+        throw new DmError(e.errno, `${name}: Device or resource busy (${e.message})`);
+      }
+      throw e;
+    }
     this.exports.delete(name);
-    await this.engine.closeUnused();
+    this.allocation.forget(name);
+    if (this.defaultName === name) this.defaultName = this.core.listDevices()[0] ?? '';
+    this.engine.closeUnused();
   }
 
   clear(name) {
     this.core.clearTable(this.core.findDevice(name));
+    this.engine.closeUnused();
   }
 
   names() { return this.core.listDevices(); }
@@ -79,12 +122,16 @@ export class DeviceRegistry {
   info(name) { return this.core.info(this.core.findDevice(name)); }
   message(name, sector, text) { return this.core.sendMessage(this.core.findDevice(name), sector, text); }
 
-  /** The NBD export of a device, or null. */
-  getExport(name) { return this.exports.get(name) ?? null; }
+  /** The NBD export of a device (the empty name: the default one), or null. */
+  getExport(name) {
+    return this.exports.get(name === '' ? this.defaultName : name) ?? null;
+  }
+
   listExports() { return [...this.exports.values()]; }
 
+  /** Flushes every backing file and closes them. */
   async close() {
     await this.engine.flushAll().catch((e) => this.log(`flush at exit failed: ${e.message}`));
-    await this.engine.close();
+    this.engine.close();
   }
 }

@@ -1,196 +1,248 @@
 // @ts-check
 // A mapped device seen as an NBD export: byte offsets become sector requests to the core.
-// Aligned requests go straight through with their payload in core memory; unaligned ones are
-// widened to whole sectors (reads) or read-modify-written under a range lock (writes).
-import { OP, FLAG, ERRNO } from '../../core-as/js/dmcore.js';
+//
+// Aligned requests go straight through, their payload already in core memory. Unaligned reads
+// are widened to whole sectors. Unaligned writes are read-modify-written: the partial edge
+// sectors are read, patched and written back with the rest, under an exclusive range lock;
+// aligned writes hold their range shared, so they only ever wait for a read-modify-write they
+// overlap (the scheme of dm-ebs and nbdkit's blocksize filter).
+//
+// Callers validate ranges against size() and the read-only flag first (server/requests.js);
+// errors come back as NbdError with a message naming the request.
+import { OP, FLAG, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
-import { NbdError } from '../protocol/errors.js';
+import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
+import { NBD_ERR } from '../protocol/constants.js';
 
 const SECTOR = 512;
-const MAX_REQUEST = 32 << 20;
+/** Largest READ / WRITE / CACHE we take (and advertise): the spec's portable maximum. */
+export const MAX_REQUEST = 32 << 20;
+/** Zero-filled writes (NO_HOLE, targets without write-zeroes) go in pieces of this size. */
+const ZERO_WRITE_BYTES = 1 << 20;
 
-/** Core statuses are Linux errnos; NBD has its own short list. */
-function nbdError(status, what) {
-  const known = [ERRNO.EPERM, ERRNO.EIO, ERRNO.ENOMEM, ERRNO.EINVAL, ERRNO.ENOSPC];
-  const code = status === ERRNO.EOPNOTSUPP ? 95 : known.includes(status) ? status : ERRNO.EIO;
-  return new NbdError(code, `${what} failed with errno ${status}`);
+/** @typedef {(error: NbdError | null) => void} Done */
+
+function ioError(status, what, detail) {
+  return new NbdError(nbdErrnoOf(status), `${what} failed: ${detail || errnoName(status)}`);
 }
 
 export class DeviceExport {
   /**
    * @param {import('./engine.js').Engine} engine
+   * @param {import('./allocation.js').AllocationMap} allocation
    * @param {string} name mapped device name
    * @param {{readOnly?: boolean, description?: string}} [opts]
    */
-  constructor(engine, name, opts = {}) {
+  constructor(engine, allocation, name, opts = {}) {
     this.engine = engine;
     this.core = engine.core;
+    this.allocation = allocation;
     this.name = name;
     this.id = this.core.findDevice(name);
     this.description = opts.description ?? `dmkit mapped device ${name}`;
     this.readOnly = !!opts.readOnly;
-    this.multiConn = true; // one process, writes acked when done, flush reaches every file
-    this.blockSize = { min: 1, preferred: 4096, max: MAX_REQUEST };
-    this.canTrim = true;
-    this.canWriteZeroes = true;
-    this.canFastZero = false; // zeroing is not guaranteed faster than writing
-    this.canFlush = true;
-    this.canFua = true;
-    this.canCache = true;
-    this.canBlockStatus = true;
     this.locks = new RangeLocks();
+    this.bytes = 0;
+    this.refresh();
   }
 
-  size() {
-    return Number(this.core.deviceSize(this.id)) * SECTOR;
+  /** Re-reads the size after the live table changed (resume). */
+  refresh() {
+    this.bytes = Number(this.core.deviceSize(this.id)) * SECTOR;
   }
+
+  size() { return this.bytes; }
 
   open() { this.core.openDevice(this.id); }
   close() { this.core.closeDevice(this.id); }
 
-  /** A lease over core memory: view() is re-fetched after every await. */
-  lease(ptr, offset, length) {
-    const core = this.core;
-    return {
-      view: () => core.bytes(ptr + offset, length),
-      release: () => core.free(ptr),
-    };
+  /** A buffer in core memory for a payload; freed by write() or by the caller. */
+  allocBuffer(length) {
+    const ptr = this.core.x.dm_alloc(Math.max(length, 1));
+    if (!ptr) throw new NbdError(NBD_ERR.ENOMEM, `no memory for a ${length}-byte buffer`);
+    return ptr;
   }
 
-  async read(offset, length) {
+  free(ptr) { this.core.x.dm_free(ptr); }
+
+  /**
+   * Reads [offset, offset + length). On success done gets the core buffer holding whole sectors
+   * and where the requested bytes start in it; the caller frees the buffer (free()).
+   * @param {(error: NbdError | null, ptr: number, skip: number) => void} done
+   */
+  read(offset, length, done) {
     const first = Math.floor(offset / SECTOR);
-    const last = Math.ceil((offset + length) / SECTOR);
-    const count = last - first;
-    const ptr = this.core.alloc(Math.max(count * SECTOR, 1));
-    const status = count === 0 ? 0 : await this.engine.io(this.id, OP.READ, 0, first, count, ptr);
-    if (status !== 0) {
-      this.core.free(ptr);
-      throw nbdError(status, `read of ${length} bytes at ${offset}`);
-    }
-    return this.lease(ptr, offset - first * SECTOR, length);
-  }
-
-  writeBuffer(length) {
-    return this.lease(this.core.alloc(Math.max(length, 1)), 0, length);
-  }
-
-  async write(offset, data, fua) {
-    try {
-      const length = data.view().length;
-      if (offset % SECTOR === 0 && length % SECTOR === 0) {
-        await this.aligned(offset, length, fua, data);
-      } else {
-        await this.readModifyWrite(offset, data, length, fua);
-      }
-    } finally {
-      data.release();
+    const count = Math.ceil((offset + length) / SECTOR) - first;
+    let ptr;
+    try { ptr = this.allocBuffer(count * SECTOR); } catch (e) { done(/** @type {NbdError} */ (e), 0, 0); return; }
+    const skip = offset - first * SECTOR;
+    if (count === 0) { done(null, ptr, 0); return; }
+    const r = this.engine.submit(this.id, OP.READ, 0, first, count, ptr, (status) => {
+      if (status === 0) { done(null, ptr, skip); return; }
+      this.free(ptr);
+      done(ioError(status, `read of ${length} bytes at ${offset}`), 0, 0);
+    });
+    if (r !== 0) {
+      this.free(ptr);
+      done(ioError(r, `read of ${length} bytes at ${offset}`, this.core.message()), 0, 0);
     }
   }
 
-  /** Writes whole sectors from the lease, waiting only for read-modify-writes it overlaps. */
-  async aligned(offset, length, fua, data) {
+  /**
+   * Writes `length` bytes from core buffer `ptr` (from allocBuffer; this frees it) at `offset`.
+   * @param {Done} done
+   */
+  write(offset, length, ptr, fua, done) {
+    const finish = (/** @type {NbdError | null} */ e) => { this.free(ptr); done(e); };
+    if (length === 0) { finish(null); return; }
+    if (offset % SECTOR === 0 && length % SECTOR === 0) this.writeAligned(offset, length, ptr, fua, finish);
+    else this.readModifyWrite(offset, length, ptr, fua).then(() => finish(null), finish);
+  }
+
+  /** Whole sectors, straight from the payload buffer, waiting only for overlapping RMWs. */
+  writeAligned(offset, length, ptr, fua, done) {
     const first = offset / SECTOR, count = length / SECTOR;
-    const unlock = await this.locks.acquire(first, first + count, false);
-    try {
-      const ptr = data.view().byteOffset;
-      await this.sectorOp(OP.WRITE, fua, first, count, ptr, `write of ${length} bytes at ${offset}`);
-    } finally {
-      unlock();
-    }
+    this.locks.acquire(first, first + count, false, (release) => {
+      const what = `write of ${length} bytes at ${offset}`;
+      const r = this.engine.submit(this.id, OP.WRITE, fua ? FLAG.FUA : 0, first, count, ptr, (status) => {
+        release();
+        done(status === 0 ? null : ioError(status, what));
+      });
+      if (r !== 0) { release(); done(ioError(r, what, this.core.message())); }
+    });
   }
 
-  async readModifyWrite(offset, data, length, fua) {
+  async readModifyWrite(offset, length, ptr, fua) {
     const first = Math.floor(offset / SECTOR);
     const last = Math.ceil((offset + length) / SECTOR);
     const count = last - first;
-    const unlock = await this.locks.acquire(first, last, true);
-    const ptr = this.core.alloc(count * SECTOR);
+    const what = `write of ${length} bytes at ${offset}`;
+    const release = await this.locks.lock(first, last, true);
+    const buf = this.allocBuffer(count * SECTOR);
     try {
-      const what = `write of ${length} bytes at ${offset}`;
-      // Only the edge sectors need their old contents.
-      await this.sectorOp(OP.READ, false, first, 1, ptr, what);
-      if (count > 1) await this.sectorOp(OP.READ, false, last - 1, 1, ptr + (count - 1) * SECTOR, what);
-      this.core.bytes(ptr + (offset - first * SECTOR), length).set(data.view());
-      await this.sectorOp(OP.WRITE, fua, first, count, ptr, what);
+      // Only partial edge sectors need their old contents.
+      const headPartial = offset % SECTOR !== 0;
+      const tailPartial = (offset + length) % SECTOR !== 0;
+      if (headPartial) await this.sectorOp(OP.READ, false, first, 1, buf, what);
+      if (tailPartial && (count > 1 || !headPartial)) await this.sectorOp(OP.READ, false, last - 1, 1, buf + (count - 1) * SECTOR, what);
+      const mem = this.engine.mem();
+      mem.copy(mem, buf + (offset - first * SECTOR), ptr, ptr + length);
+      await this.sectorOp(OP.WRITE, fua, first, count, buf, what);
     } finally {
-      this.core.free(ptr);
-      unlock();
+      this.free(buf);
+      release();
     }
   }
 
-  async sectorOp(op, fua, sector, count, ptr, what) {
-    const status = await this.engine.io(this.id, op, fua ? FLAG.FUA : 0, sector, count, ptr);
-    if (status !== 0) throw nbdError(status, what);
+  /** One core request as a promise; rejects with NbdError. */
+  async sectorOp(op, fua, sector, count, buf, what) {
+    let detail = '';
+    const status = await new Promise((resolve) => {
+      const r = this.engine.submit(this.id, op, fua ? FLAG.FUA : 0, sector, count, buf, resolve);
+      if (r !== 0) { detail = this.core.message(); resolve(r); }
+    });
+    if (status !== 0) throw ioError(status, what, detail);
   }
 
-  async flush() {
-    await this.sectorOp(OP.FLUSH, false, 0, 0, 0, 'flush');
+  /** @param {Done} done */
+  flush(done) {
+    this.sectorOp(OP.FLUSH, false, 0, 0, 0, 'flush').then(() => done(null), done);
   }
 
-  async trim(offset, length, fua) {
-    // Only whole sectors can be discarded; the partial edges keep their data (trim is advisory).
+  /**
+   * Only whole sectors can be discarded; partial edge sectors keep their data (trim is advisory,
+   * and so is a target that cannot discard).
+   * @param {Done} done
+   */
+  trim(offset, length, fua, done) {
     const first = Math.ceil(offset / SECTOR);
     const last = Math.floor((offset + length) / SECTOR);
-    if (last > first) await this.rangeOp(OP.DISCARD, fua, first, last, `trim of ${length} bytes at ${offset}`);
+    if (last <= first) { done(null); return; }
+    this.rangeOp(OP.DISCARD, fua, first, last, `trim of ${length} bytes at ${offset}`).then(() => done(null), done);
   }
 
-  async writeZeroes(offset, length, opts) {
-    const first = Math.ceil(offset / SECTOR);
-    const last = Math.floor((offset + length) / SECTOR);
+  /**
+   * @param {{fua: boolean, noHole: boolean, fastZero: boolean}} opts
+   * @param {Done} done
+   */
+  writeZeroes(offset, length, opts, done) {
+    this.zeroRange(offset, length, opts).then(() => done(null), done);
+  }
+
+  async zeroRange(offset, length, { fua, noHole, fastZero }) {
     const what = `write-zeroes of ${length} bytes at ${offset}`;
+    if (fastZero) {
+      // Zeroing here means reading the range and writing where it is not zero: never faster than
+      // a write, unless the range is known to read as zeroes already, when there is nothing to do.
+      if (this.allocation.knownZero(this.name, offset, length)) return;
+      throw new NbdError(NBD_ERR.ENOTSUP, `${what}: fast zeroing is only possible where the device is known to read as zeroes`);
+    }
+    const first = Math.ceil(offset / SECTOR);
+    const last = Math.floor((offset + length) / SECTOR);
+    if (last <= first) { await this.writeZeroBytes(offset, length, fua); return; }
     // Partial sectors at the edges are ordinary writes of zero bytes.
-    const headEnd = Math.min(offset + length, first * SECTOR);
-    if (headEnd > offset) await this.writeZeroBytes(offset, headEnd - offset, opts.fua);
-    if (last > first) await this.rangeOp(OP.WRITE_ZEROES, opts.fua, first, last, what);
-    const tailStart = Math.max(offset, last * SECTOR, headEnd);
-    if (offset + length > tailStart) await this.writeZeroBytes(tailStart, offset + length - tailStart, opts.fua);
+    if (offset < first * SECTOR) await this.writeZeroBytes(offset, first * SECTOR - offset, fua);
+    if (noHole) await this.zeroByWriting(first, last, fua, what);
+    else await this.rangeOp(OP.WRITE_ZEROES, fua, first, last, what);
+    if (offset + length > last * SECTOR) await this.writeZeroBytes(last * SECTOR, offset + length - last * SECTOR, fua);
   }
 
   async writeZeroBytes(offset, length, fua) {
-    const buf = this.writeBuffer(length);
-    buf.view().fill(0);
-    await this.write(offset, buf, fua);
+    const ptr = this.allocBuffer(length);
+    this.engine.mem().fill(0, ptr, ptr + length);
+    await new Promise((resolve, reject) => this.write(offset, length, ptr, fua, (e) => (e ? reject(e) : resolve(undefined))));
   }
 
-  /** DISCARD / WRITE_ZEROES on whole sectors, in pieces the core takes in one u32 count. */
+  /** DISCARD / WRITE_ZEROES on whole sectors, held like an aligned write. */
   async rangeOp(op, fua, first, last, what) {
-    const unlock = await this.locks.acquire(first, last, false);
+    const release = await this.locks.lock(first, last, false);
     try {
-      for (let s = first; s < last; s += 1 << 30) {
-        const n = Math.min(1 << 30, last - s);
-        const status = await this.engine.io(this.id, op, fua ? FLAG.FUA : 0, s, n, 0);
-        if (status === ERRNO.EOPNOTSUPP && op === OP.WRITE_ZEROES) await this.zeroByWriting(s, n, fua, what);
-        else if (status === ERRNO.EOPNOTSUPP && op === OP.DISCARD) continue; // trim is advisory
-        else if (status !== 0) throw nbdError(status, what);
-      }
+      let detail = '';
+      const status = await new Promise((resolve) => {
+        const r = this.engine.submit(this.id, op, fua ? FLAG.FUA : 0, first, last - first, 0, resolve);
+        if (r !== 0) { detail = this.core.message(); resolve(r); }
+      });
+      if (status === ERRNO.EOPNOTSUPP && op === OP.WRITE_ZEROES) { release(); await this.zeroByWriting(first, last, fua, what); return; }
+      if (status === ERRNO.EOPNOTSUPP && op === OP.DISCARD) return;
+      if (status !== 0) throw ioError(status, what, detail);
     } finally {
-      unlock();
+      release();
     }
   }
 
-  /** For targets without WRITE_ZEROES: write zero-filled buffers instead. */
-  async zeroByWriting(sector, count, fua, what) {
-    const chunk = 2048;
-    const ptr = this.core.alloc(chunk * SECTOR);
+  /** Writes zero-filled buffers: for NO_HOLE (the zeroes must be allocated) and targets without write-zeroes. */
+  async zeroByWriting(first, last, fua, what) {
+    const chunk = ZERO_WRITE_BYTES / SECTOR;
+    const ptr = this.allocBuffer(ZERO_WRITE_BYTES);
     try {
-      for (let s = sector; s < sector + count; s += chunk) {
-        const n = Math.min(chunk, sector + count - s);
-        this.core.bytes(ptr, n * SECTOR).fill(0);
-        await this.sectorOp(OP.WRITE, fua, s, n, ptr, what);
+      this.engine.mem().fill(0, ptr, ptr + ZERO_WRITE_BYTES);
+      for (let s = first; s < last; s += chunk) {
+        const n = Math.min(chunk, last - s);
+        const release = await this.locks.lock(s, s + n, false);
+        try { await this.sectorOp(OP.WRITE, fua, s, n, ptr, what); } finally { release(); }
       }
     } finally {
-      this.core.free(ptr);
+      this.free(ptr);
     }
   }
 
-  async cache(offset, length) {
-    // Reading warms the page cache of every backing file under the range.
-    const lease = await this.read(offset, length);
-    lease.release();
+  /** Reads the range (warming the page cache of every backing file under it) and drops the data. @param {Done} done */
+  cache(offset, length, done) {
+    const step = 1 << 20;
+    const next = (at) => {
+      if (at >= offset + length) { done(null); return; }
+      const n = Math.min(step, offset + length - at);
+      this.read(at, n, (e, ptr) => {
+        if (e) { done(e); return; }
+        this.free(ptr);
+        next(at + n);
+      });
+    };
+    next(offset);
   }
 
-  async blockStatus(offset, length) {
-    // The core does not track allocation yet: report the range as allocated data.
-    return [{ length, flags: 0 }];
+  /** base:allocation extents for [offset, offset + length). */
+  blockStatus(offset, length, max) {
+    return this.allocation.extents(this.name, offset, length, max);
   }
 }

@@ -1,12 +1,27 @@
 // @ts-check
-// The Node host loop around the core: it submits requests, executes the commands the core
-// emits against backing files, reports completions, and resolves each request's promise.
+// The Node host loop around the core: requests go in with a callback, the commands the core
+// emits are executed against backing files, completions are fed back, callbacks are called.
 // One engine owns one core instance; every mapped device of a server lives in it.
-import { DmCore, DmError, OP, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
+//
+// The hot path allocates little: callbacks live in a slot array indexed by the request tag,
+// command and completion records are copied out of core memory into reused typed arrays (the
+// core may overwrite its boxes as soon as we call into it again), and all file I/O uses one
+// Buffer over the core's memory, re-made only when the memory grew.
+//
+// Async file I/O writes into core memory after the call that started it returned. That is safe
+// because V8 grows a wasm32 memory in place (its address range is reserved up front on 64-bit
+// hosts: growing detaches the old ArrayBuffer object but never moves the bytes), and because a
+// buffer is only freed after the command that uses it completed. The engine also reserves
+// memory at start so that growth is rare. test/nbd/engine.test.js checks both.
+import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
 import { FileBacking } from './file-backing.js';
 
+const COMMAND_WORDS = 8; // 32-byte command records
+const DONE_WORDS = 3; // 12-byte completion records
+const RESERVE_BYTES = 256 << 20;
+
 /** Maps a Node fs error to the errno the core and NBD understand. */
-function errnoOf(e) {
+export function errnoOf(e) {
   switch (e && e.code) {
     case 'ENOSPC': case 'EDQUOT': case 'EFBIG': return ERRNO.ENOSPC;
     case 'EROFS': case 'EPERM': case 'EACCES': return ERRNO.EPERM;
@@ -15,75 +30,108 @@ function errnoOf(e) {
   }
 }
 
+/** @typedef {(status: number) => void} IoDone */
+
 export class Engine {
-  /** @param {DmCore} core @param {{log?: (line: string) => void}} [opts] */
+  /** @param {DmCore} core @param {{log?: (line: string) => void, syncMaxBytes?: number, clock?: () => number}} [opts] */
   constructor(core, opts = {}) {
     this.core = core;
+    this.x = core.x;
     this.log = opts.log ?? (() => {});
-    /** @type {Map<number, FileBacking>} backing id -> file */
-    this.files = new Map();
+    this.syncMaxBytes = opts.syncMaxBytes;
+    /** Milliseconds for time-driven targets. A test clock moves only when told: no timers then. */
+    this.clock = opts.clock ?? (() => performance.now());
+    this.realTime = !opts.clock;
+    /** @type {(FileBacking | undefined)[]} backing id -> file */
+    this.files = [];
     /** @type {Map<string, number>} path -> backing id */
     this.byPath = new Map();
-    /** @type {Map<number, {resolve: (status: number) => void}>} */
-    this.waiting = new Map();
-    this.nextTag = 1;
+    /** @type {(IoDone | undefined)[]} tag -> callback */
+    this.callbacks = [];
+    /** @type {number[]} */
+    this.freeTags = [];
+    this.scheduled = false;
     this.pumping = false;
+    this.pumpBound = () => this.pump();
     /** @type {Array<{dev:number, resolve: () => void}>} callers waiting for a device to drain */
     this.drainWaiters = [];
+    this.cmds = new Uint32Array(COMMAND_WORDS * 256);
+    this.dones = new Uint32Array(DONE_WORDS * 256);
+    this.memBuf = Buffer.from(core.memory.buffer);
+    this.timer = /** @type {NodeJS.Timeout | null} */ (null);
+    // Reserve address space in the core's allocator (freed blocks stay with it), so that
+    // buffers for requests rarely make the memory grow. Untouched pages cost no RAM.
+    core.free(core.alloc(RESERVE_BYTES));
   }
 
   static async create(opts) {
     return new Engine(await DmCore.load(), opts);
   }
 
+  /** A Buffer over the whole core memory (re-made after memory.grow). */
+  mem() {
+    const buffer = this.core.memory.buffer;
+    if (this.memBuf.buffer !== buffer) this.memBuf = Buffer.from(buffer);
+    return this.memBuf;
+  }
+
   // ---- backing files
 
   /** Opens (or creates, with createBytes) an image and registers it under its path. */
-  async addFile(path, opts = {}) {
+  addFile(path, opts = {}) {
     const existing = this.byPath.get(path);
     if (existing !== undefined) return existing;
-    const file = await FileBacking.open(path, opts);
+    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes });
     let id;
     try {
       id = this.core.addBacking(path, file.sectors);
     } catch (e) {
-      await file.close();
+      file.close();
       throw e;
     }
-    this.files.set(id, file);
+    this.files[id] = file;
     this.byPath.set(path, id);
     return id;
   }
 
-  /** Opens every file a table names that is not open yet (names of mapped devices excluded). */
-  async openDepsOf(table, opts = {}) {
+  /** @param {string} path */
+  fileByPath(path) {
+    const id = this.byPath.get(path);
+    return id === undefined ? undefined : this.files[id];
+  }
+
+  /** Opens every file a table names that is not open yet (the core leaves out mapped devices). */
+  openDepsOf(table, opts = {}) {
     for (const name of this.core.tableDeps(table)) {
-      if (!this.byPath.has(name)) await this.addFile(name, opts);
+      if (!this.byPath.has(name)) this.addFile(name, opts);
     }
   }
 
   /** Closes backing files no table uses any more. */
-  async closeUnused() {
-    for (const [id, file] of this.files) {
+  closeUnused() {
+    for (const [path, id] of this.byPath) {
       try {
         this.core.removeBacking(id);
       } catch (e) {
         if (e instanceof DmError && e.errno === ERRNO.EBUSY) continue;
         throw e;
       }
-      this.files.delete(id);
-      this.byPath.delete(file.path);
-      await file.close();
+      this.files[id]?.close();
+      this.files[id] = undefined;
+      this.byPath.delete(path);
     }
   }
 
+  /** fdatasync on every open file. */
   async flushAll() {
-    await Promise.all([...this.files.values()].map((f) => f.flush()));
+    const files = /** @type {FileBacking[]} */ (this.files.filter(Boolean));
+    await Promise.all(files.map((f) => new Promise((resolve, reject) => f.flush((e) => (e ? reject(e) : resolve(undefined))))));
   }
 
-  async close() {
-    for (const file of this.files.values()) await file.close().catch(() => {});
-    this.files.clear();
+  close() {
+    if (this.timer) clearTimeout(this.timer);
+    for (const f of this.files) f?.close();
+    this.files = [];
     this.byPath.clear();
   }
 
@@ -91,56 +139,121 @@ export class Engine {
 
   /** dmsetup load, waiting for targets that read metadata first (snapshots). Throws DmError. */
   async loadTable(dev, table) {
-    const tag = this.newTag();
-    if (this.core.loadTable(dev, table, tag)) return;
+    const tag = this.takeTag();
+    let ready;
+    this.x.dm_set_time(this.clock()); // flakey counts its intervals from the load
+    try {
+      ready = this.core.loadTable(dev, table, tag);
+    } catch (e) {
+      this.freeTags.push(tag);
+      throw e;
+    }
+    if (ready) { this.freeTags.push(tag); return; }
     const status = await new Promise((resolve) => {
-      this.waiting.set(tag, { resolve });
-      this.pump();
+      this.callbacks[tag] = resolve;
+      this.schedule();
     });
     if (status !== 0) throw new DmError(status, this.core.loadError(dev));
   }
 
-  newTag() {
-    const tag = this.nextTag;
-    this.nextTag = (this.nextTag + 1) >>> 0 || 1;
-    return tag;
+  takeTag() {
+    return this.freeTags.length > 0 ? /** @type {number} */ (this.freeTags.pop()) : this.callbacks.push(undefined) - 1;
   }
 
   // ---- I/O
 
   /**
-   * Runs one request through the core. Resolves with 0 or a positive errno; never rejects
-   * for I/O errors (they are statuses), only for bugs.
-   * @returns {Promise<number>}
+   * Starts one request through the core. Returns 0 when accepted: `done(status)` follows, with
+   * 0 or a positive errno. Returns a positive errno when the core refused it at once (no
+   * callback then; the reason is in core.message()).
+   * @param {number} dev @param {number} op @param {number} flags @param {number} sector
+   * @param {number} count @param {number} buf @param {IoDone} done
    */
+  submit(dev, op, flags, sector, count, buf, done) {
+    const tag = this.takeTag();
+    this.callbacks[tag] = done;
+    this.x.dm_set_time(this.clock()); // flakey decides up or down at map time
+    const r = this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
+    if (r < 0) {
+      this.callbacks[tag] = undefined;
+      this.freeTags.push(tag);
+      return -r;
+    }
+    this.schedule();
+    return 0;
+  }
+
+  /** The same as a promise resolving to the status (for paths that are not hot). */
   io(dev, op, flags, sector, count, buf) {
-    const tag = this.newTag();
-    const r = this.core.submit(dev, op, flags, sector, count, buf, tag);
-    if (r < 0) return Promise.resolve(-r);
-    const p = new Promise((resolve) => this.waiting.set(tag, { resolve }));
-    this.pump();
-    return p;
+    return new Promise((resolve) => {
+      const r = this.submit(dev, op, flags, sector, count, buf, resolve);
+      if (r !== 0) resolve(r);
+    });
+  }
+
+  schedule() {
+    if (this.scheduled || this.pumping) return;
+    this.scheduled = true;
+    queueMicrotask(this.pumpBound);
   }
 
   /** Hands out the core's commands and delivers its completions until both boxes are empty. */
   pump() {
-    if (this.pumping) return; // re-entered from a completion: the outer loop picks it up
+    this.scheduled = false;
+    if (this.pumping) return;
     this.pumping = true;
     try {
+      this.x.dm_set_time(this.clock());
       for (;;) {
-        const cmds = this.core.takeCommands();
-        for (const c of cmds) this.execute(c);
-        const done = this.core.takeCompletions();
-        for (const d of done) {
-          const w = this.waiting.get(d.tag);
-          if (w) { this.waiting.delete(d.tag); w.resolve(d.status); }
-        }
-        if (cmds.length === 0 && done.length === 0) break;
+        const n = this.x.dm_take_commands();
+        if (n > 0) this.runCommands(n);
+        const m = this.x.dm_take_completions();
+        if (m > 0) this.deliver(m);
+        if (n === 0 && m === 0) break;
       }
     } finally {
       this.pumping = false;
     }
     if (this.drainWaiters.length > 0) this.wakeDrained();
+    this.armTimer();
+  }
+
+  /** Time-driven targets (delay) hold I/O until a deadline: pump again when it passes. */
+  armTimer() {
+    if (!this.realTime) return;
+    const next = this.x.dm_next_timer();
+    if (next < 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => { this.timer = null; this.pump(); }, Math.max(0, next - this.clock()));
+  }
+
+  runCommands(n) {
+    const words = n * COMMAND_WORDS;
+    if (this.cmds.length < words) this.cmds = new Uint32Array(words * 2);
+    const c = this.cmds;
+    c.set(new Uint32Array(this.core.memory.buffer, this.x.dm_outbox_ptr(), words));
+    for (let i = 0; i < words; i += COMMAND_WORDS) {
+      this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4] + c[i + 5] * 4294967296, c[i + 6], c[i + 7]);
+    }
+  }
+
+  deliver(m) {
+    const words = m * DONE_WORDS;
+    if (this.dones.length < words) this.dones = new Uint32Array(words * 2);
+    const d = this.dones;
+    d.set(new Uint32Array(this.core.memory.buffer, this.x.dm_donebox_ptr(), words));
+    for (let i = 0; i < words; i += DONE_WORDS) {
+      const tag = d[i];
+      const done = this.callbacks[tag];
+      if (!done) { this.log(`bug: completion for unknown request tag ${tag}`); continue; }
+      this.callbacks[tag] = undefined;
+      this.freeTags.push(tag);
+      try {
+        done(d[i + 1] | 0);
+      } catch (e) {
+        this.log(`bug: a request callback threw: ${e instanceof Error ? e.stack : e}`);
+      }
+    }
   }
 
   /** Resolves once the device has no request in flight (used by suspend). */
@@ -158,34 +271,35 @@ export class Engine {
     });
   }
 
-  /** @param {import('../../core-as/js/dmcore.js').Command} c */
-  execute(c) {
-    const file = this.files.get(c.backing);
+  /** Executes one command record; completes it now (small I/O) or from a libuv callback. */
+  execute(cmd, backing, op, flags, sector, count, buf) {
+    const file = this.files[backing];
     if (!file) {
-      this.finish(c, ERRNO.EIO, new Error(`command for unknown backing device ${c.backing}`));
+      this.finish(cmd, null, Object.assign(new Error(`command for unknown backing device ${backing}`), { code: 'EIO' }));
       return;
     }
-    let work;
-    const position = c.sector * 512, length = c.count * 512;
-    switch (c.op) {
-      case OP.READ: work = file.read(this.core.bytes(c.buf, length), position); break;
-      case OP.WRITE:
-        work = file.write(this.core.bytes(c.buf, length), position);
-        if (c.flags & 1) work = work.then(() => file.flush());
-        break;
-      case OP.FLUSH: work = file.flush(); break;
-      case OP.DISCARD: case OP.WRITE_ZEROES:
-        work = file.zero(position, length);
-        if (c.flags & 1) work = work.then(() => file.flush());
-        break;
-      default: work = Promise.reject(Object.assign(new Error(`unknown op ${c.op}`), { code: 'EINVAL' }));
+    const position = sector * 512, length = count * 512;
+    const fua = (flags & FLAG.FUA) !== 0;
+    const after = fua
+      ? (/** @type {NodeJS.ErrnoException | null} */ e) => (e ? this.finish(cmd, file, e) : file.flush((e2) => this.finish(cmd, file, e2)))
+      : (/** @type {NodeJS.ErrnoException | null} */ e) => this.finish(cmd, file, e);
+    switch (op) {
+      case OP.READ: file.read(this.mem(), buf, length, position, (e) => this.finish(cmd, file, e)); break;
+      case OP.WRITE: file.write(this.mem(), buf, length, position, after); break;
+      case OP.FLUSH: file.flush((e) => this.finish(cmd, file, e)); break;
+      case OP.DISCARD: case OP.WRITE_ZEROES: file.zero(position, length, after); break;
+      default: this.finish(cmd, file, Object.assign(new Error(`unknown command op ${op}`), { code: 'EINVAL' }));
     }
-    work.then(() => this.finish(c, 0), (e) => this.finish(c, errnoOf(e), e));
   }
 
-  finish(c, status, error) {
-    if (error) this.log(`I/O error on ${this.files.get(c.backing)?.path ?? c.backing}: ${error.message} (${errnoName(status)})`);
-    this.core.complete(c.cmd, status);
-    this.pump();
+  /** @param {number} cmd @param {FileBacking | null} file @param {NodeJS.ErrnoException | null | undefined} error */
+  finish(cmd, file, error) {
+    let status = 0;
+    if (error) {
+      status = errnoOf(error);
+      this.log(`I/O error on ${file?.path ?? 'an unknown device'}: ${error.message} (${errnoName(status)})`);
+    }
+    if (this.x.dm_complete(cmd, status) < 0) this.log(`bug: ${this.core.message()}`);
+    this.schedule();
   }
 }

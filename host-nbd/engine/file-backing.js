@@ -1,115 +1,237 @@
 // @ts-check
-// A raw image file as a backing device: positional reads and writes straight into and out of
-// the core's memory, fdatasync for flush and FUA, and zeroing that keeps sparse files sparse.
-import { promises as fsp, constants as C } from 'node:fs';
+// A raw image file (or block device) as a backing device. Reads and writes go straight between
+// the file and a Buffer over the core's memory, at the offset the core gave: no JS copies.
+//
+// Small transfers are done synchronously on the event loop: against the page cache a 4 KiB
+// pread/pwrite costs a few microseconds, far less than a round trip through libuv's thread pool.
+// Large transfers go to the thread pool, where the kernel's copy runs beside the event loop on
+// another core. fdatasync (flush, FUA) is always asynchronous. docs/performance.md has figures.
+//
+// Zeroing (discard, write-zeroes) reads the range first and writes zeroes only where the file
+// is not zero already, so zeroing a sparse image allocates nothing (Node has no fallocate).
+import fs from 'node:fs';
 
 const SECTOR = 512;
 const ZERO_CHUNK = 1 << 20;
+const ZEROES = Buffer.alloc(ZERO_CHUNK);
+
+/** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */
 
 export class FileBacking {
   /**
-   * @param {string} path
-   * @param {import('node:fs/promises').FileHandle} handle
-   * @param {number} bytes
-   * @param {boolean} readOnly
+   * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
+   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean}} [opts]
    */
-  constructor(path, handle, bytes, readOnly) {
+  constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
-    this.handle = handle;
+    this.fd = fd;
     this.bytes = bytes;
     this.readOnly = readOnly;
-    this.zeroes = new Uint8Array(ZERO_CHUNK);
-    this.scratch = new Uint8Array(ZERO_CHUNK);
+    /** Transfers up to this size run synchronously (see the top of the file). */
+    this.syncMaxBytes = opts.syncMaxBytes ?? 64 * 1024;
+    /** The file had no blocks allocated when opened: it read as zeroes throughout. */
+    this.sparseAtOpen = !!opts.sparseAtOpen;
+    /** Written to since opened (by us): with sparseAtOpen, untouched ranges still read as zero. */
+    this.written = new WrittenMap(bytes);
+    this.closed = false;
   }
 
   /**
-   * Opens an existing image (or block device file). With createBytes, a missing file is created
+   * Opens an existing image (or block device). With createBytes, a missing file is created
    * sparse at that size. Sizes must be whole sectors.
-   * @param {string} path @param {{readOnly?: boolean, createBytes?: number}} [opts]
+   * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number}} [opts]
    */
-  static async open(path, opts = {}) {
+  static open(path, opts = {}) {
     const readOnly = !!opts.readOnly;
-    let handle;
+    let fd;
     try {
-      handle = await fsp.open(path, readOnly ? C.O_RDONLY : C.O_RDWR);
+      fd = fs.openSync(path, readOnly ? 'r' : 'r+');
     } catch (e) {
       if (/** @type {any} */ (e).code !== 'ENOENT' || !opts.createBytes) throw describeOpenError(path, e);
-      handle = await fsp.open(path, C.O_RDWR | C.O_CREAT | C.O_EXCL, 0o644);
-      await handle.truncate(opts.createBytes);
+      if (readOnly) throw new Error(`${path}: no such file (cannot create it in read-only mode)`);
+      try {
+        fd = fs.openSync(path, 'wx+', 0o644);
+        fs.ftruncateSync(fd, opts.createBytes);
+      } catch (e2) {
+        throw describeOpenError(path, e2);
+      }
     }
-    const st = await handle.stat();
-    let bytes = st.size;
-    if (st.isBlockDevice()) bytes = await blockDeviceSize(handle);
-    else if (!st.isFile()) {
-      await handle.close();
-      throw new Error(`${path}: not a regular file or block device`);
+    try {
+      const st = fs.fstatSync(fd);
+      let bytes = st.size;
+      if (st.isBlockDevice()) bytes = blockDeviceSize(st.rdev);
+      else if (!st.isFile()) throw new Error(`${path}: not a regular file or block device`);
+      if (bytes % SECTOR !== 0) throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
+      const sparseAtOpen = st.isFile() && st.blocks === 0;
+      return new FileBacking(path, fd, bytes, readOnly, { syncMaxBytes: opts.syncMaxBytes, sparseAtOpen });
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
     }
-    if (bytes % SECTOR !== 0) {
-      await handle.close();
-      throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
-    }
-    return new FileBacking(path, handle, bytes, readOnly);
   }
 
   get sectors() { return this.bytes / SECTOR; }
 
-  /** @param {Uint8Array} into @param {number} position */
-  async read(into, position) {
-    let done = 0;
-    while (done < into.length) {
-      const { bytesRead } = await this.handle.read(into, done, into.length - done, position + done);
-      if (bytesRead === 0) { into.fill(0, done); return; } // a file shrunk under us reads as zeroes
-      done += bytesRead;
+  /**
+   * Reads `length` bytes at `position` into buf[at...]. Bytes past the end of a file that
+   * shrank under us read as zeroes.
+   * @param {Buffer} buf @param {number} at @param {number} length @param {number} position @param {Done} done
+   */
+  read(buf, at, length, position, done) {
+    if (length <= this.syncMaxBytes) {
+      let error = null;
+      try {
+        let got = 0;
+        while (got < length) {
+          const n = fs.readSync(this.fd, buf, at + got, length - got, position + got);
+          if (n === 0) { buf.fill(0, at + got, at + length); break; }
+          got += n;
+        }
+      } catch (e) {
+        error = /** @type {NodeJS.ErrnoException} */ (e);
+      }
+      done(error);
+      return;
     }
+    const more = (got) => {
+      fs.read(this.fd, buf, at + got, length - got, position + got, (err, n) => {
+        if (err) done(err);
+        else if (n === 0) { buf.fill(0, at + got, at + length); done(null); }
+        else if (got + n < length) more(got + n);
+        else done(null);
+      });
+    };
+    more(0);
   }
 
-  /** @param {Uint8Array} from @param {number} position */
-  async write(from, position) {
-    if (this.readOnly) throw Object.assign(new Error(`${this.path} is read-only`), { code: 'EROFS' });
-    let done = 0;
-    while (done < from.length) {
-      const { bytesWritten } = await this.handle.write(from, done, from.length - done, position + done);
-      done += bytesWritten;
+  /** @param {Buffer} buf @param {number} at @param {number} length @param {number} position @param {Done} done */
+  write(buf, at, length, position, done) {
+    if (this.readOnly) { done(readOnlyError(this.path)); return; }
+    this.written.mark(position, length);
+    if (length <= this.syncMaxBytes) {
+      let error = null;
+      try {
+        let put = 0;
+        while (put < length) put += fs.writeSync(this.fd, buf, at + put, length - put, position + put);
+      } catch (e) {
+        error = /** @type {NodeJS.ErrnoException} */ (e);
+      }
+      done(error);
+      return;
     }
+    const more = (put) => {
+      fs.write(this.fd, buf, at + put, length - put, position + put, (err, n) => {
+        if (err) done(err);
+        else if (put + n < length) more(put + n);
+        else done(null);
+      });
+    };
+    more(0);
   }
 
-  async flush() {
-    if (!this.readOnly) await this.handle.datasync();
+  /** fdatasync: everything written before is on stable storage when done is called. @param {Done} done */
+  flush(done) {
+    if (this.readOnly) { done(null); return; }
+    fs.fdatasync(this.fd, (err) => done(err));
   }
 
   /**
    * Makes [position, position + length) read as zeroes, writing only the parts that are not
-   * zero already: a discard over a sparse image then allocates nothing.
+   * zero already (a discard or write-zeroes over a sparse image then allocates nothing).
+   * @param {number} position @param {number} length @param {Done} done
    */
-  async zero(position, length) {
+  zero(position, length, done) {
+    if (this.readOnly) { done(readOnlyError(this.path)); return; }
     const end = position + length;
-    for (let at = position; at < end; at += ZERO_CHUNK) {
+    const scratch = Buffer.allocUnsafe(Math.min(ZERO_CHUNK, length));
+    const step = (at) => {
+      if (at >= end) { done(null); return; }
       const n = Math.min(ZERO_CHUNK, end - at);
-      const current = this.scratch.subarray(0, n);
-      await this.read(current, at);
-      if (!isAllZero(current)) await this.write(this.zeroes.subarray(0, n), at);
+      fs.read(this.fd, scratch, 0, n, at, (err, got) => {
+        if (err) { done(err); return; }
+        // Bytes past the end of the file read as zeroes already.
+        if (got === 0 || scratch.compare(ZEROES, 0, got, 0, got) === 0) { step(at + n); return; }
+        this.written.mark(at, n);
+        fs.write(this.fd, ZEROES, 0, n, at, (werr) => (werr ? done(werr) : step(at + n)));
+      });
+    };
+    step(position);
+  }
+
+  /** Whether [position, position + length) is known to read as zeroes (see WrittenMap). */
+  knownZero(position, length) {
+    return this.sparseAtOpen && !this.written.any(position, length);
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+}
+
+/**
+ * Which parts of a file we have written since opening it, in 1 MiB granules: enough to keep
+ * reporting never-touched parts of a fresh sparse image as zeroes (block status, fast zero)
+ * without lseek(SEEK_DATA), which Node does not offer.
+ */
+export class WrittenMap {
+  static GRANULE = 1 << 20;
+
+  /** @param {number} bytes */
+  constructor(bytes) {
+    this.bits = new Uint8Array(Math.ceil(bytes / WrittenMap.GRANULE / 8) + 1);
+    this.empty = true;
+  }
+
+  mark(position, length) {
+    if (length <= 0) return;
+    const first = Math.floor(position / WrittenMap.GRANULE);
+    const last = Math.floor((position + length - 1) / WrittenMap.GRANULE);
+    this.empty = false;
+    for (let g = first; g <= last; g++) this.bits[g >> 3] |= 1 << (g & 7);
+  }
+
+  /**
+   * [position, position + length) cut where granules change between written and not.
+   * @returns {{length: number, written: boolean}[]}
+   */
+  runs(position, length) {
+    if (this.empty || length <= 0) return [{ length, written: false }];
+    const G = WrittenMap.GRANULE;
+    const end = position + length;
+    const out = [];
+    let at = position;
+    while (at < end) {
+      const g = Math.floor(at / G);
+      const written = (this.bits[g >> 3] & (1 << (g & 7))) !== 0;
+      const next = Math.min(end, (g + 1) * G);
+      const last = out[out.length - 1];
+      if (last && last.written === written) last.length += next - at;
+      else out.push({ length: next - at, written });
+      at = next;
     }
+    return out;
   }
 
-  async close() {
-    await this.handle.close();
+  any(position, length) {
+    if (this.empty || length <= 0) return false;
+    const first = Math.floor(position / WrittenMap.GRANULE);
+    const last = Math.floor((position + length - 1) / WrittenMap.GRANULE);
+    for (let g = first; g <= last; g++) if (this.bits[g >> 3] & (1 << (g & 7))) return true;
+    return false;
   }
 }
 
-/** @param {Uint8Array} bytes */
-function isAllZero(bytes) {
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-  for (let i = words.length << 2; i < bytes.length; i++) if (bytes[i] !== 0) return false;
-  return true;
+function readOnlyError(path) {
+  return Object.assign(new Error(`${path} is opened read-only`), { code: 'EROFS' });
 }
 
-/** A block device's size, read by seeking to its end (fstat says 0 for those). */
-async function blockDeviceSize(handle) {
-  // No lseek in Node: read the size from sysfs through the device number (Linux dev_t layout).
-  const { rdev } = await handle.stat();
-  const major = (rdev >>> 8) & 0xfff, minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-  const text = await fsp.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
+/** A block device's size from sysfs (fstat says 0 for those; Node has no lseek). */
+function blockDeviceSize(rdev) {
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
+  const text = fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
   return Number(text.trim()) * SECTOR;
 }
 
@@ -118,5 +240,6 @@ function describeOpenError(path, e) {
   if (code === 'ENOENT') return new Error(`${path}: no such file (give a size to create it)`);
   if (code === 'EACCES' || code === 'EPERM') return new Error(`${path}: permission denied`);
   if (code === 'EISDIR') return new Error(`${path}: is a directory`);
+  if (code === 'EROFS') return new Error(`${path}: on a read-only file system (use --read-only)`);
   return new Error(`${path}: ${e.message}`);
 }

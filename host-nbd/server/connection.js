@@ -1,0 +1,269 @@
+// @ts-check
+// One client: the fixed newstyle handshake (bytes in, negotiation.js decides), then the
+// transmission phase (transmission.js), then a clean close. Input and output may be one socket
+// or two streams (--stdio). Whatever the client does, only this connection is affected.
+import { OPTION_HEADER_BYTES, OPT, REP } from '../protocol/constants.js';
+import { greeting, parseClientFlags, parseOptionHeader, optionError } from '../protocol/handshake.js';
+import { Negotiation, transmissionFlags } from './negotiation.js';
+import { Transmission } from './transmission.js';
+import { ReplyWriter } from './reply-writer.js';
+
+const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSION = 4, CLOSED = 5;
+
+/**
+ * @typedef {object} ConnectionHost
+ * @property {import('./negotiation.js').Exports & {getExport(name: string): any}} exports
+ * @property {import('./limits.js').Limits} limits
+ * @property {(line: string) => void} log      one line per connection
+ * @property {(line: string) => void} logError one line per error
+ * @property {(c: Connection) => void} closed
+ */
+
+export class Connection {
+  /**
+   * @param {ConnectionHost} host @param {number} id
+   * @param {import('node:stream').Duplex | import('node:stream').Readable} input
+   * @param {import('node:stream').Writable} output @param {string} peer
+   */
+  constructor(host, id, input, output, peer) {
+    this.host = host;
+    this.id = id;
+    this.input = input;
+    this.output = output;
+    this.peer = peer;
+    this.phase = FLAGS;
+    this.pending = Buffer.alloc(0);
+    this.option = 0;
+    this.optionLength = 0;
+    this.skipLeft = 0;
+    /** @type {Negotiation | null} */
+    this.negotiation = null;
+    /** @type {Transmission | null} */
+    this.tx = null;
+    /** @type {import('../engine/device-export.js').DeviceExport | null} */
+    this.exp = null;
+    /** @type {[Buffer, number] | null} input not parsed yet (the reader was stopped) */
+    this.stash = null;
+    this.closeReason = '';
+    this.loggedErrors = 0;
+    this.timer = /** @type {NodeJS.Timeout | null} */ (null);
+    /** @type {Promise<void>} */
+    this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+  }
+
+  start() {
+    const { input, output } = this;
+    input.on('data', (chunk) => this.onData(chunk));
+    // A client that stops sending still gets the replies to what it sent.
+    input.on('end', () => this.shutdown('client disconnected'));
+    input.on('close', () => this.close('connection closed'));
+    input.on('error', (e) => this.close(`input error: ${e.message}`));
+    if (output !== input) output.on('error', (e) => this.close(`output error: ${e.message}`));
+    output.on('drain', () => this.resumeInput());
+    this.timer = setTimeout(() => this.close(`no transmission phase after ${this.host.limits.handshakeMs} ms`), this.host.limits.handshakeMs);
+    this.timer.unref?.();
+    output.write(greeting());
+  }
+
+  log(line) { this.host.log(`connection ${this.id} (${this.peer}): ${line}`); }
+
+  /** @param {Buffer} chunk */
+  onData(chunk) {
+    if (this.phase === TRANSMISSION) { this.feed(chunk, 0); return; }
+    if (this.phase === CLOSED) return;
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.handshake();
+  }
+
+  // ---- handshake
+
+  /** Takes n bytes from the handshake input, or null if they have not all arrived. */
+  take(n) {
+    if (this.pending.length < n) return null;
+    const b = this.pending.subarray(0, n);
+    this.pending = this.pending.subarray(n);
+    return b;
+  }
+
+  handshake() {
+    for (;;) {
+      if (this.phase === FLAGS) {
+        const b = this.take(4);
+        if (!b) return;
+        const flags = parseClientFlags(b);
+        if (!flags.ok) { this.close(flags.error, true); return; }
+        this.negotiation = new Negotiation(this.host.exports, flags);
+        this.phase = OPTION_HEADER;
+      } else if (this.phase === OPTION_HEADER) {
+        const b = this.take(OPTION_HEADER_BYTES);
+        if (!b) return;
+        const h = parseOptionHeader(b);
+        if (!h.ok) { this.close(h.error, true); return; }
+        this.option = h.option;
+        this.optionLength = h.length;
+        if (h.length > this.host.limits.maxOptionBytes) {
+          this.skipLeft = h.length;
+          this.phase = OPTION_SKIP;
+        } else {
+          this.phase = OPTION_DATA;
+        }
+      } else if (this.phase === OPTION_DATA) {
+        const data = this.take(this.optionLength);
+        if (!data) return;
+        this.phase = OPTION_HEADER;
+        if (!this.runOption(this.option, Buffer.from(data))) return;
+      } else if (this.phase === OPTION_SKIP) {
+        const n = Math.min(this.skipLeft, this.pending.length);
+        this.pending = this.pending.subarray(n);
+        this.skipLeft -= n;
+        if (this.skipLeft > 0) return;
+        this.phase = OPTION_HEADER;
+        const why = `option data of ${this.optionLength} bytes is larger than ${this.host.limits.maxOptionBytes}`;
+        if (this.option === OPT.EXPORT_NAME) { this.close(why, true); return; }
+        this.output.write(optionError(this.option, REP.ERR_TOO_BIG, why));
+      } else {
+        // TRANSMISSION: whatever followed the GO reply in the same chunk is the first requests.
+        const rest = this.pending;
+        this.pending = Buffer.alloc(0);
+        if (rest.length > 0) this.feed(rest, 0);
+        return;
+      }
+    }
+  }
+
+  /** @returns {boolean} whether to go on reading input in the handshake loop */
+  runOption(option, data) {
+    const neg = /** @type {Negotiation} */ (this.negotiation);
+    const outcome = neg.handle(option, data);
+    if (outcome.replies.length > 0) this.output.write(outcome.replies.length === 1 ? outcome.replies[0] : Buffer.concat(outcome.replies));
+    switch (outcome.next) {
+      case 'continue': return true;
+      case 'abort': this.close('client aborted the handshake'); return false;
+      case 'close': this.close(/** @type {string} */ (outcome.reason), true); return false;
+      case 'go': return this.go(/** @type {any} */ (outcome.export), /** @type {string} */ (outcome.name));
+      default: return false;
+    }
+  }
+
+  /** Enters the transmission phase on `exp`, chosen by the client as `name`. */
+  go(exp, name) {
+    const neg = /** @type {Negotiation} */ (this.negotiation);
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    try {
+      exp.open();
+    } catch (e) {
+      this.close(`cannot open ${exp.name}: ${e instanceof Error ? e.message : e}`, true);
+      return false;
+    }
+    this.exp = exp;
+    const contexts = neg.contextsFor(name);
+    this.tx = new Transmission({
+      exp,
+      flags: transmissionFlags(exp, neg.structured),
+      structured: neg.structured,
+      contexts,
+      writer: new ReplyWriter(this.output),
+      limits: this.host.limits,
+      onError: (req, e) => this.requestError(req, e),
+      onFatal: (reason) => this.close(reason, true),
+      onReady: () => this.resumeInput(),
+      onDisconnect: () => this.log('client sent NBD_CMD_DISC'),
+      onIdle: () => this.finish(),
+    });
+    this.phase = TRANSMISSION;
+    const extras = [neg.structured ? 'structured replies' : 'simple replies', ...contexts.map((c) => c.name)];
+    this.log(`export ${exp.name} (${extras.join(', ')})`);
+    return true;
+  }
+
+  // ---- transmission
+
+  /** Parses requests from chunk[at...]; keeps the rest when the reader stops (backpressure). */
+  feed(chunk, at) {
+    const tx = /** @type {Transmission} */ (this.tx);
+    const stop = tx.reader.feed(chunk, at);
+    if (stop < chunk.length && this.phase === TRANSMISSION && !tx.closing) {
+      this.stash = [chunk, stop];
+      this.input.pause();
+    }
+  }
+
+  resumeInput() {
+    const tx = this.tx;
+    if (!tx || this.phase !== TRANSMISSION || tx.closing || tx.stopped()) return;
+    const stash = this.stash;
+    if (stash) {
+      this.stash = null;
+      this.feed(stash[0], stash[1]);
+      if (this.stash) return;
+    }
+    this.input.resume();
+  }
+
+  requestError(req, e) {
+    if (this.loggedErrors++ < this.host.limits.loggedErrors) {
+      this.host.logError(`connection ${this.id} (${this.peer}): ${Transmission.describe(req, e)}`);
+    } else if (this.loggedErrors === this.host.limits.loggedErrors + 1) {
+      this.host.logError(`connection ${this.id} (${this.peer}): further errors are only counted`);
+    }
+  }
+
+  /** After DISC or at shutdown, once every request was answered: flush replies and close. */
+  finish() {
+    if (this.phase === CLOSED) return;
+    const tx = this.tx;
+    if (tx && tx.inflight > 0) return;
+    tx?.writer.flush();
+    this.close(this.closeReason || 'client disconnected', false, true);
+  }
+
+  /**
+   * Stops reading. In transmission, requests already started still complete (and their replies
+   * go out while the client listens): only then is the connection closed.
+   */
+  shutdown(reason) {
+    if (this.phase === CLOSED) return;
+    if (this.phase !== TRANSMISSION) { this.close(reason); return; }
+    const tx = /** @type {Transmission} */ (this.tx);
+    this.closeReason = reason;
+    tx.closing = true;
+    this.input.pause();
+    if (tx.inflight === 0) this.finish();
+  }
+
+  /**
+   * Ends the connection. `bad`: the client broke the protocol (logged as an error).
+   * `graceful`: end the output after queued replies instead of cutting it.
+   */
+  close(reason, bad = false, graceful = false) {
+    if (this.phase === CLOSED) return;
+    const wasTransmitting = this.phase === TRANSMISSION;
+    this.phase = CLOSED;
+    if (this.timer) clearTimeout(this.timer);
+    const tx = this.tx;
+    if (tx) {
+      tx.closing = true;
+      const partial = tx.reader.partial;
+      tx.reader.kill();
+      if (partial && partial.ptr) { tx.exp.free(partial.ptr); tx.held -= partial.length; }
+      this.stash = null;
+    }
+    if (this.exp) {
+      try { this.exp.close(); } catch { /* the device is gone already */ }
+    }
+    const summary = tx ? `, ${tx.requests} request(s), ${tx.errors} error(s)` : '';
+    if (bad) this.host.logError(`connection ${this.id} (${this.peer}): closed: ${reason}${summary}`);
+    else this.log(`closed: ${reason}${summary}`);
+    const { input, output } = this;
+    if (graceful || !wasTransmitting) {
+      // Let queued bytes (the last replies, an ABORT's ACK) reach the client first.
+      output.end(() => input.destroy());
+      setTimeout(() => { output.destroy(); input.destroy(); }, 5000).unref?.();
+    } else {
+      output.destroy();
+      input.destroy();
+    }
+    this.host.closed(this);
+    /** @type {() => void} */ (this.resolveDone)();
+  }
+}

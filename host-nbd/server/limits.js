@@ -1,0 +1,22 @@
+// @ts-check
+// What one connection may cost the server. A client past a limit is slowed down (memory: we stop
+// reading its requests until replies drain) or refused (sizes: an NBD error), never served by
+// taking memory from other clients.
+import { MAX_REQUEST } from '../engine/device-export.js';
+
+export const DEFAULT_LIMITS = Object.freeze({
+  /** Largest READ / WRITE / CACHE (advertised as the maximum block size). */
+  maxRequest: MAX_REQUEST,
+  /** Payloads and read data a connection may hold in core memory and socket buffers at once. */
+  connectionMemory: 4 * MAX_REQUEST,
+  /** Largest option data accepted during the handshake (longer ones are skipped and refused). */
+  maxOptionBytes: 64 * 1024,
+  /** A client must reach the transmission phase within this time. */
+  handshakeMs: 30_000,
+  /** At shutdown, how long in-flight requests may take before connections are cut. */
+  shutdownMs: 15_000,
+  /** Errors logged per connection before the rest are only counted. */
+  loggedErrors: 10,
+});
+
+/** @typedef {typeof DEFAULT_LIMITS} Limits */

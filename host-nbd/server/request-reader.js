@@ -1,0 +1,128 @@
+// @ts-check
+// Cuts the client's byte stream into requests. A WRITE's payload is copied from the socket
+// chunk straight into the core buffer the sink allocated for it (or skipped, when the request
+// is refused). The reader stops between requests whenever the sink says so (memory or socket
+// backpressure, shutdown) and reports where, so no byte is lost or parsed twice.
+import { readRequest } from '../protocol/transmission.js';
+import { REQUEST_BYTES } from '../protocol/constants.js';
+
+/** What to do with the payload that follows a request header. */
+export const PAYLOAD = Object.freeze({ NONE: 0, STORE: 1, SKIP: 2 });
+
+export class NbdRequest {
+  constructor() {
+    this.magic = 0;
+    this.flags = 0;
+    this.type = 0;
+    this.cookieHi = 0;
+    this.cookieLo = 0;
+    this.offset = 0;
+    this.length = 0;
+    /** Core buffer for a WRITE payload (STORE). */
+    this.ptr = 0;
+    /** Set when the request was refused at header time: replied once its payload is skipped. */
+    this.refusal = /** @type {import('../protocol/errors.js').NbdError | null} */ (null);
+  }
+}
+
+/**
+ * @typedef {object} RequestSink
+ * @property {(req: NbdRequest) => number} header   a PAYLOAD value (STORE: req.ptr is set)
+ * @property {(req: NbdRequest) => void} payloadDone a stored payload is complete
+ * @property {(req: NbdRequest) => void} skipped     a skipped payload is consumed
+ * @property {(req: NbdRequest) => void} badMagic    the stream is out of sync: close
+ * @property {() => boolean} stopped                 stop before the next request header
+ * @property {() => Buffer} mem                      a Buffer over core memory (fresh after growth)
+ */
+
+const HEADER = 0, STORE = 1, SKIP = 2, DEAD = 3;
+
+export class RequestReader {
+  /** @param {RequestSink} sink */
+  constructor(sink) {
+    this.sink = sink;
+    this.state = HEADER;
+    this.head = Buffer.alloc(REQUEST_BYTES);
+    this.headFill = 0;
+    /** @type {NbdRequest | null} the request whose payload is being read */
+    this.req = null;
+    this.got = 0;
+  }
+
+  /** True while a payload is being stored (its buffer must be freed if the client goes). */
+  get partial() { return this.state === STORE ? this.req : null; }
+
+  /**
+   * Consumes chunk[at...]. Returns where it stopped: chunk.length, or earlier when the sink
+   * asked to stop (call again with the rest) or the stream went bad.
+   * @param {Buffer} chunk @param {number} at
+   */
+  feed(chunk, at) {
+    const end = chunk.length;
+    while (at < end) {
+      if (this.state === HEADER) {
+        if (this.headFill === 0 && this.sink.stopped()) return at;
+        if (this.headFill === 0 && end - at >= REQUEST_BYTES) {
+          this.onHeader(chunk, at);
+          at += REQUEST_BYTES;
+        } else {
+          const n = Math.min(REQUEST_BYTES - this.headFill, end - at);
+          chunk.copy(this.head, this.headFill, at, at + n);
+          this.headFill += n;
+          at += n;
+          if (this.headFill === REQUEST_BYTES) {
+            this.headFill = 0;
+            this.onHeader(this.head, 0);
+          }
+        }
+      } else if (this.state === STORE) {
+        const req = /** @type {NbdRequest} */ (this.req);
+        const n = Math.min(req.length - this.got, end - at);
+        chunk.copy(this.sink.mem(), req.ptr + this.got, at, at + n);
+        this.got += n;
+        at += n;
+        if (this.got === req.length) {
+          this.state = HEADER;
+          this.req = null;
+          this.sink.payloadDone(req);
+        }
+      } else if (this.state === SKIP) {
+        const req = /** @type {NbdRequest} */ (this.req);
+        const n = Math.min(req.length - this.got, end - at);
+        this.got += n;
+        at += n;
+        if (this.got === req.length) {
+          this.state = HEADER;
+          this.req = null;
+          this.sink.skipped(req);
+        }
+      } else {
+        return end; // DEAD: ignore whatever else arrives
+      }
+    }
+    return at;
+  }
+
+  onHeader(b, at) {
+    const req = new NbdRequest();
+    if (!readRequest(b, at, req)) {
+      this.state = DEAD;
+      this.sink.badMagic(req);
+      return;
+    }
+    const plan = this.sink.header(req);
+    if (plan === PAYLOAD.NONE || req.length === 0) {
+      if (plan === PAYLOAD.STORE) this.sink.payloadDone(req);
+      else if (plan === PAYLOAD.SKIP) this.sink.skipped(req);
+      return;
+    }
+    this.req = req;
+    this.got = 0;
+    this.state = plan === PAYLOAD.STORE ? STORE : SKIP;
+  }
+
+  /** Stops parsing for good (the connection is closing). */
+  kill() {
+    this.state = DEAD;
+  }
+}

@@ -1,0 +1,149 @@
+// @ts-check
+// NbdServer: accepts NBD clients on TCP, Unix sockets, systemd-activated sockets, a pair of
+// streams (--stdio) or a socket handed in (serveSocket), and runs one Connection per client.
+// close() stops accepting, lets every connection finish the requests it started, and resolves
+// when all are gone; the caller then flushes the backing files.
+import net from 'node:net';
+import fs from 'node:fs';
+import { Connection } from './connection.js';
+import { DEFAULT_LIMITS } from './limits.js';
+
+/** The first descriptor systemd (or libnbd) passes (sd_listen_fds). */
+const SD_LISTEN_FDS_START = 3;
+
+/**
+ * @typedef {object} ServerOptions
+ * @property {import('./negotiation.js').Exports & {getExport(name: string): any}} exports
+ * @property {(line: string) => void} [log]      one line per connection
+ * @property {(line: string) => void} [onError]  one line per error
+ * @property {Partial<import('./limits.js').Limits>} [limits]
+ */
+
+export class NbdServer {
+  /** @param {ServerOptions} opts */
+  constructor(opts) {
+    this.exports = opts.exports;
+    this.log = opts.log ?? (() => {});
+    this.logError = opts.onError ?? this.log;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    /** @type {Set<Connection>} */
+    this.connections = new Set();
+    /** @type {net.Server[]} */
+    this.listeners = [];
+    /** @type {string[]} Unix socket files we created */
+    this.socketFiles = [];
+    this.nextId = 1;
+    this.closing = false;
+  }
+
+  /** Starts a Connection over input/output (one Duplex twice, or two streams). */
+  serve(input, output, peer) {
+    const conn = new Connection(this, this.nextId++, input, output, peer);
+    this.connections.add(conn);
+    conn.start();
+    return conn;
+  }
+
+  /** Serves a connected socket (e.g. one end of a socketpair). */
+  serveSocket(socket, peer = 'socket') {
+    if (socket instanceof net.Socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    return this.serve(socket, socket, peer);
+  }
+
+  /** Serves one connection on two streams (--stdio); resolves when it ends. */
+  serveStream(input, output) {
+    return this.serve(input, output, 'stdio').done;
+  }
+
+  /** @param {Connection} conn */
+  closed(conn) {
+    this.connections.delete(conn);
+  }
+
+  /** @returns {net.Server} */
+  newListener(peerOf) {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
+      if (this.closing) { sock.destroy(); return; }
+      sock.setNoDelay(true);
+      this.serve(sock, sock, peerOf(sock));
+    });
+    server.on('error', (e) => this.logError(`listener error: ${e.message}`));
+    this.listeners.push(server);
+    return server;
+  }
+
+  /** @param {string} host @param {number} port @returns {Promise<net.AddressInfo>} */
+  listenTcp(host, port) {
+    const server = this.newListener((s) => `${s.remoteAddress}:${s.remotePort}`);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => {
+        server.off('error', reject);
+        resolve(/** @type {net.AddressInfo} */ (server.address()));
+      });
+    });
+  }
+
+  /** Listens on a Unix socket; a stale socket file is replaced, a live one is an error. */
+  async listenUnix(path) {
+    if (fs.existsSync(path)) {
+      if (!fs.statSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);
+      if (await isLive(path)) throw new Error(`another server is listening on ${path}`);
+      fs.unlinkSync(path);
+    }
+    const server = this.newListener(() => 'unix');
+    await new Promise((resolve, reject) => {
+      server.once('error', (e) => reject(new Error(`cannot listen on ${path}: ${e.message}`)));
+      server.listen(path, () => resolve(undefined));
+    });
+    this.socketFiles.push(path);
+  }
+
+  /**
+   * Serves the listening sockets passed by systemd or libnbd (LISTEN_FDS / LISTEN_PID).
+   * Returns how many there were; the variables are removed so children do not inherit them.
+   */
+  serveSystemdSockets() {
+    const n = Number(process.env.LISTEN_FDS);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`LISTEN_FDS='${process.env.LISTEN_FDS}' is not a positive number`);
+    delete process.env.LISTEN_FDS;
+    delete process.env.LISTEN_PID;
+    delete process.env.LISTEN_FDNAMES;
+    for (let fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
+      const server = this.newListener((s) => s.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : `fd ${fd}`);
+      server.listen({ fd });
+    }
+    return n;
+  }
+
+  /** Stops accepting, lets connections finish what they started, resolves when all are closed. */
+  async close() {
+    this.closing = true;
+    await Promise.all(this.listeners.map((l) => new Promise((resolve) => l.close(() => resolve(undefined)))));
+    this.listeners = [];
+    for (const path of this.socketFiles) {
+      try { fs.unlinkSync(path); } catch { /* already gone */ }
+    }
+    this.socketFiles = [];
+    const conns = [...this.connections];
+    for (const c of conns) c.shutdown('server shutting down');
+    const all = Promise.all(conns.map((c) => c.done));
+    let timer;
+    const cut = new Promise((resolve) => {
+      timer = setTimeout(() => {
+        for (const c of this.connections) c.close(`still busy ${this.limits.shutdownMs} ms after shutdown began`, true);
+        resolve(undefined);
+      }, this.limits.shutdownMs);
+    });
+    await Promise.race([all, cut]);
+    clearTimeout(timer);
+  }
+}
+
+function isLive(path) {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}

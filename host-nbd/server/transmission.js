@@ -1,0 +1,293 @@
+// @ts-check
+// The transmission phase of one connection: each request is checked the way the spec asks
+// (unknown command or flag: EINVAL; past the end: EINVAL, or ENOSPC for writes; writing a
+// read-only export: EPERM; larger than the maximum request: EINVAL), run on the export, and
+// answered as soon as it completes, in whatever order requests finish.
+//
+// Replies are simple unless structured replies were negotiated; then READ answers with
+// OFFSET_DATA / OFFSET_HOLE chunks (a hole wherever whole 64 KiB pieces, or the whole read,
+// came back as zeroes), errors carry a message in an ERROR / ERROR_OFFSET chunk, and
+// BLOCK_STATUS answers base:allocation. Successful replies to other commands stay simple, as
+// the spec allows.
+import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.js';
+import { NbdError, nbdErrorName } from '../protocol/errors.js';
+import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
+
+const HOLE_GRANULE = 64 * 1024;
+const ZEROES = Buffer.alloc(HOLE_GRANULE);
+const MAX_EXTENTS = 4096;
+
+/** Command flags each command accepts (before checking what the export advertised). */
+const ALLOWED_FLAGS = [
+  /* READ */ CMD_FLAG.FUA | CMD_FLAG.DF,
+  /* WRITE */ CMD_FLAG.FUA,
+  /* DISC */ CMD_FLAG.FUA,
+  /* FLUSH */ CMD_FLAG.FUA,
+  /* TRIM */ CMD_FLAG.FUA,
+  /* CACHE */ CMD_FLAG.FUA,
+  /* WRITE_ZEROES */ CMD_FLAG.FUA | CMD_FLAG.NO_HOLE | CMD_FLAG.FAST_ZERO,
+  /* BLOCK_STATUS */ CMD_FLAG.FUA | CMD_FLAG.REQ_ONE,
+];
+
+/** @param {Buffer} mem */
+function allZero(mem, start, length) {
+  for (let at = 0; at < length; at += HOLE_GRANULE) {
+    const n = Math.min(HOLE_GRANULE, length - at);
+    if (mem.compare(ZEROES, 0, n, start + at, start + at + n) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * @typedef {object} TransmissionOptions
+ * @property {import('../engine/device-export.js').DeviceExport} exp
+ * @property {number} flags transmission flags sent to the client
+ * @property {boolean} structured
+ * @property {{id: number, name: string}[]} contexts selected metadata contexts
+ * @property {import('./reply-writer.js').ReplyWriter} writer
+ * @property {import('./limits.js').Limits} limits
+ * @property {(req: NbdRequest, error: NbdError) => void} onError  logs a refused or failed request
+ * @property {(reason: string) => void} onFatal   the stream cannot go on: close the connection
+ * @property {() => void} onReady                 input may flow again (memory or socket drained)
+ * @property {() => void} onDisconnect            NBD_CMD_DISC received
+ * @property {() => void} onIdle                  closing, and the last request was answered
+ */
+
+export class Transmission {
+  /** @param {TransmissionOptions} o */
+  constructor(o) {
+    this.exp = o.exp;
+    this.flags = o.flags;
+    this.structured = o.structured;
+    this.contexts = o.contexts;
+    this.writer = o.writer;
+    this.limits = o.limits;
+    this.o = o;
+    this.reader = new RequestReader(this);
+    /** Requests started and not yet answered. */
+    this.inflight = 0;
+    /** Payload and read bytes held for this connection. */
+    this.held = 0;
+    this.requests = 0;
+    this.errors = 0;
+    /** No further requests are read: DISC, shutdown, or the client went away. */
+    this.closing = false;
+    this.canFua = (this.flags & TFLAG.SEND_FUA) !== 0;
+    this.canFastZero = (this.flags & TFLAG.SEND_FAST_ZERO) !== 0;
+    this.canDf = (this.flags & TFLAG.SEND_DF) !== 0;
+  }
+
+  // ---- RequestSink (see request-reader.js)
+
+  stopped() {
+    return this.closing || this.held > this.limits.connectionMemory || this.writer.pending > this.limits.connectionMemory;
+  }
+
+  mem() { return this.exp.engine.mem(); }
+
+  badMagic(req) {
+    this.closing = true;
+    this.o.onFatal(`bad request magic 0x${req.magic.toString(16)} (the stream is out of sync)`);
+  }
+
+  /** @param {NbdRequest} req */
+  header(req) {
+    this.requests++;
+    this.inflight++; // every request is answered exactly once, which counts it down
+    const refusal = this.check(req);
+    if (req.type === CMD.WRITE) {
+      if (refusal) { req.refusal = refusal; return PAYLOAD.SKIP; }
+      try {
+        req.ptr = this.exp.allocBuffer(req.length);
+      } catch (e) {
+        req.refusal = /** @type {NbdError} */ (e);
+        return PAYLOAD.SKIP;
+      }
+      this.held += req.length;
+      return PAYLOAD.STORE;
+    }
+    if (refusal) this.fail(req, refusal);
+    else this.dispatch(req);
+    return PAYLOAD.NONE;
+  }
+
+  /** @param {NbdRequest} req */
+  payloadDone(req) { this.dispatch(req); }
+
+  /** @param {NbdRequest} req */
+  skipped(req) { this.fail(req, /** @type {NbdError} */ (req.refusal)); }
+
+  // ---- checks
+
+  /** @param {NbdRequest} req @returns {NbdError | null} */
+  check(req) {
+    const { type, flags, offset, length } = req;
+    const name = CMD_NAMES[type];
+    if (name === undefined) return new NbdError(NBD_ERR.EINVAL, `unknown command ${type}`);
+    let allowed = ALLOWED_FLAGS[type];
+    if (!this.canFua) allowed &= ~CMD_FLAG.FUA;
+    if (!this.canDf) allowed &= ~CMD_FLAG.DF;
+    if (!this.canFastZero) allowed &= ~CMD_FLAG.FAST_ZERO;
+    if (flags & ~allowed) return new NbdError(NBD_ERR.EINVAL, `${name}: flags 0x${flags.toString(16)} are not valid for this command`);
+    if (type === CMD.DISC) return null;
+    if (type === CMD.FLUSH) {
+      return offset !== 0 || length !== 0 ? new NbdError(NBD_ERR.EINVAL, 'FLUSH: offset and length must be zero') : null;
+    }
+    const writes = type === CMD.WRITE || type === CMD.TRIM || type === CMD.WRITE_ZEROES;
+    if (writes && this.exp.readOnly) return new NbdError(NBD_ERR.EPERM, `${name}: the export is read-only`);
+    const sized = type === CMD.READ || type === CMD.WRITE || type === CMD.CACHE;
+    if (sized && length > this.limits.maxRequest) {
+      return new NbdError(NBD_ERR.EINVAL, `${name}: length ${length} is larger than the maximum request size ${this.limits.maxRequest}`);
+    }
+    if (type === CMD.BLOCK_STATUS) {
+      if (this.contexts.length === 0) return new NbdError(NBD_ERR.EINVAL, 'BLOCK_STATUS: no metadata context was negotiated');
+      if (length === 0) return new NbdError(NBD_ERR.EINVAL, 'BLOCK_STATUS: length must not be zero');
+    }
+    const size = this.exp.size();
+    if (offset > size || length > size - offset) {
+      const errno = type === CMD.WRITE || type === CMD.WRITE_ZEROES ? NBD_ERR.ENOSPC : NBD_ERR.EINVAL;
+      return new NbdError(errno, `${name}: ${length} bytes at offset ${offset} run past the end of the export (${size} bytes)`);
+    }
+    return null;
+  }
+
+  // ---- running requests
+
+  /** @param {NbdRequest} req */
+  dispatch(req) {
+    const exp = this.exp;
+    const fua = (req.flags & CMD_FLAG.FUA) !== 0;
+    const reply = (/** @type {NbdError | null} */ e) => (e ? this.fail(req, e) : this.ok(req));
+    switch (req.type) {
+      case CMD.READ: this.read(req); break;
+      case CMD.WRITE:
+        exp.write(req.offset, req.length, req.ptr, fua, (e) => { this.release(req.length); reply(e); });
+        break;
+      case CMD.FLUSH: exp.flush(reply); break;
+      case CMD.TRIM: exp.trim(req.offset, req.length, fua, reply); break;
+      case CMD.WRITE_ZEROES:
+        exp.writeZeroes(req.offset, req.length, {
+          fua, noHole: (req.flags & CMD_FLAG.NO_HOLE) !== 0, fastZero: (req.flags & CMD_FLAG.FAST_ZERO) !== 0,
+        }, reply);
+        break;
+      case CMD.CACHE: exp.cache(req.offset, req.length, reply); break;
+      case CMD.BLOCK_STATUS: this.blockStatus(req); break;
+      case CMD.DISC:
+        this.closing = true;
+        this.o.onDisconnect();
+        this.answered(); // DISC has no reply
+        break;
+      default: reply(new NbdError(NBD_ERR.EINVAL, `unknown command ${req.type}`));
+    }
+  }
+
+  /** @param {NbdRequest} req */
+  read(req) {
+    const { offset, length } = req;
+    this.held += length;
+    this.exp.read(offset, length, (e, ptr, skip) => {
+      if (e) { this.release(length); this.fail(req, e, offset); return; }
+      const release = () => { this.exp.free(ptr); this.release(length); };
+      this.answered();
+      const mem = this.mem();
+      const start = ptr + skip;
+      const w = this.writer;
+      if (!this.structured) {
+        w.simple(0, req.cookieHi, req.cookieLo);
+        w.payload(mem, start, length, release);
+      } else if (length === 0) {
+        w.none(req.cookieHi, req.cookieLo);
+        release();
+      } else if (length <= HOLE_GRANULE || (req.flags & CMD_FLAG.DF)) {
+        if (allZero(mem, start, length)) {
+          w.hole(true, req.cookieHi, req.cookieLo, offset, length);
+          release();
+        } else {
+          w.dataHeader(true, req.cookieHi, req.cookieLo, offset, length);
+          w.payload(mem, start, length, release);
+        }
+      } else {
+        this.chunkedRead(req, mem, start, release);
+      }
+    });
+  }
+
+  /** A structured read reply cut into data and hole chunks at 64 KiB pieces. */
+  chunkedRead(req, mem, start, release) {
+    const { offset, length, cookieHi: hi, cookieLo: lo } = req;
+    /** @type {Array<[boolean, number, number]>} zero?, from, bytes */
+    const runs = [];
+    for (let at = 0; at < length; at += HOLE_GRANULE) {
+      const n = Math.min(HOLE_GRANULE, length - at);
+      const zero = mem.compare(ZEROES, 0, n, start + at, start + at + n) === 0;
+      const last = runs[runs.length - 1];
+      if (last && last[0] === zero) last[2] += n;
+      else runs.push([zero, at, n]);
+    }
+    let users = 1;
+    const drop = () => { if (--users === 0) release(); };
+    const w = this.writer;
+    runs.forEach(([zero, at, n], i) => {
+      const done = i === runs.length - 1;
+      if (zero) {
+        w.hole(done, hi, lo, offset + at, n);
+      } else {
+        users++;
+        w.dataHeader(done, hi, lo, offset + at, n);
+        w.payload(mem, start + at, n, drop);
+      }
+    });
+    drop();
+  }
+
+  /** @param {NbdRequest} req */
+  blockStatus(req) {
+    const reqOne = (req.flags & CMD_FLAG.REQ_ONE) !== 0;
+    let extents;
+    try {
+      extents = this.exp.blockStatus(req.offset, req.length, reqOne ? 1 : MAX_EXTENTS);
+    } catch (e) {
+      this.fail(req, new NbdError(NBD_ERR.EIO, `BLOCK_STATUS failed: ${e instanceof Error ? e.message : e}`));
+      return;
+    }
+    if (reqOne && extents[0].length > req.length) extents = [{ length: req.length, flags: extents[0].flags }];
+    this.answered();
+    this.contexts.forEach((c, i) => {
+      this.writer.blockStatus(i === this.contexts.length - 1, req.cookieHi, req.cookieLo, c.id, extents);
+    });
+  }
+
+  /** @param {NbdRequest} req */
+  ok(req) {
+    this.answered();
+    this.writer.simple(0, req.cookieHi, req.cookieLo);
+  }
+
+  /**
+   * Answers a refused or failed request. `offset` marks where a READ failed (ERROR_OFFSET).
+   * @param {NbdRequest} req @param {NbdError} e @param {number} [offset]
+   */
+  fail(req, e, offset) {
+    this.answered();
+    this.errors++;
+    this.o.onError(req, e);
+    if (this.structured) this.writer.error(req.cookieHi, req.cookieLo, e.errno, e.message, offset);
+    else this.writer.simple(e.errno, req.cookieHi, req.cookieLo);
+  }
+
+  /** One request answered (its reply queued). */
+  answered() {
+    if (--this.inflight === 0 && this.closing) queueMicrotask(this.o.onIdle);
+  }
+
+  release(bytes) {
+    const was = this.stopped();
+    this.held -= bytes;
+    if (was && !this.stopped()) this.o.onReady();
+  }
+
+  /** Describes an error for logs. */
+  static describe(req, e) {
+    return `${CMD_NAMES[req.type] ?? `command ${req.type}`} ${req.length}@${req.offset}: ${nbdErrorName(e.errno)}: ${e.message}`;
+  }
+}
