@@ -2,6 +2,7 @@
 // npm run bench -- <name>: runs one benchmark (or all with no name) and prints its figures.
 const BENCHES = {
   core: () => import('./core.js'),
+  browser: () => import('./browser.js'),
 };
 
 const names = process.argv.slice(2);

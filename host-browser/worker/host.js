@@ -3,7 +3,7 @@
 // synchronously against OPFS sync access handles, reports completions, resolves requests.
 // With a step delay (slow motion for the pictures) each batch of commands waits that long
 // before it runs, so copies and read-modify-write steps can be watched as they happen.
-import { DmError, OP, ERRNO } from '../../core-as/js/dmcore.js';
+import { DmError, OP, OP_NAMES, ERRNO } from '../../core-as/js/dmcore.js';
 
 const ZERO_BYTES = 1 << 20;
 
@@ -34,10 +34,15 @@ export class Host {
     /** @type {Map<number, (status: number) => void>} */
     this.waiting = new Map();
     this.nextTag = 1;
+    /** The request ioNow is running synchronously, and its status once it completed. */
+    this.syncTag = 0;
+    this.syncStatus = -1;
     this.stepDelayMs = 0;
     this.pumping = false;
     /** @type {Observer|null} */
     this.observer = null;
+    /** Commands the core should never have given (past a device's end), refused with EIO. @type {string[]} */
+    this.violations = [];
     this.zeroes = new Uint8Array(ZERO_BYTES);
   }
 
@@ -74,11 +79,28 @@ export class Host {
    * rejects at once throws DmError with the core's message.
    * @returns {Promise<number>}
    */
-  io(dev, op, flags, sector, count, buf) {
+  async io(dev, op, flags, sector, count, buf) {
+    return this.ioNow(dev, op, flags, sector, count, buf);
+  }
+
+  /**
+   * The same, without a promise when it can: with no step delay the commands run synchronously
+   * inside this call, so the status is there when it returns (a number); a request the core
+   * holds (delay target, slow motion) gives a promise instead.
+   * @returns {number | Promise<number>}
+   */
+  ioNow(dev, op, flags, sector, count, buf) {
     this.tick();
     const tag = this.newTag();
     const r = this.core.submit(dev, op, flags, sector, count, buf, tag);
     if (r < 0) throw new DmError(-r, this.core.message());
+    if (this.stepDelayMs === 0 && !this.pumping && !this.batchSubmits) {
+      this.syncTag = tag;
+      this.syncStatus = -1;
+      this.pump();
+      this.syncTag = 0;
+      if (this.syncStatus >= 0) return this.syncStatus;
+    }
     return this.wait(tag);
   }
 
@@ -166,6 +188,7 @@ export class Host {
   deliver() {
     const done = this.core.takeCompletions();
     for (const d of done) {
+      if (d.tag === this.syncTag) { this.syncStatus = d.status; continue; }
       const resolve = this.waiting.get(d.tag);
       if (resolve) { this.waiting.delete(d.tag); resolve(d.status); }
     }
@@ -198,6 +221,11 @@ export class Host {
   run(disk, c) {
     const at = c.sector * 512, length = c.count * 512;
     const h = disk.handle;
+    if (c.op !== OP.FLUSH && at + length > disk.bytes) {
+      // A sync access handle would silently grow the file: refuse instead.
+      this.violations.push(`${OP_NAMES[c.op] ?? c.op} ${c.sector}+${c.count} is past the end of ${disk.name} (${disk.bytes / 512} sectors)`);
+      return ERRNO.EIO;
+    }
     switch (c.op) {
       case OP.READ: {
         const n = h.read(this.core.bytes(c.buf, length), { at });

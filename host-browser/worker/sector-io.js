@@ -29,7 +29,7 @@ export class SectorIo {
     this.log.begin('request', name, ['READ', 'WRITE', 'FLUSH', 'DISCARD', 'WRITE_ZEROES'][op] + (flags & FLAG.FUA ? '+FUA' : ''), sector, count);
     let status;
     try {
-      status = await this.host.io(dev, op, flags, sector, count, buf);
+      status = await this.host.ioNow(dev, op, flags, sector, count, buf);
     } catch (e) {
       this.log.end(e instanceof DmError ? e.code : 'failed');
       throw e;
