@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The engine under the snapshot targets: internal I/O (core-as/io.ts
+ * submitInternal / Waiter), deferred bios (resumeDeferred) and the one lock
+ * that plays the part of the core's single thread.
+ */
+#ifndef DMK_IO_H
+#define DMK_IO_H
+
+#include "dmk.h"
+
+/* What a target's map logic decided (core-as/target.ts MAP_*), plus one the C port needs. */
+#define DMK_MAP_REMAPPED	0	/* the bio now names its destination */
+#define DMK_MAP_SUBMITTED	1	/* finished by the target (bio->bi_status) */
+#define DMK_MAP_KILL		2	/* fail with EIO */
+#define DMK_MAP_DEFERRED	3	/* kept by the target until dmk_resume_deferred() */
+#define DMK_MAP_NEED_MEMORY	4	/* nothing changed: retry from the worker with memory */
+
+/*
+ * All snapshot state (every snapshot, origin and exception store) is guarded
+ * by this lock, taken with interrupts off because bio completions take it too.
+ * Nothing sleeps, allocates or submits I/O under it: submissions and bio
+ * releases are queued and issued by the engine's worker once it is dropped.
+ */
+extern spinlock_t dmk_lock;
+
+struct dmk_io;
+
+/* Whoever waits for internal I/O (bi_end_io): a pending exception, a store, a merge. */
+struct dmk_waiter {
+	void (*io_done)(struct dmk_waiter *w, struct dmk_io *io, int status);
+	unsigned int inflight;	/* its internal I/Os not yet handed back */
+};
+
+/* One internal I/O. Owned by its waiter, which reuses it step after step. */
+struct dmk_io {
+	struct list_head list;
+	struct dmk_waiter *waiter;
+	struct block_device *bdev;
+	unsigned int op;
+	unsigned int flags;
+	sector_t sector;
+	unsigned int count;
+	void *buf;		/* NULL on a READ: the engine allocates it, the waiter frees it */
+	struct bio *data_bio;	/* or: write this bio's data */
+	long cookie;
+	int status;		/* 0 or a positive errno, as the core's statuses */
+};
+
+/* A bio or a job that waits for memory (pending exceptions) the worker must allocate. */
+struct dmk_starved {
+	struct list_head list;
+	/* Under dmk_lock: how many reserved pending exceptions retry() may take. */
+	unsigned int (*needed)(struct dmk_starved *st);
+	/* Under dmk_lock: the work again; it may queue itself again if short. */
+	void (*retry)(struct dmk_starved *st);
+};
+
+/* Per-bio data of every target that defers bios (ti->per_io_data_size). */
+struct dmk_bio_info {
+	struct hlist_node tracked_node;	/* a snapshot read of an origin chunk in flight */
+	u64 tracked_chunk;
+	bool tracked;
+	int release;			/* DMK_MAP_* applied when the bio is released */
+	struct dm_target *ti;
+	struct dmk_starved starved;
+};
+
+static inline struct dmk_bio_info *dmk_bio_info(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct dmk_bio_info));
+}
+
+void dmk_bio_info_init(struct dm_target *ti, struct bio *bio);
+
+void dmk_submit_internal(struct dmk_io *io, struct dmk_waiter *w, struct dm_dev *to,
+			 unsigned int op, unsigned int flags, sector_t sector, unsigned int count,
+			 void *buf, long cookie);
+void dmk_submit_internal_bio(struct dmk_io *io, struct dmk_waiter *w, struct dm_dev *to,
+			     sector_t sector, struct bio *bio, long cookie);
+void dmk_resume_deferred(struct bio *bio, int r);
+void dmk_defer_starved(struct dmk_starved *st);
+bool dmk_starved_waiting(void);
+bool dmk_retrying_starved(void);
+int dmk_map_result(struct bio *bio, int r);
+
+int dmk_sync_io(struct dm_dev *dev, unsigned int op, unsigned int flags, sector_t sector,
+		unsigned int count, void *buf);
+void *dmk_buf_alloc(size_t bytes);
+void dmk_buf_free(void *buf);
+void dmk_buf_free_locked(void *buf);
+
+void dmk_wait_idle(bool (*idle)(void *arg), void *arg);
+
+/* How many pending exceptions the worker keeps in reserve for map (0: map always defers). */
+extern unsigned int dmk_reserve_low;
+
+int dmk_engine_init(void);
+void dmk_engine_exit(void);
+
+#endif /* DMK_IO_H */

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * dmkit-error: every I/O fails with EIO (core-as/targets/error.ts, the io_err
+ * target of Linux dm-target.c). Flushes have nothing to do.
+ */
+#include "dmk.h"
+#include "targets.h"
+
+static int error_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	/* The kernel's error target ignores its arguments; so do we. */
+	ti->num_discard_bios = 1;
+	ti->num_write_zeroes_bios = 1;
+	return 0;
+}
+
+static int error_map(struct dm_target *ti, struct bio *bio)
+{
+	return DM_MAPIO_KILL;
+}
+
+static void error_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
+			 char *result, unsigned int maxlen)
+{
+	result[0] = '\0';
+}
+
+struct target_type dmk_error_target = {
+	.name = "dmkit-error",
+	.version = {1, 0, 0},
+	.module = THIS_MODULE,
+	.ctr = error_ctr,
+	.map = error_map,
+	.status = error_status,
+};

@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * dmkit-snapshot <origin> <COW device> <P|PO|N> <chunk_size>: the origin as
+ * it was when the snapshot was taken (core-as/targets/snapshot.ts, Linux
+ * dm-snap.c). Reads go to the COW chunk where the chunk has been copied, to
+ * the origin otherwise; the first write to a chunk copies it from the origin
+ * first (read-modify-write), unless the write covers the whole chunk. Copies
+ * commit in the order they were allocated.
+ *
+ * The functions here are shared with dmkit-snapshot-merge, which is a
+ * snapshot too. All state is guarded by dmk_lock (see io.c).
+ */
+#include "dmk.h"
+#include "args.h"
+#include "devref.h"
+#include "msg.h"
+#include "targets.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/pending.h"
+#include "snapshot/chunks.h"
+#include "snapshot/origins.h"
+#include "snapshot/origin-write.h"
+#include "snapshot/merge.h"
+
+#define DMK_DEFAULT_CHUNK_SHIFT	5	/* for sizing the exception table before the header is read */
+
+static void snapshot_free(struct dm_target *ti, struct dmk_snapshot *s)
+{
+	if (s->store)
+		s->store->type->destroy(s->store);
+	dmk_exception_table_destroy(s->complete);
+	if (s->cow)
+		dm_put_device(ti, s->cow);
+	if (s->origin)
+		dm_put_device(ti, s->origin);
+	kfree(s);
+}
+
+static void snapshot_unregister(struct dmk_snapshot *s)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&dmk_lock, flags);
+	dmk_unregister_snapshot(s);
+	s->active = false;
+	spin_unlock_irqrestore(&dmk_lock, flags);
+}
+
+/* The store type and options from <P|PO|N>. */
+static int snapshot_make_store(struct dm_target *ti, struct dmk_snapshot *s, const char *kind)
+{
+	char k = toupper(kind[0]);
+
+	if (k == 'P') {
+		if (strlen(kind) > 1 && strcasecmp(kind, "PO")) {
+			dmk_set_error(ti, "unsupported persistent store option: %s", kind + 1);
+			return -EINVAL;
+		}
+		s->store = dmk_persistent_store_create(s, s->cow);
+		if (s->store)
+			s->store->overflow_supported = !strcasecmp(kind, "PO");
+	} else if (k == 'N') {
+		s->store = dmk_transient_store_create(s, s->cow);
+	} else {
+		dmk_set_error(ti, "exception store type is not P or N: '%s'", kind);
+		return -EINVAL;
+	}
+	if (!s->store) {
+		ti->error = "cannot allocate the exception store";
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int snapshot_parse_chunk_size(struct dm_target *ti, struct dmk_snapshot *s,
+				     const char *arg)
+{
+	char bad[64];
+	u64 chunk;
+
+	if (!dmk_parse_u64(arg, &chunk) || chunk > U32_MAX) {
+		dmk_set_error(ti, "invalid chunk size '%s'", arg);
+		return -EINVAL;
+	}
+	if (chunk != 0 && dmk_chunk_size_error(chunk, bad, sizeof(bad))) {
+		dmk_set_error(ti, "%s", bad);
+		return -EINVAL;
+	}
+	dmk_store_set_chunk_size(s->store, chunk);
+	return 0;
+}
+
+static void snapshot_features_error(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	char list[128] = "";
+	size_t used = 0;
+	unsigned int i;
+
+	for (i = 4; i < argc && used < sizeof(list); i++)
+		used += scnprintf(list + used, sizeof(list) - used, "%s%s", i > 4 ? " " : "",
+				  argv[i]);
+	dmk_set_error(ti, "snapshot features (%s) are not supported by dmkit", list);
+}
+
+/* metadataRead: the store loaded (or created) its metadata. */
+static int snapshot_load_metadata(struct dm_target *ti, struct dmk_snapshot *s)
+{
+	char error[160];
+	bool valid = true;
+	int r;
+
+	r = s->store->type->read_metadata(s->store, error, sizeof(error), &valid);
+	if (r) {
+		dmk_set_error(ti, "failed to read snapshot metadata: %s", error);
+		dmk_mark_load_error(ti);
+		return r;
+	}
+	s->valid = valid;
+	if (s->store->chunk_size == 0) {
+		ti->error = "chunk size not set";
+		dmk_mark_load_error(ti);
+		return -EINVAL;
+	}
+	ti->max_io_len = s->store->chunk_size;
+	return 0;
+}
+
+int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool is_merge)
+{
+	struct dmk_snapshot *s;
+	unsigned int i, shift;
+	unsigned long flags;
+	int r;
+
+	if (argc < 4) {
+		ti->error = "requires 4 or more arguments: <origin> <COW device> <P|PO|N> <chunk_size>";
+		return -EINVAL;
+	}
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s) {
+		ti->error = "cannot allocate snapshot context";
+		return -ENOMEM;
+	}
+	s->ti = ti;
+	s->valid = true;
+	INIT_LIST_HEAD(&s->out_of_order);
+	INIT_LIST_HEAD(&s->drain_waiters);
+	INIT_LIST_HEAD(&s->origin_node);
+	for (i = 0; i < DMK_PENDING_BUCKETS; i++)
+		INIT_HLIST_HEAD(&s->pending[i]);
+	for (i = 0; i < DMK_TRACKED_BUCKETS; i++)
+		INIT_HLIST_HEAD(&s->tracked[i]);
+
+	r = dmk_get_device(ti, argv[0], 0, ti->len, &s->origin);
+	if (r) {
+		dmk_set_error(ti, "cannot get origin device: %s", ti->error);
+		goto bad;
+	}
+	r = dmk_get_device(ti, argv[1], 0, 0, &s->cow);
+	if (r) {
+		dmk_set_error(ti, "cannot get COW device: %s", ti->error);
+		goto bad;
+	}
+	if (dmk_same_dev(s->origin, s->cow)) {
+		ti->error = "COW device cannot be the same as origin device";
+		r = -EINVAL;
+		goto bad;
+	}
+	r = snapshot_make_store(ti, s, argv[2]);
+	if (r)
+		goto bad;
+	r = snapshot_parse_chunk_size(ti, s, argv[3]);
+	if (r)
+		goto bad;
+	if (argc > 4) {
+		snapshot_features_error(ti, argc, argv);
+		r = -EINVAL;
+		goto bad;
+	}
+	ti->num_flush_bios = is_merge ? 2 : 1;
+	ti->per_io_data_size = sizeof(struct dmk_bio_info);
+	shift = s->store->chunk_shift ? s->store->chunk_shift : DMK_DEFAULT_CHUNK_SHIFT;
+	s->complete = dmk_exception_table_create(dmk_dev_sectors(s->cow) >> shift);
+	if (!s->complete) {
+		ti->error = "cannot allocate the exception table";
+		r = -ENOMEM;
+		goto bad;
+	}
+	ti->private = s;
+
+	r = dmk_register_snapshot(s);
+	if (r) {
+		ti->error = "cannot register the snapshot";
+		goto bad;
+	}
+	spin_lock_irqsave(&dmk_lock, flags);
+	if (s->handover_from) {
+		/* A reload with the same COW device takes the exceptions over at resume. */
+		s->awaiting_handover = true;
+		ti->max_io_len = dmk_snapshot_chunk_size(s->handover_from);
+	}
+	spin_unlock_irqrestore(&dmk_lock, flags);
+	if (s->awaiting_handover)
+		return 0;
+	r = snapshot_load_metadata(ti, s);
+	if (r) {
+		snapshot_unregister(s);
+		goto bad;
+	}
+	return 0;
+
+bad:
+	ti->private = NULL;
+	snapshot_free(ti, s);
+	return r;
+}
+
+static bool snapshot_idle(void *arg)
+{
+	struct dmk_snapshot *s = arg;
+
+	return s->pending_count == 0 && s->copies_in_flight == 0 &&
+	       s->store->type->idle(s->store);
+}
+
+/* destroy: no new work can find the snapshot; wait for what is in flight, then free. */
+void dmk_snapshot_dtr(struct dm_target *ti)
+{
+	struct dmk_snapshot *s = ti->private;
+
+	snapshot_unregister(s);
+	dmk_wait_idle(snapshot_idle, s);
+	snapshot_free(ti, s);
+}
+
+/* __handover_exceptions: swap stores and tables; the old instance gets no more I/O. */
+static void snapshot_handover(struct dmk_snapshot *s, struct dmk_snapshot *from)
+{
+	struct dmk_store *mine = s->store;
+	struct dmk_exception_table *table = s->complete;
+
+	s->store = from->store;
+	s->store->overflow_supported = mine->overflow_supported;
+	s->store->snap = s;
+	from->store = mine;
+	mine->snap = from;
+	s->complete = from->complete;
+	from->complete = table;
+	s->valid = from->valid;
+	s->overflowed = from->overflowed;
+	s->ti->max_io_len = s->store->chunk_size;
+	from->valid = false;
+	s->handover_from = NULL;
+}
+
+void dmk_snapshot_resume(struct dm_target *ti)
+{
+	struct dmk_snapshot *s = ti->private;
+	unsigned long flags;
+
+	spin_lock_irqsave(&dmk_lock, flags);
+	if (s->handover_from)
+		snapshot_handover(s, s->handover_from);
+	else if (s->awaiting_handover)
+		s->valid = false;	/* the snapshot to take over from is gone: no metadata */
+	s->awaiting_handover = false;
+	s->active = true;
+	spin_unlock_irqrestore(&dmk_lock, flags);
+}
+
+/* dm_add_exception: an exception read back from the COW device (ctr, may sleep). */
+int dmk_snapshot_add_exception(struct dmk_snapshot *s, u64 old_chunk, u64 new_chunk)
+{
+	struct dmk_exception *e = kzalloc(sizeof(*e), GFP_KERNEL);
+
+	if (!e)
+		return -ENOMEM;
+	e->old_chunk = old_chunk;
+	e->new_chunk = new_chunk;
+	dmk_exception_set(s->complete, e);
+	return 0;
+}
+
+/* ---- mapping (under dmk_lock) */
+
+void dmk_snapshot_remap(struct dmk_snapshot *s, struct bio *bio, u64 new_chunk)
+{
+	bio_set_dev(bio, s->cow->bdev);
+	bio->bi_iter.bi_sector = (new_chunk << dmk_snapshot_chunk_shift(s)) +
+				 (bio->bi_iter.bi_sector & (dmk_snapshot_chunk_size(s) - 1));
+}
+
+static int snapshot_map_locked(struct dmk_snapshot *s, struct bio *bio)
+{
+	bool is_write = bio_op(bio) != REQ_OP_READ;
+	struct dmk_pending *pe;
+	u64 chunk;
+	s64 e;
+	int err;
+
+	if (bio->bi_opf & REQ_PREFLUSH) {
+		bio_set_dev(bio, s->cow->bdev);
+		return DMK_MAP_REMAPPED;
+	}
+	if (!s->valid)
+		return DMK_MAP_KILL;
+	if (s->overflowed && is_write)
+		return DMK_MAP_KILL;
+	chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
+	e = dmk_exception_get(s->complete, chunk);
+	if (e >= 0) {
+		dmk_snapshot_remap(s, bio, e);
+		return DMK_MAP_REMAPPED;
+	}
+	if (!is_write) {
+		bio_set_dev(bio, s->origin->bdev);
+		dmk_snapshot_track(s, chunk, bio);
+		return DMK_MAP_REMAPPED;
+	}
+	pe = dmk_snapshot_pending_for(s, chunk);
+	if (!pe) {
+		err = dmk_snapshot_insert_pending(s, chunk, &pe);
+		if (err == -ENOMEM)
+			return DMK_MAP_NEED_MEMORY;
+		if (err) {
+			if (s->store->overflow_supported)
+				s->overflowed = true;
+			else
+				dmk_snapshot_invalidate(s, ENOMEM);
+			return DMK_MAP_KILL;
+		}
+	}
+	dmk_snapshot_remap(s, bio, pe->new_chunk);
+	if (!pe->started && bio_sectors(bio) == dmk_snapshot_chunk_size(s) &&
+	    bio_op(bio) == REQ_OP_WRITE) {
+		pe->started = true;
+		dmk_pending_start_full_write(pe, bio);
+		return DMK_MAP_DEFERRED;
+	}
+	bio_list_add(&pe->snapshot_bios, bio);
+	if (!pe->started) {
+		pe->started = true;
+		dmk_pending_start_copy(pe);
+	}
+	return DMK_MAP_DEFERRED;
+}
+
+static unsigned int snapshot_starved_needs(struct dmk_starved *st)
+{
+	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
+	struct bio *bio = dm_bio_from_per_bio_data(info, sizeof(*info));
+	struct dmk_snapshot *s = info->ti->private;
+	u64 chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
+
+	return !dmk_exception_has(s->complete, chunk) && !dmk_snapshot_pending_for(s, chunk);
+}
+
+static void snapshot_starved_retry(struct dmk_starved *st)
+{
+	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
+	struct bio *bio = dm_bio_from_per_bio_data(info, sizeof(*info));
+	int r = snapshot_map_locked(info->ti->private, bio);
+
+	if (r == DMK_MAP_NEED_MEMORY)
+		dmk_defer_starved(st);
+	else if (r != DMK_MAP_DEFERRED)
+		dmk_resume_deferred(bio, r);
+}
+
+static int snapshot_map(struct dm_target *ti, struct bio *bio)
+{
+	struct dmk_bio_info *info = dmk_bio_info(bio);
+	unsigned long flags;
+	int r;
+
+	dmk_bio_info_init(ti, bio);
+	spin_lock_irqsave(&dmk_lock, flags);
+	r = snapshot_map_locked(ti->private, bio);
+	if (r == DMK_MAP_NEED_MEMORY) {
+		info->starved.needed = snapshot_starved_needs;
+		info->starved.retry = snapshot_starved_retry;
+		dmk_defer_starved(&info->starved);
+		r = DMK_MAP_DEFERRED;
+	}
+	spin_unlock_irqrestore(&dmk_lock, flags);
+	return dmk_map_result(bio, r);
+}
+
+static void snapshot_untrack(struct dmk_snapshot *s, struct dmk_bio_info *info);
+
+int dmk_snapshot_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct dmk_bio_info *info = dmk_bio_info(bio);
+	unsigned long flags;
+
+	if (info->tracked) {
+		spin_lock_irqsave(&dmk_lock, flags);
+		snapshot_untrack(ti->private, info);
+		spin_unlock_irqrestore(&dmk_lock, flags);
+	}
+	return DM_ENDIO_DONE;
+}
+
+/* ---- pending exceptions */
+
+struct dmk_pending *dmk_snapshot_pending_for(struct dmk_snapshot *s, u64 chunk)
+{
+	struct dmk_pending *pe;
+
+	hlist_for_each_entry(pe, &s->pending[chunk % DMK_PENDING_BUCKETS], node) {
+		if (pe->old_chunk == chunk)
+			return pe;
+	}
+	return NULL;
+}
+
+bool dmk_snapshot_has_exception(struct dmk_snapshot *s, u64 chunk)
+{
+	return dmk_exception_has(s->complete, chunk);
+}
+
+/*
+ * __insert_pending_exception: allocates the COW chunk, in request order.
+ * -ENOMEM: the reserve is empty (or older work waits for it); -ENOSPC: the
+ * COW device is full.
+ */
+int dmk_snapshot_insert_pending(struct dmk_snapshot *s, u64 chunk, struct dmk_pending **result)
+{
+	struct dmk_pending *pe;
+
+	if (dmk_starved_waiting())
+		return -ENOMEM;
+	pe = dmk_pending_take(s, chunk);
+	if (!pe)
+		return -ENOMEM;
+	if (!s->store->type->prepare_exception(s->store, pe)) {
+		dmk_pending_put(pe);
+		return -ENOSPC;
+	}
+	pe->sequence = s->start_sequence++;
+	hlist_add_head(&pe->node, &s->pending[chunk % DMK_PENDING_BUCKETS]);
+	s->pending_count++;
+	*result = pe;
+	return 0;
+}
+
+void dmk_snapshot_copy_started(struct dmk_snapshot *s)
+{
+	s->copies_in_flight++;
+}
+
+static void snapshot_commit(struct dmk_snapshot *s, struct dmk_pending *pe)
+{
+	s->complete_sequence++;
+	s->store->type->commit_exception(s->store, pe, !pe->copy_error);
+}
+
+/* copy_callback: commit in allocation order, holding copies that finished early. */
+void dmk_snapshot_copy_done(struct dmk_snapshot *s, struct dmk_pending *pe, bool error)
+{
+	struct dmk_pending *next;
+
+	s->copies_in_flight--;
+	pe->copy_error = error;
+	if (pe->sequence != s->complete_sequence) {
+		list_for_each_entry(next, &s->out_of_order, list) {
+			if (next->sequence > pe->sequence)
+				break;
+		}
+		list_add_tail(&pe->list, &next->list);
+		return;
+	}
+	snapshot_commit(s, pe);
+	while (!list_empty(&s->out_of_order)) {
+		next = list_first_entry(&s->out_of_order, struct dmk_pending, list);
+		if (next->sequence != s->complete_sequence)
+			break;
+		list_del_init(&next->list);
+		snapshot_commit(s, next);
+	}
+}
+
+static void snapshot_finish_pending(struct dmk_snapshot *s, struct dmk_pending *pe, bool error)
+{
+	struct bio *bio;
+	int r;
+
+	hlist_del_init(&pe->node);
+	pe->snap->pending_count--;
+	dmk_pending_free_buffer(pe);
+	if (pe->full_bio)
+		dmk_resume_deferred(pe->full_bio, error ? DMK_MAP_KILL : DMK_MAP_SUBMITTED);
+	while ((bio = bio_list_pop(&pe->snapshot_bios)))
+		dmk_resume_deferred(bio, error ? DMK_MAP_KILL : DMK_MAP_REMAPPED);
+	while ((bio = bio_list_pop(&pe->origin_bios))) {
+		r = dmk_origin_write(s->origin->bdev, bio, bio->bi_iter.bi_sector, bio_sectors(bio));
+		if (r == DMK_MAP_REMAPPED)
+			dmk_resume_deferred(bio, DMK_MAP_REMAPPED);
+		else if (r == DMK_MAP_NEED_MEMORY)
+			dmk_origin_write_retry_later(bio);
+	}
+	dmk_pending_put(pe);
+	dmk_exception_done(s->origin->bdev);
+}
+
+/* pending_complete: the exception is on disk (or failed); release what waited for it. */
+void dmk_snapshot_pending_complete(struct dmk_snapshot *s, struct dmk_pending *pe, bool success)
+{
+	if (!success) {
+		dmk_snapshot_invalidate(s, EIO);
+		snapshot_finish_pending(s, pe, true);
+		return;
+	}
+	if (!s->valid) {
+		snapshot_finish_pending(s, pe, true);
+		return;
+	}
+	pe->e->old_chunk = pe->old_chunk;
+	pe->e->new_chunk = pe->new_chunk;
+	dmk_exception_set(s->complete, pe->e);
+	pe->e = NULL;
+	/* Snapshot reads still reading the old origin data must finish before origin writes go on. */
+	if (dmk_snapshot_tracked_count(s, pe->old_chunk) > 0) {
+		list_add_tail(&pe->list, &s->drain_waiters);
+		return;
+	}
+	snapshot_finish_pending(s, pe, false);
+}
+
+void dmk_snapshot_invalidate(struct dmk_snapshot *s, int err)
+{
+	if (!s->valid)
+		return;
+	s->store->type->drop_snapshot(s->store);
+	s->valid = false;
+}
+
+/* ---- tracked reads */
+
+void dmk_snapshot_track(struct dmk_snapshot *s, u64 chunk, struct bio *bio)
+{
+	struct dmk_bio_info *info = dmk_bio_info(bio);
+
+	info->tracked = true;
+	info->tracked_chunk = chunk;
+	hlist_add_head(&info->tracked_node, &s->tracked[chunk % DMK_TRACKED_BUCKETS]);
+}
+
+int dmk_snapshot_tracked_count(struct dmk_snapshot *s, u64 chunk)
+{
+	struct dmk_bio_info *info;
+	int n = 0;
+
+	hlist_for_each_entry(info, &s->tracked[chunk % DMK_TRACKED_BUCKETS], tracked_node) {
+		if (info->tracked_chunk == chunk)
+			n++;
+	}
+	return n;
+}
+
+static void snapshot_untrack(struct dmk_snapshot *s, struct dmk_bio_info *info)
+{
+	u64 chunk = info->tracked_chunk;
+	struct dmk_pending *pe;
+
+	hlist_del(&info->tracked_node);
+	info->tracked = false;
+	if (dmk_snapshot_tracked_count(s, chunk) > 0)
+		return;
+	list_for_each_entry(pe, &s->drain_waiters, list) {
+		if (pe->old_chunk == chunk) {
+			list_del_init(&pe->list);
+			snapshot_finish_pending(s, pe, false);
+			break;
+		}
+	}
+	if (s->merge)
+		dmk_merge_chunk_drained(s, chunk);
+}
+
+/* ---- status */
+
+void dmk_snapshot_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
+			 char *result, unsigned int maxlen)
+{
+	struct dmk_snapshot *s = ti->private;
+	struct dmk_store *st;
+	unsigned long flags;
+	unsigned int sz = 0;
+
+	result[0] = '\0';
+	spin_lock_irqsave(&dmk_lock, flags);
+	st = s->store;
+	if (type == STATUSTYPE_INFO) {
+		if (!s->valid) {
+			DMEMIT("Invalid");
+		} else if (s->merge_failed) {
+			DMEMIT("Merge failed");
+		} else if (s->overflowed) {
+			DMEMIT("Overflow");
+		} else {
+			st->type->usage(st);
+			DMEMIT("%llu/%llu %llu", st->sectors_allocated, st->total_sectors,
+			       st->metadata_sectors);
+		}
+	} else if (type == STATUSTYPE_TABLE) {
+		DMEMIT("%s %s", s->origin->name, s->cow->name);
+		sz = st->type->status_table(st, result, sz, maxlen);
+	}
+	spin_unlock_irqrestore(&dmk_lock, flags);
+}
+
+int dmk_snapshot_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data)
+{
+	struct dmk_snapshot *s = ti->private;
+	int r = fn(ti, s->origin, 0, ti->len, data);
+
+	if (!r && s->merge)
+		r = fn(ti, s->cow, 0, dmk_dev_sectors(s->cow), data);
+	return r;
+}
+
+static int snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	return dmk_snapshot_ctr(ti, argc, argv, false);
+}
+
+struct target_type dmk_snapshot_target = {
+	.name = "dmkit-snapshot",
+	.version = {1, 0, 0},
+	.module = THIS_MODULE,
+	.ctr = snapshot_ctr,
+	.dtr = dmk_snapshot_dtr,
+	.map = snapshot_map,
+	.end_io = dmk_snapshot_end_io,
+	.resume = dmk_snapshot_resume,
+	.status = dmk_snapshot_status,
+	.iterate_devices = dmk_snapshot_iterate_devices,
+};

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * dmkit-zero: reads return zeroes, writes are dropped; anything else fails
+ * (core-as/targets/zero.ts, Linux dm-zero.c).
+ */
+#include "dmk.h"
+#include "msg.h"
+#include "targets.h"
+
+static int zero_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	if (argc != 0) {
+		dmk_set_error(ti, "no arguments required, got %u", argc);
+		return -EINVAL;
+	}
+	ti->num_discard_bios = 1;
+	ti->num_write_zeroes_bios = 1;	/* the device reads as zeroes already */
+	return 0;
+}
+
+static int zero_map(struct dm_target *ti, struct bio *bio)
+{
+	switch (bio_op(bio)) {
+	case REQ_OP_READ:
+		zero_fill_bio(bio);
+		break;
+	case REQ_OP_WRITE:
+	case REQ_OP_DISCARD:
+	case REQ_OP_WRITE_ZEROES:
+		break;
+	default:
+		return DM_MAPIO_KILL;
+	}
+	bio_endio(bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static void zero_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
+			char *result, unsigned int maxlen)
+{
+	result[0] = '\0';
+}
+
+struct target_type dmk_zero_target = {
+	.name = "dmkit-zero",
+	.version = {1, 0, 0},
+	.module = THIS_MODULE,
+	.ctr = zero_ctr,
+	.map = zero_map,
+	.status = zero_status,
+};
