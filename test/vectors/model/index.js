@@ -208,10 +208,26 @@ export class Model {
     /** @type {Map<Step, Answer>} */
     const answers = new Map();
     for (const step of vector.steps) {
-      if (step.op === 'group') for (const inner of step.steps) this.step(inner, answers);
+      if (step.op === 'group') this.group(step.steps, answers);
       else this.step(step, answers);
     }
     return answers;
+  }
+
+  /**
+   * A begin/end group: every request in it starts at the same time, so a `delay` target moving
+   * the clock for one of them must not delay the next; the group ends when its last one does.
+   * @param {Step[]} steps @param {Map<Step, Answer>} answers
+   */
+  group(steps, answers) {
+    const start = this.clock;
+    let end = start;
+    for (const inner of steps) {
+      this.clock = start;
+      this.step(inner, answers);
+      end = Math.max(end, this.clock);
+    }
+    this.clock = end;
   }
 
   /** @param {Step} step @param {Map<Step, Answer>} answers */
@@ -228,7 +244,8 @@ export class Model {
       case 'status': return put({ errno: null, text: this.describe(step.dev, 'info') });
       case 'table-is': return put({ errno: null, text: this.describe(step.dev, 'table') });
       case 'hash': return put({ errno: null, sha256: sha256(/** @type {Disk} */ (this.disks.get(step.disk)).bytes) });
-      case 'time': this.clock = step.ms; return put({ errno: null });
+      // The clock only moves forward: requests held by a `delay` may already have taken it past MS.
+      case 'time': this.clock = Math.max(this.clock, step.ms); return put({ errno: null });
       case 'wait-merge': return put({ errno: this.mergeOutcome(step.dev) });
       default: return this.request(step, put);
     }
