@@ -177,10 +177,11 @@ export function dm_dev_resume(id: i32): i32 {
   if (next != null) {
     if (!d.suspended) presuspend(d); // the kernel suspends a device before swapping its table
     const old = d.live;
-    if (old != null) old.retire(); // requests in flight keep their own reference to it
     d.live = next;
     d.inactive = null;
     for (let i = 0; i < next.targets.length; i++) next.targets[i].resume();
+    // Only now, as do_resume: a snapshot's resume takes the old table's store over first.
+    if (old != null) old.retire(); // requests in flight keep their own reference to it
   }
   d.suspended = false;
   releaseHeld(d);
