@@ -111,19 +111,25 @@ export async function serve(argv) {
     await stop(await Promise.race([server.serveStream(streams.input, streams.output).then(() => 'client disconnected'), signalled]));
     return;
   }
+  /** @type {{host: string, port: number} | null} where TCP clients connect (port 0: the one we got) */
+  let listening = null;
   try {
     if (activated) {
       const n = server.serveSystemdSockets();
       info(`listening on ${n} socket-activated descriptor(s)`);
     } else {
       if (options.socket) await server.listenUnix(options.socket);
-      if (tcp || !options.socket) await server.listenTcp(tcp?.host ?? '127.0.0.1', tcp?.port ?? 10809);
+      if (tcp || !options.socket) {
+        const host = tcp?.host ?? '127.0.0.1';
+        const address = await server.listenTcp(host, tcp?.port ?? 10809);
+        listening = { host, port: address.port };
+      }
     }
   } catch (e) {
     await stop('cannot listen');
     throw e;
   }
-  printAttachHelp(say, registry, options.socket, activated ? null : tcp ?? (options.socket ? null : { host: '127.0.0.1', port: 10809 }), control);
+  printAttachHelp(say, registry, options.socket, listening, control);
   await stop(await signalled);
 }
 

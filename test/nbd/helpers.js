@@ -1,0 +1,116 @@
+// @ts-check
+// Shared by the NBD tests: a real `dmkit serve` child process on a private Unix socket and
+// control socket, and the real clients (nbdsh, nbdinfo, nbdcopy, qemu-io) run as processes.
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DMKIT = join(ROOT, 'bin', 'dmkit.js');
+
+/** Debian's python3 first: nbdsh runs `python3 -mnbd`, and python3-libnbd is Debian's. */
+export const CLIENT_ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH}`, LIBNBD_DEBUG: '0' };
+
+export function tempDir(prefix = 'dmkit-nbd-') {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * Runs a program; resolves with {code, stdout, stderr} (never rejects on a non-zero exit).
+ * @param {string} cmd @param {string[]} args @param {{input?: string, env?: NodeJS.ProcessEnv, timeout?: number}} [opts]
+ * @returns {Promise<{code: number, stdout: string, stderr: string}>}
+ */
+export function run(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, {
+      env: opts.env ?? CLIENT_ENV, timeout: opts.timeout ?? 60_000, maxBuffer: 64 << 20, encoding: 'utf8',
+    }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') { reject(new Error(`${cmd}: ${err.message}\n${stderr}`)); return; }
+      resolve({ code: err ? /** @type {number} */ (err.code) : 0, stdout, stderr });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** Like run, but a non-zero exit is an error carrying stderr. */
+export async function ok(cmd, args, opts) {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) {
+    const shown = args.map((a) => (a.length > 200 ? `${a.slice(0, 60)}...` : a)).join(' ');
+    throw new Error(`${cmd} ${shown} exited with ${r.code}:\n${r.stderr.split('\n').slice(-25).join('\n')}${r.stdout}`);
+  }
+  return r.stdout;
+}
+
+/** nbdsh -u URI -c SCRIPT (h is connected), or nbdsh -c SCRIPT when uri is null. */
+export function nbdsh(uri, script) {
+  return ok('nbdsh', uri ? ['-u', uri, '-c', script] : ['-c', script]);
+}
+
+/** The dmkit CLI (a dmsetup verb, usually). */
+export function dmkit(args, opts = {}) {
+  return run(process.execPath, [DMKIT, ...args], { env: process.env, ...opts });
+}
+
+/**
+ * A `dmkit serve` child on a Unix socket in a fresh temp dir, with its own control socket.
+ * @param {string[]} args extra serve arguments (devices, --read-only...)
+ * @param {{dir?: string, env?: NodeJS.ProcessEnv, socket?: boolean}} [opts]
+ */
+export async function startServer(args, opts = {}) {
+  const dir = opts.dir ?? tempDir();
+  const socket = join(dir, 'nbd.sock');
+  const control = join(dir, 'control.sock');
+  const fullArgs = [DMKIT, 'serve', ...(opts.socket === false ? [] : ['--socket', socket]), '--control', control, ...args];
+  const proc = spawn(process.execPath, fullArgs, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+  proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dmkit serve did not start:\n${stdout}${stderr}`)), 20_000);
+    const check = () => {
+      if (/^control: /m.test(stdout) || /serving \d+ export/.test(stdout)) { clearTimeout(timer); resolve(undefined); }
+    };
+    proc.stdout.on('data', check);
+    exited.then(() => { clearTimeout(timer); reject(new Error(`dmkit serve exited at start:\n${stdout}${stderr}`)); });
+  });
+  const server = {
+    proc, dir, socket, control,
+    get stdout() { return stdout; },
+    get stderr() { return stderr; },
+    /** nbd+unix URI of an export. */
+    uri: (name = '') => `nbd+unix:///${name}?socket=${socket}`,
+    /** A dmsetup verb against this server's control socket. */
+    ctl: (verb, ...rest) => dmkit([verb, ...rest, '--control', control]),
+    /** SIGTERM and wait; resolves with the exit code and the server's stderr. */
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const r = /** @type {{code: number, signal: string}} */ (await exited);
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+      return { ...r, stderr };
+    },
+    /** Waits until the server's stderr matches. */
+    async waitLog(re, ms = 10_000) {
+      const t0 = Date.now();
+      while (!re.test(stderr)) {
+        if (Date.now() - t0 > ms) throw new Error(`no log line matching ${re} in:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+  return server;
+}
+
+/** Deterministic bytes (not the vector PRNG: just test data). */
+export function testBytes(length, seed) {
+  const b = Buffer.alloc(length);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    b[i] = s & 0xff;
+  }
+  return b;
+}
