@@ -23,6 +23,7 @@ import { Io, submitInternal, OP_READ, OP_WRITE, OP_FLUSH, FLAG_FUA } from "../io
 import { ExceptionStore } from "./store";
 import { PendingException } from "./pending";
 import { chunkSizeError, SECTOR_SHIFT } from "./chunks";
+import { EIO } from "../errno";
 
 const SNAP_MAGIC: u32 = 0x70416e53;
 const DISK_VERSION: u32 = 1;
@@ -173,11 +174,15 @@ export class PersistentStore extends ExceptionStore {
     store<u32>(h, this.valid ? 1 : 0, 4);
     store<u32>(h, this.version, 8);
     store<u32>(h, <u32>this.chunkSize, 12);
+    if (this.chunkSize > this.cow.sectors()) return this.stepDone(step, EIO);
     submitInternal(this, this.cow, OP_WRITE, 0, 0, <u32>this.chunkSize, h, step);
   }
 
   private zeroDiskArea(area: u64, step: i64): void {
-    submitInternal(this, this.cow, OP_WRITE, 0, this.chunkSector(this.areaLocation(area)), <u32>this.chunkSize, this.zeroArea, step);
+    const sector = this.chunkSector(this.areaLocation(area));
+    // Past the end of the COW device the kernel's write fails (bio past the end): an I/O error.
+    if (sector + this.chunkSize > this.cow.sectors()) return this.stepDone(step, EIO);
+    submitInternal(this, this.cow, OP_WRITE, 0, sector, <u32>this.chunkSize, this.zeroArea, step);
   }
 
   // ---- exceptions
@@ -322,7 +327,10 @@ export class PersistentStore extends ExceptionStore {
   }
 
   ioDone(io: Io, status: i32): void {
-    const step = io.cookie;
+    this.stepDone(io.cookie, status);
+  }
+
+  private stepDone(step: i64, status: i32): void {
     if (step == READ_HEADER) {
       if (status != 0) return this.loaded("I/O error reading the COW header");
       this.headerRead();
