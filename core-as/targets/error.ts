@@ -7,8 +7,7 @@ export class ErrorTarget extends Target {
 
   ctr(args: string[]): bool {
     // The kernel's error target ignores its arguments; so do we.
-    this.numDiscardBios = 1;
-    this.numWriteZeroesBios = 1;
+    this.numDiscardBios = 1; // fail discards with EIO; no WRITE_ZEROES bios (EOPNOTSUPP), as io_err_ctr
     return true;
   }
 

@@ -20,9 +20,7 @@ export class OriginTarget extends Target {
     const dev = this.getDevice(args[0], 0, this.len);
     if (dev == null) return false;
     this.dev = dev;
-    this.numFlushBios = 1;
-    this.numDiscardBios = 1;
-    this.numWriteZeroesBios = 1;
+    this.numFlushBios = 1; // and no discard or WRITE_ZEROES bios: origin_ctr sets none
     registerOrigin(this);
     this.registered = true;
     return true;

@@ -1,6 +1,6 @@
 // zero: reads return zeroes, writes are dropped (dm-zero.c). Anything else fails closed.
 import { Target, MAP_SUBMITTED, MAP_KILL } from "../target";
-import { Io, OP_READ, OP_WRITE, OP_DISCARD, OP_WRITE_ZEROES } from "../io";
+import { Io, OP_READ, OP_WRITE, OP_DISCARD } from "../io";
 
 export class ZeroTarget extends Target {
   typeName(): string { return "zero"; }
@@ -10,8 +10,7 @@ export class ZeroTarget extends Target {
       this.error = "no arguments required, got " + args.length.toString();
       return false;
     }
-    this.numDiscardBios = 1;
-    this.numWriteZeroesBios = 1; // the device reads as zeroes already
+    this.numDiscardBios = 1; // dropped, as writes are; no WRITE_ZEROES bios: Linux's zero takes none
     return true;
   }
 
@@ -21,7 +20,7 @@ export class ZeroTarget extends Target {
       io.status = 0;
       return MAP_SUBMITTED;
     }
-    if (io.op == OP_WRITE || io.op == OP_DISCARD || io.op == OP_WRITE_ZEROES) {
+    if (io.op == OP_WRITE || io.op == OP_DISCARD) {
       io.status = 0;
       return MAP_SUBMITTED;
     }
