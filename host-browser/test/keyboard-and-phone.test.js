@@ -92,6 +92,25 @@ describe('the demo page with the keyboard at phone width', () => {
     const hex = /** @type {string} */ (await page.textContent('pre[data-what=hex]'));
     expect(hex.split('\n')[0]).toBe('00000000  64 6d 6b 69 74 21 20 64  |dmkit! d|');
 
+    // A file uploaded into a range; its last partial sector keeps the old bytes after it.
+    await page.setInputFiles('.sectors form:nth-of-type(3) input[type=file]', { name: 'note.txt', mimeType: 'text/plain', buffer: Buffer.alloc(600, 'x') });
+    await page.fill('.sectors form:nth-of-type(3) input[name=sector]', '0');
+    await page.focus('.sectors form:nth-of-type(3) button');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.textContent('.sectors output')).toBe('uploaded note.txt (600 bytes) into sectors 0+2');
+    await page.fill('.sectors form:nth-of-type(1) input[name=count]', '3');
+    await page.focus('.sectors form:nth-of-type(1) button');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.textContent('.sectors output')).toBe('read sectors 0+3');
+    const rows = /** @type {string} */ (await page.textContent('pre[data-what=hex]')).split('\n');
+    // 600 x's (rows of x's collapse to '*'), then the old text from byte 600 = 0x258 on.
+    expect(rows.slice(0, 3)).toEqual([
+      '00000000  78 78 78 78 78 78 78 78  |xxxxxxxx|',
+      '*',
+      '00000258  21 20 64 6d 6b 69 74 21  |! dmkit!|',
+    ]);
+    await page.fill('.sectors form:nth-of-type(1) input[name=count]', '1');
+
     // A write into the zero segment lands nowhere; past the end the core refuses it.
     await page.fill('.sectors form:nth-of-type(2) input[name=sector]', '2048');
     await page.focus('.sectors form:nth-of-type(2) button');
@@ -108,4 +127,17 @@ describe('the demo page with the keyboard at phone width', () => {
     await page.locator('#log-section').screenshot({ path: join(SHOTS, 'phone-log.png') });
     expect(s.problems).toEqual([]);
   }, 120_000);
+
+  it('runs every golden vector from the button and says how many passed', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const cases = (await readdir(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'vectors', 'cases'))).filter((f) => f.endsWith('.vec'));
+    await tabTo('#run-vectors');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.textContent('#vectors-summary'), { timeout: 240_000 }).toMatch(/^\d+ passed, \d+ failed$/);
+    const [passed, failed] = (/** @type {string} */ (await page.textContent('#vectors-summary'))).match(/\d+/g)?.map(Number) ?? [];
+    expect(passed + failed).toBe(cases.length);
+    expect(await page.locator('#vector-results li[data-status=pass]').count()).toBe(passed);
+    await page.locator('#vectors-section').screenshot({ path: join(SHOTS, 'phone-vectors.png') });
+    expect(s.problems).toEqual([]);
+  }, 300_000);
 });
