@@ -46,7 +46,7 @@ const delay = /** @type {HTMLInputElement} */ (document.getElementById('delay'))
 const delayOut = /** @type {HTMLOutputElement} */ (document.getElementById('delay-out'));
 delay.addEventListener('input', () => {
   delayOut.value = `${delay.value} ms`;
-  client.call('setStepDelay', { ms: Number(delay.value) });
+  client.call('setStepDelay', { ms: Number(delay.value) }).catch((e) => { delayOut.value = `not set: ${e.message}`; });
 });
 
 async function askPersistence() {
@@ -69,7 +69,9 @@ const ready = new Promise((resolve, reject) => {
     const last = localStorage.getItem('dmkit-selected');
     app.selected = last && app.device(last) ? last : null;
     app.render();
-    await askPersistence();
+    await askPersistence().catch((e) => {
+      /** @type {HTMLElement} */ (document.getElementById('storage')).textContent = `Could not check storage persistence: ${e.message}`;
+    });
     document.body.dataset.ready = 'true';
     resolve(undefined);
   });
