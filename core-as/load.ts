@@ -5,7 +5,7 @@ import { MappedDevice } from "./device";
 import { Table, parseTable, tableError } from "./table";
 import { setLoadingDevice } from "./devref";
 import { doneboxPush } from "./boxes";
-import { EINVAL, EIO } from "./errno";
+import { EINVAL, EIO, ENXIO } from "./errno";
 
 export const LOAD_DONE: i32 = 0;
 export const LOAD_STARTED: i32 = 1;
@@ -49,12 +49,19 @@ export function tablePrepared(table: Table): void {
   if (table.prepareError.length > 0) {
     dev.loadError = dev.name + ": " + table.prepareError;
     table.retire();
-    doneboxPush(table.loadTag, table.prepareError.includes("I/O error") ? EIO : EINVAL);
+    doneboxPush(table.loadTag, loadErrno(table.prepareError));
     return;
   }
   dev.loadError = "";
   install(dev, table);
   doneboxPush(table.loadTag, 0);
+}
+
+/** The errno Linux's ctr returns for these failures: EIO for I/O errors, ENXIO for a foreign COW header. */
+function loadErrno(error: string): i32 {
+  if (error.includes("I/O error")) return EIO;
+  if (error.includes("invalid or corrupt snapshot")) return ENXIO; // read_header's -ENXIO
+  return EINVAL;
 }
 
 function install(dev: MappedDevice, table: Table): void {
