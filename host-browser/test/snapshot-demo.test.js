@@ -158,6 +158,8 @@ describe('the demo page with a snapshot', () => {
     await expect.poll(chunkCounts).toEqual({ copied: 3, copying: 0 });
     expect(await copiedChunks('snap')).toEqual([1, 2, 5]);
     await expectOldData(8, 16);
+    const ids = await page.$$eval('#log details', (ds) => ds.map((d) => /** @type {HTMLElement} */ (d).dataset.entry));
+    expect(new Set(ids).size).toBe(ids.length);
     await expectOldData(40, 1);
     await shot('05-after-reload');
     expect(s.problems).toEqual([]);

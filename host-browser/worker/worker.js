@@ -71,7 +71,10 @@ function snapshotOf(w) {
 }
 
 const METHODS = {
-  state: async (w) => ({ ...snapshotOf(w), maps: w.tracker.take(true), log: w.log.entries }),
+  state: async (w) => {
+    w.log.take(); // the page gets them all here, not again as progress
+    return { ...snapshotOf(w), maps: w.tracker.take(true), log: w.log.entries };
+  },
   createDisk: async (w, { name, bytes }) => { w.host.attach(await w.disks.create(name, bytes)); },
   resizeDisk: async (w, { name, bytes }) => {
     const disk = w.disks.get(name);
