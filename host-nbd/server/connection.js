@@ -226,8 +226,9 @@ export class Connection {
     if (this.phase !== TRANSMISSION) { this.close(reason); return; }
     const tx = /** @type {Transmission} */ (this.tx);
     this.closeReason = reason;
-    tx.closing = true;
     this.input.pause();
+    this.stash = null;
+    tx.stopReading();
     if (tx.inflight === 0) this.finish();
   }
 
@@ -242,10 +243,7 @@ export class Connection {
     if (this.timer) clearTimeout(this.timer);
     const tx = this.tx;
     if (tx) {
-      tx.closing = true;
-      const partial = tx.reader.partial;
-      tx.reader.kill();
-      if (partial && partial.ptr) { tx.exp.free(partial.ptr); tx.held -= partial.length; }
+      tx.stopReading();
       this.stash = null;
     }
     if (this.exp) {

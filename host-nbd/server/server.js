@@ -119,7 +119,8 @@ export class NbdServer {
   /** Stops accepting, lets connections finish what they started, resolves when all are closed. */
   async close() {
     this.closing = true;
-    await Promise.all(this.listeners.map((l) => new Promise((resolve) => l.close(() => resolve(undefined)))));
+    // net.Server.close() calls back only once every connection is gone: start it, do not wait.
+    const listenersClosed = Promise.all(this.listeners.map((l) => new Promise((resolve) => l.close(() => resolve(undefined)))));
     this.listeners = [];
     for (const path of this.socketFiles) {
       try { fs.unlinkSync(path); } catch { /* already gone */ }
@@ -137,6 +138,7 @@ export class NbdServer {
     });
     await Promise.race([all, cut]);
     clearTimeout(timer);
+    await listenersClosed;
   }
 }
 

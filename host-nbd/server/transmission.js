@@ -275,6 +275,21 @@ export class Transmission {
     else this.writer.simple(e.errno, req.cookieHi, req.cookieLo);
   }
 
+  /**
+   * Stops reading requests for good. A WRITE whose payload had only partly arrived will never
+   * run: its buffer is freed and it stops counting as in flight (nothing of it was written).
+   */
+  stopReading() {
+    this.closing = true;
+    const partial = this.reader.partial;
+    this.reader.kill();
+    if (partial) {
+      if (partial.ptr) this.exp.free(partial.ptr);
+      this.held -= partial.length;
+      this.answered();
+    }
+  }
+
   /** One request answered (its reply queued). */
   answered() {
     if (--this.inflight === 0 && this.closing) queueMicrotask(this.o.onIdle);
