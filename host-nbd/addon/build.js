@@ -6,7 +6,7 @@
 //   node host-nbd/addon/build.js --optional  the same, but a failure only warns (npm install uses
 //                                            this: only `dmkit attach` needs the addon)
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, statSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,16 +40,44 @@ export function addonIsStale() {
 
 /**
  * Builds the addon. Returns null on success, else the reason it could not be built.
- * @param {{quiet?: boolean}} [opts] quiet: keep node-gyp's output unless the build fails
+ * Builds are serialized across processes (test workers may all find it missing at once): the
+ * one holding build.lock builds, the others wait and then find it built.
+ * @param {{quiet?: boolean, ifStale?: boolean}} [opts] quiet: keep node-gyp's output unless the
+ *   build fails; ifStale: skip the build when it is up to date (checked under the lock)
  * @returns {string | null}
  */
 export function buildAddon(opts = {}) {
   if (process.platform !== 'linux') return `the NBD attach addon is Linux-only (this is ${process.platform})`;
+  const lock = join(ADDON_DIR, 'build.lock');
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if (/** @type {any} */ (e).code !== 'EEXIST') return `cannot build in ${ADDON_DIR}: ${/** @type {Error} */ (e).message}`;
+      // A lock older than any build is left over from a killed build.
+      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+      if (since !== undefined && Date.now() - since > 300_000) rmSync(lock, { recursive: true, force: true });
+      Atomics.wait(wait, 0, 0, 100);
+    }
+  }
+  try {
+    if (opts.ifStale && !addonIsStale()) return null;
+    return runNodeGyp(opts);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** @param {{quiet?: boolean}} opts */
+function runNodeGyp(opts) {
   const gyp = findNodeGyp();
   if (!gyp) return 'node-gyp not found (it comes with npm; set npm_config_node_gyp to its node-gyp.js)';
   const nodedir = findNodeDir();
   if (!nodedir) {
-    return `Node's C headers not found (looked for include/node/node_api.h under ${join(dirname(process.execPath), '..')}; on Debian: apt-get install libnode-dev)`;
+    return `Node's C headers not found (no include/node/node_api.h under ${join(dirname(process.execPath), '..')}; ` +
+      'set npm_config_nodedir to the prefix that has them)';
   }
   const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], {
     cwd: ADDON_DIR,

@@ -4,6 +4,7 @@
 // device and every policy decision live in JavaScript (host-nbd/attach/).
 //
 // Argument checking is strict: a wrong type or a missing field throws a TypeError naming it.
+#include <errno.h>
 #include <fcntl.h>
 #include <napi.h>
 #include <unistd.h>
@@ -124,6 +125,14 @@ Napi::Value LockFileJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// netlinkProbe() -> true, or false when the kernel has no nbd netlink family; other errors throw
+Napi::Value NetlinkProbe(const Napi::CallbackInfo& info) {
+  Status st = NbdNetlinkProbe();
+  if (st.err == ENOENT) return Napi::Boolean::New(info.Env(), false);
+  ThrowIfFailed(info.Env(), st);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 // netlinkConnect({index?, sizeBytes, blockSize, serverFlags, timeout, deadConnTimeout, fds, backend?})
 // -> index. Runs on the JS thread on purpose: the kernel records the calling thread as the
 // device's pid (/sys/block/nbdN/pid), and this thread lives as long as the process. CONNECT does
@@ -216,6 +225,7 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("setBlocking", Napi::Function::New(env, SetBlockingJs));
   exports.Set("lockFile", Napi::Function::New(env, LockFileJs));
+  exports.Set("netlinkProbe", Napi::Function::New(env, NetlinkProbe));
   exports.Set("netlinkConnect", Napi::Function::New(env, NetlinkConnect));
   exports.Set("netlinkReconfigure", Napi::Function::New(env, NetlinkReconfigure));
   exports.Set("netlinkDisconnect", Napi::Function::New(env, NetlinkDisconnect));

@@ -38,6 +38,12 @@ void PutSettings(GenlMessage* msg, const NbdNetlinkParams& p, bool with_sizes) {
 
 }  // namespace
 
+Status NbdNetlinkProbe() {
+  GenlSocket sock;
+  uint16_t family;
+  return OpenNbdFamily(&sock, &family);
+}
+
 Status NbdNetlinkConnect(const NbdNetlinkParams& p, int32_t* index) {
   GenlSocket sock;
   uint16_t family;

@@ -22,6 +22,9 @@ struct NbdNetlinkParams {
   std::string backend;             // identifier shown in /sys/block/nbdN/backend; reconfigure must match
 };
 
+// Whether the kernel has the nbd netlink family (resolving it loads the module on demand).
+// ENOENT: it has not.
+Status NbdNetlinkProbe();
 // NBD_CMD_CONNECT. On success *index is the device the kernel connected.
 Status NbdNetlinkConnect(const NbdNetlinkParams& p, int32_t* index);
 // NBD_CMD_RECONFIGURE with new sockets: each replaces a dead connection of device p.index (the

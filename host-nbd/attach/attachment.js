@@ -1,0 +1,81 @@
+// @ts-check
+// One attached device: its kernel side (index, method), its connections, and its owner lock.
+// It ends when every connection has closed (and, with ioctl, NBD_DO_IT has returned) — after a
+// detach, or because the kernel dropped the sockets (a request timed out, `dmkit detach` from
+// another process). Detaching flushes first, so nothing the kernel acknowledged is lost.
+import { explain } from './errors.js';
+import { flushBeforeDetach } from './flush.js';
+import { disconnectDevice } from './kernel.js';
+import { unlockDevice } from './locks.js';
+
+const END_AFTER_DISCONNECT_MS = 30_000;
+
+export class Attachment {
+  /**
+   * @param {object} o
+   * @param {import('./native.js').NativeAddon} o.native
+   * @param {number} o.index
+   * @param {'netlink' | 'ioctl'} o.method
+   * @param {string} o.exportName
+   * @param {import('./connections.js').Connection[]} o.connections
+   * @param {Promise<void> | null} o.running ioctl: settles when NBD_DO_IT returns
+   * @param {number | null} o.lockFd
+   * @param {boolean} o.reconnected true when it revived a device whose server had died
+   * @param {(line: string) => void} o.log
+   */
+  constructor(o) {
+    this.native = o.native;
+    this.index = o.index;
+    this.path = `/dev/nbd${o.index}`;
+    this.method = o.method;
+    this.exportName = o.exportName;
+    this.connections = o.connections;
+    this.lockFd = o.lockFd;
+    this.reconnected = o.reconnected;
+    this.log = o.log;
+    /** @type {'attached' | 'detaching' | 'ended'} */
+    this.state = 'attached';
+    const closed = o.connections.map((c) => (c.serverSide.closed ? Promise.resolve() : new Promise((r) => c.serverSide.once('close', r))));
+    this.ended = this.watch(Promise.all(closed), o.running);
+  }
+
+  async watch(allClosed, running) {
+    await allClosed;
+    if (running) await running.catch((e) => this.log(`${this.path}: ${explain(e, this.path).message}`));
+    if (this.state === 'attached') {
+      this.log(`${this.path}: every connection to export '${this.exportName}' closed without a detach by this server (\`dmkit detach\` from elsewhere, or the kernel dropped them)` +
+        (this.method === 'netlink' ? ' (its I/O fails once the dead-connection timeout passes; `dmkit attach` can reattach it)' : ''));
+    }
+    this.state = 'ended';
+    unlockDevice(this.native, this.lockFd);
+    this.lockFd = null;
+  }
+
+  describe() {
+    return { device: this.path, export: this.exportName, method: this.method, connections: this.connections.length };
+  }
+
+  /**
+   * Flushes, then disconnects, then waits for the connections to close.
+   * @param {{force?: boolean, shutdown?: boolean}} [opts] force: detach even while the device is
+   *   in use (mounted, or held by device-mapper); shutdown: the server is stopping, detach anyway
+   *   after writing back every filesystem.
+   */
+  async detach(opts = {}) {
+    if (this.state !== 'attached') return this.ended;
+    this.state = 'detaching';
+    try {
+      await flushBeforeDetach(this.native, this.path, !!opts.force || !!opts.shutdown, this.log);
+      await disconnectDevice(this.native, this.method, this.index);
+    } catch (e) {
+      if (this.state === 'detaching') this.state = 'attached';
+      throw e;
+    }
+    const timer = setTimeout(() => {
+      this.log(`${this.path}: connections still open ${END_AFTER_DISCONNECT_MS / 1000} s after the disconnect; closing them`);
+      for (const c of this.connections) c.serverSide.destroy();
+    }, END_AFTER_DISCONNECT_MS);
+    await this.ended;
+    clearTimeout(timer);
+  }
+}
