@@ -12,6 +12,10 @@ Serving:
 Changing a running server (dmsetup's verbs, over its control socket):
   ls, create, reload, load, suspend, resume, remove, clear, status, table, info, message
 
+Kernel block devices without nbd-client (Linux, root, nbd module):
+  attach NAME [/dev/nbdN]   the running server attaches export NAME (first free device if none)
+  detach /dev/nbdN          flush and detach a device
+
 Snapshots without a kernel:
   snapshot inspect COW [--json]       show a dm-snapshot COW device
   snapshot merge --origin IMG --cow COW   fold a snapshot back into its origin image
@@ -37,6 +41,9 @@ export async function main(argv) {
     } else if (cmd === 'snapshot') {
       const { snapshotCommand } = await import('./snapshot.js');
       await snapshotCommand(rest);
+    } else if (cmd === 'attach' || cmd === 'detach') {
+      const { attachCommand, detachCommand } = await import('./attach.js');
+      await (cmd === 'attach' ? attachCommand(rest) : detachCommand(rest));
     } else if (dmsetupCommands.includes(cmd)) {
       const out = await runDmsetupCommand(cmd, rest);
       if (out) process.stdout.write(out.endsWith('\n') ? out : out + '\n');
