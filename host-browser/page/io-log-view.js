@@ -32,10 +32,13 @@ export function setupIoLog(app) {
   };
 
   /** @param {any[]} entries oldest first */
+  let newest = 0; // entries may arrive both as progress and in the first state: show each once
   app.addLogEntries = (entries) => {
-    if (!entries.length) return;
+    const fresh = entries.filter((e) => e.id > newest);
+    if (!fresh.length) return;
     empty.remove();
-    for (const e of entries) list.prepend(entryNode(e));
+    for (const e of fresh) list.prepend(entryNode(e));
+    newest = fresh[fresh.length - 1].id;
     while (list.children.length > KEEP) list.lastElementChild?.remove();
   };
 }
