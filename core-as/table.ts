@@ -10,6 +10,8 @@ import { tablePrepared } from "./load";
 
 export class Table {
   targets: Target[] = [];
+  /** The table-text line each target came from, for messages about it. */
+  lineNos: i32[] = [];
   size: u64 = 0;
   /** Distinct devices the table maps onto. */
   deps: DevRef[] = [];
@@ -23,9 +25,17 @@ export class Table {
 
   /** A target finished its asynchronous preparation; error is "" on success. */
   targetPrepared(t: Target, error: string): void {
-    if (error.length > 0 && this.prepareError.length == 0) this.prepareError = t.typeName() + ": " + error;
+    this.notePrepareError(t, error);
     this.preparing--;
     if (this.preparing == 0 && this.loadingFor != null) tablePrepared(this);
+  }
+
+  /** Keeps the first preparation error, naming the line of the target that failed. */
+  notePrepareError(t: Target, error: string): void {
+    if (error.length == 0 || this.prepareError.length > 0) return;
+    const i = this.targets.indexOf(t);
+    const where = i >= 0 ? "line " + this.lineNos[i].toString() + ": " : "";
+    this.prepareError = where + t.typeName() + ": " + error;
   }
 
   /** The table stops being live or inactive: drop device references, destroy its targets. */
@@ -138,6 +148,7 @@ export function parseTable(text: string): Table | null {
       return failTable(where + w[2] + ": " + target.error);
     }
     table.targets.push(target);
+    table.lineNos.push(line.lineNo);
     for (let d = 0; d < target.devices.length; d++) addDep(table.deps, target.devices[d]);
     next = start.value + len.value;
   }

@@ -65,7 +65,7 @@ export abstract class Target {
     this.prepareDone = true;
     const t = <Table>this.table;
     if (this.preparingNow) {
-      if (error.length > 0 && t.prepareError.length == 0) t.prepareError = this.typeName() + ": " + error;
+      t.notePrepareError(this, error);
       return;
     }
     t.targetPrepared(this, error);
