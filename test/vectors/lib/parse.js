@@ -151,7 +151,7 @@ export function parseVector(text, file, options = {}) {
       case 'create':
       case 'reload':
         arity(1);
-        allow(['errno', 'message']);
+        allow(['errno', 'message', 'unfilled']);
         step.dev = device(args[0]);
         step.table = pending.get(args[0]) ?? [];
         pending.delete(args[0]);
@@ -161,12 +161,12 @@ export function parseVector(text, file, options = {}) {
       case 'resume':
       case 'remove':
         arity(1);
-        allow(['errno', 'message']);
+        allow(['errno', 'message', 'unfilled']);
         step.dev = device(args[0]);
         break;
       case 'message':
         if (args.length < 3) fail('message: expected DEV SECTOR WORDS...');
-        allow(['errno', 'message']);
+        allow(['errno', 'message', 'unfilled']);
         step.dev = device(args[0]);
         step.sector = num(args[1], 'sector');
         step.words = args.slice(2);
@@ -174,7 +174,7 @@ export function parseVector(text, file, options = {}) {
       case 'write':
         if (args.length !== 5 && !(args.length === 6 && args[5] === 'fua')) fail('write: expected DEV SECTOR COUNT seed S [fua]');
         if (args[3] !== 'seed') fail(`write: expected 'seed', got '${args[3]}'`);
-        allow(['errno']);
+        allow(['errno', 'unfilled']);
         step.dev = device(args[0]);
         step.sector = num(args[1], 'sector');
         step.count = num(args[2], 'count', MAX_COUNT);
@@ -190,7 +190,7 @@ export function parseVector(text, file, options = {}) {
         break;
       case 'flush':
         arity(1);
-        allow(['errno']);
+        allow(['errno', 'unfilled']);
         step.dev = device(args[0]);
         break;
       case 'discard':
@@ -198,7 +198,7 @@ export function parseVector(text, file, options = {}) {
         if (args.length !== 3 && !(op === 'zeroes' && args.length === 4 && args[3] === 'fua')) {
           fail(`${op}: expected DEV SECTOR COUNT${op === 'zeroes' ? ' [fua]' : ''}`);
         }
-        allow(['errno']);
+        allow(['errno', 'unfilled']);
         step.dev = device(args[0]);
         step.sector = num(args[1], 'sector');
         step.count = num(args[2], 'count', MAX_COUNT);
@@ -219,7 +219,7 @@ export function parseVector(text, file, options = {}) {
         break;
       case 'wait-merge':
         arity(1);
-        allow([]);
+        allow(['errno', 'unfilled']);
         step.dev = device(args[0]);
         break;
       case 'time': {

@@ -88,6 +88,8 @@ export class CoreHost {
     this.waiting = new Map();
     this.nextTag = 1;
     this.pumpQueued = false;
+    /** the last timer the clock jumped to (a timer that releases nothing must not loop) */
+    this.lastTimer = -1;
     /** @type {string[]} */
     this.violations = [];
     for (const d of vector.disks) {
@@ -154,7 +156,8 @@ export class CoreHost {
 
   /** @param {import('../lib/drive.js').IoRequest} req */
   async io(req) {
-    const id = this.devId(req.dev);
+    let id;
+    try { id = this.devId(req.dev); } catch (err) { return { errno: outcomeOf(err).errno }; }
     const len = req.count * 512;
     const buf = this.core.alloc(Math.max(len, 1));
     if (req.data) this.core.bytes(buf, len).set(req.data);
@@ -194,13 +197,23 @@ export class CoreHost {
     setImmediate(() => { this.pumpQueued = false; this.pumpNow(); });
   }
 
-  /** Executes commands (in this run's order) and delivers completions until nothing is pending. */
+  /**
+   * Executes commands (in this run's order) and delivers completions until nothing is pending.
+   * When requests are left waiting only for time (delay), the simulated clock jumps to the
+   * core's next timer, as a real host's timer would fire (docs/core-abi.md, "Time").
+   */
   pumpNow() {
     for (;;) {
       this.deliver();
       const cmds = this.core.takeCommands();
-      if (cmds.length === 0) break;
-      for (const c of this.order(cmds)) this.execute(c);
+      if (cmds.length > 0) {
+        for (const c of this.order(cmds)) this.execute(c);
+        continue;
+      }
+      const next = this.waiting.size > 0 && this.core.x.dm_next_timer ? this.core.nextTimer() : -1;
+      if (next < 0 || next === this.lastTimer) break;
+      this.lastTimer = next;
+      this.core.setTime(next);
     }
     this.deliver();
   }
