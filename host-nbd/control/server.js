@@ -11,15 +11,16 @@ const MAX_LINE = 1 << 20;
  * @param {import('../devices/registry.js').DeviceRegistry} registry
  * @param {string} path
  * @param {(line: string) => void} log
+ * @param {Record<string, (req: any) => Promise<string>>} [verbs] more verbs, served after dmsetup's
  */
-export async function startControlServer(registry, path, log) {
+export async function startControlServer(registry, path, log, verbs = {}) {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   if (existsSync(path)) {
     if (!statSync(path).isSocket()) throw new Error(`control socket ${path} exists and is not a socket`);
     if (await isLive(path)) throw new Error(`another dmkit server is using the control socket ${path} (pass --control PATH)`);
     unlinkSync(path);
   }
-  const server = net.createServer((sock) => serveClient(registry, sock, log));
+  const server = net.createServer((sock) => serveClient(registry, sock, log, verbs));
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => resolve(undefined));
@@ -42,7 +43,7 @@ function isLive(path) {
   });
 }
 
-function serveClient(registry, sock, log) {
+function serveClient(registry, sock, log, verbs) {
   let pending = '';
   sock.setEncoding('utf8');
   sock.on('error', () => {});
@@ -54,14 +55,14 @@ function serveClient(registry, sock, log) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       sock.pause();
-      const reply = await handle(registry, line, log);
+      const reply = await handle(registry, line, log, verbs);
       sock.write(JSON.stringify(reply) + '\n');
       sock.resume();
     }
   });
 }
 
-async function handle(registry, line, log) {
+async function handle(registry, line, log, verbs) {
   let req;
   try {
     req = JSON.parse(line);
@@ -69,7 +70,7 @@ async function handle(registry, line, log) {
     return { ok: false, error: 'malformed control request (not JSON)' };
   }
   try {
-    const output = await run(registry, req);
+    const output = await run(registry, req, verbs);
     if (['create', 'reload', 'suspend', 'resume', 'remove', 'clear', 'message'].includes(req.cmd)) {
       log(`control: ${req.cmd} ${req.name ?? ''}`.trim());
     }
@@ -80,7 +81,7 @@ async function handle(registry, line, log) {
 }
 
 /** Runs one verb; returns the text dmsetup would print. */
-async function run(registry, req) {
+async function run(registry, req, verbs) {
   const name = typeof req.name === 'string' ? req.name : undefined;
   const need = () => {
     if (!name) throw new Error(`${req.cmd} needs a device name`);
@@ -99,7 +100,10 @@ async function run(registry, req) {
     case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
     case 'set-time': registry.setTime(Number(req.ms)); return '';
-    default: throw new Error(`unknown control command '${req.cmd}'`);
+    default:
+      // Verbs of other parts of the server (attach: {@link ../attach/control-verbs.js}).
+      if (Object.hasOwn(verbs, req.cmd)) return verbs[req.cmd](req);
+      throw new Error(`unknown control command '${req.cmd}'`);
   }
 }
 
