@@ -167,12 +167,12 @@ static int ps_read_area(struct pstore *ps, bool *ended, char *error, size_t len)
 	int r;
 
 	*ended = false;
-	if (ps_chunk_sector(ps, chunk) + ps->base.chunk_size > bdev_nr_sectors(ps->base.cow->bdev)) {
+	if (ps_chunk_sector(ps, chunk) + ps->base.chunk_size > bdev_nr_sectors(dmk_store_cow(&ps->base)->bdev)) {
 		snprintf(error, len, "metadata area %llu lies past the end of the COW device",
 			 ps->current_area);
 		return -EINVAL;
 	}
-	r = dmk_sync_io(ps->base.cow, DMK_OP_READ, 0, ps_chunk_sector(ps, chunk),
+	r = dmk_sync_io(dmk_store_cow(&ps->base), DMK_OP_READ, 0, ps_chunk_sector(ps, chunk),
 			ps->base.chunk_size, ps->area);
 	if (r) {
 		snprintf(error, len, "I/O error reading metadata area %llu", ps->current_area);
@@ -203,12 +203,12 @@ static int ps_create_new(struct pstore *ps, char *error, size_t len)
 {
 	ps->valid = true;
 	ps_fill_header(ps);
-	if (dmk_sync_io(ps->base.cow, DMK_OP_WRITE, 0, 0, ps->base.chunk_size, ps->header_area)) {
+	if (dmk_sync_io(dmk_store_cow(&ps->base), DMK_OP_WRITE, 0, 0, ps->base.chunk_size, ps->header_area)) {
 		snprintf(error, len, "I/O error writing the COW header");
 		return -EIO;
 	}
 	ps->current_area = 0;
-	if (dmk_sync_io(ps->base.cow, DMK_OP_WRITE, 0,
+	if (dmk_sync_io(dmk_store_cow(&ps->base), DMK_OP_WRITE, 0,
 			ps_chunk_sector(ps, ps_area_location(ps, 0)), ps->base.chunk_size,
 			ps->zero_area)) {
 		snprintf(error, len, "I/O error zeroing the first metadata area");
@@ -235,7 +235,7 @@ static int ps_read_metadata(struct dmk_store *st, char *error, size_t len, bool 
 		snprintf(error, len, "out of memory for the metadata areas");
 		return r;
 	}
-	if (dmk_sync_io(st->cow, DMK_OP_READ, 0, 0, 1, ps->header_area)) {
+	if (dmk_sync_io(dmk_store_cow(st), DMK_OP_READ, 0, 0, 1, ps->header_area)) {
 		snprintf(error, len, "I/O error reading the COW header");
 		return -EIO;
 	}
@@ -248,7 +248,7 @@ static int ps_read_metadata(struct dmk_store *st, char *error, size_t len, bool 
 	if (magic != SNAP_MAGIC) {
 		snprintf(error, len, "invalid or corrupt snapshot: bad magic 0x%x in the COW header",
 			 magic);
-		return -EINVAL;
+		return -ENXIO;	/* as read_header */
 	}
 	ps->valid = le32_to_cpu(h[1]) != 0;
 	ps->version = le32_to_cpu(h[2]);
@@ -287,7 +287,7 @@ static int ps_read_metadata(struct dmk_store *st, char *error, size_t len, bool 
 static bool ps_prepare_exception(struct dmk_store *st, struct dmk_pending *pe)
 {
 	struct pstore *ps = to_pstore(st);
-	sector_t size = bdev_nr_sectors(st->cow->bdev);
+	sector_t size = bdev_nr_sectors(dmk_store_cow(st)->bdev);
 
 	if (size < (ps->next_free + 1) * st->chunk_size)
 		return false;
@@ -300,7 +300,7 @@ static bool ps_prepare_exception(struct dmk_store *st, struct dmk_pending *pe)
 
 static void ps_zero_disk_area(struct pstore *ps, u64 area, long step)
 {
-	dmk_submit_internal(&ps->area_io, &ps->waiter, ps->base.cow, DMK_OP_WRITE, 0,
+	dmk_submit_internal(&ps->area_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_WRITE, 0,
 			    ps_chunk_sector(ps, ps_area_location(ps, area)), ps->base.chunk_size,
 			    ps->zero_area, step);
 }
@@ -314,7 +314,7 @@ static void ps_write_area(struct pstore *ps)
 		ps_area_written(ps);
 		return;
 	}
-	dmk_submit_internal(&ps->area_io, &ps->waiter, ps->base.cow, DMK_OP_FLUSH, 0, 0, 0, NULL,
+	dmk_submit_internal(&ps->area_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_FLUSH, 0, 0, 0, NULL,
 			    FLUSH_BEFORE_AREA);
 }
 
@@ -408,7 +408,7 @@ static void ps_prepare_merge(struct dmk_store *st)
 		/* The current area is empty: move back to the previous one. */
 		ps->current_area--;
 		chunk = ps_area_location(ps, ps->current_area);
-		dmk_submit_internal(&ps->merge_io, &ps->waiter, st->cow, DMK_OP_READ, 0,
+		dmk_submit_internal(&ps->merge_io, &ps->waiter, dmk_store_cow(st), DMK_OP_READ, 0,
 				    ps_chunk_sector(ps, chunk), st->chunk_size, ps->area,
 				    READ_MERGE_AREA);
 		return;
@@ -425,7 +425,7 @@ static void ps_commit_merge(struct dmk_store *st, u64 n)
 	for (i = 0; i < n; i++)
 		ps_set_entry(ps, ps->current_committed - 1 - i, 0, 0);
 	ps->merge_count = n;
-	dmk_submit_internal(&ps->merge_io, &ps->waiter, st->cow, DMK_OP_FLUSH, 0, 0, 0, NULL,
+	dmk_submit_internal(&ps->merge_io, &ps->waiter, dmk_store_cow(st), DMK_OP_FLUSH, 0, 0, 0, NULL,
 			    FLUSH_BEFORE_MERGE_AREA);
 }
 
@@ -448,7 +448,7 @@ static void ps_drop_snapshot(struct dmk_store *st)
 	if (!ps->header_area || !list_empty(&ps->header_io.list) || ps->header_io.waiter)
 		return;
 	ps_fill_header(ps);
-	dmk_submit_internal(&ps->header_io, &ps->waiter, st->cow, DMK_OP_WRITE, 0, 0,
+	dmk_submit_internal(&ps->header_io, &ps->waiter, dmk_store_cow(st), DMK_OP_WRITE, 0, 0,
 			    st->chunk_size, ps->header_area, WRITE_INVALID_HEADER);
 }
 
@@ -457,7 +457,7 @@ static void ps_usage(struct dmk_store *st)
 	struct pstore *ps = to_pstore(st);
 
 	st->sectors_allocated = ps->next_free * st->chunk_size;
-	st->total_sectors = bdev_nr_sectors(st->cow->bdev);
+	st->total_sectors = bdev_nr_sectors(dmk_store_cow(st)->bdev);
 	st->metadata_sectors = (ps->current_area + 1 + HEADER_CHUNKS) * st->chunk_size;
 }
 
@@ -486,7 +486,7 @@ static void ps_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)
 			break;
 		}
 		chunk = ps_area_location(ps, ps->current_area);
-		dmk_submit_internal(&ps->area_io, &ps->waiter, ps->base.cow, DMK_OP_WRITE, DMK_FUA,
+		dmk_submit_internal(&ps->area_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_WRITE, DMK_FUA,
 				    ps_chunk_sector(ps, chunk), ps->base.chunk_size, ps->area,
 				    WRITE_AREA);
 		break;
@@ -509,7 +509,7 @@ static void ps_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)
 			break;
 		}
 		chunk = ps_area_location(ps, ps->current_area);
-		dmk_submit_internal(&ps->merge_io, &ps->waiter, ps->base.cow, DMK_OP_WRITE, DMK_FUA,
+		dmk_submit_internal(&ps->merge_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_WRITE, DMK_FUA,
 				    ps_chunk_sector(ps, chunk), ps->base.chunk_size, ps->area,
 				    WRITE_MERGE_AREA);
 		break;
@@ -550,7 +550,7 @@ static const struct dmk_store_type persistent_type = {
 	.destroy = ps_destroy,
 };
 
-struct dmk_store *dmk_persistent_store_create(struct dmk_snapshot *snap, struct dm_dev *cow)
+struct dmk_store *dmk_persistent_store_create(struct dmk_snapshot *snap)
 {
 	struct pstore *ps = kzalloc(sizeof(*ps), GFP_KERNEL);
 
@@ -558,7 +558,6 @@ struct dmk_store *dmk_persistent_store_create(struct dmk_snapshot *snap, struct 
 		return NULL;
 	ps->base.type = &persistent_type;
 	ps->base.snap = snap;
-	ps->base.cow = cow;
 	ps->waiter.io_done = ps_io_done;
 	ps->valid = true;
 	ps->version = DISK_VERSION;

@@ -55,6 +55,15 @@ static inline unsigned int dmk_snapshot_chunk_shift(struct dmk_snapshot *s)
 	return s->store->chunk_shift;
 }
 
+/*
+ * The COW device a store works on: its snapshot's (dm_snap_cow), so a store
+ * handed over to a new snapshot follows that snapshot's device reference.
+ */
+static inline struct dm_dev *dmk_store_cow(struct dmk_store *st)
+{
+	return st->snap->cow;
+}
+
 /* dm_table_get_size of this snapshot's table: origin writes past it need no copy. */
 static inline sector_t dmk_snapshot_device_sectors(struct dmk_snapshot *s)
 {

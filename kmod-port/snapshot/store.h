@@ -48,7 +48,6 @@ struct dmk_store {
 	unsigned int chunk_shift;
 	/* The snapshot that owns the store now (a reload may hand it to a new one). */
 	struct dmk_snapshot *snap;
-	struct dm_dev *cow;
 	/* PO: "Overflow" rather than invalidation when the COW device fills up. */
 	bool overflow_supported;
 	/* Usage, refreshed by usage(). */
@@ -59,7 +58,7 @@ struct dmk_store {
 
 void dmk_store_set_chunk_size(struct dmk_store *st, u64 chunk_size);
 
-struct dmk_store *dmk_persistent_store_create(struct dmk_snapshot *snap, struct dm_dev *cow);
-struct dmk_store *dmk_transient_store_create(struct dmk_snapshot *snap, struct dm_dev *cow);
+struct dmk_store *dmk_persistent_store_create(struct dmk_snapshot *snap);
+struct dmk_store *dmk_transient_store_create(struct dmk_snapshot *snap);
 
 #endif /* DMK_STORE_H */

@@ -27,7 +27,7 @@ static int ts_read_metadata(struct dmk_store *st, char *error, size_t len, bool 
 static bool ts_prepare_exception(struct dmk_store *st, struct dmk_pending *pe)
 {
 	struct tstore *ts = to_tstore(st);
-	sector_t size = bdev_nr_sectors(st->cow->bdev);
+	sector_t size = bdev_nr_sectors(dmk_store_cow(st)->bdev);
 
 	if (size < ts->next_free + st->chunk_size)
 		return false;
@@ -48,7 +48,7 @@ static void ts_drop_snapshot(struct dmk_store *st)
 static void ts_usage(struct dmk_store *st)
 {
 	st->sectors_allocated = to_tstore(st)->next_free;
-	st->total_sectors = bdev_nr_sectors(st->cow->bdev);
+	st->total_sectors = bdev_nr_sectors(dmk_store_cow(st)->bdev);
 	st->metadata_sectors = 0;
 }
 
@@ -81,7 +81,7 @@ static const struct dmk_store_type transient_type = {
 	.destroy = ts_destroy,
 };
 
-struct dmk_store *dmk_transient_store_create(struct dmk_snapshot *snap, struct dm_dev *cow)
+struct dmk_store *dmk_transient_store_create(struct dmk_snapshot *snap)
 {
 	struct tstore *ts = kzalloc(sizeof(*ts), GFP_KERNEL);
 
@@ -89,6 +89,5 @@ struct dmk_store *dmk_transient_store_create(struct dmk_snapshot *snap, struct d
 		return NULL;
 	ts->base.type = &transient_type;
 	ts->base.snap = snap;
-	ts->base.cow = cow;
 	return &ts->base;
 }

@@ -8,9 +8,8 @@
 
 static int error_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
-	/* The kernel's error target ignores its arguments; so do we. */
+	/* The kernel's error target ignores its arguments; so do we. No write-zeroes bios. */
 	ti->num_discard_bios = 1;
-	ti->num_write_zeroes_bios = 1;
 	return 0;
 }
 

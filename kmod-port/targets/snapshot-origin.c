@@ -43,9 +43,7 @@ static int origin_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		kfree(o);
 		return r;
 	}
-	ti->num_flush_bios = 1;
-	ti->num_discard_bios = 1;
-	ti->num_write_zeroes_bios = 1;
+	ti->num_flush_bios = 1;	/* no discard or write-zeroes bios, as in Linux */
 	ti->per_io_data_size = sizeof(struct dmk_bio_info);
 	ti->private = o;
 	return 0;

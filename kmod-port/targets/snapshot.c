@@ -56,11 +56,11 @@ static int snapshot_make_store(struct dm_target *ti, struct dmk_snapshot *s, con
 			dmk_set_error(ti, "unsupported persistent store option: %s", kind + 1);
 			return -EINVAL;
 		}
-		s->store = dmk_persistent_store_create(s, s->cow);
+		s->store = dmk_persistent_store_create(s);
 		if (s->store)
 			s->store->overflow_supported = !strcasecmp(kind, "PO");
 	} else if (k == 'N') {
-		s->store = dmk_transient_store_create(s, s->cow);
+		s->store = dmk_transient_store_create(s);
 	} else {
 		dmk_set_error(ti, "exception store type is not P or N: '%s'", kind);
 		return -EINVAL;
@@ -112,13 +112,11 @@ static int snapshot_load_metadata(struct dm_target *ti, struct dmk_snapshot *s)
 	r = s->store->type->read_metadata(s->store, error, sizeof(error), &valid);
 	if (r) {
 		dmk_set_error(ti, "failed to read snapshot metadata: %s", error);
-		dmk_mark_load_error(ti);
 		return r;
 	}
 	s->valid = valid;
 	if (s->store->chunk_size == 0) {
 		ti->error = "chunk size not set";
-		dmk_mark_load_error(ti);
 		return -EINVAL;
 	}
 	ti->max_io_len = s->store->chunk_size;

@@ -13,8 +13,7 @@ static int zero_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		dmk_set_error(ti, "no arguments required, got %u", argc);
 		return -EINVAL;
 	}
-	ti->num_discard_bios = 1;
-	ti->num_write_zeroes_bios = 1;	/* the device reads as zeroes already */
+	ti->num_discard_bios = 1;	/* no write-zeroes bios, as in Linux */
 	return 0;
 }
 
@@ -26,7 +25,6 @@ static int zero_map(struct dm_target *ti, struct bio *bio)
 		break;
 	case REQ_OP_WRITE:
 	case REQ_OP_DISCARD:
-	case REQ_OP_WRITE_ZEROES:
 		break;
 	default:
 		return DM_MAPIO_KILL;
