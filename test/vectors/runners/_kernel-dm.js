@@ -23,6 +23,7 @@ import { attachDisk, detachDisk, diskBytes } from '../../vm/guest/loop-disks.js'
  * @property {(target: string) => string} targetName  the name to load for a vector's target
  * @property {boolean} compareMessages  compare a refused table's message with the kernel log
  * @property {() => Promise<string|null>} [unavailable]  why the targets cannot run here (null: they can)
+ * @property {Record<string, string>} [cannotCheck]  vectors this kernel cannot judge, by name, and why
  */
 
 /** Builds a runner module's exports (docs/vectors.md, "Writing a runner"). @param {KernelRunnerOptions} opts */
@@ -46,6 +47,8 @@ export function kernelRunner(opts) {
       if (context.why) return { status: 'skip', detail: context.why };
       const missing = targetsOf(vector).filter((t) => !opts.targets.includes(t));
       if (missing.length) return { status: 'skip', detail: `uses ${missing.join(', ')}, which this kernel does not have` };
+      const cannot = opts.cannotCheck?.[vector.name];
+      if (cannot) return { status: 'skip', detail: cannot };
       const host = new KernelHost(vector, opts);
       let result;
       try {
