@@ -11,6 +11,7 @@ import { defaultDataDir, defaultSetup } from '../devices/defaults.js';
 import { startControlServer } from '../control/server.js';
 import { defaultControlPath } from '../control/paths.js';
 import { NbdServer } from '../server/server.js';
+import { createAttacher, parseAttachSpec, attachAtStart } from '../attach/serve-hooks.js';
 
 export const SERVE_HELP = `Usage: dmkit serve [options]
 
@@ -33,6 +34,11 @@ Listening (default: TCP 127.0.0.1:10809):
   --stdio               serve one NBD connection on standard input/output, then exit
   Systemd socket activation (LISTEN_FDS/LISTEN_PID) is used when present.
 
+Kernel block devices (Linux, as root, with the nbd module):
+  --attach NAME[=/dev/nbdN]  once serving, attach export NAME as a kernel block device (the
+                        first free /dev/nbdN unless given; repeatable). Stopping the server
+                        flushes and detaches it. See dmkit attach --help.
+
 Control:
   --control PATH        control socket for dmkit ls/create/reload/... (default: $DMKIT_CONTROL or
                         ${defaultControlPath()}; with --stdio or socket activation: none unless given)
@@ -49,7 +55,7 @@ const SPEC = /** @type {const} */ ({
   device: { type: 'pairs' }, config: { type: 'string' }, image: { type: 'list' }, 'read-only': { type: 'boolean' },
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+  help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
 });
 
 /** @param {string[]} argv */
@@ -59,26 +65,24 @@ export async function serve(argv) {
   if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}' (devices are given as --device NAME TABLE)`);
   const stdio = !!options.stdio;
   const activated = systemdActivated();
-  // With --stdio, stdout is the NBD stream: everything human goes to stderr.
-  const say = (line) => (stdio ? process.stderr : process.stdout).write(line + '\n');
+  // With --stdio, stdout is the NBD stream; when a client started us (socket activation), our
+  // stdout is its stdout: everything human goes to stderr then.
+  const say = (line) => (stdio || activated ? process.stderr : process.stdout).write(line + '\n');
   const log = (line) => process.stderr.write(`dmkit: ${line}\n`);
   const info = options.quiet ? () => {} : log;
 
   const tcp = options.listen ? parseListen(options.listen, !!options['allow-remote']) : null;
   if (stdio && (tcp || options.socket || activated)) throw new UsageError('--stdio serves one connection on stdin/stdout: it cannot be combined with --listen, --socket or socket activation');
+  const attachSpecs = (options.attach ?? []).map(parseAttachSpec);
+  if (stdio && attachSpecs.length) throw new UsageError('--attach needs a listening server: it cannot be combined with --stdio');
   const streams = stdio ? stdioStreams() : null;
   const setup = collectSetup(options);
   const readOnly = !!options['read-only'];
   const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'] });
   try {
     for (const img of setup.images) registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly });
-    for (const dev of setup.devices) {
-      try {
-        await registry.create(dev.name, dev.table);
-      } catch (e) {
-        throw new Error(`device ${dev.name}: ${e.message}`);
-      }
-    }
+    // Errors name the device already (as dmsetup's do).
+    for (const dev of setup.devices) await registry.create(dev.name, dev.table);
     registry.engine.closeUnused();
   } catch (e) {
     await registry.close();
@@ -86,16 +90,19 @@ export async function serve(argv) {
   }
 
   const server = new NbdServer({ exports: registry, log: info, onError: log });
+  const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
   let control = null;
-  if (!stdio && !activated) control = await openControl(registry, options.control, info);
-  else if (options.control) control = await startControlServer(registry, options.control, info);
+  if (!stdio && !activated) control = await openControl(registry, options.control, info, attacher.verbs);
+  else if (options.control) control = await startControlServer(registry, options.control, info, attacher.verbs);
 
   let stopping = false;
   const stop = async (why) => {
     if (stopping) return;
     stopping = true;
     info(`${why}: stopping`);
+    // Attached devices first: their flush needs the server still serving.
+    await attacher.manager.detachAll().catch((e) => { log(e.message); process.exitCode = 1; });
     await server.close();
     if (control) await control.close();
     await registry.close();
@@ -130,6 +137,12 @@ export async function serve(argv) {
     throw e;
   }
   printAttachHelp(say, registry, options.socket, listening, control);
+  try {
+    await attachAtStart(attacher.manager, attachSpecs, say);
+  } catch (e) {
+    await stop('cannot attach');
+    throw e;
+  }
   await stop(await signalled);
 }
 
@@ -190,10 +203,10 @@ function parseListen(text, allowRemote) {
   return { host, port };
 }
 
-async function openControl(registry, explicit, info) {
-  if (explicit) return startControlServer(registry, explicit, info);
+async function openControl(registry, explicit, info, verbs) {
+  if (explicit) return startControlServer(registry, explicit, info, verbs);
   try {
-    return await startControlServer(registry, defaultControlPath(), info);
+    return await startControlServer(registry, defaultControlPath(), info, verbs);
   } catch (e) {
     info(`control socket disabled: ${e.message}`);
     return null;

@@ -45,7 +45,7 @@ export class DeviceRegistry {
 
   /** dmsetup create NAME --table TABLE: create, load, resume. */
   async create(name, table) {
-    this.engine.openDepsOf(table, { readOnly: this.readOnly });
+    this.openDeps(name, table);
     let id;
     try {
       id = this.core.createDevice(name);
@@ -67,10 +67,20 @@ export class DeviceRegistry {
     return id;
   }
 
+  /** Opens the files a table names; errors name the device, as the core's load errors do. */
+  openDeps(name, table) {
+    try {
+      this.engine.openDepsOf(table, { readOnly: this.readOnly });
+    } catch (e) {
+      const message = `${name}: ${e instanceof Error ? e.message : e}`;
+      throw e instanceof DmError ? new DmError(e.errno, message) : new Error(message);
+    }
+  }
+
   /** dmsetup reload: the new table waits as the inactive table until resume. */
   async reload(name, table) {
     const id = this.core.findDevice(name);
-    this.engine.openDepsOf(table, { readOnly: this.readOnly });
+    this.openDeps(name, table);
     try {
       await this.engine.loadTable(id, table);
     } finally {

@@ -72,7 +72,7 @@ export async function startServer(args, opts = {}) {
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dmkit serve did not start:\n${stdout}${stderr}`)), 20_000);
     const check = () => {
-      if (/^control: /m.test(stdout) || /serving \d+ export/.test(stdout)) { clearTimeout(timer); resolve(undefined); }
+      if (/^control: .*\n/m.test(stdout)) { clearTimeout(timer); resolve(undefined); } // the last line it prints
     };
     proc.stdout.on('data', check);
     exited.then(() => { clearTimeout(timer); reject(new Error(`dmkit serve exited at start:\n${stdout}${stderr}`)); });

@@ -1,0 +1,107 @@
+// The dmkit serve command as a user meets it: the README's example, the embedded default
+// (origin + snapshot in a data folder, created on first start, reused after), TCP with the
+// attach instructions it prints, clean exit on SIGINT/SIGTERM, and one-line startup errors.
+import { describe, it, expect } from 'vitest';
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, tempDir, ok, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV } from './helpers.js';
+
+describe('dmkit serve', () => {
+  it('the README example works as written (paths moved to a private folder)', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const line = readme.split('\n').find((l) => l.startsWith('truncate -s 64M /tmp/d.img && dmkit serve'));
+    expect(line).toBe("truncate -s 64M /tmp/d.img && dmkit serve --socket /tmp/s.sock --device disk '0 131072 linear /tmp/d.img 0'");
+    const dir = tempDir();
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    symlinkSync(DMKIT, join(bin, 'dmkit'));
+    // exec: so that our SIGINT reaches dmkit rather than bash.
+    const command = /** @type {string} */ (line).replaceAll('/tmp/', `${dir}/`).replace('&& dmkit', '&& exec dmkit');
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, DMKIT_CONTROL: join(dir, 'control.sock') };
+    const proc = spawn('bash', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
+    const exited = new Promise((r) => proc.on('exit', (code) => r(code)));
+    const t0 = Date.now();
+    while (!/control: /.test(out)) {
+      if (Date.now() - t0 > 20_000) throw new Error(`no start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(out).toContain(`uri:    nbd+unix:///disk?socket=${dir}/s.sock`);
+    expect(out).toContain(`attach: nbd-client -u ${dir}/s.sock /dev/nbd0 -N disk`);
+    const info = JSON.parse(await ok('nbdinfo', ['--json', `nbd+unix:///disk?socket=${dir}/s.sock`]));
+    expect(info.exports[0]['export-size']).toBe(64 << 20);
+    proc.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+
+  it('with no devices serves the embedded default: an origin and its snapshot, kept across restarts', async () => {
+    const dir = tempDir();
+    const data = join(dir, 'data');
+    const env = { ...process.env, DMKIT_DATA: data };
+    let srv = await startServer([], { dir, env });
+    expect(srv.stdout).toMatch(/serving 2 export\(s\)/);
+    expect(srv.stdout).toMatch(/disk {2}1 GiB/);
+    expect(srv.stdout).toMatch(/disk-snap {2}1 GiB/);
+    // Both images are sparse files created on first start.
+    expect(statSync(join(data, 'disk.img')).size).toBe(2 ** 30);
+    expect(statSync(join(data, 'disk.img')).blocks).toBe(0);
+    expect(statSync(join(data, 'disk-snap.cow')).size).toBe(2 ** 28);
+    await nbdsh(srv.uri('disk'), 'h.pwrite(b"new!" * 1024, 65536); h.flush()');
+    const check = 'assert h.pread(4096, 65536) == %s';
+    await nbdsh(srv.uri('disk-snap'), check.replace('%s', 'bytes(4096)'));
+    expect((await srv.ctl('status', 'disk-snap')).stdout).toMatch(/^0 2097152 snapshot \d+\/524288 \d+\n$/);
+    expect((await srv.stop()).code).toBe(0);
+    // Second start: the same folder, the same data, the snapshot still shows the first view.
+    srv = await startServer([], { dir, env });
+    await nbdsh(srv.uri('disk'), check.replace('%s', 'b"new!" * 1024'));
+    await nbdsh(srv.uri('disk-snap'), check.replace('%s', 'bytes(4096)'));
+    expect((await srv.stop()).code).toBe(0);
+  });
+
+  it('on TCP it prints the port it got, the NBD URI and the nbd-client command', async () => {
+    const dir = tempDir();
+    const srv = await startServer(['--listen', '127.0.0.1:0', '--device', 'z', '0 2048 zero'], { dir, socket: false });
+    const m = /uri: {4}nbd:\/\/127\.0\.0\.1:(\d+)\/z/.exec(srv.stdout);
+    expect(m).not.toBeNull();
+    const port = /** @type {RegExpExecArray} */ (m)[1];
+    expect(srv.stdout).toContain(`attach: nbd-client 127.0.0.1 ${port} /dev/nbd0 -N z`);
+    expect(await ok('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/z`])).toBe('1048576\n');
+    expect((await srv.stop('SIGINT')).code).toBe(0);
+  });
+
+  it('SIGTERM with a client writing: its requests complete, files are flushed, exit 0', async () => {
+    const dir = tempDir();
+    const srv = await startServer(['--image', `${dir}/w.img=16M`, '--device', 'w', `0 32768 linear ${dir}/w.img 0`], { dir });
+    const writer = spawn('nbdsh', ['-u', srv.uri('w'), '-c', 'import time\nwhile True:\n    h.pwrite(b"x" * 65536, 0)'], { env: CLIENT_ENV, stdio: 'ignore' });
+    await srv.waitLog(/export w/);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await srv.stop('SIGTERM');
+    writer.kill();
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/SIGTERM: stopping/);
+    expect(r.stderr).toMatch(/closed: server shutting down, \d+ request\(s\), 0 error\(s\)/);
+    expect(r.stderr).toMatch(/flushed and closed/);
+    expect(readFileSync(`${dir}/w.img`).subarray(0, 65536).every((x) => x === 0x78)).toBe(true);
+  });
+
+  it('startup errors are one line and a non-zero exit', async () => {
+    const dir = tempDir();
+    const cases = [
+      [['--device', 'd', `0 100 linear ${dir}/missing.img 0`], 1, `dmkit serve: d: ${dir}/missing.img: no such file (give a size to create it)`],
+      [['--device', 'd', '0 100 frobnicate'], 1, /^dmkit serve: d: line 1: .*frobnicate/],
+      [['--listen', '10.1.2.3:10809', '--device', 'd', '0 8 zero'], 2, /^dmkit serve: refusing to listen on 10\.1\.2\.3, which is not loopback/],
+      [['--listen', 'nope', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --listen expects HOST:PORT, got 'nope'"],
+      [['--frob'], 2, /^dmkit serve: unknown option --frob/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await dmkit(['serve', '--control', join(dir, 'c.sock'), ...args]);
+      expect(r.code, r.stderr).toBe(code);
+      const first = r.stderr.split('\n')[0];
+      if (typeof message === 'string') expect(first).toBe(message);
+      else expect(first).toMatch(message);
+    }
+    expect(existsSync(join(dir, 'c.sock'))).toBe(false);
+  });
+});

@@ -1,0 +1,107 @@
+// dmsetup's verbs on a running server, through the dmkit CLI and its control socket: output in
+// dmsetup's format, reload taking effect at resume (under load), suspend draining in-flight I/O
+// and holding new I/O, remove refused while a client has the device open.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, tempDir, ok, DMKIT } from './helpers.js';
+
+const SCRIPTS = join(import.meta.dirname, 'scripts');
+const COMMON = readFileSync(join(SCRIPTS, 'common.py'), 'utf8');
+
+function sparseFile(path, bytes) {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+}
+
+describe('dmkit control verbs', () => {
+  let srv, dir, a, b;
+  const py = (name, vars) => ok('nbdsh', ['-n',
+    '-c', `SOCKET = ${JSON.stringify(srv.socket)}; CONTROL = ${JSON.stringify(srv.control)}; DMKIT = ${JSON.stringify([process.execPath, DMKIT])}`,
+    '-c', Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('; '),
+    '-c', COMMON,
+    '-c', readFileSync(join(SCRIPTS, `${name}.py`), 'utf8')]);
+
+  beforeAll(async () => {
+    dir = tempDir();
+    a = join(dir, 'a.img');
+    b = join(dir, 'b.img');
+    sparseFile(a, 32 << 20);
+    sparseFile(b, 32 << 20);
+    srv = await startServer(['--device', 'base', `0 65536 linear ${a} 0`], { dir });
+  });
+  afterAll(async () => { expect((await srv.stop()).code).toBe(0); });
+
+  it('create, ls, table, status and info print what dmsetup prints', async () => {
+    const created = await srv.ctl('create', 'two', '--table', `0 1024 linear ${b} 0\n1024 1024 zero`);
+    expect(created).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect((await srv.ctl('ls')).stdout).toBe('base\t(65536 sectors)\ntwo\t(2048 sectors)\n');
+    expect((await srv.ctl('table', 'two')).stdout).toBe(`0 1024 linear ${b} 0\n1024 1024 zero \n`);
+    expect((await srv.ctl('table')).stdout).toBe(`base: 0 65536 linear ${a} 0\ntwo: 0 1024 linear ${b} 0\ntwo: 1024 1024 zero \n`);
+    expect((await srv.ctl('status', 'two')).stdout).toBe('0 1024 linear \n1024 1024 zero \n');
+    expect((await srv.ctl('info', 'two')).stdout).toBe([
+      'Name:              two',
+      'State:             ACTIVE',
+      'Tables present:    LIVE',
+      'Open count:        0',
+      'Number of targets: 2',
+      'Size:              2048 sectors',
+      '',
+    ].join('\n'));
+    // The new device is an export at once.
+    expect(await ok('nbdinfo', ['--size', srv.uri('two')])).toBe(`${2048 * 512}\n`);
+    expect((await srv.ctl('remove', 'two')).code).toBe(0);
+    expect((await srv.ctl('ls')).stdout).toBe('base\t(65536 sectors)\n');
+  });
+
+  it('errors are one line and a non-zero exit; a failed create leaves no device', async () => {
+    const bad = await srv.ctl('create', 'bad', '--table', `0 100 linear ${a} 0\n50 100 zero`);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('dmkit create: bad: line 2: segment starts at 50 but the previous one ends at 100 (segments must be contiguous)\n');
+    expect((await srv.ctl('ls')).stdout).not.toMatch(/bad/);
+    const none = await srv.ctl('status', 'nosuch');
+    expect(none).toMatchObject({ code: 1, stderr: 'dmkit status: device nosuch does not exist\n' });
+    const msg = await srv.ctl('message', 'base', '0', 'hello');
+    expect(msg).toMatchObject({ code: 1, stderr: 'dmkit message: target linear does not take messages\n' });
+    const usage = await srv.ctl('suspend');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^dmkit suspend: suspend needs a device name/);
+  });
+
+  it('every verb has --help', async () => {
+    for (const verb of ['ls', 'create', 'reload', 'suspend', 'resume', 'remove', 'status', 'table', 'info', 'message', 'serve', 'snapshot']) {
+      const r = await srv.ctl(verb, '--help');
+      expect(r.code, verb).toBe(0);
+      expect(r.stdout, verb).toMatch(/^Usage/);
+    }
+  });
+
+  it('suspend drains the requests in flight and holds new ones until resume', async () => {
+    await srv.ctl('create', 'susp', '--table', `0 65536 linear ${b} 0`);
+    const out = await py('suspend', { EXPORT: 'susp' });
+    expect(out.trim()).toBe('ok');
+  });
+
+  it('reload under load takes effect at resume; the client sees its data throughout', async () => {
+    await srv.ctl('create', 'busy', '--table', `0 32768 linear ${b} 0`);
+    const out = await py('reload-load', { EXPORT: 'busy', SECTORS: 32768, IMAGE: b });
+    expect(out.trim()).toBe('ok');
+  });
+
+  it('remove is refused while a client has the device open, like dmsetup\'s "device busy"', async () => {
+    await srv.ctl('create', 'held', '--table', `0 2048 linear ${b} 0`);
+    const out = await py('remove-busy', { EXPORT: 'held' });
+    expect(out.trim()).toBe('ok');
+  });
+
+  it('remove is refused while another device stacks on it', async () => {
+    await srv.ctl('create', 'lower', '--table', `0 2048 linear ${b} 0`);
+    await srv.ctl('create', 'upper', '--table', '0 2048 linear lower 0');
+    const r = await srv.ctl('remove', 'lower');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lower: Device or resource busy \(device lower is busy: used by 1 other table\(s\)\)/);
+    expect((await srv.ctl('remove', 'upper')).code).toBe(0);
+    expect((await srv.ctl('remove', 'lower')).code).toBe(0);
+  });
+});

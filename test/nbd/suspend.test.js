@@ -1,0 +1,72 @@
+// Suspend semantics in the server's registry, with slowed-down backing I/O so that requests
+// are surely in flight: suspend resolves only after they completed; I/O submitted while
+// suspended waits for resume; a reload swaps tables only at resume.
+import { describe, it, expect } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
+import { tempDir } from './helpers.js';
+
+const MiB = 1 << 20;
+
+async function setup() {
+  const dir = tempDir();
+  const a = join(dir, 'a.img'), b = join(dir, 'b.img');
+  writeFileSync(a, Buffer.alloc(4 * MiB, 0xa1));
+  writeFileSync(b, Buffer.alloc(4 * MiB, 0xb2));
+  const registry = await DeviceRegistry.create();
+  await registry.create('d', `0 8192 linear ${a} 0`);
+  // Every backing write takes 100 ms.
+  const file = registry.engine.fileByPath(a);
+  const write = file.write.bind(file);
+  file.write = (buf, at, len, pos, done) => write(buf, at, len, pos, (e) => setTimeout(() => done(e), 100));
+  return { registry, exp: registry.getExport('d'), a, b };
+}
+
+function write(exp, offset, byte) {
+  return new Promise((resolve, reject) => {
+    const ptr = exp.allocBuffer(4096);
+    exp.engine.mem().fill(byte, ptr, ptr + 4096);
+    exp.write(offset, 4096, ptr, false, (e) => (e ? reject(e) : resolve(undefined)));
+  });
+}
+
+function readByte(exp, offset) {
+  return new Promise((resolve, reject) => exp.read(offset, 1, (e, ptr, skip) => {
+    if (e) { reject(e); return; }
+    const v = exp.engine.mem()[ptr + skip];
+    exp.free(ptr);
+    resolve(v);
+  }));
+}
+
+describe('suspend and resume', () => {
+  it('suspend waits for the requests in flight; new ones wait for resume', async () => {
+    const { registry, exp } = await setup();
+    const finished = [];
+    const writes = Array.from({ length: 8 }, (_, i) => write(exp, i * 4096, i + 1).then(() => finished.push(i)));
+    await new Promise((r) => setImmediate(r)); // the writes are now with the core and the files
+    await registry.suspend('d');
+    expect(finished.sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    let readDone = false;
+    const read = readByte(exp, 4096).then((v) => { readDone = true; return v; });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(readDone).toBe(false);
+    await registry.resume('d');
+    expect(await read).toBe(2);
+    await Promise.all(writes);
+    await registry.close();
+  });
+
+  it('a reload takes effect at resume, not before', async () => {
+    const { registry, exp, b } = await setup();
+    await registry.reload('d', `0 8192 linear ${b} 0`);
+    expect(await readByte(exp, 0)).toBe(0xa1);
+    expect(registry.info('d').hasInactive).toBe(true);
+    await registry.suspend('d');
+    await registry.resume('d');
+    expect(await readByte(exp, 0)).toBe(0xb2);
+    expect(registry.info('d').hasInactive).toBe(false);
+    await registry.close();
+  });
+});
