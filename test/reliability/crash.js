@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// The long crash run (docs/reliability.md): node test/reliability/crash.js [--cycles N] [--seed S]
+// [--setup P|PO|P+PO|merge]... Kills `dmkit serve` N times per setup and checks every kill.
+import { parseArgs } from 'node:util';
+import { runCrashCycles } from './lib/crash-run.js';
+
+const { values } = parseArgs({
+  options: {
+    cycles: { type: 'string', default: '50' },
+    seed: { type: 'string', default: String(Date.now() % 1e9) },
+    setup: { type: 'string', multiple: true, default: ['P', 'PO', 'P+PO', 'merge'] },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+const seed = Number(values.seed);
+let kills = 0;
+for (const [i, setup] of values.setup.entries()) {
+  const report = await runCrashCycles({
+    setup: /** @type {any} */ (setup), cycles: Number(values.cycles), seed: seed + i,
+    log: values.quiet ? undefined : (l) => console.log(l),
+  });
+  kills += report.kills;
+  console.log(JSON.stringify(report));
+}
+console.log(`${kills} kill points survived (seed ${seed})`);
