@@ -46,6 +46,8 @@ describe('flakey ctr', () => {
     ['a 0 1 1 2 error_writes drop_writes', /flakey: feature drop_writes conflicts with feature error_writes/],
     ['a 0 1 1 2 drop_writes error_writes', /flakey: feature error_writes conflicts with feature drop_writes/],
     ['a 0 1 1 3 corrupt_bio_byte 1 r', /flakey: feature corrupt_bio_byte requires 4 parameters/],
+    ['a 0 1 1 10 corrupt_bio_byte 1 r 1 0 corrupt_bio_byte 2 r 1 0', /flakey: invalid number of feature args '10' \(0-6\)/],
+    ['a 0 1 1 6 corrupt_bio_byte 1 r 1 0 corrupt_bio_byte', /flakey: feature corrupt_bio_byte duplicated/],
     ['a 0 1 1 5 corrupt_bio_byte 0 r 1 0', /flakey: invalid corrupt bio byte '0'/],
     ['a 0 1 1 5 corrupt_bio_byte q r 1 0', /flakey: invalid corrupt bio byte 'q'/],
     ['a 0 1 1 5 corrupt_bio_byte 1 x 1 0', /flakey: invalid corrupt bio direction 'x' \(r or w\)/],
