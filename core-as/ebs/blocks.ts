@@ -26,7 +26,7 @@ export class Blocks {
     return this.blockOf(sector) + (this.isAligned(sector) ? 0 : 1);
   }
 
-  /** The end of the block holding the sector before `end`: [start, end) rounded out to blocks. */
+  /** `sectors` rounded up to a whole number of blocks. */
   roundUp(sectors: u64): u64 {
     return this.firstSector(this.blockAtOrAfter(sectors));
   }
