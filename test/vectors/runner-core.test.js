@@ -4,7 +4,8 @@
 // running every vector in FIFO, reversed and shuffled command order.
 import { describe, it, expect } from 'vitest';
 import { parseVector } from './lib/parse.js';
-import { setup, runVector } from './runners/core.js';
+import { setup, runVector, CoreHost, ORDERS } from './runners/core.js';
+import { driveVector } from './lib/drive.js';
 
 const context = await setup();
 const run = (/** @type {string} */ body) => runVector(parseVector(`about t\nderived hand\n${body}`, 't.vec'), context);
@@ -42,5 +43,14 @@ describe('the core runner', () => {
     expect(r.status).toBe('fail');
     expect(r.detail).toMatch(/^\[reverse\] line 10: read a 0 8 /);
     expect(r.detail).toContain(`got sha256:${P1}`);
+  });
+
+  it('fails fast when a request can never complete (a command the host lost)', async () => {
+    const v = parseVector('about t\nderived hand\ndisk d 16\ntable a 0 16 linear d 0\ncreate a\nread a 0 8', 't.vec');
+    const host = new CoreHost(context.module, v, ORDERS.fifo());
+    host.execute = () => {}; // never completes any command
+    const started = Date.now();
+    await expect(driveVector(v, host)).rejects.toThrow('never completed');
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });

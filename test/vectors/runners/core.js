@@ -84,7 +84,7 @@ export class CoreHost {
     this.disks = new Map();
     /** @type {Map<number, {name: string, bytes: Uint8Array, aligned: number|null}>} */
     this.disksById = new Map();
-    /** @type {Map<number, (status: number) => void>} */
+    /** @type {Map<number, ((status: number) => void) & {reject: (err: Error) => void}>} */
     this.waiting = new Map();
     this.nextTag = 1;
     this.pumpQueued = false;
@@ -184,17 +184,33 @@ export class CoreHost {
 
   /** @returns {Promise<number>} the completion status of `tag` */
   waitTag(tag) {
-    return new Promise((resolve) => {
-      this.waiting.set(tag, resolve);
+    return new Promise((resolve, reject) => {
+      this.waiting.set(tag, Object.assign(resolve, { reject }));
       this.schedulePump();
     });
+  }
+
+  /**
+   * Nothing left to execute, no timer, no device suspended, yet requests wait: they never will
+   * complete. Fail them now rather than at the runner's timeout.
+   */
+  failStuck() {
+    if (this.waiting.size === 0) return;
+    for (const name of this.core.listDevices()) {
+      if (this.core.info(this.core.findDevice(name)).state === 'SUSPENDED') return;
+    }
+    const tags = [...this.waiting.keys()];
+    const rejects = [...this.waiting.values()];
+    this.waiting.clear();
+    const err = new Error(`request(s) with tag ${tags.join(', ')} never completed: the core has nothing left for the host to do`);
+    for (const r of rejects) r.reject(err);
   }
 
   /** Pumps on a later turn, so I/O started together (begin/end) is all submitted first. */
   schedulePump() {
     if (this.pumpQueued) return;
     this.pumpQueued = true;
-    setImmediate(() => { this.pumpQueued = false; this.pumpNow(); });
+    setImmediate(() => { this.pumpQueued = false; this.pumpNow(); this.failStuck(); });
   }
 
   /**
