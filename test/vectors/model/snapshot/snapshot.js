@@ -152,7 +152,10 @@ export class Snapshot {
   resume() {
     const src = this.handoverFrom;
     if (src) {
+      // __handover_exceptions: the store moves over, but whether it reports overflow is the new table's
+      const overflow = this.store.overflow;
       this.store = src.store;
+      if (this.store instanceof PersistentStore) this.store.overflow = overflow;
       this.exceptions = src.exceptions;
       this.valid = src.valid;
       this.overflowed = src.overflowed;
