@@ -17,6 +17,9 @@ static struct target_type *dmk_targets[] = {
 	&dmk_snapshot_target,
 	&dmk_origin_target,
 	&dmk_merge_target,
+	&dmk_ebs_target,
+	&dmk_flakey_target,
+	&dmk_delay_target,
 };
 
 static void dmk_unregister(unsigned int n)

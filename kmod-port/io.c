@@ -27,9 +27,10 @@ static struct {
 	struct workqueue_struct *wq;
 	struct work_struct work;
 	struct dm_io_client *client;
+	struct bio_set bios;		/* clones for internal I/O on a bio's own pages */
 	struct list_head issue;		/* submitted, not yet issued */
 	struct list_head done;		/* finished, waiter not yet told */
-	struct bio_list released;	/* deferred bios let go, with info->release */
+	struct list_head released;	/* deferred bios let go (dmk_bio_info), with their release */
 	struct list_head starved;	/* waiting for reserved memory, in order */
 	struct list_head to_free;	/* chunk buffers let go under the lock */
 	bool retrying;			/* a starved item is being retried */
@@ -41,13 +42,13 @@ static void dmk_kick(void)
 	queue_work(engine.wq, &engine.work);
 }
 
-void dmk_bio_info_init(struct dm_target *ti, struct bio *bio)
+void dmk_bio_info_init(struct dmk_bio_info *info, struct dm_target *ti, struct bio *bio)
 {
-	struct dmk_bio_info *info = dmk_bio_info(bio);
-
+	info->bio = bio;
+	info->ti = ti;
 	info->tracked = false;
 	info->release = DMK_MAP_REMAPPED;
-	info->ti = ti;
+	INIT_LIST_HEAD(&info->release_node);
 	INIT_LIST_HEAD(&info->starved.list);
 }
 
@@ -71,20 +72,25 @@ void dmk_submit_internal(struct dmk_io *io, struct dmk_waiter *w, struct dm_dev 
 	dmk_kick();
 }
 
-/* A write of a whole bio's data to the COW device (start_full_bio). */
+/*
+ * I/O from or into part of a bio's own pages ([offset, offset + count
+ * sectors) of its data): a whole-chunk write to the COW device, the
+ * whole-block middle of an ebs request. Issued as a clone of the bio.
+ */
 void dmk_submit_internal_bio(struct dmk_io *io, struct dmk_waiter *w, struct dm_dev *to,
-			     sector_t sector, struct bio *bio, long cookie)
+			     unsigned int op, unsigned int flags, sector_t sector, struct bio *bio,
+			     unsigned int offset, unsigned int count, long cookie)
 {
-	dmk_submit_internal(io, w, to, DMK_OP_WRITE, (bio->bi_opf & REQ_FUA) ? DMK_FUA : 0,
-			    sector, bio_sectors(bio), NULL, cookie);
+	dmk_submit_internal(io, w, to, op, flags, sector, count, NULL, cookie);
 	io->data_bio = bio;
+	io->data_offset = offset;
 }
 
 /* resumeDeferred: under dmk_lock; the worker submits, ends or fails the bio. */
-void dmk_resume_deferred(struct bio *bio, int r)
+void dmk_release(struct dmk_bio_info *info, int r)
 {
-	dmk_bio_info(bio)->release = r;
-	bio_list_add(&engine.released, bio);
+	info->release = r;
+	list_add_tail(&info->release_node, &engine.released);
 	dmk_kick();
 }
 
@@ -159,6 +165,32 @@ static void dmk_set_mem(struct dm_io_memory *mem, void *buf)
 	mem->ptr.addr = buf;
 }
 
+static void dmk_clone_endio(struct bio *clone)
+{
+	struct dmk_io *io = clone->bi_private;
+	int status = blk_status_to_errno(clone->bi_status);
+
+	bio_put(clone);
+	dmk_io_finished(io, status ? EIO : 0);
+}
+
+static void dmk_issue_clone(struct dmk_io *io)
+{
+	struct bio *clone = bio_alloc_clone(io->bdev, io->data_bio, GFP_NOIO, &engine.bios);
+
+	if (!clone) {
+		dmk_io_finished(io, ENOMEM);
+		return;
+	}
+	bio_advance(clone, io->data_offset);
+	clone->bi_iter.bi_size = to_bytes(io->count);
+	clone->bi_iter.bi_sector = io->sector;
+	clone->bi_opf = dmk_opf(io->op, io->flags);
+	clone->bi_end_io = dmk_clone_endio;
+	clone->bi_private = io;
+	submit_bio_noacct(clone);
+}
+
 static void dmk_issue(struct dmk_io *io)
 {
 	struct dm_io_region region = {
@@ -172,26 +204,26 @@ static void dmk_issue(struct dmk_io *io)
 	};
 
 	if (io->data_bio) {
-		req.mem.type = DM_IO_BIO;
-		req.mem.offset = 0;
-		req.mem.ptr.bio = io->data_bio;
-	} else {
-		if (!io->buf && io->count) {
-			io->buf = dmk_buf_alloc(to_bytes(io->count));
-			if (!io->buf) {
-				dmk_io_finished(io, ENOMEM);
-				return;
-			}
-		}
-		dmk_set_mem(&req.mem, io->buf);
+		dmk_issue_clone(io);
+		return;
 	}
+	if (!io->buf && io->count) {
+		io->buf = dmk_buf_alloc(to_bytes(io->count));
+		if (!io->buf) {
+			dmk_io_finished(io, ENOMEM);
+			return;
+		}
+	}
+	dmk_set_mem(&req.mem, io->buf);
 	if (dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT))
 		dmk_io_finished(io, EIO);
 }
 
-static void dmk_release(struct bio *bio)
+static void dmk_release_now(struct dmk_bio_info *info)
 {
-	switch (dmk_bio_info(bio)->release) {
+	struct bio *bio = info->bio;
+
+	switch (info->release) {
 	case DMK_MAP_REMAPPED:
 		dm_submit_bio_remap(bio, NULL);
 		break;
@@ -244,11 +276,11 @@ static void dmk_engine_run(struct work_struct *work)
 {
 	LIST_HEAD(issue);
 	LIST_HEAD(to_free);
-	struct bio_list released;
+	LIST_HEAD(released);
+	struct dmk_bio_info *info, *tinfo;
 	struct list_head *buf, *tmp;
 	struct dmk_io *io, *next;
 	unsigned long flags;
-	struct bio *bio;
 	bool busy;
 
 	do {
@@ -257,17 +289,18 @@ static void dmk_engine_run(struct work_struct *work)
 		dmk_run_starved(&flags);
 		list_splice_tail_init(&engine.issue, &issue);
 		list_splice_tail_init(&engine.to_free, &to_free);
-		released = engine.released;
-		bio_list_init(&engine.released);
+		list_splice_tail_init(&engine.released, &released);
 		spin_unlock_irqrestore(&dmk_lock, flags);
 
-		busy = !list_empty(&issue) || !bio_list_empty(&released);
+		busy = !list_empty(&issue) || !list_empty(&released);
 		list_for_each_entry_safe(io, next, &issue, list) {
 			list_del_init(&io->list);
 			dmk_issue(io);
 		}
-		while ((bio = bio_list_pop(&released)))
-			dmk_release(bio);
+		list_for_each_entry_safe(info, tinfo, &released, release_node) {
+			list_del_init(&info->release_node);
+			dmk_release_now(info);
+		}
 		list_for_each_safe(buf, tmp, &to_free) {
 			list_del(buf);
 			dmk_buf_free(buf);
@@ -327,6 +360,37 @@ void dmk_buf_free_locked(void *buf)
 	dmk_kick();
 }
 
+/*
+ * Copies between a bio's data, from byte offset of the iterator it, and buf
+ * (to_bio: into the bio). Used under dmk_lock: it only copies.
+ */
+void dmk_bio_copy(struct bio *bio, struct bvec_iter it, size_t offset, void *buf, size_t len,
+		  bool to_bio)
+{
+	struct bvec_iter iter;
+	struct bio_vec bv;
+	size_t pos = 0, done = 0, skip, n;
+
+	__bio_for_each_segment(bv, bio, iter, it) {
+		if (done == len)
+			break;
+		if (pos + bv.bv_len <= offset + done) {
+			pos += bv.bv_len;
+			continue;
+		}
+		skip = offset + done - pos;
+		n = min_t(size_t, bv.bv_len - skip, len - done);
+		pos += bv.bv_len;
+		bv.bv_offset += skip;
+		bv.bv_len = n;
+		if (to_bio)
+			memcpy_to_bvec(&bv, (char *)buf + done);
+		else
+			memcpy_from_bvec((char *)buf + done, &bv);
+		done += n;
+	}
+}
+
 static bool dmk_check_idle(bool (*idle)(void *arg), void *arg)
 {
 	unsigned long flags;
@@ -348,18 +412,26 @@ void dmk_wait_idle(bool (*idle)(void *arg), void *arg)
 
 int dmk_engine_init(void)
 {
+	int r;
+
 	INIT_LIST_HEAD(&engine.issue);
 	INIT_LIST_HEAD(&engine.done);
 	INIT_LIST_HEAD(&engine.starved);
 	INIT_LIST_HEAD(&engine.to_free);
-	bio_list_init(&engine.released);
+	INIT_LIST_HEAD(&engine.released);
 	init_waitqueue_head(&engine.idle);
 	INIT_WORK(&engine.work, dmk_engine_run);
 	engine.client = dm_io_client_create();
 	if (IS_ERR(engine.client))
 		return PTR_ERR(engine.client);
+	r = bioset_init(&engine.bios, 64, 0, 0);
+	if (r) {
+		dm_io_client_destroy(engine.client);
+		return r;
+	}
 	engine.wq = alloc_ordered_workqueue("kdmkitd", WQ_MEM_RECLAIM);
 	if (!engine.wq) {
+		bioset_exit(&engine.bios);
 		dm_io_client_destroy(engine.client);
 		return -ENOMEM;
 	}
@@ -369,6 +441,7 @@ int dmk_engine_init(void)
 void dmk_engine_exit(void)
 {
 	destroy_workqueue(engine.wq);
+	bioset_exit(&engine.bios);
 	dm_io_client_destroy(engine.client);
 	dmk_pending_reserve_drain();
 }

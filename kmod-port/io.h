@@ -42,7 +42,8 @@ struct dmk_io {
 	sector_t sector;
 	unsigned int count;
 	void *buf;		/* NULL on a READ: the engine allocates it, the waiter frees it */
-	struct bio *data_bio;	/* or: write this bio's data */
+	struct bio *data_bio;	/* or: the data of this bio, from data_offset bytes on */
+	unsigned int data_offset;
 	long cookie;
 	int status;		/* 0 or a positive errno, as the core's statuses */
 };
@@ -56,29 +57,43 @@ struct dmk_starved {
 	void (*retry)(struct dmk_starved *st);
 };
 
-/* Per-bio data of every target that defers bios (ti->per_io_data_size). */
+/*
+ * What the engine keeps for a bio a target defers: part of the target's
+ * per-bio data (the whole of it for the snapshot targets).
+ */
 struct dmk_bio_info {
+	struct bio *bio;
+	struct dm_target *ti;
+	struct list_head release_node;
+	int release;			/* DMK_MAP_* applied when the bio is released */
 	struct hlist_node tracked_node;	/* a snapshot read of an origin chunk in flight */
 	u64 tracked_chunk;
 	bool tracked;
-	int release;			/* DMK_MAP_* applied when the bio is released */
-	struct dm_target *ti;
 	struct dmk_starved starved;
 };
 
+/* The per-bio data of the snapshot targets, which is a struct dmk_bio_info and nothing else. */
 static inline struct dmk_bio_info *dmk_bio_info(struct bio *bio)
 {
 	return dm_per_bio_data(bio, sizeof(struct dmk_bio_info));
 }
 
-void dmk_bio_info_init(struct dm_target *ti, struct bio *bio);
+void dmk_bio_info_init(struct dmk_bio_info *info, struct dm_target *ti, struct bio *bio);
 
 void dmk_submit_internal(struct dmk_io *io, struct dmk_waiter *w, struct dm_dev *to,
 			 unsigned int op, unsigned int flags, sector_t sector, unsigned int count,
 			 void *buf, long cookie);
 void dmk_submit_internal_bio(struct dmk_io *io, struct dmk_waiter *w, struct dm_dev *to,
-			     sector_t sector, struct bio *bio, long cookie);
-void dmk_resume_deferred(struct bio *bio, int r);
+			     unsigned int op, unsigned int flags, sector_t sector, struct bio *bio,
+			     unsigned int offset, unsigned int count, long cookie);
+void dmk_release(struct dmk_bio_info *info, int r);
+
+/* resumeDeferred, for the snapshot targets' bios. */
+static inline void dmk_resume_deferred(struct bio *bio, int r)
+{
+	dmk_release(dmk_bio_info(bio), r);
+}
+
 void dmk_defer_starved(struct dmk_starved *st);
 bool dmk_starved_waiting(void);
 bool dmk_retrying_starved(void);
@@ -89,6 +104,8 @@ int dmk_sync_io(struct dm_dev *dev, unsigned int op, unsigned int flags, sector_
 void *dmk_buf_alloc(size_t bytes);
 void dmk_buf_free(void *buf);
 void dmk_buf_free_locked(void *buf);
+void dmk_bio_copy(struct bio *bio, struct bvec_iter it, size_t offset, void *buf, size_t len,
+		  bool to_bio);
 
 void dmk_wait_idle(bool (*idle)(void *arg), void *arg);
 

@@ -57,7 +57,8 @@ static struct target_type *find_type(const char *name)
 
 static struct target_type *all_types[] = {
 	&dmk_linear_target, &dmk_striped_target, &dmk_zero_target, &dmk_error_target,
-	&dmk_snapshot_target, &dmk_origin_target, &dmk_merge_target,
+	&dmk_snapshot_target, &dmk_origin_target, &dmk_merge_target, &dmk_ebs_target,
+	&dmk_flakey_target, &dmk_delay_target,
 };
 
 void dmc_register_targets(void)

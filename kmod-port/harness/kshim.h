@@ -63,6 +63,7 @@ typedef unsigned int gfp_t;
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
 #define min(a, b)	((a) < (b) ? (a) : (b))
+#define min_t(t, a, b)	((t)(a) < (t)(b) ? (t)(a) : (t)(b))
 #define max(a, b)	((a) > (b) ? (a) : (b))
 #define le32_to_cpu(x)	((u32)(x))
 #define cpu_to_le32(x)	((u32)(x))
@@ -218,6 +219,9 @@ static inline void list_splice_tail_init(struct list_head *list, struct list_hea
 	for (pos = (head)->next, n = pos->next; pos != (head); pos = n, n = pos->next)
 #define list_for_each_entry(pos, head, member) \
 	for (pos = list_first_entry(head, typeof(*pos), member); &pos->member != (head); \
+	     pos = list_next_entry(pos, member))
+#define list_for_each_entry_continue(pos, head, member) \
+	for (pos = list_next_entry(pos, member); &pos->member != (head); \
 	     pos = list_next_entry(pos, member))
 #define list_for_each_entry_safe(pos, n, head, member) \
 	for (pos = list_first_entry(head, typeof(*pos), member), n = list_next_entry(pos, member); \
@@ -436,6 +440,17 @@ struct dm_dev {
 typedef int (*iterate_devices_callout_fn)(struct dm_target *ti, struct dm_dev *dev,
 					  sector_t start, sector_t len, void *data);
 
+struct queue_limits {
+	unsigned int logical_block_size;
+	unsigned int physical_block_size;
+	unsigned int io_min;
+};
+
+static inline void blk_limits_io_min(struct queue_limits *limits, unsigned int min)
+{
+	limits->io_min = min;
+}
+
 struct target_type {
 	u64 features;
 	const char *name;
@@ -454,6 +469,7 @@ struct target_type {
 	int (*message)(struct dm_target *ti, unsigned int argc, char **argv, char *result,
 		       unsigned int maxlen);
 	int (*iterate_devices)(struct dm_target *ti, iterate_devices_callout_fn fn, void *data);
+	void (*io_hints)(struct dm_target *ti, struct queue_limits *limits);
 	struct list_head list;
 };
 

@@ -2,9 +2,13 @@
 /*
  * The block layer, the disks and the clock, for the harness.
  *
- * Bios that reach a disk wait in a queue; pump_step() executes the whole
- * queue at once, in the run's order (FIFO, reversed, or a seeded shuffle),
- * so completions come back out of submission order. Work items (the
+ * Bios that reach a disk wait in a queue. pump_step() executes the whole
+ * queue at once in FIFO order; in the reversed order it completes only the
+ * newest bio each round (a stack: an old bio waits while anything newer can
+ * move); in the shuffled order the whole queue in a seeded shuffle. In the shuffled order a
+ * device is also slow at random: about one bio in three stays queued for a
+ * later round (at least one runs each round), so a bio can still be in
+ * flight while much later work completes around it. Work items (the
  * engine's worker, timers' follow-ups) run one at a time between batches;
  * in the reversed order they run before the disks, in the others after.
  * Time only moves when the harness says so: `time MS` in a vector, or a
@@ -163,13 +167,7 @@ static void order_batch(struct bio **batch, size_t n)
 	struct bio *tmp;
 	size_t i, j;
 
-	if (opts.order == ORDER_REVERSE) {
-		for (i = 0; i < n / 2; i++) {
-			tmp = batch[i];
-			batch[i] = batch[n - 1 - i];
-			batch[n - 1 - i] = tmp;
-		}
-	} else if (opts.order == ORDER_SHUFFLE) {
+	if (opts.order == ORDER_SHUFFLE) {
 		for (i = n; i > 1; i--) {
 			shuffle_state = shuffle_state * 1664525u + 1013904223u;
 			j = shuffle_state % i;
@@ -193,18 +191,35 @@ static bool run_one_work(void)
 	return true;
 }
 
+static u32 next_random(void)
+{
+	shuffle_state = shuffle_state * 1664525u + 1013904223u;
+	return shuffle_state >> 8;
+}
+
 static bool run_disk_batch(void)
 {
 	struct bio **batch;
-	size_t n = queued, i;
+	size_t n = queued, i, run = 0;
 
 	if (!n)
 		return false;
+	if (opts.order == ORDER_REVERSE) {
+		disk_execute(queue[--queued]);
+		return true;
+	}
 	batch = malloc(n * sizeof(*batch));
 	memcpy(batch, queue, n * sizeof(*batch));
 	queued = 0;
 	order_batch(batch, n);
-	for (i = 0; i < n; i++)
+	/* The shuffled order lets some bios wait for a later round (never all of them). */
+	for (i = 0; i < n; i++) {
+		if (opts.order == ORDER_SHUFFLE && (run > 0 || i + 1 < n) && next_random() % 3 == 0)
+			pump_queue_disk_bio(batch[i]);
+		else
+			batch[run++] = batch[i];
+	}
+	for (i = 0; i < run; i++)
 		disk_execute(batch[i]);
 	free(batch);
 	return true;

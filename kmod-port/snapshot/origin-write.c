@@ -126,7 +126,7 @@ int dmk_origin_write(struct block_device *origin, struct bio *bio, sector_t sect
 static unsigned int dmk_origin_write_starved_needs(struct dmk_starved *st)
 {
 	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct bio *bio = dm_bio_from_per_bio_data(info, sizeof(*info));
+	struct bio *bio = info->bio;
 
 	return dmk_origin_write_needs(bio->bi_bdev, bio->bi_iter.bi_sector, bio_sectors(bio));
 }
@@ -134,7 +134,7 @@ static unsigned int dmk_origin_write_starved_needs(struct dmk_starved *st)
 static void dmk_origin_write_starved_retry(struct dmk_starved *st)
 {
 	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct bio *bio = dm_bio_from_per_bio_data(info, sizeof(*info));
+	struct bio *bio = info->bio;
 	int r;
 
 	r = dmk_origin_write(bio->bi_bdev, bio, bio->bi_iter.bi_sector, bio_sectors(bio));

@@ -118,8 +118,9 @@ void dmk_pending_start_full_write(struct dmk_pending *pe, struct bio *bio)
 {
 	pe->full_bio = bio;
 	dmk_snapshot_copy_started(pe->snap);
-	dmk_submit_internal_bio(&pe->io, &pe->waiter, pe->snap->cow, bio->bi_iter.bi_sector, bio,
-				STEP_FULL_WRITE);
+	dmk_submit_internal_bio(&pe->io, &pe->waiter, pe->snap->cow, DMK_OP_WRITE,
+				(bio->bi_opf & REQ_FUA) ? DMK_FUA : 0, bio->bi_iter.bi_sector, bio, 0,
+				bio_sectors(bio), STEP_FULL_WRITE);
 }
 
 static void dmk_pending_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)

@@ -365,7 +365,7 @@ static int merge_map(struct dm_target *ti, struct bio *bio)
 	unsigned long flags;
 	int r;
 
-	dmk_bio_info_init(ti, bio);
+	dmk_bio_info_init(dmk_bio_info(bio), ti, bio);
 	spin_lock_irqsave(&dmk_lock, flags);
 	r = merge_map_locked(ti->private, bio);
 	if (r == DMK_MAP_NEED_MEMORY) {

@@ -67,7 +67,7 @@ static int origin_map(struct dm_target *ti, struct bio *bio)
 	u64 split;
 	int r;
 
-	dmk_bio_info_init(ti, bio);
+	dmk_bio_info_init(dmk_bio_info(bio), ti, bio);
 	/* No offset: like the kernel's origin, the mapping is sector for sector from sector 0. */
 	bio_set_dev(bio, bdev);
 	if ((bio->bi_opf & REQ_PREFLUSH) || bio_op(bio) == REQ_OP_READ)

@@ -346,7 +346,7 @@ static int snapshot_map_locked(struct dmk_snapshot *s, struct bio *bio)
 static unsigned int snapshot_starved_needs(struct dmk_starved *st)
 {
 	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct bio *bio = dm_bio_from_per_bio_data(info, sizeof(*info));
+	struct bio *bio = info->bio;
 	struct dmk_snapshot *s = info->ti->private;
 	u64 chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
 
@@ -356,7 +356,7 @@ static unsigned int snapshot_starved_needs(struct dmk_starved *st)
 static void snapshot_starved_retry(struct dmk_starved *st)
 {
 	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct bio *bio = dm_bio_from_per_bio_data(info, sizeof(*info));
+	struct bio *bio = info->bio;
 	int r = snapshot_map_locked(info->ti->private, bio);
 
 	if (r == DMK_MAP_NEED_MEMORY)
@@ -371,7 +371,7 @@ static int snapshot_map(struct dm_target *ti, struct bio *bio)
 	unsigned long flags;
 	int r;
 
-	dmk_bio_info_init(ti, bio);
+	dmk_bio_info_init(dmk_bio_info(bio), ti, bio);
 	spin_lock_irqsave(&dmk_lock, flags);
 	r = snapshot_map_locked(ti->private, bio);
 	if (r == DMK_MAP_NEED_MEMORY) {

@@ -12,5 +12,8 @@ extern struct target_type dmk_error_target;
 extern struct target_type dmk_snapshot_target;
 extern struct target_type dmk_origin_target;
 extern struct target_type dmk_merge_target;
+extern struct target_type dmk_ebs_target;
+extern struct target_type dmk_flakey_target;
+extern struct target_type dmk_delay_target;
 
 #endif /* DMK_TARGETS_H */
