@@ -52,6 +52,9 @@ export class RequestReader {
   /** True while a payload is being stored (its buffer must be freed if the client goes). */
   get partial() { return this.state === STORE ? this.req : null; }
 
+  /** The refused request whose payload is being skipped (it still counts as in flight). */
+  get skipping() { return this.state === SKIP ? this.req : null; }
+
   /**
    * Consumes chunk[at...]. Returns where it stopped: chunk.length, or earlier when the sink
    * asked to stop (call again with the rest) or the stream went bad.

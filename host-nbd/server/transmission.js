@@ -282,12 +282,16 @@ export class Transmission {
   stopReading() {
     this.closing = true;
     const partial = this.reader.partial;
+    // A refused WRITE whose payload was being skipped gets no reply now: stop counting it too,
+    // or the connection would wait for it forever (half-open, never closed).
+    const skipping = this.reader.skipping;
     this.reader.kill();
     if (partial) {
       if (partial.ptr) this.exp.free(partial.ptr);
       this.held -= partial.length;
       this.answered();
     }
+    if (skipping) this.answered();
   }
 
   /** One request answered (its reply queued). */
