@@ -1,7 +1,9 @@
 // @ts-check
 // The control-socket verbs of attaching: `dmkit attach` sends {cmd: 'attach', name, device?, ...}
-// and prints the device the server attached; {cmd: 'attachments'} lists them. The server's
-// control socket passes these requests here.
+// and prints the device the server attached; {cmd: 'attachments'} lists them; {cmd: 'detach',
+// device} detaches one of them from inside the server (`dmkit detach` goes through the kernel
+// instead, so that it works whoever attached the device). The server's control socket passes
+// these requests here.
 import { AttachError } from './errors.js';
 
 /** @param {import('./manager.js').AttachManager} manager */
@@ -24,6 +26,14 @@ export function attachVerbs(manager) {
         deadTimeout: opt('deadTimeout', 'number'),
       });
       return a.path;
+    },
+    /** @param {any} req {device, force?} one of this server's devices @returns {Promise<string>} */
+    async detach(req) {
+      if (typeof req.device !== 'string') throw new AttachError('detach needs a device (/dev/nbdN)');
+      const a = manager.get(req.device);
+      if (!a) throw new AttachError(`${req.device} is not attached by this server`);
+      await a.detach({ force: !!req.force });
+      return `${a.path}: flushed and detached`;
     },
     /** @returns {Promise<string>} one line per attached device */
     async attachments() {

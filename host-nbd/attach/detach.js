@@ -24,11 +24,17 @@ export async function detachDevice(device, opts = {}) {
   if (!state.exists) throw new AttachError(`${path} does not exist`);
   if (!state.bound) throw new AttachError(`${path} is not attached`);
 
-  const lockFd = tryLockDevice(native, index);
+  let lockFd = tryLockDevice(native, index);
   try {
     const orphaned = lockFd !== null && !!state.backend?.startsWith('dmkit:');
     if (!orphaned) await flushBeforeDetach(native, path, !!opts.force, log);
     await disconnectDevice(native, method, index);
+    // A live dmkit owner lets go of its lock once its side of every connection has closed: after
+    // that, its export is no longer open (so `dmkit remove` works right away).
+    if (lockFd === null) {
+      await waitFor(() => (lockFd = tryLockDevice(native, index)) !== null, 10_000,
+        `${path}: disconnected, but the dmkit server that attached it has not let go of it within 10 s`);
+    }
     // The kernel drops the configuration once the owner has let go and nothing holds it open.
     try {
       await waitFor(() => !deviceState(index).bound, 10_000, '');
