@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * dmk.h - the one header every dmkit C file includes first.
+ * The one header every dmkit C file includes first.
  *
  * The target code is written against the kernel's device-mapper API. Built as
  * the dm-dmkit module it gets the kernel's own headers; built as the userspace

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * dm-dmkit: the dmkit core's targets as one device-mapper module, under
- * prefixed names so they run beside Linux's own (core-as/targets/registry.ts).
+ * prefixed names so they run beside Linux's own (core-as/targets/registry.ts):
+ * dmkit-<name>, except dmkit-origin and dmkit-merge for snapshot-origin and
+ * snapshot-merge, whose prefixed names would not fit the 16 bytes dm-ioctl
+ * gives a target type name (DM_MAX_TYPE_NAME). target-names.json lists them.
  */
 #include "dmk.h"
 #include "io.h"

@@ -30,7 +30,7 @@ static struct {
 	struct bio_set bios;		/* clones for internal I/O on a bio's own pages */
 	struct list_head issue;		/* submitted, not yet issued */
 	struct list_head done;		/* finished, waiter not yet told */
-	struct list_head released;	/* deferred bios let go (dmk_bio_info), with their release */
+	struct list_head released;	/* deferred bios let go (their dmk_bio_info) */
 	struct list_head starved;	/* waiting for reserved memory, in order */
 	struct list_head to_free;	/* chunk buffers let go under the lock */
 	bool retrying;			/* a starved item is being retried */

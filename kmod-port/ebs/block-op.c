@@ -93,7 +93,8 @@ void ebs_op_start_split(struct ebs_op *op)
 	u64 middle_end = tail_partial ? tail_block : tail_block + 1;
 	sector_t middle_start = ebs_first_sector(b, middle_first);
 
-	op->pending = 1;	/* held while issuing, so pieces that finish at once cannot finish the op */
+	/* held while issuing, so pieces that finish at once cannot finish the op */
+	op->pending = 1;
 	if (head_partial)
 		ebs_op_issue(op, &op->head_io, DMK_OP_READ, 0, head_block, 1, STEP_HEAD_READ);
 	if (tail_partial)
@@ -144,9 +145,10 @@ static void ebs_op_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)
 			ebs_op_copy_part(op, block, buf, false);
 		} else {
 			ebs_op_copy_part(op, block, buf, true);
-			/* The read's pending count carries over to the write of the merged block. */
-			dmk_submit_internal(io, &op->waiter, op->dev, DMK_OP_WRITE, ebs_op_flags(op),
-					    ebs_first_sector(b, block), (unsigned int)b->size, buf,
+			/* The read's pending count carries over to the merged block's write. */
+			dmk_submit_internal(io, &op->waiter, op->dev, DMK_OP_WRITE,
+					    ebs_op_flags(op), ebs_first_sector(b, block),
+					    (unsigned int)b->size, buf,
 					    head ? STEP_HEAD_WRITE : STEP_TAIL_WRITE);
 			return;
 		}

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
-/* Sector <-> underlying block arithmetic for ebs (core-as/ebs/blocks.ts); blocks are 2^shift sectors. */
+/* Sector <-> block arithmetic for ebs (core-as/ebs/blocks.ts); a block is 2^shift sectors. */
 #ifndef DMK_EBS_BLOCKS_H
 #define DMK_EBS_BLOCKS_H
 

@@ -41,13 +41,27 @@ void dm_unregister_target(struct target_type *t)
 	list_del(&t->list);
 }
 
+/* target-names.json: a type name no longer than 15 bytes (dm-ioctl's DM_MAX_TYPE_NAME). */
+static const struct {
+	const char *linux_name;
+	const char *module_name;
+} renamed[] = {
+	{ "snapshot-origin", "dmkit-origin" },
+	{ "snapshot-merge", "dmkit-merge" },
+};
+
 static struct target_type *find_type(const char *name)
 {
 	struct target_type *t;
 	char full[160];
+	size_t i;
 
 	/* Tables name targets as Linux does; the module registers them as dmkit-<name>. */
 	snprintf(full, sizeof(full), "dmkit-%s", name);
+	for (i = 0; i < ARRAY_SIZE(renamed); i++) {
+		if (!strcmp(name, renamed[i].linux_name))
+			snprintf(full, sizeof(full), "%s", renamed[i].module_name);
+	}
 	list_for_each_entry(t, &target_types, list) {
 		if (!strcmp(t->name, full))
 			return t;
@@ -60,6 +74,22 @@ static struct target_type *all_types[] = {
 	&dmk_snapshot_target, &dmk_origin_target, &dmk_merge_target, &dmk_ebs_target,
 	&dmk_flakey_target, &dmk_delay_target,
 };
+
+/* --target-names: "<name tables use> <name the module registers>", one per target. */
+void dmc_print_target_names(void)
+{
+	size_t i, k;
+
+	for (i = 0; i < ARRAY_SIZE(all_types); i++) {
+		const char *module = all_types[i]->name, *linux_name = module + strlen("dmkit-");
+
+		for (k = 0; k < ARRAY_SIZE(renamed); k++) {
+			if (!strcmp(module, renamed[k].module_name))
+				linux_name = renamed[k].linux_name;
+		}
+		printf("%s %s\n", linux_name, module);
+	}
+}
 
 void dmc_register_targets(void)
 {

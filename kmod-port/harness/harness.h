@@ -88,6 +88,7 @@ int dmc_range_error(struct hdev *dev, unsigned int op, u64 sector, u64 count);
 void dmc_submit(struct hdev *dev, struct bio *bio);
 void dmc_teardown(void);
 void dmc_register_targets(void);
+void dmc_print_target_names(void);
 void dmc_unregister_targets(void);
 
 /* ---- allocation accounting (kshim.c) */

@@ -5,6 +5,7 @@
  *
  *   dmkit-harness [--order fifo|reverse|shuffle|all] FILE.vec...
  *   dmkit-harness --selftest
+ *   dmkit-harness --target-names   (each table name and the name the module registers)
  *
  * Each vector runs once per completion order (all three by default), from a
  * fresh world each time; it passes when every run does. Output is that of
@@ -54,6 +55,10 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && !strncmp(argv[i], "--", 2); i++) {
 		if (!strcmp(argv[i], "--selftest"))
 			return selftest();
+		if (!strcmp(argv[i], "--target-names")) {
+			dmc_print_target_names();
+			return 0;
+		}
 		if (!strcmp(argv[i], "--order") && i + 1 < argc)
 			which = argv[++i];
 		else

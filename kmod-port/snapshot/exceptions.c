@@ -8,7 +8,7 @@
 #include "exceptions.h"
 
 #define DMK_MIN_BUCKETS	64
-#define DMK_MAX_BUCKETS	(1U << 16)
+#define DMK_MAX_BUCKETS	65536
 
 /* Sized from the number of chunks the snapshot can hold, within bounds. */
 struct dmk_exception_table *dmk_exception_table_create(u64 chunks)
@@ -71,7 +71,7 @@ s64 dmk_exception_get(struct dmk_exception_table *t, u64 old_chunk)
 
 bool dmk_exception_has(struct dmk_exception_table *t, u64 old_chunk)
 {
-	return dmk_exception_find(t, old_chunk) != NULL;
+	return dmk_exception_find(t, old_chunk);
 }
 
 /* set: takes e over (an existing entry for the chunk is updated and e freed). */

@@ -116,11 +116,12 @@ void dmk_pending_start_copy(struct dmk_pending *pe)
 /* start_full_bio: the whole-chunk write goes straight to the new chunk and counts as the copy. */
 void dmk_pending_start_full_write(struct dmk_pending *pe, struct bio *bio)
 {
-	pe->full_bio = bio;
+	unsigned int fua = (bio->bi_opf & REQ_FUA) ? DMK_FUA : 0;
+
 	dmk_snapshot_copy_started(pe->snap);
-	dmk_submit_internal_bio(&pe->io, &pe->waiter, pe->snap->cow, DMK_OP_WRITE,
-				(bio->bi_opf & REQ_FUA) ? DMK_FUA : 0, bio->bi_iter.bi_sector, bio, 0,
-				bio_sectors(bio), STEP_FULL_WRITE);
+	dmk_submit_internal_bio(&pe->io, &pe->waiter, pe->snap->cow, DMK_OP_WRITE, fua,
+				bio->bi_iter.bi_sector, bio, 0, bio_sectors(bio), STEP_FULL_WRITE);
+	pe->full_bio = bio;
 }
 
 static void dmk_pending_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)

@@ -33,6 +33,7 @@
 #include "pending.h"
 #include "chunks.h"
 #include "merge.h"
+#include "devref.h"
 
 #define SNAP_MAGIC		0x70416e53
 #define DISK_VERSION		1
@@ -80,6 +81,11 @@ static inline struct pstore *to_pstore(struct dmk_store *st)
 }
 
 static void ps_io_done(struct dmk_waiter *w, struct dmk_io *io, int status);
+
+static struct dm_dev *ps_cow(struct pstore *ps)
+{
+	return dmk_store_cow(&ps->base);
+}
 
 static size_t ps_chunk_bytes(struct pstore *ps)
 {
@@ -167,12 +173,12 @@ static int ps_read_area(struct pstore *ps, bool *ended, char *error, size_t len)
 	int r;
 
 	*ended = false;
-	if (ps_chunk_sector(ps, chunk) + ps->base.chunk_size > bdev_nr_sectors(dmk_store_cow(&ps->base)->bdev)) {
+	if (ps_chunk_sector(ps, chunk) + ps->base.chunk_size > dmk_dev_sectors(ps_cow(ps))) {
 		snprintf(error, len, "metadata area %llu lies past the end of the COW device",
 			 ps->current_area);
 		return -EINVAL;
 	}
-	r = dmk_sync_io(dmk_store_cow(&ps->base), DMK_OP_READ, 0, ps_chunk_sector(ps, chunk),
+	r = dmk_sync_io(ps_cow(ps), DMK_OP_READ, 0, ps_chunk_sector(ps, chunk),
 			ps->base.chunk_size, ps->area);
 	if (r) {
 		snprintf(error, len, "I/O error reading metadata area %llu", ps->current_area);
@@ -203,12 +209,13 @@ static int ps_create_new(struct pstore *ps, char *error, size_t len)
 {
 	ps->valid = true;
 	ps_fill_header(ps);
-	if (dmk_sync_io(dmk_store_cow(&ps->base), DMK_OP_WRITE, 0, 0, ps->base.chunk_size, ps->header_area)) {
+	if (dmk_sync_io(ps_cow(ps), DMK_OP_WRITE, 0, 0, ps->base.chunk_size,
+			ps->header_area)) {
 		snprintf(error, len, "I/O error writing the COW header");
 		return -EIO;
 	}
 	ps->current_area = 0;
-	if (dmk_sync_io(dmk_store_cow(&ps->base), DMK_OP_WRITE, 0,
+	if (dmk_sync_io(ps_cow(ps), DMK_OP_WRITE, 0,
 			ps_chunk_sector(ps, ps_area_location(ps, 0)), ps->base.chunk_size,
 			ps->zero_area)) {
 		snprintf(error, len, "I/O error zeroing the first metadata area");
@@ -246,8 +253,8 @@ static int ps_read_metadata(struct dmk_store *st, char *error, size_t len, bool 
 		return ps_create_new(ps, error, len);
 	}
 	if (magic != SNAP_MAGIC) {
-		snprintf(error, len, "invalid or corrupt snapshot: bad magic 0x%x in the COW header",
-			 magic);
+		snprintf(error, len, "invalid or corrupt snapshot: bad magic 0x%x in the %s", magic,
+			 "COW header");
 		return -ENXIO;	/* as read_header */
 	}
 	ps->valid = le32_to_cpu(h[1]) != 0;
@@ -260,10 +267,11 @@ static int ps_read_metadata(struct dmk_store *st, char *error, size_t len, bool 
 	}
 	if (disk_chunk != st->chunk_size) {
 		if (dmk_chunk_size_error(disk_chunk, bad, sizeof(bad))) {
-			snprintf(error, len, "invalid on-disk chunk size %llu: %s", disk_chunk, bad);
+			snprintf(error, len, "invalid on-disk chunk size %llu: %s", disk_chunk,
+				 bad);
 			return -EINVAL;
 		}
-		/* The header's chunk size wins over the table's (the kernel warns when one was given). */
+		/* The header's chunk size wins over the table's (the kernel warns). */
 		dmk_store_set_chunk_size(st, disk_chunk);
 		r = ps_alloc_areas(ps);
 		if (r) {
@@ -300,7 +308,7 @@ static bool ps_prepare_exception(struct dmk_store *st, struct dmk_pending *pe)
 
 static void ps_zero_disk_area(struct pstore *ps, u64 area, long step)
 {
-	dmk_submit_internal(&ps->area_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_WRITE, 0,
+	dmk_submit_internal(&ps->area_io, &ps->waiter, ps_cow(ps), DMK_OP_WRITE, 0,
 			    ps_chunk_sector(ps, ps_area_location(ps, area)), ps->base.chunk_size,
 			    ps->zero_area, step);
 }
@@ -314,8 +322,8 @@ static void ps_write_area(struct pstore *ps)
 		ps_area_written(ps);
 		return;
 	}
-	dmk_submit_internal(&ps->area_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_FLUSH, 0, 0, 0, NULL,
-			    FLUSH_BEFORE_AREA);
+	dmk_submit_internal(&ps->area_io, &ps->waiter, ps_cow(ps), DMK_OP_FLUSH, 0, 0, 0,
+			    NULL, FLUSH_BEFORE_AREA);
 }
 
 static void ps_commit_now(struct pstore *ps, struct dmk_pending *pe, bool valid)
@@ -425,15 +433,15 @@ static void ps_commit_merge(struct dmk_store *st, u64 n)
 	for (i = 0; i < n; i++)
 		ps_set_entry(ps, ps->current_committed - 1 - i, 0, 0);
 	ps->merge_count = n;
-	dmk_submit_internal(&ps->merge_io, &ps->waiter, dmk_store_cow(st), DMK_OP_FLUSH, 0, 0, 0, NULL,
-			    FLUSH_BEFORE_MERGE_AREA);
+	dmk_submit_internal(&ps->merge_io, &ps->waiter, dmk_store_cow(st), DMK_OP_FLUSH, 0, 0,
+			    0, NULL, FLUSH_BEFORE_MERGE_AREA);
 }
 
 static void ps_merge_area_written(struct pstore *ps, bool ok)
 {
 	if (ok) {
 		ps->current_committed -= ps->merge_count;
-		/* The value next_free would have had, had every exception been committed in order. */
+		/* The next_free it would have, had every exception been committed in order. */
 		ps->next_free = ps_area_location(ps, ps->current_area) + ps->current_committed + 1;
 	}
 	dmk_merge_committed(ps->base.snap, ok);
@@ -486,9 +494,9 @@ static void ps_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)
 			break;
 		}
 		chunk = ps_area_location(ps, ps->current_area);
-		dmk_submit_internal(&ps->area_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_WRITE, DMK_FUA,
-				    ps_chunk_sector(ps, chunk), ps->base.chunk_size, ps->area,
-				    WRITE_AREA);
+		dmk_submit_internal(&ps->area_io, &ps->waiter, ps_cow(ps), DMK_OP_WRITE,
+				    DMK_FUA, ps_chunk_sector(ps, chunk), ps->base.chunk_size,
+				    ps->area, WRITE_AREA);
 		break;
 	case WRITE_AREA:
 		if (status)
@@ -509,9 +517,9 @@ static void ps_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)
 			break;
 		}
 		chunk = ps_area_location(ps, ps->current_area);
-		dmk_submit_internal(&ps->merge_io, &ps->waiter, dmk_store_cow(&ps->base), DMK_OP_WRITE, DMK_FUA,
-				    ps_chunk_sector(ps, chunk), ps->base.chunk_size, ps->area,
-				    WRITE_MERGE_AREA);
+		dmk_submit_internal(&ps->merge_io, &ps->waiter, ps_cow(ps), DMK_OP_WRITE,
+				    DMK_FUA, ps_chunk_sector(ps, chunk), ps->base.chunk_size,
+				    ps->area, WRITE_MERGE_AREA);
 		break;
 	case WRITE_MERGE_AREA:
 		ps_merge_area_written(ps, status == 0);

@@ -61,7 +61,8 @@ static int ebs_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ec->start = start;
 	if (!dmk_parse_u64(argv[2], &emulated) || !dmk_is_power_of_two(emulated) ||
 	    emulated > MAX_EMULATED) {
-		dmk_set_error(ti, "invalid emulated block size '%s': 1, 2, 4 or 8 sectors", argv[2]);
+		dmk_set_error(ti, "invalid emulated block size '%s': 1, 2, 4 or 8 sectors",
+			      argv[2]);
 		goto bad;
 	}
 	ec->emulated = (unsigned int)emulated;
@@ -84,8 +85,8 @@ static int ebs_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad;
 	if (!ebs_is_aligned(&ec->blocks, ec->start)) {
-		dmk_set_error(ti, "device offset %s is not a multiple of the underlying block size %llu",
-			      argv[1], ec->blocks.size);
+		dmk_set_error(ti, "device offset %s is not a multiple of the %s %llu", argv[1],
+			      "underlying block size", ec->blocks.size);
 		dm_put_device(ti, ec->dev);
 		r = -EINVAL;
 		goto bad;
@@ -126,7 +127,7 @@ static int ebs_start_split(struct ebs_c *ec, struct ebs_op *op, int kind, sector
 	return DMK_MAP_DEFERRED;
 }
 
-/* Only whole blocks are discarded; partial ones at either end are left alone (__ebs_discard_bio). */
+/* Only whole blocks are discarded; partial ones at the ends are left alone (__ebs_discard_bio). */
 static int ebs_map_discard(struct ebs_c *ec, struct ebs_op *op, struct bio *bio, sector_t start,
 			   sector_t stop)
 {
@@ -152,7 +153,8 @@ static int ebs_map_locked(struct dm_target *ti, struct ebs_c *ec, struct ebs_op 
 	if (bio_op(bio) == REQ_OP_DISCARD)
 		return ebs_map_discard(ec, op, bio, start, stop);
 	if (bio_op(bio) == REQ_OP_READ)
-		return aligned ? DMK_MAP_REMAPPED : ebs_start_split(ec, op, KIND_SPLIT_READ, start, stop);
+		return aligned ? DMK_MAP_REMAPPED :
+				 ebs_start_split(ec, op, KIND_SPLIT_READ, start, stop);
 	if (bio_op(bio) == REQ_OP_WRITE) {
 		if (aligned)
 			return ebs_start_direct(ec, op, start, stop);

@@ -47,7 +47,7 @@ struct flakey_c {
 
 struct flakey_bio {
 	int tracked;
-	struct bvec_iter iter;	/* the data as mapped, for end_io (the device may advance the bio) */
+	struct bvec_iter iter;	/* the data as mapped (the device may advance the bio) */
 };
 
 /* corrupt_bio_byte <Nth_byte> <r|w> <value> <flags>, its parameters at argv[i..i+4). */
@@ -61,7 +61,8 @@ static int flakey_parse_corrupt(struct dm_target *ti, struct flakey_c *fc, char 
 		return -EINVAL;
 	}
 	if (end - i < 4) {
-		ti->error = "feature corrupt_bio_byte requires 4 parameters: <Nth_byte> <r|w> <value> <flags>";
+		dmk_set_error(ti, "feature corrupt_bio_byte requires 4 parameters: %s",
+			      "<Nth_byte> <r|w> <value> <flags>");
 		return -EINVAL;
 	}
 	if (!dmk_parse_u64(argv[i], &nth) || nth == 0 || nth > U32_MAX) {
@@ -88,6 +89,13 @@ static int flakey_parse_corrupt(struct dm_target *ti, struct flakey_c *fc, char 
 	return 0;
 }
 
+static int flakey_incompatible(struct dm_target *ti, const char *feature, const char *flag)
+{
+	dmk_set_error(ti, "%s is incompatible with corrupt_bio_byte with the %s flag set", feature,
+		      flag);
+	return -EINVAL;
+}
+
 /* parse_features: argv[4] counts the feature words that follow, and nothing may follow them. */
 static int flakey_parse_features(struct dm_target *ti, struct flakey_c *fc, unsigned int argc,
 				 char **argv)
@@ -108,7 +116,8 @@ static int flakey_parse_features(struct dm_target *ti, struct flakey_c *fc, unsi
 	end = 5 + (unsigned int)n;
 	given = argc - 5;
 	if (end > argc) {
-		dmk_set_error(ti, "not enough feature arguments: %llu announced, %u given", n, given);
+		dmk_set_error(ti, "not enough feature arguments: %llu announced, %u given", n,
+			      given);
 		return -EINVAL;
 	}
 	if (end < argc) {
@@ -117,8 +126,8 @@ static int flakey_parse_features(struct dm_target *ti, struct flakey_c *fc, unsi
 		unsigned int k;
 
 		for (k = end; k < argc && used < sizeof(rest); k++)
-			used += scnprintf(rest + used, sizeof(rest) - used, "%s%s", k > end ? " " : "",
-					  argv[k]);
+			used += scnprintf(rest + used, sizeof(rest) - used, "%s%s",
+					  k > end ? " " : "", argv[k]);
 		dmk_set_error(ti, "unexpected arguments after the features: '%s'", rest);
 		return -EINVAL;
 	}
@@ -138,7 +147,8 @@ static int flakey_parse_features(struct dm_target *ti, struct flakey_c *fc, unsi
 				return -EINVAL;
 			}
 			if (fc->error_writes) {
-				ti->error = "feature drop_writes conflicts with feature error_writes";
+				dmk_set_error(ti, "feature %s conflicts with feature %s",
+					      "drop_writes", "error_writes");
 				return -EINVAL;
 			}
 			fc->drop_writes = true;
@@ -148,7 +158,8 @@ static int flakey_parse_features(struct dm_target *ti, struct flakey_c *fc, unsi
 				return -EINVAL;
 			}
 			if (fc->drop_writes) {
-				ti->error = "feature error_writes conflicts with feature drop_writes";
+				dmk_set_error(ti, "feature %s conflicts with feature %s",
+					      "error_writes", "drop_writes");
 				return -EINVAL;
 			}
 			fc->error_writes = true;
@@ -162,18 +173,12 @@ static int flakey_parse_features(struct dm_target *ti, struct flakey_c *fc, unsi
 			return -EINVAL;
 		}
 	}
-	if (fc->corrupt_byte && fc->corrupt_writes && fc->drop_writes) {
-		ti->error = "drop_writes is incompatible with corrupt_bio_byte with the WRITE flag set";
-		return -EINVAL;
-	}
-	if (fc->corrupt_byte && fc->corrupt_writes && fc->error_writes) {
-		ti->error = "error_writes is incompatible with corrupt_bio_byte with the WRITE flag set";
-		return -EINVAL;
-	}
-	if (fc->corrupt_byte && !fc->corrupt_writes && fc->error_reads) {
-		ti->error = "error_reads is incompatible with corrupt_bio_byte with the READ flag set";
-		return -EINVAL;
-	}
+	if (fc->corrupt_byte && fc->corrupt_writes && fc->drop_writes)
+		return flakey_incompatible(ti, "drop_writes", "WRITE");
+	if (fc->corrupt_byte && fc->corrupt_writes && fc->error_writes)
+		return flakey_incompatible(ti, "error_writes", "WRITE");
+	if (fc->corrupt_byte && !fc->corrupt_writes && fc->error_reads)
+		return flakey_incompatible(ti, "error_reads", "READ");
 	return 0;
 }
 

@@ -21,8 +21,8 @@ static int linear_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	int r;
 
 	if (argc != 2) {
-		dmk_set_error(ti, "invalid argument count: expected <dev> <offset>, got %u arguments",
-			      argc);
+		dmk_set_error(ti, "invalid argument count: expected %s, got %u arguments",
+			      "<dev> <offset>", argc);
 		return -EINVAL;
 	}
 	if (!dmk_parse_u64(argv[1], &start)) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * dmkit-snapshot-merge <origin> <COW device> P <chunk_size>: takes the
+ * dmkit-merge <origin> <COW device> P <chunk_size> (Linux's snapshot-merge): takes the
  * origin's place and shows the snapshot's data while copying its exceptions
  * back into the origin in the background, last committed first, runs of
  * consecutive chunks at a time (core-as/targets/snapshot-merge.ts, the merge
@@ -163,7 +163,8 @@ static unsigned int merge_job_starved_needs(struct dmk_starved *st)
 
 	return dmk_origin_write_extent_needs(s->origin->bdev,
 					     m->old_chunk << dmk_snapshot_chunk_shift(s),
-					     m->count * dmk_snapshot_chunk_size(s), s->ti->max_io_len);
+					     m->count * dmk_snapshot_chunk_size(s),
+					     s->ti->max_io_len);
 }
 
 static void merge_job_starved_retry(struct dmk_starved *st)
@@ -332,11 +333,12 @@ static int merge_map_locked(struct dmk_snapshot *s, struct bio *bio)
 	s64 e;
 
 	if (bio->bi_opf & REQ_PREFLUSH) {
-		bio_set_dev(bio, dm_bio_get_target_bio_nr(bio) == 0 ? s->origin->bdev : s->cow->bdev);
+		bio_set_dev(bio, dm_bio_get_target_bio_nr(bio) == 0 ? s->origin->bdev :
+								       s->cow->bdev);
 		return DMK_MAP_REMAPPED;
 	}
 	if (bio_op(bio) == REQ_OP_DISCARD)
-		return DMK_MAP_SUBMITTED;	/* once merging, discards no longer change anything */
+		return DMK_MAP_SUBMITTED;	/* once merging, discards change nothing */
 	chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
 	if (s->valid) {
 		e = dmk_exception_get(s->complete, chunk);
@@ -377,7 +379,7 @@ static int merge_map(struct dm_target *ti, struct bio *bio)
 }
 
 struct target_type dmk_merge_target = {
-	.name = "dmkit-snapshot-merge",
+	.name = "dmkit-merge",	/* "dmkit-snapshot-merge" passes DM_MAX_TYPE_NAME (16) */
 	.version = {1, 0, 0},
 	.module = THIS_MODULE,
 	.ctr = merge_ctr,

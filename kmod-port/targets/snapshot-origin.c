@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * dmkit-snapshot-origin <origin>: the origin device as its users see it; a
+ * dmkit-origin <origin> (Linux's snapshot-origin): the origin device as its users see it; a
  * write first has every snapshot of the device copy the chunks it would
  * overwrite (core-as/targets/snapshot-origin.ts, the origin target of Linux
  * dm-snap.c).
@@ -108,7 +108,7 @@ static int origin_iterate_devices(struct dm_target *ti, iterate_devices_callout_
 }
 
 struct target_type dmk_origin_target = {
-	.name = "dmkit-snapshot-origin",
+	.name = "dmkit-origin",	/* "dmkit-snapshot-origin" passes DM_MAX_TYPE_NAME (16) */
 	.version = {1, 0, 0},
 	.module = THIS_MODULE,
 	.ctr = origin_ctr,

@@ -22,7 +22,8 @@
 #include "snapshot/origin-write.h"
 #include "snapshot/merge.h"
 
-#define DMK_DEFAULT_CHUNK_SHIFT	5	/* for sizing the exception table before the header is read */
+/* For sizing the exception table before the header is read. */
+#define DMK_DEFAULT_CHUNK_SHIFT	5
 
 static void snapshot_free(struct dm_target *ti, struct dmk_snapshot *s)
 {
@@ -131,7 +132,8 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 	int r;
 
 	if (argc < 4) {
-		ti->error = "requires 4 or more arguments: <origin> <COW device> <P|PO|N> <chunk_size>";
+		dmk_set_error(ti, "requires 4 or more arguments: %s",
+			      "<origin> <COW device> <P|PO|N> <chunk_size>");
 		return -EINVAL;
 	}
 	s = kzalloc(sizeof(*s), GFP_KERNEL);
@@ -491,7 +493,8 @@ static void snapshot_finish_pending(struct dmk_snapshot *s, struct dmk_pending *
 	while ((bio = bio_list_pop(&pe->snapshot_bios)))
 		dmk_resume_deferred(bio, error ? DMK_MAP_KILL : DMK_MAP_REMAPPED);
 	while ((bio = bio_list_pop(&pe->origin_bios))) {
-		r = dmk_origin_write(s->origin->bdev, bio, bio->bi_iter.bi_sector, bio_sectors(bio));
+		r = dmk_origin_write(s->origin->bdev, bio, bio->bi_iter.bi_sector,
+				     bio_sectors(bio));
 		if (r == DMK_MAP_REMAPPED)
 			dmk_resume_deferred(bio, DMK_MAP_REMAPPED);
 		else if (r == DMK_MAP_NEED_MEMORY)
@@ -517,7 +520,7 @@ void dmk_snapshot_pending_complete(struct dmk_snapshot *s, struct dmk_pending *p
 	pe->e->new_chunk = pe->new_chunk;
 	dmk_exception_set(s->complete, pe->e);
 	pe->e = NULL;
-	/* Snapshot reads still reading the old origin data must finish before origin writes go on. */
+	/* Snapshot reads of the old origin data must finish before origin writes go on. */
 	if (dmk_snapshot_tracked_count(s, pe->old_chunk) > 0) {
 		list_add_tail(&pe->list, &s->drain_waiters);
 		return;

@@ -38,7 +38,8 @@ static int stripe_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	int r;
 
 	if (argc < 2) {
-		ti->error = "not enough arguments: expected <#stripes> <chunk_size> [<dev> <offset>]+";
+		dmk_set_error(ti, "not enough arguments: expected %s",
+			      "<#stripes> <chunk_size> [<dev> <offset>]+");
 		return -EINVAL;
 	}
 	if (!dmk_parse_u64(argv[0], &n) || n == 0 || n > U32_MAX) {
@@ -50,8 +51,8 @@ static int stripe_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -EINVAL;
 	}
 	if (ti->len % n != 0) {
-		dmk_set_error(ti, "target length %llu is not divisible by the number of stripes (%llu)",
-			      (unsigned long long)ti->len, n);
+		dmk_set_error(ti, "target length %llu is not divisible by the %s (%llu)",
+			      (unsigned long long)ti->len, "number of stripes", n);
 		return -EINVAL;
 	}
 	if ((ti->len / n) % chunk != 0) {

@@ -5,6 +5,7 @@
 // reversed, seeded shuffle; see kmod-port/harness/main.c); this module only runs it, one process
 // per vector so that a crash fails that vector alone, and reads its `pass`/`FAIL` line.
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -14,15 +15,24 @@ const HARNESS = `${KMOD}build/dmkit-harness`;
 
 export const timeoutMs = 60_000;
 
-/** Builds the harness (make does nothing when it is up to date). */
+/**
+ * Builds the harness (make does nothing when it is up to date) and checks that the target names
+ * it registers are those kmod-port/target-names.json gives the kernel runner.
+ */
 export async function setup() {
   try {
     await run('make', ['-s', '-C', KMOD, 'harness'], { maxBuffer: 16 << 20 });
-    return { buildError: null };
   } catch (err) {
     const e = /** @type {{stderr?: string, message: string}} */ (err);
     return { buildError: `building the C harness failed: ${(e.stderr || e.message).trim().split('\n').slice(-15).join('\n')}` };
   }
+  const { stdout } = await run(HARNESS, ['--target-names']);
+  const registered = Object.fromEntries(stdout.trim().split('\n').map((l) => l.split(' ')));
+  const listed = JSON.parse(await readFile(`${KMOD}target-names.json`, 'utf8'));
+  if (JSON.stringify(registered) !== JSON.stringify(listed)) {
+    return { buildError: `the C targets register ${JSON.stringify(registered)}, target-names.json says ${JSON.stringify(listed)}` };
+  }
+  return { buildError: null };
 }
 
 /**
