@@ -3,6 +3,7 @@
 const BENCHES = {
   core: () => import('./core.js'),
   browser: () => import('./browser.js'),
+  vm: () => import('./vm.js'),
 };
 
 const names = process.argv.slice(2);

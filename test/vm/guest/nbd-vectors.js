@@ -37,6 +37,10 @@ function run(cmd, args) {
   });
 }
 
+// DMKIT_VM_ATTACH=dmkit: the server attaches and detaches each device itself (control verbs
+// attach/detach, host-nbd/attach) instead of nbd-client (test/vm/suites/attach.sh).
+const ATTACH_WITH_DMKIT = process.env.DMKIT_VM_ATTACH === 'dmkit';
+
 /** The kernel's NBD devices, handed out one per attached export. */
 class NbdPool {
   constructor() {
@@ -44,13 +48,14 @@ class NbdPool {
     this.used = new Set();
   }
 
-  async attach(/** @type {string} */ socket, /** @type {string} */ name) {
+  async attach(/** @type {Server} */ server, /** @type {string} */ name) {
     for (let i = 0; existsSync(`/dev/nbd${i}`); i++) {
       const path = `/dev/nbd${i}`;
       if (this.used.has(path)) continue;
       this.used.add(path);
       try {
-        await run('nbd-client', ['-u', socket, path, '-N', name, '-b', '512']);
+        if (ATTACH_WITH_DMKIT) await server.request({ cmd: 'attach', name, device: path, ...(process.env.DEVCONN ? { connections: Number(process.env.DEVCONN) } : {}) });
+        else await run('nbd-client', ['-u', server.socket, path, '-N', name, '-b', '512', ...(process.env.DEVCONN ? ['-C', process.env.DEVCONN] : [])]);
       } catch (e) {
         this.used.delete(path);
         throw e;
@@ -60,8 +65,9 @@ class NbdPool {
     throw new Error('no free /dev/nbdN left');
   }
 
-  async detach(/** @type {string} */ path) {
-    await run('nbd-client', ['-d', path]);
+  async detach(/** @type {Server} */ server, /** @type {string} */ path) {
+    if (ATTACH_WITH_DMKIT) await server.request({ cmd: 'detach', device: path });
+    else await run('nbd-client', ['-d', path]);
     this.used.delete(path);
   }
 }
@@ -71,7 +77,7 @@ class Server {
   static async start() {
     const dir = await mkdtemp(join(tmpdir(), 'dmkit-nbd-vectors-'));
     const s = new Server(dir);
-    const args = [join(REPO, 'bin', 'dmkit.js'), 'serve', '--quiet', '--socket', s.socket, '--control', s.control,
+    const args = [join(REPO, 'bin', 'dmkit.js'), 'serve', ...(process.env.DEVDBG ? [] : ['--quiet']), '--socket', s.socket, '--control', s.control,
       '--device', IDLE_DEVICE, '0 8 zero'];
     s.child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     s.child.stderr?.on('data', (b) => { s.log += b; });
@@ -102,6 +108,7 @@ class Server {
   async stop() {
     this.child?.kill('SIGTERM');
     const code = await this.exited;
+    if (process.env.DEVDBG) console.log(this.log);
     await rm(this.dir, { recursive: true, force: true });
     if (code !== 0) throw new Error(`dmkit serve stopped with ${code}: ${this.log.trim()}`);
   }
@@ -156,7 +163,7 @@ class NbdHost {
     if (now && now.sectors === sectors) return;
     if (now) await this.detach(dev);
     if (sectors === 0) return;
-    this.attached.set(dev, { path: await this.pool.attach(this.server.socket, dev), sectors });
+    this.attached.set(dev, { path: await this.pool.attach(this.server, dev), sectors });
   }
 
   async detach(/** @type {string} */ dev) {
@@ -165,7 +172,7 @@ class NbdHost {
     if (d) await d.close();
     const a = this.attached.get(dev);
     this.attached.delete(dev);
-    if (a) await this.pool.detach(a.path);
+    if (a) await this.pool.detach(this.server, a.path);
   }
 
   async create(/** @type {string} */ dev, /** @type {any} */ lines) {

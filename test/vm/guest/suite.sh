@@ -4,7 +4,7 @@
 # only tells the host that the suite ran to its end.
 set -u
 OUT=/tmp/out
-. "$OUT/params"   # REPO SUITE KVER
+. "$OUT/params"   # REPO SUITE KVER MODULE_MISSING VECTOR_FILTER
 export OUT REPO SUITE KVER
 # No udev in the guest: libdevmapper must create and remove the /dev/mapper nodes itself.
 export DM_DISABLE_UDEV=1

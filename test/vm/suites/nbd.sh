@@ -6,7 +6,7 @@ W=/tmp/nbd
 mkdir -p "$W/fs" "$W/fio"
 check "modprobe-nbd" modprobe nbd
 
-check_vectors "vectors-through-nbd" node "$REPO/test/vm/guest/nbd-vectors.js"
+check_vectors "vectors-through-nbd" node "$REPO/test/vm/guest/nbd-vectors.js" $VECTOR_FILTER
 
 # --- ext4 on a snapshot of an empty disk --------------------------------------------------
 FS_SECTORS=$((256 * 2048))  # 256 MiB
