@@ -150,11 +150,25 @@ export class PersistentStore extends ExceptionStore {
         this.skipMetadata();
         return this.loaded("");
       }
+      // A corrupt entry would send I/O past the end of the COW device or over its metadata: the
+      // device is refused (the kernel loads it and fails that I/O later).
+      const bad = this.badNewChunk(newChunk);
+      if (bad.length > 0) {
+        return this.loaded("invalid or corrupt snapshot: metadata area " + this.currentArea.toString() + ", exception " + i.toString() + ": " + bad);
+      }
       if (this.nextFree <= newChunk) this.nextFree = newChunk + 1;
       this.snap.addException(oldChunk, newChunk);
     }
     this.currentArea++;
     this.readArea();
+  }
+
+  /** Why an exception's COW chunk cannot be one, or "". */
+  private badNewChunk(chunk: u64): string {
+    const chunks = this.cow.sectors() >> this.chunkShift;
+    if (chunk >= chunks) return "COW chunk " + chunk.toString() + " lies past the end of the COW device (" + chunks.toString() + " chunks)";
+    if (chunk % (this.exceptionsPerArea + 1) == HEADER_CHUNKS) return "COW chunk " + chunk.toString() + " is a metadata area";
+    return "";
   }
 
   private loaded(error: string): void {

@@ -56,7 +56,9 @@ export class EbsTarget extends Target {
     const size = <u64>this.underlying;
     this.blocks = new Blocks(size, <u32>shiftOf(size));
     // The last block is read and rewritten whole: the device must hold all of it.
-    this.dev = this.getDevice(args[0], this.start, this.blocks.roundUp(this.len));
+    const rounded = this.blocks.roundUp(this.len);
+    if (rounded < this.len) return this.fail("target length " + this.len.toString() + " does not fit in whole underlying blocks");
+    this.dev = this.getDevice(args[0], this.start, rounded);
     if (this.dev == null) return false;
     if (!this.blocks.isAligned(this.start)) {
       return this.fail("device offset " + args[1] + " is not a multiple of the underlying block size " + size.toString());
