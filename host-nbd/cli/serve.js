@@ -11,6 +11,7 @@ import { defaultDataDir, defaultSetup } from '../devices/defaults.js';
 import { startControlServer } from '../control/server.js';
 import { defaultControlPath } from '../control/paths.js';
 import { NbdServer } from '../server/server.js';
+import { SECURITY_SPEC, SECURITY_HELP, securityOf } from './security.js';
 import { createAttacher, parseAttachSpec, attachAtStart } from '../attach/serve-hooks.js';
 
 export const SERVE_HELP = `Usage: dmkit serve [options]
@@ -34,6 +35,7 @@ Listening (default: TCP 127.0.0.1:10809):
   --stdio               serve one NBD connection on standard input/output, then exit
   Systemd socket activation (LISTEN_FDS/LISTEN_PID) is used when present.
 
+${SECURITY_HELP}
 Kernel block devices (Linux, as root, with the nbd module):
   --attach NAME[=/dev/nbdN]  once serving, attach export NAME as a kernel block device (the
                         first free /dev/nbdN unless given; repeatable). Stopping the server
@@ -52,6 +54,7 @@ Example:
 `;
 
 const SPEC = /** @type {const} */ ({
+  ...SECURITY_SPEC,
   device: { type: 'pairs' }, config: { type: 'string' }, image: { type: 'list' }, 'read-only': { type: 'boolean' },
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
@@ -77,6 +80,7 @@ export async function serve(argv) {
   if (stdio && attachSpecs.length) throw new UsageError('--attach needs a listening server: it cannot be combined with --stdio');
   const streams = stdio ? stdioStreams() : null;
   const setup = collectSetup(options);
+  const security = securityOf(options);
   const readOnly = !!options['read-only'];
   const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'] });
   try {
@@ -89,7 +93,7 @@ export async function serve(argv) {
     throw e;
   }
 
-  const server = new NbdServer({ exports: registry, log: info, onError: log });
+  const server = new NbdServer({ exports: security.exports(registry), tls: security.tls, log: info, onError: log });
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
   let control = null;

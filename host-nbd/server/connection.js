@@ -2,18 +2,22 @@
 // One client: the fixed newstyle handshake (bytes in, negotiation.js decides), then the
 // transmission phase (transmission.js), then a clean close. Input and output may be one socket
 // or two streams (--stdio). Whatever the client does, only this connection is affected.
+// NBD_OPT_STARTTLS turns the socket into a TLS session (tls.js) and haggling starts over in it.
+import net from 'node:net';
 import { OPTION_HEADER_BYTES, OPT, REP } from '../protocol/constants.js';
 import { greeting, parseClientFlags, parseOptionHeader, optionError } from '../protocol/handshake.js';
 import { Negotiation, transmissionFlags } from './negotiation.js';
 import { Transmission } from './transmission.js';
 import { ReplyWriter } from './reply-writer.js';
+import { startTls } from './tls.js';
 
-const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSION = 4, CLOSED = 5;
+const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSION = 4, CLOSED = 5, TLS_HANDSHAKE = 6;
 
 /**
  * @typedef {object} ConnectionHost
  * @property {import('./negotiation.js').Exports & {getExport(name: string): any}} exports
  * @property {import('./limits.js').Limits} limits
+ * @property {import('./tls.js').TlsConfig | null} [tls] TLS offered with NBD_OPT_STARTTLS
  * @property {(line: string) => void} log      one line per connection
  * @property {(line: string) => void} logError one line per error
  * @property {(c: Connection) => void} closed
@@ -46,23 +50,45 @@ export class Connection {
     this.stash = null;
     this.closeReason = '';
     this.loggedErrors = 0;
+    /** TLS is up on this connection. */
+    this.secure = false;
+    /** @type {Array<[import('node:events').EventEmitter, string, (...args: any[]) => void]>} */
+    this.listeners = [];
     this.timer = /** @type {NodeJS.Timeout | null} */ (null);
     /** @type {Promise<void>} */
     this.done = new Promise((resolve) => { this.resolveDone = resolve; });
   }
 
   start() {
-    const { input, output } = this;
-    input.on('data', (chunk) => this.onData(chunk));
-    // A client that stops sending still gets the replies to what it sent.
-    input.on('end', () => this.shutdown('client disconnected'));
-    input.on('close', () => this.close('connection closed'));
-    input.on('error', (e) => this.close(`input error: ${e.message}`));
-    if (output !== input) output.on('error', (e) => this.close(`output error: ${e.message}`));
-    output.on('drain', () => this.resumeInput());
+    this.attach();
     this.timer = setTimeout(() => this.close(`no transmission phase after ${this.host.limits.handshakeMs} ms`), this.host.limits.handshakeMs);
     this.timer.unref?.();
-    output.write(greeting());
+    this.output.write(greeting());
+  }
+
+  /** Listens to input and output (again after STARTTLS replaced them). */
+  attach() {
+    const { input, output } = this;
+    const on = (emitter, event, fn) => { emitter.on(event, fn); this.listeners.push([emitter, event, fn]); };
+    on(input, 'data', (chunk) => this.onData(chunk));
+    // A client that stops sending still gets the replies to what it sent.
+    on(input, 'end', () => this.shutdown('client disconnected'));
+    on(input, 'close', () => this.close('connection closed'));
+    on(input, 'error', (e) => this.close(`input error: ${e.message}`));
+    if (output !== input) on(output, 'error', (e) => this.close(`output error: ${e.message}`));
+    on(output, 'drain', () => this.resumeInput());
+  }
+
+  detach() {
+    for (const [emitter, event, fn] of this.listeners) emitter.off(event, fn);
+    this.listeners = [];
+  }
+
+  /** What TLS this connection may negotiate: none over two streams (--stdio). */
+  tlsState() {
+    const tls = this.host.tls;
+    const socket = this.input === this.output && this.input instanceof net.Socket;
+    return { mode: tls && socket ? tls.mode : /** @type {const} */ ('off'), active: this.secure };
   }
 
   log(line) { this.host.log(`connection ${this.id} (${this.peer}): ${line}`); }
@@ -71,6 +97,7 @@ export class Connection {
   onData(chunk) {
     if (this.phase === TRANSMISSION) { this.feed(chunk, 0); return; }
     if (this.phase === CLOSED) return;
+    if (this.phase === TLS_HANDSHAKE) { this.close('plain-text data followed NBD_OPT_STARTTLS before the TLS handshake', true); return; }
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     this.handshake();
   }
@@ -92,7 +119,7 @@ export class Connection {
         if (!b) return;
         const flags = parseClientFlags(b);
         if (!flags.ok) { this.close(flags.error, true); return; }
-        this.negotiation = new Negotiation(this.host.exports, flags);
+        this.negotiation = new Negotiation(this.host.exports, flags, this.tlsState());
         this.phase = OPTION_HEADER;
       } else if (this.phase === OPTION_HEADER) {
         const b = this.take(OPTION_HEADER_BYTES);
@@ -135,6 +162,7 @@ export class Connection {
   runOption(option, data) {
     const neg = /** @type {Negotiation} */ (this.negotiation);
     const outcome = neg.handle(option, data);
+    if (outcome.next === 'starttls') return this.startTls(outcome.replies[0]);
     if (outcome.replies.length > 0) this.output.write(outcome.replies.length === 1 ? outcome.replies[0] : Buffer.concat(outcome.replies));
     switch (outcome.next) {
       case 'continue': return true;
@@ -143,6 +171,37 @@ export class Connection {
       case 'go': return this.go(/** @type {any} */ (outcome.export), /** @type {string} */ (outcome.name));
       default: return false;
     }
+  }
+
+  /**
+   * Sends STARTTLS's ACK, then runs the TLS handshake on the socket; haggling starts over inside
+   * TLS with a fresh negotiation (nothing agreed in plain text carries over). A client may not
+   * send anything between the option and the handshake: bytes that arrived in plain text after
+   * STARTTLS would otherwise be taken as if they came through TLS.
+   */
+  startTls(ack) {
+    if (this.pending.length > 0) {
+      this.close('plain-text data followed NBD_OPT_STARTTLS before the TLS handshake', true);
+      return false;
+    }
+    const raw = /** @type {net.Socket} */ (this.input);
+    this.phase = TLS_HANDSHAKE;
+    this.detach();
+    raw.on('error', () => {}); // the TLS socket reports what happens on it from now on
+    raw.write(ack, () => {
+      if (this.phase === CLOSED) return;
+      startTls(raw, /** @type {import('./tls.js').TlsConfig} */ (this.host.tls)).then((secure) => {
+        if (this.phase === CLOSED) { secure.destroy(); return; }
+        this.input = this.output = secure;
+        this.secure = true;
+        this.attach();
+        const flags = /** @type {Negotiation} */ (this.negotiation).client;
+        this.negotiation = new Negotiation(this.host.exports, flags, this.tlsState());
+        this.phase = OPTION_HEADER;
+        this.log(`TLS established (${secure.getProtocol()}, ${secure.getCipher()?.name ?? 'unknown cipher'})`);
+      }, (e) => this.close(e.message, true));
+    });
+    return false;
   }
 
   /** Enters the transmission phase on `exp`, chosen by the client as `name`. */

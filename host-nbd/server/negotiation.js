@@ -3,8 +3,9 @@
 // No sockets here: server/connection.js reads options and writes the replies this returns.
 //
 // Supported: EXPORT_NAME, ABORT, LIST, INFO, GO (INFO_EXPORT, NAME, DESCRIPTION, BLOCK_SIZE),
-// STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT with base:allocation. Anything else
-// gets NBD_REP_ERR_UNSUP and haggling goes on.
+// STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT with base:allocation, and STARTTLS
+// when the server has TLS (server/tls.js). Anything else gets NBD_REP_ERR_UNSUP and haggling
+// goes on. With TLS required, everything but STARTTLS and ABORT waits for TLS.
 import { OPT, REP, INFO, TFLAG, BASE_ALLOCATION } from '../protocol/constants.js';
 import {
   optionReply, optionError, exportNameReply, parseInfoRequest, parseMetaContextRequest,
@@ -20,7 +21,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /**
  * @typedef {{name: string, description: string, readOnly: boolean, size(): number}} ExportLike
  * @typedef {{getExport(name: string): ExportLike | null, listExports(): ExportLike[]}} Exports
- * @typedef {{next: 'continue' | 'abort' | 'close' | 'go', replies: Buffer[], export?: ExportLike, name?: string, reason?: string}} Outcome
+ * @typedef {{next: 'continue' | 'abort' | 'close' | 'go' | 'starttls', replies: Buffer[], export?: ExportLike, name?: string, reason?: string}} Outcome
  *   (`name`: the export name the client used, which metadata contexts are tied to)
  */
 
@@ -34,10 +35,14 @@ export function transmissionFlags(exp, structured) {
 }
 
 export class Negotiation {
-  /** @param {Exports} exports @param {{noZeroes: boolean, fixedNewstyle: boolean}} client */
-  constructor(exports, client) {
+  /**
+   * @param {Exports} exports @param {{noZeroes: boolean, fixedNewstyle: boolean}} client
+   * @param {{mode: 'off' | 'on' | 'require', active: boolean}} [tls] TLS offered, and whether it is up
+   */
+  constructor(exports, client, tls = { mode: 'off', active: false }) {
     this.exports = exports;
     this.client = client;
+    this.tls = tls;
     this.structured = false;
     /** Metadata contexts selected by the last SET_META_CONTEXT, and for which export. */
     this.contexts = /** @type {{id: number, name: string}[]} */ ([]);
@@ -58,6 +63,11 @@ export class Negotiation {
       // Plain newstyle knows no other option and cannot read our replies: the spec's old answer.
       return { next: 'close', replies: [], reason: `option ${option} from a client without fixed newstyle` };
     }
+    if (this.tls.mode === 'require' && !this.tls.active && option !== OPT.STARTTLS && option !== OPT.ABORT) {
+      // NBD_OPT_EXPORT_NAME cannot be answered with an error: the spec says to hang up.
+      if (option === OPT.EXPORT_NAME) return { next: 'close', replies: [], reason: 'TLS is required, and the client sent NBD_OPT_EXPORT_NAME without it' };
+      return this.error(option, REP.ERR_TLS_REQD, 'TLS is required on this server: send NBD_OPT_STARTTLS first');
+    }
     switch (option) {
       case OPT.EXPORT_NAME: return this.exportName(data);
       case OPT.ABORT: return { next: 'abort', replies: [optionReply(option, REP.ACK)] };
@@ -65,9 +75,18 @@ export class Negotiation {
       case OPT.INFO: case OPT.GO: return this.infoOrGo(option, data);
       case OPT.STRUCTURED_REPLY: return this.structuredReply(data);
       case OPT.LIST_META_CONTEXT: case OPT.SET_META_CONTEXT: return this.metaContext(option, data);
-      case OPT.STARTTLS: return this.error(option, REP.ERR_UNSUP, 'TLS is not supported by this server');
+      case OPT.STARTTLS: return this.startTls(data);
       default: return this.error(option, REP.ERR_UNSUP, `option ${option} is not supported`);
     }
+  }
+
+  /** @returns {Outcome} */
+  startTls(data) {
+    const option = OPT.STARTTLS;
+    if (this.tls.mode === 'off') return this.error(option, REP.ERR_UNSUP, 'TLS is not enabled on this server (it is started with --tls=on or --tls=require)');
+    if (this.tls.active) return this.error(option, REP.ERR_INVALID, 'TLS is already active on this connection');
+    if (data.length > 0) return this.error(option, REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+    return { next: 'starttls', replies: [optionReply(option, REP.ACK)] };
   }
 
   /** @returns {Outcome} */

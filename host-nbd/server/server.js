@@ -17,6 +17,7 @@ const SD_LISTEN_FDS_START = 3;
  * @property {(line: string) => void} [log]      one line per connection
  * @property {(line: string) => void} [onError]  one line per error
  * @property {Partial<import('./limits.js').Limits>} [limits]
+ * @property {import('./tls.js').TlsConfig | null} [tls] offer NBD_OPT_STARTTLS (see tls.js)
  */
 
 export class NbdServer {
@@ -26,6 +27,7 @@ export class NbdServer {
     this.log = opts.log ?? (() => {});
     this.logError = opts.onError ?? this.log;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.tls = opts.tls ?? null;
     /** @type {Set<Connection>} */
     this.connections = new Set();
     /** @type {net.Server[]} */

@@ -1,0 +1,33 @@
+// @ts-check
+// dmkit serve's security options: TLS (server/tls.js) and the export allow-list
+// (server/export-allow-list.js). Listening beyond loopback (--allow-remote) stays in serve.js.
+import { loadTls } from '../server/tls.js';
+import { allowExports } from '../server/export-allow-list.js';
+
+export const SECURITY_HELP = `Security:
+  --tls=MODE            off (default), on (offer TLS through NBD_OPT_STARTTLS) or require
+                        (clients that do not start TLS get NBD_REP_ERR_TLS_REQD)
+  --tls-certificates DIR  DIR/server-cert.pem and DIR/server-key.pem (nbdkit's layout)
+  --tls-psk FILE        pre-shared keys, one username:hexkey per line (psktool's format)
+  --tls-verify-peer     require a client certificate signed by DIR/ca-cert.pem
+  --allow-export NAME   serve only the named devices as exports (repeatable)
+`;
+
+export const SECURITY_SPEC = /** @type {const} */ ({
+  tls: { type: 'string' }, 'tls-certificates': { type: 'string' }, 'tls-psk': { type: 'string' },
+  'tls-verify-peer': { type: 'boolean' }, 'allow-export': { type: 'list' },
+});
+
+/**
+ * The TLS configuration (null: off) and the export view the NBD server should use.
+ * @param {Record<string, any>} options
+ */
+export function securityOf(options) {
+  const tls = loadTls({ mode: options.tls, certificates: options['tls-certificates'], psk: options['tls-psk'], verifyPeer: !!options['tls-verify-peer'] });
+  const names = options['allow-export'];
+  return {
+    tls,
+    /** @template {{name: string}} E @param {{getExport(name: string): E | null, listExports(): E[]}} registry */
+    exports: (registry) => (names ? allowExports(registry, names) : registry),
+  };
+}
