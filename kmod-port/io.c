@@ -368,8 +368,8 @@ void dmk_bio_copy(struct bio *bio, struct bvec_iter it, size_t offset, void *buf
 		  bool to_bio)
 {
 	struct bvec_iter iter;
-	struct bio_vec bv;
-	size_t pos = 0, done = 0, skip, n;
+	struct bio_vec bv, part;
+	size_t pos = 0, done = 0, skip;
 
 	__bio_for_each_segment(bv, bio, iter, it) {
 		if (done == len)
@@ -378,16 +378,17 @@ void dmk_bio_copy(struct bio *bio, struct bvec_iter it, size_t offset, void *buf
 			pos += bv.bv_len;
 			continue;
 		}
+		/* a copy: the loop advances by bv's own length */
+		part = bv;
 		skip = offset + done - pos;
-		n = min_t(size_t, bv.bv_len - skip, len - done);
-		pos += bv.bv_len;
-		bv.bv_offset += skip;
-		bv.bv_len = n;
+		part.bv_offset += skip;
+		part.bv_len = min_t(size_t, bv.bv_len - skip, len - done);
 		if (to_bio)
-			memcpy_to_bvec(&bv, (char *)buf + done);
+			memcpy_to_bvec(&part, (char *)buf + done);
 		else
-			memcpy_from_bvec((char *)buf + done, &bv);
-		done += n;
+			memcpy_from_bvec((char *)buf + done, &part);
+		done += part.bv_len;
+		pos += bv.bv_len;
 	}
 }
 

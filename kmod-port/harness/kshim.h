@@ -354,17 +354,33 @@ static inline int bio_data_dir(const struct bio *bio) { return (bio_op(bio) & 1)
 static inline void bio_set_dev(struct bio *bio, struct block_device *bdev) { bio->bi_bdev = bdev; }
 static inline unsigned long to_bytes(sector_t n) { return n << SECTOR_SHIFT; }
 
+#define SHIM_PAGE_SIZE	4096u
+
+/* The segment at the iterator: up to the next page boundary of the data, as the kernel's are. */
 static inline struct bio_vec shim_bvec(const struct bio *bio, struct bvec_iter it)
 {
-	struct bio_vec bv = { (struct page *)bio->shim_data, it.bi_size, it.bi_bvec_done };
+	uintptr_t at = (uintptr_t)(bio->shim_data + it.bi_bvec_done);
+	unsigned int in_page = SHIM_PAGE_SIZE - (at & (SHIM_PAGE_SIZE - 1));
+	struct bio_vec bv = {
+		(struct page *)(at & ~(uintptr_t)(SHIM_PAGE_SIZE - 1)),
+		it.bi_size < in_page ? it.bi_size : in_page,
+		(unsigned int)(at & (SHIM_PAGE_SIZE - 1)),
+	};
 
 	return bv;
 }
 
-/* The harness's bios have one segment: the loops run once (while the iterator has bytes). */
+static inline void shim_iter_advance(struct bvec_iter *it, unsigned int bytes)
+{
+	it->bi_sector += bytes >> SECTOR_SHIFT;
+	it->bi_size -= bytes;
+	it->bi_bvec_done += bytes;
+}
+
+/* As the kernel's macro: the step advances by the segment variable's bv_len. */
 #define __bio_for_each_segment(bvl, bio, iter, start) \
 	for (iter = (start); (iter).bi_size && ((bvl) = shim_bvec((bio), (iter)), 1); \
-	     (iter).bi_size = 0)
+	     shim_iter_advance(&(iter), (bvl).bv_len))
 #define bio_for_each_segment(bvl, bio, iter) __bio_for_each_segment(bvl, bio, iter, (bio)->bi_iter)
 
 static inline void memcpy_to_bvec(struct bio_vec *bv, const char *from)
