@@ -18,6 +18,7 @@ const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSI
  * @property {import('./negotiation.js').Exports & {getExport(name: string): any}} exports
  * @property {import('./limits.js').Limits} limits
  * @property {import('./tls.js').TlsConfig | null} [tls] TLS offered with NBD_OPT_STARTTLS
+ * @property {{held: number}} [memory] bytes held by all connections (shared)
  * @property {(line: string) => void} log      one line per connection
  * @property {(line: string) => void} logError one line per error
  * @property {(c: Connection) => void} closed
@@ -223,6 +224,7 @@ export class Connection {
       contexts,
       writer: new ReplyWriter(this.output),
       limits: this.host.limits,
+      memory: this.host.memory ?? { held: 0 },
       onError: (req, e) => this.requestError(req, e),
       onFatal: (reason) => this.close(reason, true),
       onReady: () => this.resumeInput(),

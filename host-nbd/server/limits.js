@@ -9,6 +9,11 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxRequest: MAX_REQUEST,
   /** Payloads and read data a connection may hold in core memory and socket buffers at once. */
   connectionMemory: 4 * MAX_REQUEST,
+  /**
+   * The same for all connections together. Past it, READ and WRITE get ENOMEM: many clients
+   * that announce large writes and send nothing (or never read) cannot fill the core's memory.
+   */
+  serverMemory: 1 << 30,
   /** Largest option data accepted during the handshake (longer ones are skipped and refused). */
   maxOptionBytes: 64 * 1024,
   /** A client must reach the transmission phase within this time. */

@@ -28,6 +28,8 @@ export class NbdServer {
     this.logError = opts.onError ?? this.log;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.tls = opts.tls ?? null;
+    /** Payload and read bytes all connections hold (limits.serverMemory caps it). */
+    this.memory = { held: 0 };
     /** @type {Set<Connection>} */
     this.connections = new Set();
     /** @type {net.Server[]} */

@@ -46,6 +46,7 @@ function allZero(mem, start, length) {
  * @property {{id: number, name: string}[]} contexts selected metadata contexts
  * @property {import('./reply-writer.js').ReplyWriter} writer
  * @property {import('./limits.js').Limits} limits
+ * @property {{held: number}} memory          bytes held by every connection of the server
  * @property {(req: NbdRequest, error: NbdError) => void} onError  logs a refused or failed request
  * @property {(reason: string) => void} onFatal   the stream cannot go on: close the connection
  * @property {() => void} onReady                 input may flow again (memory or socket drained)
@@ -66,8 +67,9 @@ export class Transmission {
     this.reader = new RequestReader(this);
     /** Requests started and not yet answered. */
     this.inflight = 0;
-    /** Payload and read bytes held for this connection. */
+    /** Payload and read bytes held for this connection (and in o.memory, for the server). */
     this.held = 0;
+    this.memory = o.memory;
     this.requests = 0;
     this.errors = 0;
     /** No further requests are read: DISC, shutdown, or the client went away. */
@@ -103,7 +105,7 @@ export class Transmission {
         req.refusal = /** @type {NbdError} */ (e);
         return PAYLOAD.SKIP;
       }
-      this.held += req.length;
+      this.hold(req.length);
       return PAYLOAD.STORE;
     }
     if (refusal) this.fail(req, refusal);
@@ -138,6 +140,9 @@ export class Transmission {
     const sized = type === CMD.READ || type === CMD.WRITE || type === CMD.CACHE;
     if (sized && length > this.limits.maxRequest) {
       return new NbdError(NBD_ERR.EINVAL, `${name}: length ${length} is larger than the maximum request size ${this.limits.maxRequest}`);
+    }
+    if ((type === CMD.READ || type === CMD.WRITE) && this.memory.held + length > this.limits.serverMemory) {
+      return new NbdError(NBD_ERR.ENOMEM, `${name}: the server holds ${this.memory.held} bytes for its clients already (limit ${this.limits.serverMemory}); try again later`);
     }
     if (type === CMD.BLOCK_STATUS) {
       if (this.contexts.length === 0) return new NbdError(NBD_ERR.EINVAL, 'BLOCK_STATUS: no metadata context was negotiated');
@@ -184,7 +189,7 @@ export class Transmission {
   /** @param {NbdRequest} req */
   read(req) {
     const { offset, length } = req;
-    this.held += length;
+    this.hold(length);
     this.exp.read(offset, length, (e, ptr, skip) => {
       if (e) { this.release(length); this.fail(req, e, offset); return; }
       const release = () => { this.exp.free(ptr); this.release(length); };
@@ -289,6 +294,7 @@ export class Transmission {
     if (partial) {
       if (partial.ptr) this.exp.free(partial.ptr);
       this.held -= partial.length;
+      this.memory.held -= partial.length;
       this.answered();
     }
     if (skipping) this.answered();
@@ -299,9 +305,15 @@ export class Transmission {
     if (--this.inflight === 0 && this.closing) queueMicrotask(this.o.onIdle);
   }
 
+  hold(bytes) {
+    this.held += bytes;
+    this.memory.held += bytes;
+  }
+
   release(bytes) {
     const was = this.stopped();
     this.held -= bytes;
+    this.memory.held -= bytes;
     if (was && !this.stopped()) this.o.onReady();
   }
 
