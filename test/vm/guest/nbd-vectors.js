@@ -54,8 +54,8 @@ class NbdPool {
       if (this.used.has(path)) continue;
       this.used.add(path);
       try {
-        if (ATTACH_WITH_DMKIT) await server.request({ cmd: 'attach', name, device: path, ...(process.env.DEVCONN ? { connections: Number(process.env.DEVCONN) } : {}) });
-        else await run('nbd-client', ['-u', server.socket, path, '-N', name, '-b', '512', ...(process.env.DEVCONN ? ['-C', process.env.DEVCONN] : [])]);
+        if (ATTACH_WITH_DMKIT) await server.request({ cmd: 'attach', name, device: path });
+        else await run('nbd-client', ['-u', server.socket, path, '-N', name, '-b', '512']);
       } catch (e) {
         this.used.delete(path);
         throw e;
@@ -77,7 +77,7 @@ class Server {
   static async start() {
     const dir = await mkdtemp(join(tmpdir(), 'dmkit-nbd-vectors-'));
     const s = new Server(dir);
-    const args = [join(REPO, 'bin', 'dmkit.js'), 'serve', ...(process.env.DEVDBG ? [] : ['--quiet']), '--socket', s.socket, '--control', s.control,
+    const args = [join(REPO, 'bin', 'dmkit.js'), 'serve', '--quiet', '--socket', s.socket, '--control', s.control,
       '--device', IDLE_DEVICE, '0 8 zero'];
     s.child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     s.child.stderr?.on('data', (b) => { s.log += b; });
@@ -108,7 +108,6 @@ class Server {
   async stop() {
     this.child?.kill('SIGTERM');
     const code = await this.exited;
-    if (process.env.DEVDBG) console.log(this.log);
     await rm(this.dir, { recursive: true, force: true });
     if (code !== 0) throw new Error(`dmkit serve stopped with ${code}: ${this.log.trim()}`);
   }
@@ -124,7 +123,7 @@ class NbdHost {
     this.can = { errnos: false, messages: true, outOfRange: false, zeroLength: false };
     /** @type {Map<string, {path: string, sectors: number}>} device -> its /dev/nbdN */
     this.attached = new Map();
-    /** @type {Map<string, DirectDevice>} */
+    /** @type {Map<string, Promise<DirectDevice>>} one open per device, shared by concurrent I/O */
     this.open = new Map();
     /** @type {string[]} */
     this.created = [];
@@ -169,7 +168,7 @@ class NbdHost {
   async detach(/** @type {string} */ dev) {
     const d = this.open.get(dev);
     this.open.delete(dev);
-    if (d) await d.close();
+    if (d) await d.then((dev) => dev.close(), () => {}); // a failed open has nothing to close
     const a = this.attached.get(dev);
     this.attached.delete(dev);
     if (a) await this.pool.detach(this.server, a.path);
@@ -211,13 +210,16 @@ class NbdHost {
   /** @param {import('../../vectors/lib/drive.js').IoRequest} req */
   async io(req) {
     try {
-      let d = this.open.get(req.dev);
-      if (!d) {
+      let opening = this.open.get(req.dev);
+      if (!opening) {
         const a = this.attached.get(req.dev);
         if (!a) return { errno: 'ENXIO' };
-        d = await DirectDevice.open(a.path);
-        this.open.set(req.dev, d);
+        // Stored before it resolves: I/O submitted together (begin ... end) must not each open
+        // the device, leaving all but one descriptor open and the device held after detach.
+        opening = DirectDevice.open(a.path);
+        this.open.set(req.dev, opening);
       }
+      const d = await opening;
       switch (req.op) {
         case 'read': return { errno: null, data: await d.read(req.sector, req.count) };
         case 'write': await d.write(req.sector, /** @type {Uint8Array} */ (req.data), req.fua); break;
