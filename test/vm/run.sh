@@ -7,7 +7,7 @@
 set -uo pipefail
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
-ALL_SUITES=(vectors-linux vectors-kernel snapshot-format nbd)
+ALL_SUITES=(vectors-linux vectors-kernel snapshot-format nbd attach attach-ioctl)
 TIMEOUT=${DMKIT_VM_TIMEOUT:-900}   # seconds per suite
 
 now() { date +%s.%N; }
@@ -34,6 +34,8 @@ echo "vm: kernel $KVER, work folder $WORK"
 
 t=$(now)
 (cd "$REPO" && node scripts/build.js) || die "building the core failed"
+# The attach suites need the native addon; the guest sees the checkout read-only.
+(cd "$REPO" && node host-nbd/addon/build.js --if-stale) || echo "vm: the attach addon did not build: the attach suites will fail"
 INITRAMFS=$WORK/initramfs.gz
 vm_build_initramfs "$KVER" "$INITRAMFS" || die "building the initramfs failed"
 echo "vm: time prepare (core, initramfs) $(since "$t")s"
