@@ -5,6 +5,7 @@
 //   node host-nbd/addon/build.js             build, exit 1 with the reason if it cannot
 //   node host-nbd/addon/build.js --optional  the same, but a failure only warns (npm install uses
 //                                            this: only `dmkit attach` needs the addon)
+//   node host-nbd/addon/build.js --if-stale  build only if missing or older than its sources
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -94,7 +95,7 @@ function runNodeGyp(opts) {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const optional = process.argv.includes('--optional');
-  const why = buildAddon({ quiet: optional });
+  const why = buildAddon({ quiet: optional, ifStale: process.argv.includes('--if-stale') });
   if (why) {
     if (optional) {
       process.stderr.write(`dmkit: the NBD attach addon was not built: ${why.split('\n')[0]}\n` +
