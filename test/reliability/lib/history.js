@@ -10,7 +10,9 @@
 // was not sent to it, never garbage. check() takes the level to hold the device to:
 //   'flush' — only what the last completed FLUSH covered must survive (power loss);
 //   'acked' — every acknowledged write must survive (a killed server loses no page cache).
-import { SECTOR, decodeSector } from './pattern.js';
+import { SECTOR, ZERO_ID, decodeSector } from './pattern.js';
+
+const idName = (id) => (id === ZERO_ID ? 'zeroes' : String(id));
 
 export class Write {
   /** @param {number} id @param {number} first sector @param {number} count */
@@ -105,10 +107,10 @@ export class View {
       const s = first + i;
       const got = decodeSector(data, i * SECTOR, s);
       const ok = this.allowed(s, level);
-      if (typeof got === 'string') problems.push(`${this.name} sector ${s}: ${got}; expected one of writes ${ok.join(', ')}`);
+      if (typeof got === 'string') problems.push(`${this.name} sector ${s}: ${got}; expected one of writes ${ok.map(idName).join(', ')}`);
       else if (!ok.includes(got)) {
         const known = (this.writes.get(s) ?? []).map((w) => `${w.id}${w.durable ? ' (flushed)' : w.acked ? ' (acked)' : ''}`);
-        problems.push(`${this.name} sector ${s}: holds write ${got}, expected one of ${ok.join(', ')} (level ${level}; base ${this.base[s]}, sent: ${known.join(', ') || 'none'})`);
+        problems.push(`${this.name} sector ${s}: holds write ${idName(got)}, expected one of ${ok.map(idName).join(', ')} (level ${level}; base ${idName(this.base[s])}, sent: ${known.join(', ') || 'none'})`);
       }
     }
     return problems;

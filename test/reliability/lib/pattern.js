@@ -8,7 +8,9 @@
 //   bytes 4-11  sector number (u64 LE) the data was written to
 //   bytes 12-15 write id (u32 LE); 0 is the content a test starts from
 //   bytes 16-511 xorshift32 stream seeded from (sector, write id)
+// A sector of zeroes (a sparse image never written) reads as the id ZERO_ID.
 export const SECTOR = 512;
+export const ZERO_ID = 0xffffffff;
 const MAGIC = 0x524b4d44; // "DMKR" little-endian
 
 function seedOf(sector, id) {
@@ -37,14 +39,14 @@ export function sectorsOf(first, count, id) {
 }
 
 /**
- * Which write a sector holds: the id, or a string saying what is wrong with it.
+ * Which write a sector holds: the id (ZERO_ID for zeroes), or a string saying what is wrong.
  * @param {Buffer} buf @param {number} at @param {number} sector
  * @returns {number | string}
  */
 export function decodeSector(buf, at, sector) {
   if (buf.readUInt32LE(at) !== MAGIC) {
     const zero = buf.subarray(at, at + SECTOR).every((x) => x === 0);
-    return zero ? 'zeroes (no write of this test)' : 'garbage (no pattern header)';
+    return zero ? ZERO_ID : 'garbage (no pattern header)';
   }
   const where = buf.readUInt32LE(at + 4) + buf.readUInt32LE(at + 8) * 2 ** 32;
   const id = buf.readUInt32LE(at + 12);
