@@ -26,10 +26,14 @@ export class Write {
 }
 
 export class View {
-  /** @param {string} name @param {number} sectors @param {Uint32Array | number} base initial write id per sector */
-  constructor(name, sectors, base = 0) {
+  /**
+   * @param {string} name @param {number} sectors @param {Uint32Array | number} base initial write id per sector
+   * @param {number} [first] the first sector the view covers (sectors are device sectors)
+   */
+  constructor(name, sectors, base = 0, first = 0) {
     this.name = name;
     this.sectors = sectors;
+    this.first = first;
     this.base = typeof base === 'number' ? new Uint32Array(sectors).fill(base) : base;
     /** @type {Map<number, Write[]>} sector -> writes sent to it, in order */
     this.writes = new Map();
@@ -41,14 +45,19 @@ export class View {
 
   /** True when [first, first + count) has no write in flight. */
   free(first, count) {
-    for (let s = first; s < first + count; s++) if (this.busy[s]) return false;
+    for (let s = first - this.first; s < first - this.first + count; s++) if (this.busy[s]) return false;
     return true;
+  }
+
+  /** Marks a range busy (a read that must see settled data) or free again. */
+  hold(first, count, busy = true) {
+    this.busy.fill(busy ? 1 : 0, first - this.first, first - this.first + count);
   }
 
   /** Records a write about to be sent. @param {Write} w */
   sent(w) {
+    this.hold(w.first, w.count);
     for (let s = w.first; s < w.first + w.count; s++) {
-      this.busy[s] = 1;
       let list = this.writes.get(s);
       if (!list) this.writes.set(s, (list = []));
       list.push(w);
@@ -57,7 +66,7 @@ export class View {
 
   /** The write's reply arrived (ok: success; an error reply leaves its sectors undefined as sent). */
   replied(w, ok) {
-    for (let s = w.first; s < w.first + w.count; s++) this.busy[s] = 0;
+    this.hold(w.first, w.count, false);
     if (!ok) return;
     w.acked = true;
     this.ackedSinceFlush.push(w);
@@ -91,7 +100,7 @@ export class View {
       if (level === 'flush' ? list[i].durable : list[i].acked) { from = i; break; }
     }
     const ids = [];
-    if (from < 0) ids.push(this.base[s]);
+    if (from < 0) ids.push(this.base[s - this.first]);
     for (let i = Math.max(from, 0); i < list.length; i++) ids.push(list[i].id);
     return ids;
   }
@@ -110,7 +119,7 @@ export class View {
       if (typeof got === 'string') problems.push(`${this.name} sector ${s}: ${got}; expected one of writes ${ok.map(idName).join(', ')}`);
       else if (!ok.includes(got)) {
         const known = (this.writes.get(s) ?? []).map((w) => `${w.id}${w.durable ? ' (flushed)' : w.acked ? ' (acked)' : ''}`);
-        problems.push(`${this.name} sector ${s}: holds write ${idName(got)}, expected one of ${ok.map(idName).join(', ')} (level ${level}; base ${idName(this.base[s])}, sent: ${known.join(', ') || 'none'})`);
+        problems.push(`${this.name} sector ${s}: holds write ${idName(got)}, expected one of ${ok.map(idName).join(', ')} (level ${level}; base ${idName(this.base[s - this.first])}, sent: ${known.join(', ') || 'none'})`);
       }
     }
     return problems;
@@ -123,7 +132,7 @@ export class View {
   settled() {
     const out = new Uint32Array(this.base);
     for (const [s, list] of this.writes) {
-      for (let i = list.length - 1; i >= 0; i--) if (list[i].acked) { out[s] = list[i].id; break; }
+      for (let i = list.length - 1; i >= 0; i--) if (list[i].acked) { out[s - this.first] = list[i].id; break; }
     }
     return out;
   }

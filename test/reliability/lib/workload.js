@@ -44,7 +44,7 @@ export class Workload {
   constructor(client, view, o) {
     this.client = client;
     this.view = view;
-    this.o = { maxSectors: 64, readShare: 0.3, flushShare: 0.05, fuaShare: 0.05, first: 0, sectors: view.sectors, ...o };
+    this.o = { maxSectors: 64, readShare: 0.3, flushShare: 0.05, fuaShare: 0.05, first: view.first, sectors: view.sectors, ...o };
     this.stopping = false;
     this.inflight = 0;
     this.stats = { writes: 0, reads: 0, flushes: 0, bytes: 0, errors: 0, lost: 0 };
@@ -136,15 +136,14 @@ export class Workload {
 
   async read(first, count) {
     // Hold the range like a write, so the data read is exactly what was last acknowledged.
-    const marker = new Uint8Array(count).fill(1);
-    this.view.busy.set(marker, first);
+    this.view.hold(first, count);
     try {
       const data = await this.client.read(first * SECTOR, count * SECTOR);
       this.stats.reads++;
       this.stats.bytes += data.length;
       for (const p of this.view.check(data, first, 'acked', 3)) if (this.mismatches.length < 20) this.mismatches.push(p);
     } finally {
-      this.view.busy.fill(0, first, first + count);
+      this.view.hold(first, count, false);
     }
   }
 
@@ -161,9 +160,13 @@ export class Workload {
   }
 }
 
-/** Reads a whole device back in pieces. @param {import('./nbd-client.js').NbdClient} client */
+/** Reads a whole device back in pieces, a few at a time. @param {import('./nbd-client.js').NbdClient} client */
 export async function readAll(client, bytes, piece = 1 << 20) {
   const parts = [];
-  for (let at = 0; at < bytes; at += piece) parts.push(client.read(at, Math.min(piece, bytes - at)));
-  return Buffer.concat(await Promise.all(parts));
+  for (let at = 0; at < bytes; at += 8 * piece) {
+    const batch = [];
+    for (let p = at; p < Math.min(bytes, at + 8 * piece); p += piece) batch.push(client.read(p, Math.min(piece, bytes - p)));
+    parts.push(...await Promise.all(batch));
+  }
+  return Buffer.concat(parts);
 }
