@@ -331,7 +331,7 @@ struct bio {
 	struct bvec_iter bi_iter;
 	bio_end_io_t *bi_end_io;
 	void *bi_private;
-	/* shim: the data (one segment); the iterator's bi_bvec_done is the offset into it */
+	/* shim: the data, flat; the iterator's bi_bvec_done is the offset into it */
 	unsigned char *shim_data;
 	int shim_alloc;		/* allocated by bio_alloc_clone: bio_put frees it */
 };

@@ -125,6 +125,7 @@ static int delay_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;	/* no write-zeroes bios, as in Linux */
 	ti->per_io_data_size = sizeof(struct delay_bio);
+	ti->accounts_remapped_io = true;	/* held bios go on with dm_submit_bio_remap */
 	ti->private = dc;
 	return 0;
 bad:

@@ -95,6 +95,7 @@ static int ebs_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;	/* no write-zeroes bios, as in Linux */
 	ti->per_io_data_size = sizeof(struct ebs_op);
+	ti->accounts_remapped_io = true;	/* deferred bios go on with dm_submit_bio_remap */
 	ti->private = ec;
 	return 0;
 bad:

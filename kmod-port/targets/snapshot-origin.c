@@ -45,6 +45,7 @@ static int origin_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	ti->num_flush_bios = 1;	/* no discard or write-zeroes bios, as in Linux */
 	ti->per_io_data_size = sizeof(struct dmk_bio_info);
+	ti->accounts_remapped_io = true;	/* deferred bios go on with dm_submit_bio_remap */
 	ti->private = o;
 	return 0;
 }

@@ -179,6 +179,7 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 	}
 	ti->num_flush_bios = is_merge ? 2 : 1;
 	ti->per_io_data_size = sizeof(struct dmk_bio_info);
+	ti->accounts_remapped_io = true;	/* deferred bios go on with dm_submit_bio_remap */
 	shift = s->store->chunk_shift ? s->store->chunk_shift : DMK_DEFAULT_CHUNK_SHIFT;
 	s->complete = dmk_exception_table_create(dmk_dev_sectors(s->cow) >> shift);
 	if (!s->complete) {
