@@ -312,6 +312,13 @@ function route(io: Io): void {
   const to = <DevRef>io.to;
   const backing = to.backing;
   if (backing != null) {
+    // As the block layer does (bio_check_eod), I/O past the end of a device fails with EIO and
+    // the host never gets a command outside its device (e.g. a snapshot target at a non-zero
+    // start maps by device sector, as Linux's does, and can run past its origin's end).
+    if (io.op != OP_FLUSH && (io.sector > backing.sectors || <u64>io.count > backing.sectors - io.sector)) {
+      subIoDone(io, EIO);
+      return;
+    }
     issueCommand(io, backing);
     return;
   }

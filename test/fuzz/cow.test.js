@@ -55,7 +55,7 @@ function corrupt(r, image, chunk) {
   for (let n = 1 + int(r, 2); n > 0; n--) {
     switch (int(r, 6)) {
       case 0: // a header field
-        dv().setUint32(4 * int(r, 4), pick(r, [0, 1, 2, 3, 0xffffffff, 0x70416e53, 8, 16, 7, 1 << 30, int(r, 2 ** 32)]), true);
+        if (b.length >= 16) dv().setUint32(4 * int(r, 4), pick(r, [0, 1, 2, 3, 0xffffffff, 0x70416e53, 8, 16, 7, 1 << 30, int(r, 2 ** 32)]), true);
         break;
       case 1: case 2: { // an exception entry of one of the first areas
         const area = int(r, 3);

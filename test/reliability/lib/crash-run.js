@@ -30,6 +30,7 @@ const COW_BYTES = 12 << 20;
  * @property {number} cycles      kill points
  * @property {number} seed
  * @property {number} [chunk]     chunk size in sectors (default: chosen by the seed)
+ * @property {number} [slowFlush] ms each COW FLUSH is held (default: chosen by the seed)
  * @property {(line: string) => void} [log]
  */
 
@@ -77,7 +78,7 @@ export async function runCrashCycles(cfg) {
   const dir = tempDir('dmkit-crash-');
   const origin = join(dir, 'origin.img');
   writeFileSync(origin, sectorsOf(0, SECTORS, 0));
-  const report = { setup: cfg.setup, chunk, seed: cfg.seed, kills: 0, killsDuringMerge: 0, writesAcked: 0, flushes: 0, lostInFlight: 0 };
+  const report = { setup: cfg.setup, chunk, seed: cfg.seed, slowFlushMs: 0, kills: 0, killsDuringMerge: 0, writesAcked: 0, flushes: 0, lostInFlight: 0 };
   try {
     if (cfg.setup === 'merge') await mergeRun(cfg, dir, origin, chunk, random, report, log);
     else await snapshotRun(cfg, dir, origin, chunk, random, report, log);
@@ -87,17 +88,30 @@ export async function runCrashCycles(cfg) {
   return report;
 }
 
-/** The exports of a snapshot setup and the table of each. */
-function snapshotDevices(setup, dir, origin, chunk) {
+/**
+ * The devices of a snapshot setup and the table of each. With slowFlush (ms), each COW device
+ * is reached through a `delay` device that holds FLUSHes that long: a slow disk, which widens
+ * the window between a copy and the metadata commit that makes it count, where a kill hurts
+ * an implementation that releases writes too early. Helper devices are not exported.
+ */
+function snapshotDevices(setup, dir, origin, chunk, slowFlush = 0) {
   const kinds = setup === 'P+PO' ? ['P', 'PO'] : [setup];
-  const devices = [{ name: 'base', table: `0 ${SECTORS} snapshot-origin ${origin}`, cow: '' }];
+  const devices = [{ name: 'base', table: `0 ${SECTORS} snapshot-origin ${origin}`, cow: '', helper: false }];
   kinds.forEach((kind, i) => {
     const cow = join(dir, `snap${i}.cow`);
     sparse(cow, COW_BYTES);
-    devices.push({ name: `snap${i}`, table: `0 ${SECTORS} snapshot ${origin} ${cow} ${kind} ${chunk}`, cow });
+    let cowDev = cow;
+    if (slowFlush > 0) {
+      cowDev = `cow${i}-slow`;
+      const n = COW_BYTES / SECTOR;
+      devices.push({ name: cowDev, table: `0 ${n} delay ${cow} 0 0 ${cow} 0 0 ${cow} 0 ${slowFlush}`, cow: '', helper: true });
+    }
+    devices.push({ name: `snap${i}`, table: `0 ${SECTORS} snapshot ${origin} ${cowDev} ${kind} ${chunk}`, cow, helper: false });
   });
   return devices;
 }
+
+const exported = (devices) => devices.filter((d) => !d.helper);
 
 function serveArgs(devices) {
   return devices.flatMap((d) => ['--device', d.name, d.table]);
@@ -110,6 +124,7 @@ function serveArgs(devices) {
 async function cycle(dir, devices, views, random, report, opts) {
   const srv = await startServer(['--quiet', ...serveArgs(devices)], { dir });
   const clients = [];
+  devices = exported(devices);
   try {
     for (const d of devices) clients.push(await NbdClient.connect({ socket: srv.socket, exportName: d.name }));
     if (opts.verify) {
@@ -151,8 +166,10 @@ async function checkCows(devices) {
 }
 
 async function snapshotRun(cfg, dir, origin, chunk, random, report, log) {
-  const devices = snapshotDevices(cfg.setup, dir, origin, chunk);
-  const views = devices.map((d) => new View(d.name, SECTORS, 0));
+  const slowFlush = cfg.slowFlush ?? [0, 0, 5, 20][Math.floor(random() * 4)];
+  report.slowFlushMs = slowFlush;
+  const devices = snapshotDevices(cfg.setup, dir, origin, chunk, slowFlush);
+  const views = exported(devices).map((d) => new View(d.name, SECTORS, 0));
   for (let k = 0; k < cfg.cycles; k++) {
     await cycle(dir, devices, views, random, report, { verify: k > 0, killAfter: (r) => 50 + r() * 1200 });
     await checkCows(devices);
@@ -164,6 +181,7 @@ async function snapshotRun(cfg, dir, origin, chunk, random, report, log) {
 /** Starts once more, checks the last kill, and stops cleanly. */
 async function finalCheck(dir, devices, views) {
   const srv = await startServer(['--quiet', ...serveArgs(devices)], { dir });
+  devices = exported(devices);
   try {
     for (let i = 0; i < devices.length; i++) {
       const c = await NbdClient.connect({ socket: srv.socket, exportName: devices[i].name });
