@@ -85,11 +85,14 @@ export class Connection {
     this.listeners = [];
   }
 
-  /** What TLS this connection may negotiate: none over two streams (--stdio). */
+  /**
+   * What TLS this connection may negotiate. Over two streams (--stdio) TLS cannot start: with
+   * TLS required, such a client gets nothing at all (closed, not open).
+   */
   tlsState() {
     const tls = this.host.tls;
-    const socket = this.input === this.output && this.input instanceof net.Socket;
-    return { mode: tls && socket ? tls.mode : /** @type {const} */ ('off'), active: this.secure };
+    const available = this.input === this.output && this.input instanceof net.Socket;
+    return { mode: tls ? tls.mode : /** @type {const} */ ('off'), active: this.secure, available };
   }
 
   log(line) { this.host.log(`connection ${this.id} (${this.peer}): ${line}`); }

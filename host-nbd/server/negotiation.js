@@ -37,9 +37,10 @@ export function transmissionFlags(exp, structured) {
 export class Negotiation {
   /**
    * @param {Exports} exports @param {{noZeroes: boolean, fixedNewstyle: boolean}} client
-   * @param {{mode: 'off' | 'on' | 'require', active: boolean}} [tls] TLS offered, and whether it is up
+   * @param {{mode: 'off' | 'on' | 'require', active: boolean, available?: boolean}} [tls] TLS offered,
+   *   whether it is up, and whether this connection can start it (not over --stdio)
    */
-  constructor(exports, client, tls = { mode: 'off', active: false }) {
+  constructor(exports, client, tls = { mode: 'off', active: false, available: true }) {
     this.exports = exports;
     this.client = client;
     this.tls = tls;
@@ -84,6 +85,7 @@ export class Negotiation {
   startTls(data) {
     const option = OPT.STARTTLS;
     if (this.tls.mode === 'off') return this.error(option, REP.ERR_UNSUP, 'TLS is not enabled on this server (it is started with --tls=on or --tls=require)');
+    if (this.tls.available === false) return this.error(option, REP.ERR_UNSUP, 'TLS cannot start over standard input/output');
     if (this.tls.active) return this.error(option, REP.ERR_INVALID, 'TLS is already active on this connection');
     if (data.length > 0) return this.error(option, REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
     return { next: 'starttls', replies: [optionReply(option, REP.ACK)] };

@@ -152,6 +152,14 @@ describe('TLS', () => {
     c.destroy();
   });
 
+  it('--stdio cannot start TLS: with --tls=require such a client gets nothing', async () => {
+    const cmd = JSON.stringify([process.execPath, join(import.meta.dirname, '..', '..', 'bin', 'dmkit.js'), 'serve', '--stdio',
+      '--tls=require', '--tls-certificates', pki.certs, '--device', 'z', '0 8 zero']);
+    const r = await run('nbdsh', ['-c', `h.connect_command(${cmd}); print(h.get_size())`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/requires TLS/);
+  });
+
   it('bad TLS settings stop the server at start with a clear message', async () => {
     const cases = [
       [['--tls=maybe', '--tls-certificates', 'x'], /--tls must be one of off, on, require/],
