@@ -3,8 +3,11 @@
 // verified reads, writes and flushes (workload.js) for a bounded time. Each client owns a
 // region of the export, so every read can be checked against what that client last wrote.
 // Reports throughput, latency percentiles and the server's memory; the caller judges.
-import { openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
+// With peer 'nbdkit' the same load runs against nbdkit's file plugin on the same kind of image,
+// for scale: what the client and the machine allow at that moment.
+import { openSync, ftruncateSync, closeSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { startServer, tempDir } from '../../nbd/helpers.js';
 import { NbdClient } from './nbd-client.js';
 import { View } from './history.js';
@@ -12,8 +15,23 @@ import { Workload, readAll, rng } from './workload.js';
 import { ZERO_ID } from './pattern.js';
 import { processUsage } from '../../fuzz/lib/nbd-fuzzer.js';
 
+/** nbdkit's file plugin on `img`, on a Unix socket, shaped like startServer's result. */
+async function startNbdkit(dir, img) {
+  const socket = join(dir, 'nbdkit.sock');
+  const proc = spawn('nbdkit', ['--foreground', '--unix', socket, 'file', img], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const t0 = Date.now();
+  while (!existsSync(socket)) {
+    if (Date.now() - t0 > 10_000 || proc.exitCode !== null) throw new Error(`nbdkit did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  return { proc, socket, stop: async () => { proc.kill('SIGTERM'); await exited; } };
+}
+
 /**
- * @param {{clients: number, depth: number, seconds: number, regionMiB?: number, seed?: number}} o
+ * @param {{clients: number, depth: number, seconds: number, regionMiB?: number, seed?: number, peer?: 'nbdkit'}} o
  */
 export async function runLoad(o) {
   const regionMiB = o.regionMiB ?? 4;
@@ -24,9 +42,9 @@ export async function runLoad(o) {
   const fd = openSync(img, 'w');
   ftruncateSync(fd, sectors * 512);
   closeSync(fd);
-  const srv = await startServer(['--quiet', '--device', 'disk', `0 ${sectors} linear ${img} 0`], { dir });
+  const srv = o.peer === 'nbdkit' ? await startNbdkit(dir, img) : await startServer(['--quiet', '--device', 'disk', `0 ${sectors} linear ${img} 0`], { dir });
   const report = {
-    clients: o.clients, depth: o.depth, seconds: o.seconds, requests: 0, reads: 0, writes: 0, flushes: 0, bytes: 0,
+    server: o.peer ?? 'dmkit', clients: o.clients, depth: o.depth, seconds: o.seconds, requests: 0, reads: 0, writes: 0, flushes: 0, bytes: 0,
     requestsPerSecond: 0, mbPerSecond: 0, p50Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0,
     errors: 0, lost: 0, mismatches: /** @type {string[]} */ ([]), errorReplies: /** @type {string[]} */ ([]),
     rssStartMiB: 0, rssPeakMiB: 0, rssEndMiB: 0, verifiedAtEnd: false,

@@ -155,8 +155,10 @@ export class NbdClient {
     /** @type {Map<number, {type: number, length: number, what: string, resolve: (v: any) => void, reject: (e: Error) => void}>} */
     this.pending = new Map();
     this.nextCookie = 1;
+    /** @type {Set<Promise<any>>} requests not answered yet (close() waits for them) */
+    this.promises = new Set();
     this.buf = Buffer.alloc(0);
-    /** Reply being read: the request whose read data is still arriving. */
+    /** Set once the connection failed: every later request fails at once. */
     this.dead = /** @type {Error | null} */ (null);
     sock.on('data', (d) => this.onData(d));
     sock.on('error', (e) => this.die(e));
@@ -206,11 +208,15 @@ export class NbdClient {
     h.writeBigUInt64BE(BigInt(cookie), 8);
     h.writeBigUInt64BE(BigInt(offset), 16);
     h.writeUInt32BE(length, 24);
-    return new Promise((resolve, reject) => {
+    const p = new Promise((resolve, reject) => {
       this.pending.set(cookie, { type, length, what, resolve, reject });
       if (payload) { this.sock.cork(); this.sock.write(h); this.sock.write(payload); this.sock.uncork(); }
       else this.sock.write(h);
     });
+    this.promises.add(p);
+    const forget = () => { this.promises.delete(p); };
+    p.then(forget, forget);
+    return p;
   }
 
   /** @returns {Promise<Buffer>} */
@@ -226,7 +232,7 @@ export class NbdClient {
   /** Sends NBD_CMD_DISC once the replies in flight arrived, and waits for the server to close. */
   async close() {
     if (this.dead) return;
-    await Promise.allSettled([...this.pending.values()].map((r) => new Promise((res) => { const { resolve, reject } = r; r.resolve = (v) => { resolve(v); res(undefined); }; r.reject = (e) => { reject(e); res(undefined); }; })));
+    await Promise.allSettled(this.promises);
     if (this.dead) return;
     const closed = new Promise((resolve) => this.sock.once('close', resolve));
     const h = Buffer.alloc(28);
