@@ -23,7 +23,14 @@ export async function startControlServer(registry, path, log, verbs = {}) {
   const server = net.createServer((sock) => serveClient(registry, sock, log, verbs));
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve(undefined));
+    // The socket is bound (synchronously, in listen) with no access for others from its first
+    // moment; the chmod below only makes sure of it.
+    const umask = process.umask(0o177);
+    try {
+      server.listen(path, () => resolve(undefined));
+    } finally {
+      process.umask(umask);
+    }
   });
   chmodSync(path, 0o600);
   return {
