@@ -19,6 +19,7 @@ const HELP = {
   table: ['dmkit table [NAME] [--inactive]', 'Print the table, as dmsetup table does.'],
   info: ['dmkit info [NAME]', 'Print state, tables present and open count.'],
   message: ['dmkit message NAME SECTOR MESSAGE...', 'Send a message to the target at SECTOR, as dmsetup message does.'],
+  exports: ['dmkit exports', 'List the NBD exports: the connections that have each open and the requests they started.'],
   'set-time': ['dmkit set-time MS', 'Move the clock of a server started with --test-clock to MS milliseconds (flakey and delay targets follow it).'],
 };
 
@@ -38,7 +39,7 @@ export async function runDmsetupCommand(cmd, argv) {
   if (options.help) return dmsetupHelp(cmd);
   const control = options.control ?? defaultControlPath();
   const name = positional[0];
-  const needsName = !['ls', 'status', 'table', 'info', 'set-time'].includes(cmd);
+  const needsName = !['ls', 'status', 'table', 'info', 'set-time', 'exports'].includes(cmd);
   if (needsName && !name) throw new UsageError(`${cmd} needs a device name\n\n${dmsetupHelp(cmd)}`);
   const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
   if (cmd === 'create' || cmd === 'reload' || cmd === 'load') {
@@ -56,5 +57,12 @@ export async function runDmsetupCommand(cmd, argv) {
     request.sector = Number(positional[1]);
     request.message = positional.slice(2).join(' ');
   }
-  return controlRequest(control, request);
+  try {
+    return await controlRequest(control, request);
+  } catch (e) {
+    // dmsetup's words for a busy device, with the core's reason after them
+    const code = /** @type {any} */ (e).code;
+    if (code === 'EBUSY' && name) throw new Error(`${name}: Device or resource busy (${e.message})`);
+    throw e;
+  }
 }

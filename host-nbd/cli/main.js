@@ -11,6 +11,8 @@ Serving:
 
 Changing a running server (dmsetup's verbs, over its control socket):
   ls, create, reload, load, suspend, resume, remove, clear, status, table, info, message
+  exports      the NBD exports with their connections and requests
+  set-time     move the clock of a server started with --test-clock
 
 Kernel block devices without nbd-client (Linux, root, nbd module):
   attach NAME [/dev/nbdN]   the running server attaches export NAME (first free device if none)

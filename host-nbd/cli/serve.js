@@ -45,8 +45,10 @@ Control:
   --control PATH        control socket for dmkit ls/create/reload/... (default: $DMKIT_CONTROL or
                         ${defaultControlPath()}; with --stdio or socket activation: none unless given)
   --quiet               log errors only
-  --test-clock          time-driven targets (flakey, delay) see a clock that stands still at 0 and
-                        moves only with 'dmkit set-time MS' (for deterministic tests)
+  --test-clock          time-driven targets (flakey, delay) see a virtual clock: it starts at 0 and
+                        moves with 'dmkit set-time MS', or jumps to the next deadline when I/O
+                        waits for nothing but time (deterministic tests)
+  --empty               start with no device at all (create them with dmkit create)
   -h, --help            this help
 
 Example:
@@ -58,6 +60,7 @@ const SPEC = /** @type {const} */ ({
   device: { type: 'pairs' }, config: { type: 'string' }, image: { type: 'list' }, 'read-only': { type: 'boolean' },
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
+  empty: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
 });
 
@@ -184,6 +187,10 @@ function collectSetup(options) {
     setup.images.push({ path: spec.slice(0, eq), bytes: parseSize(spec.slice(eq + 1)) });
   }
   for (const [name, table] of options.device ?? []) setup.devices.push({ name, table });
+  if (options.empty) {
+    if (setup.devices.length > 0) throw new UsageError('--empty and devices (--device, --config) exclude each other');
+    return setup;
+  }
   if (setup.devices.length === 0) {
     if (setup.images.length > 0) throw new UsageError('--image creates files but no --device uses them');
     const dir = options.data ?? defaultDataDir();

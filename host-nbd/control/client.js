@@ -2,7 +2,11 @@
 // Sends one control request to a running `dmkit serve` and returns its answer.
 import net from 'node:net';
 
-/** @param {string} path @param {object} request @returns {Promise<string>} */
+/**
+ * @param {string} path @param {object} request
+ * @returns {Promise<string>} the output; a failure rejects with the server's message and, for
+ *   errors from the core, `code` (the errno name)
+ */
 export function controlRequest(path, request) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(path);
@@ -17,7 +21,7 @@ export function controlRequest(path, request) {
       let reply;
       try { reply = JSON.parse(data.slice(0, nl)); } catch { reject(new Error('malformed answer from the server')); return; }
       if (reply.ok) resolve(reply.output);
-      else reject(new Error(reply.error));
+      else reject(Object.assign(new Error(reply.error), { code: reply.code }));
     });
     sock.once('error', (e) => {
       const code = /** @type {any} */ (e).code;

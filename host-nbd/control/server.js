@@ -4,6 +4,7 @@
 import net from 'node:net';
 import { mkdirSync, chmodSync, existsSync, unlinkSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { DmError } from '../../core-as/js/dmcore.js';
 
 const MAX_LINE = 1 << 20;
 
@@ -83,7 +84,9 @@ async function handle(registry, line, log, verbs) {
     }
     return { ok: true, output };
   } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    // code: the errno name for errors from the core (EINVAL, EBUSY...), as dmsetup's ioctls fail
+    const code = e instanceof DmError ? e.code : undefined;
+    return { ok: false, error: e instanceof Error ? e.message : String(e), code };
   }
 }
 
@@ -107,6 +110,8 @@ async function run(registry, req, verbs) {
     case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
     case 'set-time': registry.setTime(Number(req.ms)); return '';
+    case 'exports': return registry.listExports()
+      .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)`).join('\n');
     default:
       // Verbs of other parts of the server (attach: {@link ../attach/control-verbs.js}).
       if (Object.hasOwn(verbs, req.cmd)) return verbs[req.cmd](req);

@@ -5,7 +5,7 @@
 import { Engine } from '../engine/engine.js';
 import { DeviceExport } from '../engine/device-export.js';
 import { AllocationMap } from '../engine/allocation.js';
-import { DmError, ERRNO } from '../../core-as/js/dmcore.js';
+import { DmError } from '../../core-as/js/dmcore.js';
 
 export class DeviceRegistry {
   /** @param {Engine} engine @param {{readOnly?: boolean, log?: (s: string) => void}} [opts] */
@@ -19,28 +19,21 @@ export class DeviceRegistry {
     this.exports = new Map();
     /** The export an empty export name selects: the first device created. */
     this.defaultName = '';
-    /** @type {{now: number} | null} */
-    this.testClock = null;
   }
 
   /**
    * @param {{readOnly?: boolean, log?: (s: string) => void, syncMaxBytes?: number, testClock?: boolean}} [opts]
-   * testClock: time-driven targets see a clock that stands at 0 and moves only with setTime().
+   * testClock: time-driven targets see the engine's virtual clock (see Engine), set by setTime().
    */
   static async create(opts = {}) {
-    const test = { now: 0 };
-    const engine = await Engine.create({ ...opts, clock: opts.testClock ? () => test.now : undefined });
-    const registry = new DeviceRegistry(engine, opts);
-    if (opts.testClock) registry.testClock = test;
-    return registry;
+    return new DeviceRegistry(await Engine.create({ ...opts, virtualTime: !!opts.testClock }), opts);
   }
 
   /** Moves the test clock forward (never back) and lets held I/O whose time came go on. */
   setTime(ms) {
-    if (!this.testClock) throw new Error('this server runs on real time (start it with --test-clock to set the time)');
+    if (!this.engine.virtualTime) throw new Error('this server runs on real time (start it with --test-clock to set the time)');
     if (!Number.isFinite(ms) || ms < 0) throw new Error(`invalid time '${ms}'`);
-    this.testClock.now = Math.max(this.testClock.now, ms);
-    this.engine.pump();
+    this.engine.setTime(ms);
   }
 
   /** dmsetup create NAME --table TABLE: create, load, resume. */
@@ -104,17 +97,10 @@ export class DeviceRegistry {
     this.engine.closeUnused();
   }
 
-  /** Refused while an NBD connection has it open or another table stacks on it, as dmsetup does. */
+  /** Refused (EBUSY) while an NBD connection has it open or another table stacks on it, as dmsetup does. */
   async remove(name) {
     const id = this.core.findDevice(name);
-    try {
-      this.core.removeDevice(id);
-    } catch (e) {
-      if (e instanceof DmError && e.errno === ERRNO.EBUSY) {
-        throw new DmError(e.errno, `${name}: Device or resource busy (${e.message})`);
-      }
-      throw e;
-    }
+    this.core.removeDevice(id);
     this.exports.delete(name);
     this.allocation.forget(name);
     if (this.defaultName === name) this.defaultName = this.core.listDevices()[0] ?? '';

@@ -42,6 +42,8 @@ export class DeviceExport {
     this.description = opts.description ?? `dmkit mapped device ${name}`;
     this.readOnly = !!opts.readOnly;
     this.locks = new RangeLocks();
+    /** NBD requests started or refused on this export, all connections (`dmkit exports`). */
+    this.started = 0;
     this.bytes = 0;
     this.refresh();
   }

@@ -237,7 +237,7 @@ function blockDeviceSize(rdev) {
 
 function describeOpenError(path, e) {
   const code = e && e.code;
-  if (code === 'ENOENT') return new Error(`${path}: no such file (give a size to create it)`);
+  if (code === 'ENOENT') return Object.assign(new Error(`${path}: no such file (give a size to create it)`), { code });
   if (code === 'EACCES' || code === 'EPERM') return new Error(`${path}: permission denied`);
   if (code === 'EISDIR') return new Error(`${path}: is a directory`);
   if (code === 'EROFS') return new Error(`${path}: on a read-only file system (use --read-only)`);

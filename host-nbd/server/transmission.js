@@ -108,16 +108,23 @@ export class Transmission {
       this.hold(req.length);
       return PAYLOAD.STORE;
     }
+    this.exp.started++;
     if (refusal) this.fail(req, refusal);
     else this.dispatch(req);
     return PAYLOAD.NONE;
   }
 
   /** @param {NbdRequest} req */
-  payloadDone(req) { this.dispatch(req); }
+  payloadDone(req) {
+    this.exp.started++;
+    this.dispatch(req);
+  }
 
   /** @param {NbdRequest} req */
-  skipped(req) { this.fail(req, /** @type {NbdError} */ (req.refusal)); }
+  skipped(req) {
+    this.exp.started++;
+    this.fail(req, /** @type {NbdError} */ (req.refusal));
+  }
 
   // ---- checks
 

@@ -1,11 +1,11 @@
 // The dmkit serve command as a user meets it: the README's example, the embedded default
 // (origin + snapshot in a data folder, created on first start, reused after), TCP with the
 // attach instructions it prints, clean exit on SIGINT/SIGTERM, and one-line startup errors.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV } from './helpers.js';
+import { startServer, tempDir, ok, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV, stopAllServers } from './helpers.js';
 
 describe('dmkit serve', () => {
   it('the README example works as written (paths moved to a private folder)', async () => {
@@ -23,16 +23,19 @@ describe('dmkit serve', () => {
     let out = '';
     proc.stdout.setEncoding('utf8').on('data', (d) => { out += d; });
     const exited = new Promise((r) => proc.on('exit', (code) => r(code)));
-    const t0 = Date.now();
-    while (!/control: /.test(out)) {
-      if (Date.now() - t0 > 20_000) throw new Error(`no start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      const t0 = Date.now();
+      while (!/control: /.test(out)) {
+        if (Date.now() - t0 > 20_000) throw new Error(`no start:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(out).toContain(`uri:    nbd+unix:///disk?socket=${dir}/s.sock`);
+      expect(out).toContain(`attach: nbd-client -u ${dir}/s.sock /dev/nbd0 -N disk`);
+      const info = JSON.parse(await ok('nbdinfo', ['--json', `nbd+unix:///disk?socket=${dir}/s.sock`]));
+      expect(info.exports[0]['export-size']).toBe(64 << 20);
+    } finally {
+      proc.kill('SIGINT');
     }
-    expect(out).toContain(`uri:    nbd+unix:///disk?socket=${dir}/s.sock`);
-    expect(out).toContain(`attach: nbd-client -u ${dir}/s.sock /dev/nbd0 -N disk`);
-    const info = JSON.parse(await ok('nbdinfo', ['--json', `nbd+unix:///disk?socket=${dir}/s.sock`]));
-    expect(info.exports[0]['export-size']).toBe(64 << 20);
-    proc.kill('SIGINT');
     expect(await exited).toBe(0);
   });
 
@@ -74,11 +77,15 @@ describe('dmkit serve', () => {
   it('SIGTERM with a client writing: its requests complete, files are flushed, exit 0', async () => {
     const dir = tempDir();
     const srv = await startServer(['--image', `${dir}/w.img=16M`, '--device', 'w', `0 32768 linear ${dir}/w.img 0`], { dir });
-    const writer = spawn('nbdsh', ['-u', srv.uri('w'), '-c', 'import time\nwhile True:\n    h.pwrite(b"x" * 65536, 0)'], { env: CLIENT_ENV, stdio: 'ignore' });
-    await srv.waitLog(/export w/);
-    await new Promise((r) => setTimeout(r, 300));
-    const r = await srv.stop('SIGTERM');
-    writer.kill();
+    const writer = spawn('nbdsh', ['-u', srv.uri('w'), '-c', 'while True:\n    h.pwrite(b"x" * 65536, 0)'], { env: CLIENT_ENV, stdio: 'ignore' });
+    let r;
+    try {
+      await srv.waitLog(/export w/);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      r = await srv.stop('SIGTERM');
+    } finally {
+      writer.kill();
+    }
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/SIGTERM: stopping/);
     expect(r.stderr).toMatch(/closed: server shutting down, \d+ request\(s\), 0 error\(s\)/);
@@ -89,7 +96,7 @@ describe('dmkit serve', () => {
   it('startup errors are one line and a non-zero exit', async () => {
     const dir = tempDir();
     const cases = [
-      [['--device', 'd', `0 100 linear ${dir}/missing.img 0`], 1, `dmkit serve: d: ${dir}/missing.img: no such file (give a size to create it)`],
+      [['--device', 'd', `0 100 linear ${dir}/missing.img 0`], 1, `dmkit serve: d: line 1: linear: unknown device ${dir}/missing.img`],
       [['--device', 'd', '0 100 frobnicate'], 1, /^dmkit serve: d: line 1: .*frobnicate/],
       [['--listen', '10.1.2.3:10809', '--device', 'd', '0 8 zero'], 2, /^dmkit serve: refusing to listen on 10\.1\.2\.3, which is not loopback/],
       [['--listen', 'nope', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --listen expects HOST:PORT, got 'nope'"],
@@ -105,3 +112,5 @@ describe('dmkit serve', () => {
     expect(existsSync(join(dir, 'c.sock'))).toBe(false);
   });
 });
+
+afterAll(stopAllServers); // servers a failed test left running

@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { openSync, ftruncateSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, run, nbdsh, testBytes } from './helpers.js';
+import { startServer, tempDir, ok, run, nbdsh, testBytes, stopAllServers } from './helpers.js';
 
 const MiB = 1 << 20;
 
@@ -135,3 +135,5 @@ describe('real NBD clients against dmkit serve', () => {
     expect(r.stdout).toMatch(/Images are identical/);
   });
 });
+
+afterAll(stopAllServers); // servers a failed test left running

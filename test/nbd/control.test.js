@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, DMKIT } from './helpers.js';
+import { startServer, tempDir, ok, DMKIT, stopAllServers } from './helpers.js';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
 const COMMON = readFileSync(join(SCRIPTS, 'common.py'), 'utf8');
@@ -105,3 +105,5 @@ describe('dmkit control verbs', () => {
     expect((await srv.ctl('remove', 'lower')).code).toBe(0);
   });
 });
+
+afterAll(stopAllServers); // servers a failed test left running

@@ -54,6 +54,18 @@ export function dmkit(args, opts = {}) {
   return run(process.execPath, [DMKIT, ...args], { env: process.env, ...opts });
 }
 
+/** Servers started and not stopped yet: a failed test must not leave them running. */
+const live = new Set();
+process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
+
+/** Stops every server a test file started and did not stop (for afterAll). */
+export async function stopAllServers() {
+  await Promise.all([...live].map((p) => new Promise((resolve) => {
+    p.once('exit', resolve);
+    p.kill('SIGTERM');
+  })));
+}
+
 /**
  * A `dmkit serve` child on a Unix socket in a fresh temp dir, with its own control socket.
  * @param {string[]} args extra serve arguments (devices, --read-only...)
@@ -68,7 +80,8 @@ export async function startServer(args, opts = {}) {
   let stdout = '', stderr = '';
   proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
   proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  live.add(proc);
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => { live.delete(proc); resolve({ code, signal }); }));
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dmkit serve did not start:\n${stdout}${stderr}`)), 20_000);
     const check = () => {

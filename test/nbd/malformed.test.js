@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { openSync, ftruncateSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, nbdsh } from './helpers.js';
+import { startServer, tempDir, nbdsh, stopAllServers } from './helpers.js';
 import { RawClient } from './raw-client.js';
 
 const OPT = { EXPORT_NAME: 1, LIST: 3, GO: 7, STRUCTURED_REPLY: 8 };
@@ -184,3 +184,5 @@ describe('a read-only export refuses writes at the protocol level', () => {
     }
   });
 });
+
+afterAll(stopAllServers); // servers a failed test left running

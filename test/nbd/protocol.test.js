@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok } from './helpers.js';
+import { startServer, tempDir, ok, stopAllServers } from './helpers.js';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
 const COMMON = readFileSync(join(SCRIPTS, 'common.py'), 'utf8');
@@ -63,3 +63,5 @@ describe('a read-only server', () => {
     }
   });
 });
+
+afterAll(stopAllServers); // servers a failed test left running
