@@ -10,6 +10,7 @@ static int error_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	/* The kernel's error target ignores its arguments; so do we. No write-zeroes bios. */
 	ti->num_discard_bios = 1;
+	ti->discards_supported = true;	/* no device below to offer them */
 	return 0;
 }
 

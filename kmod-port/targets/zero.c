@@ -14,6 +14,7 @@ static int zero_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -EINVAL;
 	}
 	ti->num_discard_bios = 1;	/* no write-zeroes bios, as in Linux */
+	ti->discards_supported = true;	/* no device below to offer them */
 	return 0;
 }
 
