@@ -396,6 +396,40 @@ bad:
 	return NULL;
 }
 
+/* Whether a device below takes discards: disks do; a mapped device if its live table does. */
+static int device_not_discard_capable(struct dm_target *ti, struct dm_dev *dev, sector_t start,
+				      sector_t len, void *data)
+{
+	struct hdev *m;
+
+	if (dev->bdev->shim_kind == SHIM_DISK)
+		return 0;
+	m = dev->bdev->shim_obj;
+	return !(m->live && m->live->discards);
+}
+
+/*
+ * dm_table_supports_discards: every target sends discards on, and either
+ * takes them itself (discards_supported) or every device below takes them.
+ * When not, the block layer fails a discard before device-mapper sees it.
+ */
+static bool table_supports_discards(struct dm_table *t)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->n; i++) {
+		struct dm_target *ti = &t->targets[i];
+
+		if (!ti->num_discard_bios)
+			return false;
+		if (!ti->discards_supported &&
+		    (!ti->type->iterate_devices ||
+		     ti->type->iterate_devices(ti, device_not_discard_capable, NULL)))
+			return false;
+	}
+	return true;
+}
+
 /* ---- mapped devices (core-as/index.ts) */
 
 static const char *name_problem(const char *name)
@@ -470,6 +504,7 @@ int dmc_load(struct hdev *dev, const char *text)
 		return fail(err, "%s: %s", dev->name, why);
 	}
 	table_users(t, +1);
+	t->discards = table_supports_discards(t);
 	if (dev->inactive)
 		table_retire(dev->inactive);
 	dev->inactive = t;
@@ -946,6 +981,11 @@ static void dispatch(struct hdev *dev, struct bio *bio)
 	/* A request past the end (the table shrank while it was held) fails as the block layer fails it. */
 	if (!t || (bio->bi_iter.bi_size && bio_end_sector(bio) > t->size)) {
 		bio_io_error(bio);
+		return;
+	}
+	if (bio_op(bio) == REQ_OP_DISCARD && bio->bi_iter.bi_size && !t->discards) {
+		bio->bi_status = BLK_STS_NOTSUPP;
+		bio_endio(bio);
 		return;
 	}
 	req = calloc(1, sizeof(*req));
