@@ -108,7 +108,11 @@ export class AttachManager {
     try {
       const p = { ...params, index };
       if (!state.bound) return { index, lockFd, reconnected: false, ...(await connectDevice(native, method, p)) };
-      if (state.backend !== params.backend) throw new AttachError(`${path} is busy: it is attached to ${describeHolder(state)}`, 'EBUSY');
+      if (state.backend !== params.backend) {
+        // We hold its lock, so a dmkit backend means the server that attached it has exited.
+        const orphan = state.backend?.startsWith('dmkit:') ? ` (its dmkit server has exited: \`dmkit detach ${path}\` frees it)` : '';
+        throw new AttachError(`${path} is busy: it is attached to ${describeHolder(state)}${orphan}`, 'EBUSY');
+      }
       if (method !== 'netlink') {
         throw new AttachError(`${path} lost its server, and only the netlink interface can give it new connections: ` +
           `detach it first (dmkit detach ${path})`);
@@ -117,7 +121,13 @@ export class AttachManager {
         throw new AttachError(`${path} has ${state.sizeBytes} bytes but export '${exportName}' now has ${params.sizeBytes}: ` +
           `detach it first (dmkit detach ${path})`);
       }
-      await reconnectDevice(native, p);
+      try {
+        await reconnectDevice(native, p);
+      } catch (e) {
+        if (/** @type {any} */ (e).code !== 'EINVAL') throw e;
+        throw new AttachError(`${path} would not take new connections: it was disconnected but something still ` +
+          `has it open (close it, or \`dmkit detach ${path}\`, then attach again; \`dmesg\` may say more)`, 'EINVAL');
+      }
       return { index, lockFd, reconnected: true, running: null };
     } catch (e) {
       unlockDevice(native, lockFd);

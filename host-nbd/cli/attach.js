@@ -39,10 +39,11 @@ export const DETACH_HELP = `Usage: dmkit detach /dev/nbdN [--force] [--method ne
 Flush /dev/nbdN (its dirty pages are written and a FLUSH reaches its server) and disconnect it,
 whoever attached it (\`dmkit attach\`, \`dmkit serve --attach\`, nbd-client). A device whose dmkit
 server died is disconnected without a flush, since nothing can answer one.
-Refuses a device that is mounted or held by device-mapper, unless --force: every filesystem is
-then written back first. Needs root.
+Refuses a device that is mounted or held by device-mapper, and a device whose flush fails (what
+was written may not be durable), unless --force: every filesystem is then written back first,
+and a failed flush is reported but does not stop the detach. Needs root.
 
-  --force                 detach even while the device is in use
+  --force                 detach even while the device is in use or its flush fails
   --method netlink|ioctl  the kernel interface (default: netlink when the kernel has it)
   -h, --help              this help
 `;
