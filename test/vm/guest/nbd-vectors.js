@@ -66,7 +66,8 @@ class NbdPool {
   }
 
   async detach(/** @type {Server} */ server, /** @type {string} */ path) {
-    if (ATTACH_WITH_DMKIT) await server.request({ cmd: 'detach', device: path });
+    // force: a vector may leave a device whose FLUSH fails (nbd-client -d does not flush at all).
+    if (ATTACH_WITH_DMKIT) await server.request({ cmd: 'detach', device: path, force: true });
     else await run('nbd-client', ['-d', path]);
     this.used.delete(path);
   }
