@@ -197,43 +197,65 @@ async function finalCheck(dir, devices, views) {
   await checkCows(devices);
 }
 
+/**
+ * Merge rounds: make exceptions, then merge them with kills while the merge runs, until the
+ * merge finished (then the origin image itself is checked) or the kill points are used up; a
+ * next round starts from the merged origin with a new snapshot on the same COW device.
+ */
 async function mergeRun(cfg, dir, origin, chunk, random, report, log) {
-  // First a snapshot with many exceptions (origin and snapshot written, cleanly stopped).
   const devices = snapshotDevices('P', dir, origin, chunk);
   const cow = devices[1].cow;
-  const views = devices.map((d) => new View(d.name, SECTORS, 0));
-  {
-    const srv = await startServer(['--quiet', ...serveArgs(devices)], { dir });
-    const clients = await Promise.all(devices.map((d) => NbdClient.connect({ socket: srv.socket, exportName: d.name })));
-    const loads = clients.map((c, i) => new Workload(c, views[i], { depth: 8, maxSectors: 128, readShare: 0, flushShare: 0.01, random }).start());
-    await new Promise((r) => setTimeout(r, 1500));
-    await Promise.all(loads.map((l) => l.stop()));
-    await Promise.all(clients.map((c) => c.close()));
-    const r = await srv.stop();
-    if (r.code !== 0) throw new Error(`setting up the merge: dmkit serve exited with ${r.code}:\n${r.stderr}`);
+  let content = /** @type {Uint32Array | number} */ (0);
+  for (let k = 0; k < cfg.cycles;) {
+    const views = devices.map((d) => new View(d.name, SECTORS, content));
+    await makeExceptions(dir, devices, views, random);
+    const before = await inspectCow(cow);
+    log(`merge chunk ${chunk}: ${before.exceptions.length} exceptions to merge`);
+    // The merging device shows the snapshot as it was, and takes writes while it merges.
+    const merging = [{ name: 'base', table: `0 ${SECTORS} snapshot-merge ${origin} ${cow} P ${chunk}`, cow, helper: false }];
+    const mview = [new View('merging base', SECTORS, views[1].settled())];
+    for (let first = true; k < cfg.cycles; first = false) {
+      let inProgress = false;
+      await cycle(dir, merging, mview, random, report, {
+        verify: !first,
+        killAfter: (r) => 20 + r() * 600,
+        beforeKill: async (srv) => {
+          const st = await mergeStatus(srv);
+          inProgress = st.allocated > st.metadata;
+        },
+      });
+      k++;
+      if (inProgress) report.killsDuringMerge++;
+      const info = await inspectCow(cow);
+      if (!info.valid) throw new Error('the COW device was invalidated by a kill during the merge');
+      log(`merge chunk ${chunk}: kill ${k}/${cfg.cycles} survived (${inProgress ? `${info.exceptions.length} exceptions left` : 'merge had finished'})`);
+      if (!inProgress) break;
+    }
+    content = await finishMerge(dir, merging, mview, origin, cow);
   }
-  const before = await inspectCow(cow);
-  log(`merge chunk ${chunk}: ${before.exceptions.length} exceptions to merge`);
-  // The merging device shows the snapshot as it was, and takes writes while it merges.
-  const merging = [{ name: 'base', table: `0 ${SECTORS} snapshot-merge ${origin} ${cow} P ${chunk}`, cow }];
-  const mview = [new View('merging base', SECTORS, views[1].settled())];
-  const statusOf = async (srv) => snapshotStatus(await control(srv.control, { cmd: 'status', name: 'base' }));
-  for (let k = 0; k < cfg.cycles; k++) {
-    let inProgress = false;
-    await cycle(dir, merging, mview, random, report, {
-      verify: k > 0,
-      killAfter: (r) => 20 + r() * 600,
-      beforeKill: async (srv) => {
-        const st = await statusOf(srv);
-        inProgress = st.allocated > st.metadata;
-      },
-    });
-    if (inProgress) report.killsDuringMerge++;
-    const info = await inspectCow(cow);
-    if (!info.valid) throw new Error('the COW device was invalidated by a kill during the merge');
-    log(`merge chunk ${chunk}: kill ${k + 1}/${cfg.cycles} survived (${inProgress ? `${info.exceptions.length} exceptions left` : 'merge had finished'})`);
-  }
-  // Let the merge finish, then the origin image itself must hold the merged view.
+}
+
+async function mergeStatus(srv) {
+  return snapshotStatus(await control(srv.control, { cmd: 'status', name: 'base' }));
+}
+
+/** Writes origin and snapshot for a while (no kill), so the COW device holds exceptions. */
+async function makeExceptions(dir, devices, views, random) {
+  const srv = await startServer(['--quiet', ...serveArgs(devices)], { dir });
+  const clients = await Promise.all(devices.map((d) => NbdClient.connect({ socket: srv.socket, exportName: d.name })));
+  const loads = clients.map((c, i) => new Workload(c, views[i], { depth: 8, maxSectors: 128, readShare: 0, flushShare: 0.01, random }).start());
+  await new Promise((r) => setTimeout(r, 1500));
+  await Promise.all(loads.map((l) => l.stop()));
+  await Promise.all(clients.map((c) => c.close()));
+  const r = await srv.stop();
+  if (r.code !== 0) throw new Error(`setting up the merge: dmkit serve exited with ${r.code}:\n${r.stderr}`);
+}
+
+/**
+ * Checks the last kill, lets the merge finish, and checks the origin image itself against the
+ * merged view. Returns what every sector of the origin holds now.
+ */
+async function finishMerge(dir, merging, mview, origin, cow) {
   const srv = await startServer(['--quiet', ...serveArgs(merging)], { dir });
   try {
     const c = await NbdClient.connect({ socket: srv.socket, exportName: 'base' });
@@ -243,7 +265,7 @@ async function mergeRun(cfg, dir, origin, chunk, random, report, log) {
     await c.close();
     const t0 = Date.now();
     for (;;) {
-      const st = await statusOf(srv);
+      const st = await mergeStatus(srv);
       if (st.word) throw new Error(`merge status: ${st.word}`);
       if (st.allocated === st.metadata) break;
       if (Date.now() - t0 > 60_000) throw new Error(`the merge did not finish in 60 s (${st.allocated}/${st.total} ${st.metadata})`);
@@ -253,8 +275,10 @@ async function mergeRun(cfg, dir, origin, chunk, random, report, log) {
     const r = await srv.stop();
     if (r.code !== 0) throw new Error(`dmkit serve exited with ${r.code} after the merge:\n${r.stderr}`);
   }
-  const problems = mview[0].check(readFileSync(origin), 0, 'acked', 10);
+  const image = readFileSync(origin);
+  const problems = mview[0].check(image, 0, 'acked', 10);
   if (problems.length) throw new Error(`after the merge, the origin image is not what the merging device showed:\n  ${problems.join('\n  ')}`);
   const after = await inspectCow(cow);
   if (after.exceptions.length !== 0) throw new Error(`${after.exceptions.length} exceptions left after the merge finished`);
+  return checkedContent(mview[0], image, 'acked');
 }
