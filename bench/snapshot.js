@@ -1,0 +1,221 @@
+// @ts-check
+// npm run bench -- snapshot: what a snapshot costs a 4 KiB random write. fio (nbd engine, QD32,
+// the same job and so the same offsets every time) writes to each configuration, in one run:
+//   - a plain linear device over the origin image (the baseline every ratio is against);
+//   - the origin (snapshot-origin) with one active snapshot, chunk 8 and 64 sectors, persistent
+//     (P: Linux's metadata commits, a flush and a FUA write per batch of copies) and transient
+//     (N), and P once more with the COW device on tmpfs, where those flushes cost nothing;
+//   - the snapshot device itself (P);
+//   - nbdkit's file plugin, and nbdkit --filter=cow file with cow-block-size equal to the chunk.
+// Each configuration gets a fresh (sparse) origin and COW device and two passes of the same job:
+// in the first every
+// write lands in a chunk nothing copied yet (the offsets are distinct 4 KiB blocks spread over
+// a large origin, so at chunk 64 only a few share a chunk), the second overwrites the
+// chunks the first copied. The snapshot's status line is read after each pass: the first must
+// have copied a chunk per write (all of them at chunk 8), the second nothing.
+// The ratio is time per write / time per write on linear (= linear IOPS / IOPS), taken within
+// each round, median over rounds; configurations alternate within a round to share the load
+// (and every other round runs them in reverse order).
+// Each round also measures the file system's fdatasync latency (fio, psync, in the same temp
+// dir): a persistent snapshot's first writes wait for two of them per commit.
+import { mkdtempSync, rmSync, openSync, closeSync, ftruncateSync, statfsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDmkit, startNbdkit, missingPrograms } from './lib/servers.js';
+import { runFio, fioJob } from './lib/fio.js';
+
+const MIB = 1 << 20;
+const WRITE_BYTES = 4096;
+/** Sparse, so its size costs nothing; large, so that random 4 KiB writes rarely share a 32 KiB chunk. */
+const ORIGIN_BYTES = Number(process.env.BENCH_SNAPSHOT_ORIGIN_GIB ?? 256) * 1024 * MIB;
+const WRITES = Number(process.env.BENCH_SNAPSHOT_WRITES ?? 16384);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const QD = 32;
+const JOB = ['--rw=randwrite', `--bs=${WRITE_BYTES}`, `--io_size=${WRITES * WRITE_BYTES}`];
+/** Target of the issue: first writes at chunk size 8 cost under 2x linear. */
+const TARGET = 2;
+/** At chunk 64 some random writes share a chunk; more than this share means the origin is too small. */
+const MIN_FIRST_FRACTION = 0.99;
+const TMPFS_MAGIC = 0x01021994;
+const SHM = '/dev/shm';
+
+function makeSparse(path, bytes) {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+}
+
+function isTmpfs(path) {
+  try {
+    return statfsSync(path).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @typedef {object} Config
+ * @property {string} label
+ * @property {(dir: string, base: string, cow: string) => Promise<import('./lib/servers.js').BenchServer>} start
+ * @property {string} [exportName]
+ * @property {number} [chunk] chunk size in sectors, for the rows that have one
+ * @property {string} [snapshot] the snapshot device whose status proves the copies (dmkit)
+ * @property {boolean} [baseline] the linear device the ratios are against
+ * @property {boolean} [cowOnTmpfs] the COW device lives on tmpfs
+ */
+
+/** @param {boolean} tmpfs whether a tmpfs is there for the COW-on-tmpfs row @returns {Config[]} */
+function configs(tmpfs) {
+  const sectors = ORIGIN_BYTES / 512;
+  const snapshotPair = (store, chunk) => (dir, base, cow) => startDmkit(dir, [
+    ['base', `0 ${sectors} snapshot-origin ${base}`],
+    ['snap', `0 ${sectors} snapshot ${base} ${cow} ${store} ${chunk}`],
+  ]);
+  /** @type {Config[]} */
+  const list = [
+    { label: 'linear', start: (dir, base) => startDmkit(dir, [['lin', `0 ${sectors} linear ${base} 0`]]), exportName: 'lin', baseline: true },
+    { label: 'nbdkit file', start: (dir, base) => startNbdkit(dir, ['file', base]) },
+  ];
+  for (const chunk of [8, 64]) {
+    list.push(
+      { label: `origin, snapshot P ${chunk}`, chunk, start: snapshotPair('P', chunk), exportName: 'base', snapshot: 'snap' },
+      { label: `origin, snapshot N ${chunk}`, chunk, start: snapshotPair('N', chunk), exportName: 'base', snapshot: 'snap' },
+      { label: `snapshot device, P ${chunk}`, chunk, start: snapshotPair('P', chunk), exportName: 'snap', snapshot: 'snap' },
+      { label: `nbdkit cow, block ${chunk / 2}K`, chunk,
+        start: (dir, base) => startNbdkit(dir, ['--filter=cow', 'file', base, `cow-block-size=${chunk * 512}`]) },
+    );
+  }
+  if (tmpfs) {
+    list.splice(3, 0, { label: 'origin, snapshot P 8, COW on tmpfs', chunk: 8, start: snapshotPair('P', 8), exportName: 'base', snapshot: 'snap', cowOnTmpfs: true });
+  }
+  return list;
+}
+
+/**
+ * One configuration with a fresh origin and COW device: the first pass, then the same job again.
+ * @param {Config} config @param {string} dir @param {string | null} shmDir
+ * @returns {Promise<{first: number, over: number, copied: number | null}>} IOPS, chunks the first pass copied
+ */
+async function measure(config, dir, shmDir) {
+  // Fresh, so that every configuration's writes allocate the origin's blocks as linear's did.
+  const base = join(dir, 'base.img');
+  makeSparse(base, ORIGIN_BYTES);
+  const cow = join(config.cowOnTmpfs && shmDir ? shmDir : dir, 'cow.img');
+  // Room for a chunk per write, plus the persistent store's header and metadata areas.
+  const chunkBytes = (config.chunk ?? 8) * 512;
+  makeSparse(cow, Math.ceil((WRITES * chunkBytes * 1.05) / MIB) * MIB + 4 * MIB);
+  try {
+    const server = await config.start(dir, base, cow);
+    try {
+      return await passes(config, server);
+    } catch (e) {
+      const said = server.output().trim();
+      throw new Error(`${e instanceof Error ? e.message : e}${said ? `\nthe server printed:\n${said.slice(-3000)}` : ''}`);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    rmSync(cow, { force: true });
+    rmSync(base, { force: true });
+  }
+}
+
+/**
+ * The first pass and the overwrite pass, each checked against the snapshot's status.
+ * @param {Config} config @param {import('./lib/servers.js').BenchServer} server
+ */
+async function passes(config, server) {
+  const uri = server.uri(config.exportName ?? '');
+  const first = await runFio(uri, JOB, { iodepth: QD });
+  const copiedFirst = await copiedChunks(server, config);
+  const over = await runFio(uri, JOB, { iodepth: QD });
+  const copiedOver = await copiedChunks(server, config);
+  for (const [pass, r] of /** @type {const} */ ([['first', first], ['overwrite', over]])) {
+    if (r.ios !== WRITES) throw new Error(`${config.label}, ${pass} pass: fio did ${r.ios} writes, expected ${WRITES}`);
+  }
+  if (copiedFirst !== null) {
+    const fewest = config.chunk === 8 ? WRITES : Math.ceil(WRITES * MIN_FIRST_FRACTION);
+    if (copiedFirst < fewest || copiedFirst > WRITES) {
+      throw new Error(`${config.label}: the first pass copied ${copiedFirst} chunks for ${WRITES} writes (expected at least ${fewest})`);
+    }
+    if (copiedOver !== copiedFirst) throw new Error(`${config.label}: the overwrite pass copied ${Number(copiedOver) - copiedFirst} chunks`);
+  }
+  return { first: first.iops, over: over.iops, copied: copiedFirst };
+}
+
+/** Chunks the snapshot has copied, from its status line `0 N snapshot A/T M` (A counts metadata too). */
+async function copiedChunks(server, config) {
+  if (!config.snapshot || !server.status || !config.chunk) return null;
+  const line = await server.status(config.snapshot);
+  const m = /snapshot (\d+)\/\d+ (\d+)/.exec(line);
+  if (!m) throw new Error(`${config.label}: unexpected snapshot status '${line}'`);
+  return (Number(m[1]) - Number(m[2])) / config.chunk;
+}
+
+/** Median fdatasync latency (ms) of 4 KiB writes to a file in `dir`, each followed by fdatasync. */
+async function fdatasyncMs(dir) {
+  const file = join(dir, 'fdatasync-probe');
+  try {
+    const job = await fioJob(['--name=fdatasync', `--filename=${file}`, '--size=16m', '--io_size=1m', '--rw=randwrite',
+      `--bs=${WRITE_BYTES}`, '--ioengine=psync', '--fdatasync=1']);
+    return job.sync.lat_ns.percentile['50.000000'] / 1e6;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export async function run() {
+  const missing = missingPrograms(['fio', 'nbdkit']);
+  if (missing.length) throw new Error(`bench snapshot needs ${missing.join(' and ')} (apt-get install ${missing.join(' ')})`);
+  const dir = mkdtempSync(join(tmpdir(), 'dmkit-snapshot-bench-'));
+  const shmDir = isTmpfs(SHM) ? mkdtempSync(join(SHM, 'dmkit-snapshot-bench-')) : null;
+  try {
+    const list = configs(shmDir !== null);
+    /** @type {Map<Config, Array<{first: number, over: number, copied: number | null}>>} */
+    const results = new Map(list.map((c) => [c, []]));
+    const syncs = [];
+    console.log(`snapshot benchmark: fio --ioengine=nbd, ${WRITES} random 4 KiB writes per pass at QD${QD} over a ` +
+      `${ORIGIN_BYTES / 1024 / MIB} GiB sparse origin in ${dir}, fresh COW per configuration, ${ROUNDS} rounds`);
+    if (!shmDir) console.log(`  (no tmpfs at ${SHM}: the COW-on-tmpfs row is left out)`);
+    for (let round = 0; round < ROUNDS; round++) {
+      // Every other round runs the list backwards, so no configuration always comes first.
+      for (const c of round % 2 ? [...list].reverse() : list) {
+        const r = await measure(c, dir, shmDir);
+        /** @type {Array<{first: number, over: number, copied: number | null}>} */ (results.get(c)).push(r);
+        console.log(`  round ${round + 1}  ${c.label.padEnd(34)} first ${r.first.toFixed(0).padStart(7)}  overwrite ${r.over.toFixed(0).padStart(7)} IOPS` +
+          (r.copied === null ? '' : `  (${r.copied} chunks copied)`));
+      }
+      syncs.push(await fdatasyncMs(dir));
+      console.log(`  round ${round + 1}  fdatasync of a 4 KiB write in ${dir}: median ${syncs[syncs.length - 1].toFixed(2)} ms`);
+    }
+    report(list, results, median(syncs));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    if (shmDir) rmSync(shmDir, { recursive: true, force: true });
+  }
+}
+
+function report(list, results, syncMs) {
+  const lin = results.get(/** @type {Config} */ (list.find((c) => c.baseline)));
+  console.log('\n| configuration | first writes: IOPS | x linear | overwrites: IOPS | x linear |');
+  console.log('| --- | --- | --- | --- | --- |');
+  const verdicts = [];
+  for (const c of list) {
+    const rs = /** @type {Array<{first: number, over: number, copied: number | null}>} */ (results.get(c));
+    // Per-round ratios against the linear run of the same round, then the median.
+    const ratio = (pass) => median(rs.map((r, i) => lin[i][pass] / r[pass]));
+    const first = ratio('first'), over = ratio('over');
+    const copied = rs[0].copied;
+    const note = copied !== null && copied < WRITES ? ` (${(100 * copied / WRITES).toFixed(1)}% first writes)` : '';
+    console.log(`| ${c.label}${note} | ${median(rs.map((r) => r.first)).toFixed(0)} | ${first.toFixed(2)}x | ` +
+      `${median(rs.map((r) => r.over)).toFixed(0)} | ${over.toFixed(2)}x |`);
+    if (c.chunk === 8 && c.snapshot) verdicts.push(`${c.label}: first writes cost ${first.toFixed(2)}x linear (target < ${TARGET}x): ${first < TARGET ? 'met' : 'MISSED'}`);
+  }
+  console.log(`\nfdatasync of a 4 KiB write (median over rounds): ${syncMs.toFixed(2)} ms`);
+  for (const v of verdicts) console.log(v);
+}
