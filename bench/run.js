@@ -4,6 +4,7 @@ const BENCHES = {
   core: () => import('./core.js'),
   browser: () => import('./browser.js'),
   vm: () => import('./vm.js'),
+  snapshot: () => import('./snapshot.js'),
 };
 
 const names = process.argv.slice(2);
