@@ -81,7 +81,11 @@ static int origin_map(struct dm_target *ti, struct bio *bio)
 		if (bio_sectors(bio) > split - (offset & (split - 1)))
 			dm_accept_partial_bio(bio, split - (offset & (split - 1)));
 	}
-	r = dmk_origin_write(bdev, bio, bio->bi_iter.bi_sector, bio_sectors(bio));
+	/* While older bios wait for memory, newer ones wait behind them (see snapshot_map). */
+	if (dmk_starved_waiting())
+		r = DMK_MAP_NEED_MEMORY;
+	else
+		r = dmk_origin_write(bdev, bio, bio->bi_iter.bi_sector, bio_sectors(bio));
 	if (r == DMK_MAP_NEED_MEMORY) {
 		dmk_origin_write_retry_later(bio);
 		r = DMK_MAP_DEFERRED;

@@ -353,6 +353,8 @@ static unsigned int snapshot_starved_needs(struct dmk_starved *st)
 	struct dmk_snapshot *s = info->ti->private;
 	u64 chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
 
+	if (bio_op(bio) == REQ_OP_READ || !s->valid)
+		return 0;
 	return !dmk_exception_has(s->complete, chunk) && !dmk_snapshot_pending_for(s, chunk);
 }
 
@@ -376,7 +378,14 @@ static int snapshot_map(struct dm_target *ti, struct bio *bio)
 
 	dmk_bio_info_init(dmk_bio_info(bio), ti, bio);
 	spin_lock_irqsave(&dmk_lock, flags);
-	r = snapshot_map_locked(ti->private, bio);
+	/*
+	 * While older bios wait for memory, newer ones wait behind them, so the
+	 * snapshot sees bios in the order map got them, as the core does.
+	 */
+	if (dmk_starved_waiting() && !(bio->bi_opf & REQ_PREFLUSH))
+		r = DMK_MAP_NEED_MEMORY;
+	else
+		r = snapshot_map_locked(ti->private, bio);
 	if (r == DMK_MAP_NEED_MEMORY) {
 		info->starved.needed = snapshot_starved_needs;
 		info->starved.retry = snapshot_starved_retry;
