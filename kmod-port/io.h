@@ -14,7 +14,7 @@
 #define DMK_MAP_SUBMITTED	1	/* finished by the target (bio->bi_status) */
 #define DMK_MAP_KILL		2	/* fail with EIO */
 #define DMK_MAP_DEFERRED	3	/* kept by the target until dmk_resume_deferred() */
-#define DMK_MAP_NEED_MEMORY	4	/* nothing changed: retry from the worker (memory, or order) */
+#define DMK_MAP_NEED_MEMORY	4	/* nothing changed: retried by the worker (memory, order) */
 
 /*
  * All snapshot state (every snapshot, origin and exception store) is guarded
