@@ -2,6 +2,7 @@
 // npm run bench -- <name>: runs one benchmark (or all with no name) and prints its figures.
 const BENCHES = {
   core: () => import('./core.js'),
+  nbd: () => import('./nbd.js'),
   browser: () => import('./browser.js'),
   vm: () => import('./vm.js'),
   snapshot: () => import('./snapshot.js'),

@@ -49,6 +49,11 @@ Control:
                         moves with 'dmkit set-time MS', or jumps to the next deadline when I/O
                         waits for nothing but time (deterministic tests)
   --empty               start with no device at all (create them with dmkit create)
+
+Tuning:
+  --sync-io-max BYTES   file reads and writes up to this size run on the event loop (cheapest
+                        against the page cache); larger ones in libuv's thread pool, beside it.
+                        0: all in the thread pool (default 65536)
   -h, --help            this help
 
 Example:
@@ -60,7 +65,7 @@ const SPEC = /** @type {const} */ ({
   device: { type: 'pairs' }, config: { type: 'string' }, image: { type: 'list' }, 'read-only': { type: 'boolean' },
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
-  empty: { type: 'boolean' },
+  empty: { type: 'boolean' }, 'sync-io-max': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
 });
 
@@ -85,7 +90,8 @@ export async function serve(argv) {
   const setup = collectSetup(options);
   const security = securityOf(options);
   const readOnly = !!options['read-only'];
-  const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'] });
+  const syncMaxBytes = options['sync-io-max'] === undefined ? undefined : parseSyncMax(options['sync-io-max']);
+  const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'], syncMaxBytes });
   try {
     for (const img of setup.images) registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly });
     // Errors name the device already (as dmsetup's do).
@@ -198,6 +204,11 @@ function collectSetup(options) {
     return defaultSetup(dir);
   }
   return setup;
+}
+
+function parseSyncMax(text) {
+  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31) throw new UsageError(`--sync-io-max expects a number of bytes, got '${text}'`);
+  return Number(text);
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;

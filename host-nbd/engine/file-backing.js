@@ -13,6 +13,8 @@ import fs from 'node:fs';
 
 const SECTOR = 512;
 const ZERO_CHUNK = 1 << 20;
+/** Transfers up to this size run on the event loop by default (dmkit serve --sync-io-max). */
+export const DEFAULT_SYNC_MAX = 64 * 1024;
 const ZEROES = Buffer.alloc(ZERO_CHUNK);
 
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */
@@ -28,7 +30,7 @@ export class FileBacking {
     this.bytes = bytes;
     this.readOnly = readOnly;
     /** Transfers up to this size run synchronously (see the top of the file). */
-    this.syncMaxBytes = opts.syncMaxBytes ?? 64 * 1024;
+    this.syncMaxBytes = opts.syncMaxBytes ?? DEFAULT_SYNC_MAX;
     /** The file had no blocks allocated when opened: it read as zeroes throughout. */
     this.sparseAtOpen = !!opts.sparseAtOpen;
     /** Written to since opened (by us): with sparseAtOpen, untouched ranges still read as zero. */

@@ -16,34 +16,36 @@ export class ReplyWriter {
   /** @param {import('node:stream').Writable} output */
   constructor(output) {
     this.output = output;
+    /** Replies are packed into `out`; bytes before `start` are queued, [start, fill) not yet. */
     this.out = Buffer.allocUnsafe(OUT_BYTES);
+    this.start = 0;
     this.fill = 0;
-    /** @type {Buffer[]} output buffers the socket has finished with */
-    this.spare = [];
     /** @type {Array<[Buffer, (() => void) | null]>} */
     this.queue = [];
     this.scheduled = false;
     this.flushBound = () => this.flush();
   }
 
-  /** Room for n more bytes in the output buffer. @returns {Buffer} */
+  /**
+   * Room for n more bytes in the output buffer. A full buffer is left to the queued slices
+   * that point into it (they keep it alive until written) and a new one is started.
+   * @returns {Buffer}
+   */
   room(n) {
     if (this.fill + n > this.out.length) {
       this.cut();
-      if (n > this.out.length) this.out = Buffer.allocUnsafe(n);
+      this.out = Buffer.allocUnsafe(Math.max(OUT_BYTES, n));
+      this.start = this.fill = 0;
     }
     this.soon();
     return this.out;
   }
 
-  /** Moves what the output buffer holds to the queue and starts a fresh buffer. */
+  /** Queues the bytes packed since the last cut (in order with payloads queued after them). */
   cut() {
-    if (this.fill === 0) return;
-    const full = this.out;
-    const used = full.subarray(0, this.fill);
-    this.queue.push([used, () => { if (full.length === OUT_BYTES && this.spare.length < 4) this.spare.push(full); }]);
-    this.out = this.spare.pop() ?? Buffer.allocUnsafe(OUT_BYTES);
-    this.fill = 0;
+    if (this.fill === this.start) return;
+    this.queue.push([this.out.subarray(this.start, this.fill), null]);
+    this.start = this.fill;
   }
 
   soon() {
@@ -70,7 +72,7 @@ export class ReplyWriter {
 
   /** Bytes queued in the socket (for backpressure). */
   get pending() {
-    return this.output.writableLength + this.fill;
+    return this.output.writableLength + this.fill - this.start;
   }
 
   // ---- replies
