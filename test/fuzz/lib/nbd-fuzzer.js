@@ -217,7 +217,7 @@ export async function fuzzServer(o) {
   }
   await load.stop();
   report.verifier = load.stats;
-  report.verifierMaxMs = Math.round(Math.max(0, ...load.latencies));
+  report.verifierMaxMs = Math.round(load.latencies.reduce((m, x) => (x > m ? x : m), 0));
   if (load.mismatches.length) failures.push(`verifier read wrong data:\n  ${load.mismatches.join('\n  ')}`);
   if (load.errorReplies.length) failures.push(`verifier got error replies:\n  ${load.errorReplies.join('\n  ')}`);
   if (load.stats.lost) failures.push(`verifier lost ${load.stats.lost} request(s): its connection died`);
