@@ -231,14 +231,6 @@ export class Engine {
     return 0;
   }
 
-  /** The same as a promise resolving to the status (for paths that are not hot). */
-  io(dev, op, flags, sector, count, buf) {
-    return new Promise((resolve) => {
-      const r = this.submit(dev, op, flags, sector, count, buf, resolve);
-      if (r !== 0) resolve(r);
-    });
-  }
-
   schedule() {
     if (this.scheduled || this.pumping) return;
     this.scheduled = true;
