@@ -53,7 +53,13 @@ export async function main(argv) {
       throw new UsageError(`unknown command '${cmd}'\n\n${HELP}`);
     }
   } catch (e) {
-    process.stderr.write(`dmkit ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
+    // One line, always: a usage error points at the help instead of printing it.
+    let message = e instanceof Error ? e.message : String(e);
+    if (e instanceof UsageError && message.includes('\n')) {
+      const helpCmd = dmsetupCommands.includes(cmd) || ['serve', 'snapshot', 'attach', 'detach', 'demo'].includes(cmd) ? ` ${cmd}` : '';
+      message = `${message.split('\n')[0]} (see 'dmkit${helpCmd} --help')`;
+    }
+    process.stderr.write(`dmkit ${cmd}: ${message.replace(/\n+/g, ' ')}\n`);
     process.exitCode = e instanceof UsageError ? 2 : 1;
   }
 }

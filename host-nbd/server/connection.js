@@ -50,6 +50,8 @@ export class Connection {
     /** @type {[Buffer, number] | null} input not parsed yet (the reader was stopped) */
     this.stash = null;
     this.closeReason = '';
+    /** What the connection is about (export, reply style, contexts), for its closing log line. */
+    this.what = '';
     this.loggedErrors = 0;
     /** TLS is up on this connection. */
     this.secure = false;
@@ -231,12 +233,12 @@ export class Connection {
       onError: (req, e) => this.requestError(req, e),
       onFatal: (reason) => this.close(reason, true),
       onReady: () => this.resumeInput(),
-      onDisconnect: () => this.log('client sent NBD_CMD_DISC'),
+      onDisconnect: () => { this.closeReason = 'client sent NBD_CMD_DISC'; },
       onIdle: () => this.finish(),
     });
     this.phase = TRANSMISSION;
-    const extras = [neg.structured ? 'structured replies' : 'simple replies', ...contexts.map((c) => c.name)];
-    this.log(`export ${exp.name} (${extras.join(', ')})`);
+    // Said once, when the connection closes: one log line per connection.
+    this.what = [`export ${exp.name}`, neg.structured ? 'structured replies' : 'simple replies', ...contexts.map((c) => c.name)].join(', ');
     return true;
   }
 
@@ -289,7 +291,7 @@ export class Connection {
     if (this.phase === CLOSED) return;
     if (this.phase !== TRANSMISSION) { this.close(reason); return; }
     const tx = /** @type {Transmission} */ (this.tx);
-    this.closeReason = reason;
+    this.closeReason ||= reason; // NBD_CMD_DISC, if it came first, is the better reason
     this.input.pause();
     this.stash = null;
     tx.stopReading();
@@ -313,9 +315,10 @@ export class Connection {
     if (this.exp) {
       try { this.exp.close(); } catch { /* the device is gone already */ }
     }
-    const summary = tx ? `, ${tx.requests} request(s), ${tx.errors} error(s)` : '';
-    if (bad) this.host.logError(`connection ${this.id} (${this.peer}): closed: ${reason}${summary}`);
-    else this.log(`closed: ${reason}${summary}`);
+    const summary = tx ? ` [${this.what}, ${tx.requests} request(s), ${tx.errors} error(s)]` : ' [in the handshake]';
+    const line = `connection ${this.id} (${this.peer}) closed: ${reason}${summary}`;
+    if (bad) this.host.logError(line);
+    else this.host.log(line);
     const { input, output } = this;
     if (graceful || !wasTransmitting) {
       // Let queued bytes (the last replies, an ABORT's ACK) reach the client first.

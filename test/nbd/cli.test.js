@@ -3,7 +3,7 @@
 // attach instructions it prints, clean exit on SIGINT/SIGTERM, and one-line startup errors.
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, ok, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV, stopAllServers } from './helpers.js';
 
@@ -80,7 +80,10 @@ describe('dmkit serve', () => {
     const writer = spawn('nbdsh', ['-u', srv.uri('w'), '-c', 'while True:\n    h.pwrite(b"x" * 65536, 0)'], { env: CLIENT_ENV, stdio: 'ignore' });
     let r;
     try {
-      await srv.waitLog(/export w/);
+      for (let t0 = Date.now(); !/1 connection\(s\)/.test((await srv.ctl('exports')).stdout);) {
+        if (Date.now() - t0 > 10_000) throw new Error('the writer did not connect');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       await new Promise((resolve) => setTimeout(resolve, 300));
       r = await srv.stop('SIGTERM');
     } finally {
@@ -88,9 +91,41 @@ describe('dmkit serve', () => {
     }
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/SIGTERM: stopping/);
-    expect(r.stderr).toMatch(/closed: server shutting down, \d+ request\(s\), 0 error\(s\)/);
+    expect(r.stderr).toMatch(/connection \d+ \(unix\) closed: server shutting down \[export w, structured replies, \d+ request\(s\), 0 error\(s\)\]/);
     expect(r.stderr).toMatch(/flushed and closed/);
     expect(readFileSync(`${dir}/w.img`).subarray(0, 65536).every((x) => x === 0x78)).toBe(true);
+  });
+
+  it('--config: images created on first start, devices (multi-line, stacked) from their sections', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'dmkit.conf');
+    writeFileSync(config, [
+      '# two images and a device on each, one stacked on the other',
+      `image ${dir}/a.img 4M`,
+      `image ${dir}/b.img 4M`,
+      'device both',
+      `  0 8192 linear ${dir}/a.img 0`,
+      `  8192 8192 linear ${dir}/b.img 0   # second segment`,
+      'device tail',
+      '  0 8192 linear both 8192',
+      '',
+    ].join('\n'));
+    const srv = await startServer(['--config', config], { dir });
+    expect(statSync(`${dir}/a.img`).size).toBe(4 << 20);
+    expect((await srv.ctl('table', 'both')).stdout).toBe(`0 8192 linear ${dir}/a.img 0\n8192 8192 linear ${dir}/b.img 0\n`);
+    await nbdsh(srv.uri('tail'), 'h.pwrite(b"T" * 512, 0)');
+    expect(readFileSync(`${dir}/b.img`).subarray(0, 512).every((x) => x === 0x54)).toBe(true);
+    expect((await srv.stop()).code).toBe(0);
+    writeFileSync(config, 'device x\nimage\n');
+    const r = await dmkit(['serve', '--config', config, '--control', join(dir, 'c.sock')]);
+    expect(r).toMatchObject({ code: 1, stderr: `dmkit serve: ${config}:2: expected 'image PATH SIZE'\n` });
+  });
+
+  it('usage errors are one line that points at --help', async () => {
+    const r = await dmkit(['create']);
+    expect(r).toMatchObject({ code: 2, stderr: "dmkit create: create needs a device name (see 'dmkit create --help')\n" });
+    const u = await dmkit(['frob']);
+    expect(u).toMatchObject({ code: 2, stderr: "dmkit frob: unknown command 'frob' (see 'dmkit --help')\n" });
   });
 
   it('startup errors are one line and a non-zero exit', async () => {
