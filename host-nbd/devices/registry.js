@@ -127,6 +127,7 @@ export class DeviceRegistry {
 
   /** Flushes every backing file and closes them. */
   async close() {
+    await this.engine.idle(); // targets' own I/O (snapshot copies, metadata) may still be running
     await this.engine.flushAll().catch((e) => this.log(`flush at exit failed: ${e.message}`));
     this.engine.close();
   }

@@ -164,10 +164,20 @@ export class Engine {
         if (e instanceof DmError && e.errno === ERRNO.EBUSY) continue;
         throw e;
       }
-      this.files[id]?.close();
+      // A retired table's requests may still have commands running on this file: its fd is
+      // closed after the last of them (closing it now could let a new file reuse the number).
+      const file = this.files[id];
+      if (file && file.busy > 0) file.closeWhenIdle = true;
+      else file?.close();
       this.files[id] = undefined;
       this.byPath.delete(path);
     }
+  }
+
+  /** Resolves once no command is running (before closing everything). */
+  async idle(timeoutMs = 10_000) {
+    const t0 = Date.now();
+    while (this.running > 0 && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** fdatasync on every open file. */
@@ -337,6 +347,7 @@ export class Engine {
       return;
     }
     this.running++;
+    file.busy++;
     const position = sector * 512, length = count * 512;
     const fua = (flags & FLAG.FUA) !== 0;
     const after = fua
@@ -354,6 +365,7 @@ export class Engine {
   /** @param {number} cmd @param {FileBacking | null} file @param {NodeJS.ErrnoException | null | undefined} error */
   finish(cmd, file, error) {
     this.running--;
+    if (file && --file.busy === 0 && file.closeWhenIdle) file.close();
     let status = 0;
     if (error) {
       status = errnoOf(error);

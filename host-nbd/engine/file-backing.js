@@ -36,6 +36,9 @@ export class FileBacking {
     /** Written to since opened (by us): with sparseAtOpen, untouched ranges still read as zero. */
     this.written = new WrittenMap(bytes);
     this.closed = false;
+    /** Commands running on this file, and whether to close it once there are none (engine). */
+    this.busy = 0;
+    this.closeWhenIdle = false;
   }
 
   /**
@@ -165,10 +168,18 @@ export class FileBacking {
     return this.sparseAtOpen && !this.written.any(position, length);
   }
 
+  /**
+   * Closes the file, after an fdatasync: a file leaves when no table uses it any more, and a
+   * write answered before that must stay durable though later FLUSHes no longer reach this file.
+   */
   close() {
     if (this.closed) return;
     this.closed = true;
-    fs.closeSync(this.fd);
+    try {
+      if (!this.readOnly) fs.fdatasyncSync(this.fd);
+    } finally {
+      fs.closeSync(this.fd);
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // are surely in flight: suspend resolves only after they completed; I/O submitted while
 // suspended waits for resume; a reload swaps tables only at resume.
 import { describe, it, expect } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { tempDir } from './helpers.js';
@@ -55,6 +55,22 @@ describe('suspend and resume', () => {
     await registry.resume('d');
     expect(await read).toBe(2);
     await Promise.all(writes);
+    await registry.close();
+  });
+
+  it('a table swapped while its I/O runs: the old file stays open until that I/O is done', async () => {
+    const { registry, exp, a, b } = await setup();
+    const file = registry.engine.fileByPath(a);
+    const pending = write(exp, 0, 0x77); // takes 100 ms on a
+    await new Promise((r) => setImmediate(r));
+    await registry.reload('d', `0 8192 linear ${b} 0`);
+    await registry.resume('d'); // no suspend first: the old table's write is still running
+    expect(registry.engine.fileByPath(a)).toBeUndefined(); // no table uses a any more
+    expect(file.closed).toBe(false);
+    await pending;
+    expect(file.closed).toBe(true);
+    expect(readFileSync(a)[0]).toBe(0x77);
+    expect(await readByte(exp, 0)).toBe(0xb2);
     await registry.close();
   });
 
