@@ -19,7 +19,9 @@ import { attachDisk, detachDisk, diskBytes } from '../../vm/guest/loop-disks.js'
 /**
  * @typedef {object} KernelRunnerOptions
  * @property {string} prefix  mapped device names are PREFIX + the vector's device name
- * @property {string[]} targets  the targets this kernel has (as vectors name them)
+ * @property {string[]} targets  the dmkit targets this kernel has (as vectors name them)
+ * @property {string[]} lacks  dmkit targets this kernel does not have: vectors loading them are
+ *   skipped (a target dmkit does not know either, like mirror, is passed through: both refuse it)
  * @property {(target: string) => string} targetName  the name to load for a vector's target
  * @property {boolean} compareMessages  compare a refused table's message with the kernel log
  * @property {() => Promise<string|null>} [unavailable]  why the targets cannot run here (null: they can)
@@ -37,32 +39,57 @@ export function kernelRunner(opts) {
       else if (!existsSync('/dev/mapper/control')) why = 'this kernel has no device-mapper (run it in the VM: npm run test:vm)';
       else why = opts.unavailable ? await opts.unavailable() : null;
       if (why && process.env.DMKIT_REQUIRE_KERNEL === '1') throw new Error(`cannot run: ${why}`);
-      // Devices left by an earlier, interrupted run would make every create fail with EEXIST.
-      if (!why) for (const name of (await dm.listDevices(opts.prefix)).reverse()) await dm.remove(name).catch(() => {});
       return { why };
     },
 
     /** @param {import('../lib/parse.js').Vector} vector @param {{why: string|null}} context */
     async runVector(vector, context) {
       if (context.why) return { status: 'skip', detail: context.why };
-      const missing = targetsOf(vector).filter((t) => !opts.targets.includes(t));
+      const missing = targetsOf(vector).filter((t) => opts.lacks.includes(t));
       if (missing.length) return { status: 'skip', detail: `uses ${missing.join(', ')}, which this kernel does not have` };
       const cannot = opts.cannotCheck?.[vector.name];
       if (cannot) return { status: 'skip', detail: cannot };
+      // Devices an earlier vector (or run) could not remove would make every create fail.
+      const stale = await removeStale(opts.prefix);
+      if (stale) return { status: 'fail', detail: `devices left from before cannot be removed: ${stale}` };
       const host = new KernelHost(vector, opts);
       let result;
+      let timer;
       try {
         await host.start();
-        const { skipped } = await driveVector(vector, host);
+        // Our own deadline, inside the dispatcher's: I/O stuck on a suspended device must be
+        // released by cleanUp (it resumes), or the next vector would find the device busy.
+        const { skipped } = await Promise.race([
+          driveVector(vector, host),
+          new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no progress for ${OWN_DEADLINE_MS} ms`)), OWN_DEADLINE_MS); }),
+        ]);
         result = { status: 'pass', skippedStatements: skipped };
       } catch (err) {
         result = { status: 'fail', detail: err instanceof Error ? err.message : String(err) };
+      } finally {
+        clearTimeout(timer);
       }
       const leftovers = await host.cleanUp();
       if (leftovers) return { status: 'fail', detail: [result.detail, `cleaning up: ${leftovers}`].filter(Boolean).join('; ') };
       return result;
     },
   };
+}
+
+const OWN_DEADLINE_MS = 100_000;
+
+/** Removes devices named PREFIX*; returns the names that would not go ('' when none). A few
+ * passes, since a device under another one goes only after the one above it. */
+async function removeStale(/** @type {string} */ prefix) {
+  for (let pass = 0; pass < 3; pass++) {
+    const left = dm.listDevices(prefix);
+    if (left.length === 0) return '';
+    for (const name of left) {
+      await dm.resume(name).catch(() => {});
+      await dm.remove(name).catch(() => dm.dmsetup(['remove', '--force', name])).catch(() => {});
+    }
+  }
+  return dm.listDevices(prefix).join(', ');
 }
 
 /** Target types a vector loads. @param {import('../lib/parse.js').Vector} vector */
@@ -90,14 +117,17 @@ class KernelHost {
     this.disks = new Map();
     /** @type {string[]} devices created, in order (removed in reverse) */
     this.created = [];
-    /** @type {Map<string, DirectDevice>} open /dev/mapper nodes */
+    /** @type {Set<string>} devices suspended now */
+    this.suspended = new Set();
+    /** @type {Map<string, Promise<DirectDevice>>} open /dev/mapper nodes (a promise, so I/O
+     * started together opens a device once) */
     this.open = new Map();
     /** @type {Map<string, string>} "major:minor" -> the vector's disk or device name */
     this.names = new Map();
     /** @type {number|null} when the first create ran (for `time`) */
     this.t0 = null;
     /** control statements in file order, to find the message each one expects */
-    this.controls = flatten(vector.steps).filter((s) => ['create', 'reload'].includes(s.op));
+    this.controls = flatten(vector.steps).filter((s) => CONTROL_OPS.includes(s.op));
   }
 
   async start() {
@@ -150,9 +180,8 @@ class KernelHost {
       await run();
       return null;
     } catch (err) {
-      const log = dm.kernelLog(mark).map((r) => r.text).filter((t) => t.startsWith('device-mapper:'));
-      const expected = step?.expect?.kind === 'errno' ? step.expect.message : null;
-      return { errno: null, message: this.refusal(lines, log, expected, err) };
+      const log = dm.kernelLog(mark).map((r) => this.named(r.text)).filter((t) => t.startsWith('device-mapper:'));
+      return { errno: null, message: this.refusal(lines, log, expectedMessage(step), err) };
     }
   }
 
@@ -170,7 +199,7 @@ class KernelHost {
     const targets = new Set(lines.map((tl) => this.opts.targetName(tl.words[2] ?? '')));
     for (const text of log) {
       const m = /^device-mapper: table: \d+:\d+: (\S+): (.*?)(?: \(-E[A-Z]+\))?$/.exec(text);
-      if (!m || !targets.has(m[1])) continue;
+      if (!m || !targets.has(m[1]) || DM_CORE_REFUSALS.some((r) => m[2].startsWith(r))) continue;
       const said = `${lines.find((tl) => this.opts.targetName(tl.words[2]) === m[1])?.words[2]}: ${m[2]}`;
       if (expected === null || !expected.endsWith(said)) return `kernel log: ${text}`;
       return expected;
@@ -178,40 +207,63 @@ class KernelHost {
     return expected ?? raw;
   }
 
-  /** The next create/reload statement for `dev` (the driver runs control statements in order). */
+  /** Kernel text with our paths (/dev/loopN, /dev/mapper/PREFIX-X) back to the vector's names. */
+  named(/** @type {string} */ text) {
+    let out = text;
+    for (const [name, disk] of this.disks) out = out.replace(new RegExp(`${disk.path}(?![0-9])`, 'g'), name);
+    return out.replace(new RegExp(`/dev/mapper/${this.opts.prefix}([a-z][a-z0-9-]*)`, 'g'), '$1');
+  }
+
+  /** The next control statement `op DEV` (the driver runs control statements in file order). */
   nextControl(/** @type {string} */ op, /** @type {string} */ dev) {
     const i = this.controls.findIndex((s) => s.op === op && s.dev === dev);
     return i < 0 ? null : this.controls.splice(i, 1)[0];
   }
 
-  /** A dmsetup verb as an outcome. @param {() => Promise<unknown>} run */
-  async verb(run) {
+  /**
+   * suspend, resume, remove, message as an outcome. Their refusals have no text to compare:
+   * dmsetup says only "Invalid argument" and the kernel's dm core, not the target, logs why; so a
+   * refusal the vector expects is reported with the vector's own message (only failure is checked).
+   * @param {string} op @param {string} dev @param {() => Promise<unknown>} run
+   */
+  async verb(op, dev, run) {
+    const step = this.nextControl(op, dev);
     try {
       await run();
       return null;
     } catch (err) {
-      return { errno: null, message: err instanceof Error ? err.message : String(err) };
+      return { errno: null, message: expectedMessage(step) ?? (err instanceof Error ? err.message : String(err)) };
     }
   }
 
-  suspend(/** @type {string} */ dev) { return this.verb(() => dm.suspend(this.mapped(dev))); }
-  resume(/** @type {string} */ dev) { return this.verb(() => dm.resume(this.mapped(dev))); }
+  async suspend(/** @type {string} */ dev) {
+    const out = await this.verb('suspend', dev, () => dm.suspend(this.mapped(dev)));
+    if (!out) this.suspended.add(dev);
+    return out;
+  }
+
+  async resume(/** @type {string} */ dev) {
+    const out = await this.verb('resume', dev, () => dm.resume(this.mapped(dev)));
+    if (!out) this.suspended.delete(dev);
+    return out;
+  }
   message(/** @type {string} */ dev, /** @type {number} */ sector, /** @type {string[]} */ words) {
-    return this.verb(() => dm.message(this.mapped(dev), sector, words));
+    return this.verb('message', dev, () => dm.message(this.mapped(dev), sector, words));
   }
 
   async remove(/** @type {string} */ dev) {
     await this.closeDevice(dev); // our own open descriptor would make the kernel say EBUSY
-    const out = await this.verb(() => dm.remove(this.mapped(dev)));
+    const out = await this.verb('remove', dev, () => dm.remove(this.mapped(dev)));
     if (!out) this.created = this.created.filter((d) => d !== dev);
     return out;
   }
 
-  async device(/** @type {string} */ dev) {
+  device(/** @type {string} */ dev) {
     let d = this.open.get(dev);
     if (!d) {
-      d = await DirectDevice.open(this.path(dev));
+      d = DirectDevice.open(this.path(dev));
       this.open.set(dev, d);
+      d.catch(() => this.open.delete(dev));
     }
     return d;
   }
@@ -219,7 +271,7 @@ class KernelHost {
   async closeDevice(/** @type {string} */ dev) {
     const d = this.open.get(dev);
     this.open.delete(dev);
-    if (d) await d.close();
+    if (d) await (await d).close();
   }
 
   /** @param {import('../lib/drive.js').IoRequest} req */
@@ -231,7 +283,7 @@ class KernelHost {
         case 'write': await d.write(req.sector, /** @type {Uint8Array} */ (req.data), req.fua); break;
         case 'flush': await d.flush(); break;
         case 'discard': await d.discard(req.sector, req.count); break;
-        // BLKZEROOUT has no FUA: a flush after it makes the zeroes as durable.
+        // WRITE_ZEROES has no FUA from user space: a flush after it makes the zeroes as durable.
         case 'zeroes': await d.zeroes(req.sector, req.count); if (req.fua) await d.flush(); break;
       }
       return { errno: null };
@@ -263,18 +315,30 @@ class KernelHost {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 
-  /** Removes everything the vector made; returns what could not be removed ('' when all went). */
+  /** Removes everything the vector made; returns what could not be removed ('' when all went).
+   * Resumes first: I/O held by a suspended device keeps its descriptor busy until released. */
   async cleanUp() {
     const problems = [];
+    for (const dev of this.suspended) await dm.resume(this.mapped(dev)).catch(() => {});
     for (const dev of [...this.open.keys()]) await this.closeDevice(dev).catch((e) => problems.push(String(e)));
     for (const dev of this.created.slice().reverse()) {
-      await dm.resume(this.mapped(dev)).catch(() => {}); // a suspended device cannot be removed cleanly
       await dm.remove(this.mapped(dev)).catch((e) => problems.push(e.message));
     }
     for (const disk of this.disks.values()) await detachDisk(disk).catch((e) => problems.push(e.message));
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
     return problems.join('; ');
   }
+}
+
+const CONTROL_OPS = ['create', 'reload', 'suspend', 'resume', 'remove', 'message'];
+
+/** What the kernel's dm core (dm-table.c), not a target, says when it refuses a table line; it
+ * logs them in the same "TYPE: MESSAGE" form as a target's own refusals. */
+const DM_CORE_REFUSALS = ['Gap in table', 'unknown target type', "couldn't split parameters"];
+
+/** The message a control statement expects when it fails (null: none, or success expected). */
+function expectedMessage(/** @type {any} */ step) {
+  return step?.expect?.kind === 'errno' ? step.expect.message : null;
 }
 
 /** @param {any[]} steps */

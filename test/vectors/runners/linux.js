@@ -18,6 +18,7 @@ export const LINUX_CANNOT_CHECK = {
 export const { timeoutMs, setup, runVector } = kernelRunner({
   prefix: 'vl-',
   targets: LINUX_TARGETS,
+  lacks: ['ebs'],
   cannotCheck: LINUX_CANNOT_CHECK,
   targetName: (t) => t,
   compareMessages: false,

@@ -76,12 +76,14 @@ export class DirectDevice {
 
   /** BLKDISCARD through blkdiscard(8) (Node has no ioctl). */
   discard(/** @type {number} */ sector, /** @type {number} */ count) {
-    return blkdiscard(this.path, sector, count, []);
+    return tool('blkdiscard', ['--force', '--offset', String(sector * SECTOR), '--length', String(count * SECTOR), this.path]);
   }
 
-  /** BLKZEROOUT: WRITE_ZEROES where the device has it, else the kernel writes zero pages. */
+  /** A WRITE_ZEROES request, with no fallback: fallocate(PUNCH_HOLE|KEEP_SIZE) on a block device
+   * is blkdev_issue_zeroout(..., BLKDEV_ZERO_NOFALLBACK), which fails with EOPNOTSUPP where the
+   * device has no write-zeroes (BLKZEROOUT would quietly write zero pages instead). */
   zeroes(/** @type {number} */ sector, /** @type {number} */ count) {
-    return blkdiscard(this.path, sector, count, ['--zeroout']);
+    return tool('fallocate', ['--punch-hole', '--offset', String(sector * SECTOR), '--length', String(count * SECTOR), this.path]);
   }
 
   async close() {
@@ -89,15 +91,14 @@ export class DirectDevice {
   }
 }
 
-/** @param {string} path @param {number} sector @param {number} count @param {string[]} extra */
-function blkdiscard(path, sector, count, extra) {
-  const args = [...extra, '--force', '--offset', String(sector * SECTOR), '--length', String(count * SECTOR), path];
+/** Runs blkdiscard(8) or fallocate(1); their errors name the ioctl's failure in strerror text.
+ * @param {string} cmd @param {string[]} args */
+function tool(cmd, args) {
   return new Promise((resolve, reject) => {
-    execFile('blkdiscard', args, (err, _stdout, stderr) => {
+    execFile(cmd, args, (err, _stdout, stderr) => {
       if (!err) return resolve(undefined);
-      // blkdiscard reports the ioctl's error as strerror text.
       const code = /not supported/i.test(stderr) ? 'EOPNOTSUPP' : /invalid argument/i.test(stderr) ? 'EINVAL' : 'EIO';
-      reject(Object.assign(new Error(`blkdiscard ${args.join(' ')}: ${stderr.trim()}`), { code }));
+      reject(Object.assign(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim()}`), { code }));
     });
   });
 }

@@ -3,7 +3,7 @@
 // dmsetup's own message. There is no udev in the guest, so libdevmapper is told to make the
 // /dev/mapper nodes itself (DM_DISABLE_UDEV), or they would never appear.
 import { execFile } from 'node:child_process';
-import { openSync, readSync, closeSync, statSync, constants } from 'node:fs';
+import { openSync, readSync, closeSync, statSync, readdirSync, readFileSync, constants } from 'node:fs';
 
 const ENV = { ...process.env, DM_DISABLE_UDEV: '1' };
 
@@ -49,11 +49,13 @@ export async function tableLines(/** @type {string} */ name) {
 }
 const lines = (/** @type {string} */ out) => out.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '');
 
-/** Names of the mapped devices whose names start with `prefix`. */
-export async function listDevices(/** @type {string} */ prefix) {
-  const out = await dmsetup(['ls']);
-  if (/^No devices found/.test(out)) return [];
-  return out.split('\n').map((l) => l.split(/\s+/)[0]).filter((n) => n && n.startsWith(prefix));
+/** Names of the mapped devices whose names start with `prefix`, newest first (from sysfs: no
+ * process to start). */
+export function listDevices(/** @type {string} */ prefix) {
+  return readdirSync('/sys/block').filter((b) => b.startsWith('dm-'))
+    .sort((a, b) => Number(b.slice(3)) - Number(a.slice(3))) // newest (likely the top of a stack) first
+    .map((b) => readFileSync(`/sys/block/${b}/dm/name`, 'utf8').trim())
+    .filter((n) => n.startsWith(prefix));
 }
 
 /** "major:minor" of a block device node, as the kernel prints devices in table and status lines. */
