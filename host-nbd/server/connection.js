@@ -58,6 +58,11 @@ export class Connection {
     /** @type {Array<[import('node:events').EventEmitter, string, (...args: any[]) => void]>} */
     this.listeners = [];
     this.timer = /** @type {NodeJS.Timeout | null} */ (null);
+    /** Transmission phase: checks that half-sent requests and unread replies keep moving. */
+    this.watchdog = /** @type {NodeJS.Timeout | null} */ (null);
+    this.lastInput = 0;
+    this.lastOutputLength = 0;
+    this.lastOutput = 0;
     /** @type {Promise<void>} */
     this.done = new Promise((resolve) => { this.resolveDone = resolve; });
   }
@@ -101,7 +106,7 @@ export class Connection {
 
   /** @param {Buffer} chunk */
   onData(chunk) {
-    if (this.phase === TRANSMISSION) { this.feed(chunk, 0); return; }
+    if (this.phase === TRANSMISSION) { this.lastInput = performance.now(); this.feed(chunk, 0); return; }
     if (this.phase === CLOSED) return;
     if (this.phase === TLS_HANDSHAKE) { this.close('plain-text data followed NBD_OPT_STARTTLS before the TLS handshake', true); return; }
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -237,12 +242,35 @@ export class Connection {
       onIdle: () => this.finish(),
     });
     this.phase = TRANSMISSION;
+    this.lastInput = this.lastOutput = performance.now();
+    const stallMs = this.host.limits.stallMs;
+    this.watchdog = setInterval(() => this.checkStall(stallMs), Math.max(50, stallMs / 4));
+    this.watchdog.unref?.();
     // Said once, when the connection closes: one log line per connection.
     this.what = [`export ${exp.name}`, neg.structured ? 'structured replies' : 'simple replies', ...contexts.map((c) => c.name)].join(', ');
     return true;
   }
 
   // ---- transmission
+
+  /**
+   * Closes a connection whose client stopped half-way through a request, or stopped reading
+   * replies (they wait in the socket and nothing of them leaves), for stallMs. A connection that
+   * is merely idle, or waits for slow backing I/O, is left alone.
+   */
+  checkStall(stallMs) {
+    const tx = this.tx;
+    if (!tx || this.phase !== TRANSMISSION) return;
+    const now = performance.now();
+    if (tx.reader.midRequest && !this.stash && now - this.lastInput > stallMs) {
+      this.close(`a request stopped arriving half-way: nothing for ${stallMs} ms`, true);
+      return;
+    }
+    const queued = this.output.writableLength;
+    if (queued === 0 || queued < this.lastOutputLength) this.lastOutput = now;
+    this.lastOutputLength = queued;
+    if (now - this.lastOutput > stallMs) this.close(`the client stopped reading replies: none taken for ${stallMs} ms`, true);
+  }
 
   /** Parses requests from chunk[at...]; keeps the rest when the reader stops (backpressure). */
   feed(chunk, at) {
@@ -307,6 +335,7 @@ export class Connection {
     const wasTransmitting = this.phase === TRANSMISSION;
     this.phase = CLOSED;
     if (this.timer) clearTimeout(this.timer);
+    if (this.watchdog) clearInterval(this.watchdog);
     const tx = this.tx;
     if (tx) {
       tx.stopReading();

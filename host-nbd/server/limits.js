@@ -18,6 +18,11 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxOptionBytes: 64 * 1024,
   /** A client must reach the transmission phase within this time. */
   handshakeMs: 30_000,
+  /**
+   * A request that stops arriving half-way (header or WRITE payload), or replies the client
+   * stops reading, for this long close the connection: what it held goes back to the others.
+   */
+  stallMs: 30_000,
   /** At shutdown, how long in-flight requests may take before connections are cut. */
   shutdownMs: 15_000,
   /** Errors logged per connection before the rest are only counted. */

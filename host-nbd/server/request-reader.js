@@ -52,6 +52,9 @@ export class RequestReader {
   /** True while a payload is being stored (its buffer must be freed if the client goes). */
   get partial() { return this.state === STORE ? this.req : null; }
 
+  /** True while a request is half-read: part of its header, or of its payload. */
+  get midRequest() { return this.state === STORE || this.state === SKIP || this.headFill > 0; }
+
   /** The refused request whose payload is being skipped (it still counts as in flight). */
   get skipping() { return this.state === SKIP ? this.req : null; }
 

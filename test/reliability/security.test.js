@@ -138,6 +138,54 @@ describe('in-process limits', () => {
     }
   });
 
+  it('a request that stops arriving half-way, or replies left unread, close the connection; slow but moving clients and idle ones stay', async () => {
+    const MiB = 1 << 20;
+    const { srv, socket, logs } = await server({ limits: { stallMs: 400 } });
+    try {
+      const open = async () => {
+        const c = await RawClient.connect(socket);
+        await c.handshake();
+        expect(await c.go('disk')).toBe(REP.ACK);
+        return c;
+      };
+      // Announces a 4 MiB write, sends 1000 bytes of it, then nothing.
+      const stuck = await open();
+      stuck.request(WRITE, 0, 1, 0, 4 * MiB, Buffer.alloc(1000, 1));
+      // Asks for 64 MiB of reads and reads none of the replies.
+      const deaf = await open();
+      deaf.sock.pause();
+      for (let i = 0; i < 16; i++) deaf.request(READ, 0, i, i * 4 * MiB, 4 * MiB);
+      // Sends a 64 KiB write a piece every 100 ms: 2 s in all, far past stallMs, but moving.
+      const slow = await open();
+      const payload = Buffer.alloc(64 * 1024, 9);
+      slow.request(WRITE, 0, 5, 8 * MiB, payload.length, payload.subarray(0, 3200));
+      for (let at = 3200; at < payload.length; at += 3200) {
+        await new Promise((r) => setTimeout(r, 100));
+        slow.write(payload.subarray(at, at + 3200));
+      }
+      expect(await slow.simpleReply()).toMatchObject({ error: 0, cookie: 5 });
+      // Idle with nothing in flight: fine for as long as it likes.
+      const idle = await open();
+      expect(await stuck.closed(5000)).toBe(true);
+      // The deaf client's socket is paused, so it cannot see the close: the server's log says it.
+      const t0 = Date.now();
+      while (!/stopped reading replies/.test(logs.join('\n')) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      deaf.destroy();
+      expect(idle.ended).toBe(false);
+      idle.request(READ, 0, 9, 8 * MiB, 4096);
+      expect((await idle.simpleReply(4096))?.data?.every((x) => x === 9)).toBe(true);
+      const log = logs.join('\n');
+      expect(log).toMatch(/a request stopped arriving half-way: nothing for 400 ms/);
+      expect(log).toMatch(/the client stopped reading replies: none taken for 400 ms/);
+      for (const c of [slow, idle]) c.destroy();
+      const until = Date.now() + 5000;
+      while (srv.memory.held > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(srv.memory.held).toBe(0);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('all clients together hold at most serverMemory: past it requests get ENOMEM, and it is all given back', async () => {
     const MiB = 1 << 20;
     const { srv, socket } = await server({ limits: { serverMemory: 8 * MiB } });
