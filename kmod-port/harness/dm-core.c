@@ -430,6 +430,54 @@ static bool table_supports_discards(struct dm_table *t)
 	return true;
 }
 
+/* Stacks a device's discard limit into the target's (min over its devices). */
+static int stack_discard_limit(struct dm_target *ti, struct dm_dev *dev, sector_t start,
+			       sector_t len, void *data)
+{
+	unsigned int *max = data, below;
+	struct hdev *m;
+
+	if (dev->bdev->shim_kind == SHIM_DISK) {
+		below = UINT32_MAX;
+	} else {
+		m = dev->bdev->shim_obj;
+		below = m->live && m->live->discards ? UINT32_MAX : 0;
+	}
+	if (below < *max)
+		*max = below;
+	return 0;
+}
+
+/*
+ * Whether the device's queue takes discards at all: the table allows them
+ * (above), and the queue limits say how much, as dm_calculate_queue_limits
+ * stacks them: a target with devices gets theirs, one without gets none
+ * unless its io_hints raise it (dm-zero does), and the device keeps the
+ * smallest non-zero one.
+ */
+static bool table_takes_discards(struct dm_table *t)
+{
+	unsigned int i, any = 0;
+
+	if (!table_supports_discards(t))
+		return false;
+	for (i = 0; i < t->n; i++) {
+		struct dm_target *ti = &t->targets[i];
+		struct queue_limits limits = { .logical_block_size = 512 };
+		unsigned int max = UINT32_MAX;
+
+		if (ti->type->iterate_devices) {
+			ti->type->iterate_devices(ti, stack_discard_limit, &max);
+			limits.max_discard_sectors = max;
+			limits.max_hw_discard_sectors = max;
+		}
+		if (ti->type->io_hints)
+			ti->type->io_hints(ti, &limits);
+		any |= limits.max_discard_sectors;
+	}
+	return any != 0;
+}
+
 /* ---- mapped devices (core-as/index.ts) */
 
 static const char *name_problem(const char *name)
@@ -504,7 +552,7 @@ int dmc_load(struct hdev *dev, const char *text)
 		return fail(err, "%s: %s", dev->name, why);
 	}
 	table_users(t, +1);
-	t->discards = table_supports_discards(t);
+	t->discards = table_takes_discards(t);
 	if (dev->inactive)
 		table_retire(dev->inactive);
 	dev->inactive = t;

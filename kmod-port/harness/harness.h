@@ -58,7 +58,7 @@ struct dm_table {
 	struct dm_target *targets;
 	sector_t size;
 	bool retired;
-	bool discards;		/* the queue takes discards (dm_table_supports_discards) */
+	bool discards;		/* the queue takes discards (see table_takes_discards) */
 };
 
 struct hdev {

@@ -460,6 +460,9 @@ struct queue_limits {
 	unsigned int logical_block_size;
 	unsigned int physical_block_size;
 	unsigned int io_min;
+	unsigned int max_discard_sectors;
+	unsigned int max_hw_discard_sectors;
+	unsigned int discard_granularity;
 };
 
 static inline void blk_limits_io_min(struct queue_limits *limits, unsigned int min)

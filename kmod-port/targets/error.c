@@ -19,6 +19,14 @@ static int error_map(struct dm_target *ti, struct bio *bio)
 	return DM_MAPIO_KILL;
 }
 
+/* No device below says how large a discard may be: the target takes any (as dm-zero 1.2). */
+static void error_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	limits->max_discard_sectors = UINT_MAX;
+	limits->max_hw_discard_sectors = UINT_MAX;
+	limits->discard_granularity = 512;
+}
+
 static void error_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 			 char *result, unsigned int maxlen)
 {
@@ -32,4 +40,5 @@ struct target_type dmk_error_target = {
 	.ctr = error_ctr,
 	.map = error_map,
 	.status = error_status,
+	.io_hints = error_io_hints,
 };

@@ -34,6 +34,14 @@ static int zero_map(struct dm_target *ti, struct bio *bio)
 	return DM_MAPIO_SUBMITTED;
 }
 
+/* No device below says how large a discard may be: the target takes any (as dm-zero 1.2). */
+static void zero_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	limits->max_discard_sectors = UINT_MAX;
+	limits->max_hw_discard_sectors = UINT_MAX;
+	limits->discard_granularity = 512;
+}
+
 static void zero_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 			char *result, unsigned int maxlen)
 {
@@ -47,4 +55,5 @@ struct target_type dmk_zero_target = {
 	.ctr = zero_ctr,
 	.map = zero_map,
 	.status = zero_status,
+	.io_hints = zero_io_hints,
 };
