@@ -9,19 +9,19 @@
 // and reports the median of the rounds; BENCH_DMKIT_ARGS adds serve options (e.g.
 // '--sync-io-max 0' to do all file I/O in the thread pool).
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
+import { cpuSeconds } from './lib/servers.js';
 
 const GiB = 2 ** 30;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const DMKIT = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'dmkit.js');
 const CLIENT_ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH}` };
-const TICKS = 100; // USER_HZ on Linux
 
 function exec(cmd, args) {
   return new Promise((resolve, reject) => {
@@ -50,13 +50,6 @@ function freePort() {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** CPU seconds (user + system) a process used so far. */
-function cpuSeconds(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
 }
 
 /** Starts a server process and waits until `ready` says it listens. */

@@ -3,7 +3,7 @@
 // serve` (this checkout's bin/dmkit.js) and nbdkit as the peer. Both resolve once the server
 // accepts connections and stop() waits for the process to exit, so nothing outlives a run.
 import { spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ export function clientEnv(extra = {}) {
  * @property {(name?: string) => string} uri nbd+unix URI of an export
  * @property {() => Promise<void>} stop
  * @property {() => string} output what the server printed since it started serving (for error messages)
+ * @property {() => number} cpuSeconds CPU time the server used so far, user + system, all threads
  * @property {(name: string) => Promise<string>} [status] dmkit only: `dmkit status NAME`
  */
 
@@ -56,6 +57,7 @@ export async function startDmkit(dir, devices) {
     uri: (name = '') => `nbd+unix:///${name}?socket=${socket}`,
     stop: () => stopProcess(proc, exited),
     output: () => out.slice(banner),
+    cpuSeconds: () => cpuSeconds(/** @type {number} */ (proc.pid)),
     status: async (name) => {
       const r = spawnSync(process.execPath, [DMKIT, 'status', name, '--control', control], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`dmkit status ${name} failed: ${r.stderr}`);
@@ -85,7 +87,15 @@ export async function startNbdkit(dir, args) {
     uri: (name = '') => `nbd+unix:///${name}?socket=${socket}`,
     stop: () => stopProcess(proc, exited),
     output: () => out,
+    cpuSeconds: () => cpuSeconds(/** @type {number} */ (proc.pid)),
   };
+}
+
+/** CPU seconds (user + system, every thread) process `pid` used so far, from /proc (USER_HZ 100). */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Whether a Unix socket accepts a connection (closed again at once). @returns {Promise<boolean>} */
