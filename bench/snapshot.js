@@ -7,17 +7,19 @@
 //     (N), and P once more with the COW device on tmpfs, where those flushes cost nothing;
 //   - the snapshot device itself (P);
 //   - nbdkit's file plugin, and nbdkit --filter=cow file with cow-block-size equal to the chunk.
-// Each configuration gets a fresh (sparse) origin and COW device and two passes of the same job:
-// in the first every
-// write lands in a chunk nothing copied yet (the offsets are distinct 4 KiB blocks spread over
-// a large origin, so at chunk 64 only a few share a chunk), the second overwrites the
-// chunks the first copied. The snapshot's status line is read after each pass: the first must
-// have copied a chunk per write (all of them at chunk 8), the second nothing.
-// The ratio is time per write / time per write on linear (= linear IOPS / IOPS), taken within
-// each round, median over rounds; configurations alternate within a round to share the load
-// (and every other round runs them in reverse order).
+// Each run gets a fresh sparse origin and COW device and two passes of the same job: in the
+// first every write lands in a chunk nothing copied yet (the offsets are distinct 4 KiB blocks
+// spread over a large origin, so at chunk 64 only a few share a chunk), the second overwrites
+// the chunks the first copied. The snapshot's status line is read after each pass: the first
+// must have copied a chunk per write (all of them at chunk 8), the second nothing.
+// The ratio is time per write / time per write on linear (= linear IOPS / IOPS). The machine's
+// load can change several-fold within minutes, so every configuration is paired with a linear
+// run just before it, the ratio is taken within the pair, and the median over rounds reported
+// (every other round runs the configurations in reverse order).
 // Each round also measures the file system's fdatasync latency (fio, psync, in the same temp
-// dir): a persistent snapshot's first writes wait for two of them per commit.
+// dir): a persistent snapshot's first writes wait for two of them per commit. The servers' CPU
+// time per write (from /proc) is reported beside: it moves far less with the load than the
+// IOPS do, and it is the cost that is the server's own (waiting for the disk is not in it).
 import { mkdtempSync, rmSync, openSync, closeSync, ftruncateSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,8 +30,8 @@ const MIB = 1 << 20;
 const WRITE_BYTES = 4096;
 /** Sparse, so its size costs nothing; large, so that random 4 KiB writes rarely share a 32 KiB chunk. */
 const ORIGIN_BYTES = Number(process.env.BENCH_SNAPSHOT_ORIGIN_GIB ?? 256) * 1024 * MIB;
-const WRITES = Number(process.env.BENCH_SNAPSHOT_WRITES ?? 16384);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WRITES = Number(process.env.BENCH_SNAPSHOT_WRITES ?? 8192);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const QD = 32;
 const JOB = ['--rw=randwrite', `--bs=${WRITE_BYTES}`, `--io_size=${WRITES * WRITE_BYTES}`];
 /** Target of the issue: first writes at chunk size 8 cost under 2x linear. */
@@ -94,7 +96,7 @@ function configs(tmpfs) {
 /**
  * One configuration with a fresh origin and COW device: the first pass, then the same job again.
  * @param {Config} config @param {string} dir @param {string | null} shmDir
- * @returns {Promise<{first: number, over: number, copied: number | null}>} IOPS, chunks the first pass copied
+ * @returns {Promise<Run>}
  */
 async function measure(config, dir, shmDir) {
   // Fresh, so that every configuration's writes allocate the origin's blocks as linear's did.
@@ -126,9 +128,13 @@ async function measure(config, dir, shmDir) {
  */
 async function passes(config, server) {
   const uri = server.uri(config.exportName ?? '');
+  const cpu0 = server.cpuSeconds();
   const first = await runFio(uri, JOB, { iodepth: QD });
+  const cpu1 = server.cpuSeconds();
   const copiedFirst = await copiedChunks(server, config);
+  const cpu2 = server.cpuSeconds();
   const over = await runFio(uri, JOB, { iodepth: QD });
+  const cpu3 = server.cpuSeconds();
   const copiedOver = await copiedChunks(server, config);
   for (const [pass, r] of /** @type {const} */ ([['first', first], ['overwrite', over]])) {
     if (r.ios !== WRITES) throw new Error(`${config.label}, ${pass} pass: fio did ${r.ios} writes, expected ${WRITES}`);
@@ -140,7 +146,8 @@ async function passes(config, server) {
     }
     if (copiedOver !== copiedFirst) throw new Error(`${config.label}: the overwrite pass copied ${Number(copiedOver) - copiedFirst} chunks`);
   }
-  return { first: first.iops, over: over.iops, copied: copiedFirst };
+  const usPerWrite = (seconds) => (seconds * 1e6) / WRITES;
+  return { first: first.iops, over: over.iops, cpuFirst: usPerWrite(cpu1 - cpu0), cpuOver: usPerWrite(cpu3 - cpu2), copied: copiedFirst };
 }
 
 /** Chunks the snapshot has copied, from its status line `0 N snapshot A/T M` (A counts metadata too). */
@@ -176,19 +183,23 @@ export async function run() {
   const shmDir = isTmpfs(SHM) ? mkdtempSync(join(SHM, 'dmkit-snapshot-bench-')) : null;
   try {
     const list = configs(shmDir !== null);
-    /** @type {Map<Config, Array<{first: number, over: number, copied: number | null}>>} */
+    const linear = /** @type {Config} */ (list.find((c) => c.baseline));
+    /** @type {Map<Config, Pair[]>} */
     const results = new Map(list.map((c) => [c, []]));
     const syncs = [];
     console.log(`snapshot benchmark: fio --ioengine=nbd, ${WRITES} random 4 KiB writes per pass at QD${QD} over a ` +
-      `${ORIGIN_BYTES / 1024 / MIB} GiB sparse origin in ${dir}, fresh COW per configuration, ${ROUNDS} rounds`);
+      `${ORIGIN_BYTES / 1024 / MIB} GiB sparse origin in ${dir}, fresh origin and COW per run, ${ROUNDS} rounds`);
     if (!shmDir) console.log(`  (no tmpfs at ${SHM}: the COW-on-tmpfs row is left out)`);
+    const others = list.filter((c) => c !== linear);
     for (let round = 0; round < ROUNDS; round++) {
       // Every other round runs the list backwards, so no configuration always comes first.
-      for (const c of round % 2 ? [...list].reverse() : list) {
+      for (const c of round % 2 ? [...others].reverse() : others) {
+        const lin = await measure(linear, dir, shmDir);
         const r = await measure(c, dir, shmDir);
-        /** @type {Array<{first: number, over: number, copied: number | null}>} */ (results.get(c)).push(r);
-        console.log(`  round ${round + 1}  ${c.label.padEnd(34)} first ${r.first.toFixed(0).padStart(7)}  overwrite ${r.over.toFixed(0).padStart(7)} IOPS` +
-          (r.copied === null ? '' : `  (${r.copied} chunks copied)`));
+        /** @type {Pair[]} */ (results.get(c)).push({ run: r, linear: lin });
+        /** @type {Pair[]} */ (results.get(linear)).push({ run: lin, linear: lin });
+        console.log(`  round ${round + 1}  ${c.label.padEnd(34)} ${describe(r)}` + (r.copied === null ? '' : `, ${r.copied} chunks copied`) +
+          `  (linear just before: ${describe(lin)})`);
       }
       syncs.push(await fdatasyncMs(dir));
       console.log(`  round ${round + 1}  fdatasync of a 4 KiB write in ${dir}: median ${syncs[syncs.length - 1].toFixed(2)} ms`);
@@ -200,20 +211,33 @@ export async function run() {
   }
 }
 
+/**
+ * IOPS of each pass, the server's CPU microseconds per write in each, chunks the first copied.
+ * @typedef {{first: number, over: number, cpuFirst: number, cpuOver: number, copied: number | null}} Run
+ * @typedef {{run: Run, linear: Run}} Pair a configuration's run and the linear run just before it
+ */
+
+/** @param {Run} r */
+function describe(r) {
+  return `first ${r.first.toFixed(0)} IOPS ${r.cpuFirst.toFixed(0)} us, overwrite ${r.over.toFixed(0)} IOPS ${r.cpuOver.toFixed(0)} us`;
+}
+
+/** @param {Config[]} list @param {Map<Config, Pair[]>} results @param {number} syncMs */
 function report(list, results, syncMs) {
-  const lin = results.get(/** @type {Config} */ (list.find((c) => c.baseline)));
-  console.log('\n| configuration | first writes: IOPS | x linear | overwrites: IOPS | x linear |');
-  console.log('| --- | --- | --- | --- | --- |');
+  console.log('\nMedians over rounds; "x linear" is time (or CPU time) per write over linear\'s, within each pair.');
+  console.log('| configuration | first writes: IOPS | x linear | CPU us/write | x linear | overwrites: IOPS | x linear | CPU us/write | x linear |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const verdicts = [];
+  const med = (rs, f) => median(rs.map(f));
   for (const c of list) {
-    const rs = /** @type {Array<{first: number, over: number, copied: number | null}>} */ (results.get(c));
-    // Per-round ratios against the linear run of the same round, then the median.
-    const ratio = (pass) => median(rs.map((r, i) => lin[i][pass] / r[pass]));
-    const first = ratio('first'), over = ratio('over');
-    const copied = rs[0].copied;
+    const rs = /** @type {Pair[]} */ (results.get(c));
+    const first = med(rs, (p) => p.linear.first / p.run.first);
+    const copied = rs[0].run.copied;
     const note = copied !== null && copied < WRITES ? ` (${(100 * copied / WRITES).toFixed(1)}% first writes)` : '';
-    console.log(`| ${c.label}${note} | ${median(rs.map((r) => r.first)).toFixed(0)} | ${first.toFixed(2)}x | ` +
-      `${median(rs.map((r) => r.over)).toFixed(0)} | ${over.toFixed(2)}x |`);
+    console.log(`| ${c.label}${note} | ${med(rs, (p) => p.run.first).toFixed(0)} | ${first.toFixed(2)}x` +
+      ` | ${med(rs, (p) => p.run.cpuFirst).toFixed(0)} | ${med(rs, (p) => p.run.cpuFirst / p.linear.cpuFirst).toFixed(2)}x` +
+      ` | ${med(rs, (p) => p.run.over).toFixed(0)} | ${med(rs, (p) => p.linear.over / p.run.over).toFixed(2)}x` +
+      ` | ${med(rs, (p) => p.run.cpuOver).toFixed(0)} | ${med(rs, (p) => p.run.cpuOver / p.linear.cpuOver).toFixed(2)}x |`);
     if (c.chunk === 8 && c.snapshot) verdicts.push(`${c.label}: first writes cost ${first.toFixed(2)}x linear (target < ${TARGET}x): ${first < TARGET ? 'met' : 'MISSED'}`);
   }
   console.log(`\nfdatasync of a 4 KiB write (median over rounds): ${syncMs.toFixed(2)} ms`);
