@@ -9,6 +9,8 @@ import { disconnectDevice } from './kernel.js';
 import { unlockDevice } from './locks.js';
 
 const END_AFTER_DISCONNECT_MS = 30_000;
+const IDLE_WAIT_MS = 30_000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 export class Attachment {
   /**
@@ -21,6 +23,7 @@ export class Attachment {
    * @param {Promise<void> | null} o.running ioctl: settles when NBD_DO_IT returns
    * @param {number | null} o.lockFd
    * @param {boolean} o.reconnected true when it revived a device whose server had died
+   * @param {() => Promise<void>} o.idle settles once the export has no I/O running
    * @param {(line: string) => void} o.log
    */
   constructor(o) {
@@ -33,6 +36,7 @@ export class Attachment {
     this.lockFd = o.lockFd;
     this.reconnected = o.reconnected;
     this.log = o.log;
+    this.idle = o.idle;
     /** @type {'attached' | 'detaching' | 'ended'} */
     this.state = 'attached';
     const closed = o.connections.map((c) => (c.serverSide.closed ? Promise.resolve() : new Promise((r) => c.serverSide.once('close', r))));
@@ -46,6 +50,11 @@ export class Attachment {
       this.log(`${this.path}: every connection to export '${this.exportName}' closed without a detach by this server (\`dmkit detach\` from elsewhere, or the kernel dropped them)` +
         (this.method === 'netlink' ? ' (its I/O fails once the dead-connection timeout passes; `dmkit attach` can reattach it)' : ''));
     }
+    // Requests the kernel sent before its sockets closed may still be running: the export is
+    // free (for `dmkit remove`, for another attach) only once they are done.
+    const settled = Promise.resolve().then(() => this.idle()).then(() => true, () => true); // removed: nothing runs
+    const idle = await Promise.race([settled, sleep(IDLE_WAIT_MS).then(() => false)]);
+    if (!idle) this.log(`${this.path}: export '${this.exportName}' still has I/O running ${IDLE_WAIT_MS / 1000} s after the detach`);
     this.state = 'ended';
     unlockDevice(this.native, this.lockFd);
     this.lockFd = null;

@@ -40,11 +40,13 @@ export class AttachManager {
    * @param {object} o
    * @param {import('./connections.js').ServeSocket} o.serveSocket serves one connected socket
    * @param {(name: string) => boolean} [o.hasExport]
+   * @param {(name: string) => Promise<void>} [o.idle] settles once the export has no I/O running
    * @param {(line: string) => void} [o.log]
    */
   constructor(o) {
     this.serveSocket = o.serveSocket;
     this.hasExport = o.hasExport ?? (() => true);
+    this.idle = o.idle ?? (async () => {});
     this.log = o.log ?? (() => {});
     /** @type {Map<number, Attachment>} */
     this.attachments = new Map();
@@ -82,7 +84,7 @@ export class AttachManager {
         ? await this.placeOnFirstFree(native, method, params)
         : await this.placeOn(native, method, index, params, exportName);
       for (const c of connections) c.closeClient(); // the kernel holds its own references now
-      const a = new Attachment({ native, method, exportName, connections, log: this.log, ...placed });
+      const a = new Attachment({ native, method, exportName, connections, idle: () => this.idle(exportName), log: this.log, ...placed });
       this.attachments.set(a.index, a);
       a.ended.then(() => { if (this.attachments.get(a.index) === a) this.attachments.delete(a.index); });
       this.log(`${placed.reconnected ? 'reattached' : 'attached'} export '${exportName}' to ${a.path} ` +

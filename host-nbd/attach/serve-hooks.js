@@ -14,6 +14,8 @@ export function createAttacher(server, registry, log) {
   const manager = new AttachManager({
     serveSocket: (socket) => server.serveSocket(socket, 'kernel').done,
     hasExport: (name) => registry.getExport(name) !== null,
+    // The kernel's requests may still be running in the engine after its sockets closed.
+    idle: (name) => registry.engine.drained(registry.core.findDevice(name)),
     log,
   });
   return { manager, verbs: attachVerbs(manager) };

@@ -7,7 +7,7 @@
 set -uo pipefail
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$VM_DIR/../.." && pwd)
-ALL_SUITES=(vectors-linux vectors-kernel snapshot-format nbd attach attach-ioctl)
+ALL_SUITES=(vectors-linux vectors-kernel snapshot-format nbd attach attach-ioctl attach-crash)
 TIMEOUT=${DMKIT_VM_TIMEOUT:-900}   # seconds per suite
 
 now() { date +%s.%N; }

@@ -1,4 +1,4 @@
-# Shared by the attach suites (test/vm/suites/attach.sh: netlink, attach-ioctl.sh: ioctl): the
+# Shared by the attach suites (test/vm/suites/attach.sh, attach-ioctl.sh, attach-crash.sh): the
 # checks of `dmkit attach` in the guest, as functions. Needs guest/checks.sh (check, same...).
 . "$REPO/test/vm/guest/dmkit-serve.sh"
 W=/tmp/attach

@@ -1,7 +1,5 @@
 # `dmkit attach` through the kernel's NBD ioctls (the interface of kernels without netlink,
-# forced here): every golden vector, ext4 + fsck, fio verify, detach, SIGTERM, and kill -9 of
-# the server (the kernel resets the device; the restarted server attaches it afresh).
+# forced here): every golden vector, ext4 + fsck, fio verify, detach, SIGTERM.
 . "$REPO/test/vm/guest/attach-lib.sh"
 check "modprobe-nbd" modprobe nbd
 workload ioctl
-kill_ioctl
