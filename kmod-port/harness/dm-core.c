@@ -452,7 +452,8 @@ static int stack_discard_limit(struct dm_target *ti, struct dm_dev *dev, sector_
  * Whether the device's queue takes discards at all: the table allows them
  * (above), and the queue limits say how much, as dm_calculate_queue_limits
  * stacks them: a target with devices gets theirs, one without gets none
- * unless its io_hints raise it (dm-zero does), and the device keeps the
+ * unless its io_hints raise it (upstream dm-zero does; 6.1 calls io_hints
+ * only for targets with iterate_devices), and the device keeps the
  * smallest non-zero one.
  */
 static bool table_takes_discards(struct dm_table *t)
@@ -466,13 +467,14 @@ static bool table_takes_discards(struct dm_table *t)
 		struct queue_limits limits = { .logical_block_size = 512 };
 		unsigned int max = UINT32_MAX;
 
+		/* Linux 6.1 skips io_hints for a target without iterate_devices. */
 		if (ti->type->iterate_devices) {
 			ti->type->iterate_devices(ti, stack_discard_limit, &max);
 			limits.max_discard_sectors = max;
 			limits.max_hw_discard_sectors = max;
+			if (ti->type->io_hints)
+				ti->type->io_hints(ti, &limits);
 		}
-		if (ti->type->io_hints)
-			ti->type->io_hints(ti, &limits);
 		any |= limits.max_discard_sectors;
 	}
 	return any != 0;

@@ -27,6 +27,15 @@ static void error_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	limits->discard_granularity = 512;
 }
 
+/*
+ * No devices to visit; but Linux 6.1's dm_calculate_queue_limits calls
+ * io_hints only for targets that have iterate_devices.
+ */
+static int error_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data)
+{
+	return 0;
+}
+
 static void error_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 			 char *result, unsigned int maxlen)
 {
@@ -41,4 +50,5 @@ struct target_type dmk_error_target = {
 	.map = error_map,
 	.status = error_status,
 	.io_hints = error_io_hints,
+	.iterate_devices = error_iterate_devices,
 };

@@ -42,6 +42,15 @@ static void zero_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	limits->discard_granularity = 512;
 }
 
+/*
+ * No devices to visit; but Linux 6.1's dm_calculate_queue_limits calls
+ * io_hints only for targets that have iterate_devices.
+ */
+static int zero_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data)
+{
+	return 0;
+}
+
 static void zero_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 			char *result, unsigned int maxlen)
 {
@@ -56,4 +65,5 @@ struct target_type dmk_zero_target = {
 	.map = zero_map,
 	.status = zero_status,
 	.io_hints = zero_io_hints,
+	.iterate_devices = zero_iterate_devices,
 };
