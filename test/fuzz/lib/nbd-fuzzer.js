@@ -9,6 +9,7 @@
 // whether it closed) is a case's signature; a case with a new signature joins the corpus, and
 // `save` writes such cases to the corpus folder so later runs start from them.
 import net from 'node:net';
+import tls from 'node:tls';
 import { readFileSync, readdirSync, writeFileSync, mkdirSync, openSync, ftruncateSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -17,6 +18,7 @@ import { NbdClient } from '../../reliability/lib/nbd-client.js';
 import { View } from '../../reliability/lib/history.js';
 import { Workload, rng } from '../../reliability/lib/workload.js';
 import { sectorsOf } from '../../reliability/lib/pattern.js';
+import { makePki } from '../../reliability/lib/pki.js';
 import { generate, mutate } from './nbd-cases.js';
 
 export const CORPUS = join(import.meta.dirname, '..', 'corpus', 'nbd');
@@ -56,13 +58,53 @@ export function signature(out, closedByServer) {
 }
 
 /**
+ * Opens a connection inside TLS: fixed newstyle flags, NBD_OPT_STARTTLS, its ACK, the TLS
+ * handshake. Resolves with the TLS socket, or null if the server would not.
+ * @param {string} socket @param {Buffer} ca
+ * @returns {Promise<import('node:stream').Duplex | null>}
+ */
+function connectTls(socket, ca) {
+  return new Promise((resolve) => {
+    const raw = net.connect(socket);
+    let got = Buffer.alloc(0);
+    const fail = () => { raw.destroy(); resolve(null); };
+    raw.on('error', fail);
+    raw.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length === 18) {
+        const h = Buffer.alloc(20);
+        h.writeUInt32BE(3, 0); // FIXED_NEWSTYLE | NO_ZEROES
+        h.write('IHAVEOPT', 4);
+        h.writeUInt32BE(5, 12); // NBD_OPT_STARTTLS, no data
+        raw.write(h);
+      } else if (got.length === 18 + 20) {
+        if (got.readUInt32BE(18 + 12) !== 1) { fail(); return; } // not an ACK
+        raw.removeAllListeners('data');
+        raw.off('error', fail);
+        const s = tls.connect({ socket: raw, ca, servername: 'localhost' }, () => resolve(s));
+        s.once('error', () => { s.destroy(); resolve(null); });
+      } else if (got.length > 38) fail();
+    });
+  });
+}
+
+/**
  * Sends one case on a fresh connection, in random pieces, reading everything the server says,
  * until the server closes or stays quiet for `idleMs`. Resolves with the case's signature.
- * @param {string} socket @param {Buffer} bytes @param {() => number} r
+ * With `ca`, the case runs inside TLS (its client flags are left out: haggling starts over after
+ * STARTTLS without them).
+ * @param {string} socket @param {Buffer} bytes @param {() => number} r @param {Buffer} [ca]
  */
-export function runCase(socket, bytes, r, idleMs = 120) {
+export async function runCase(socket, bytes, r, idleMs = 120, ca) {
+  let s;
+  if (ca) {
+    s = await connectTls(socket, ca);
+    if (!s) return 'tls refused';
+    bytes = bytes.subarray(4);
+  }
   return new Promise((resolve) => {
-    const s = net.connect(socket);
+    s ??= net.connect(socket);
+    const tlsPrefix = ca ? Buffer.alloc(18) : Buffer.alloc(0); // signature() skips a greeting
     const got = [];
     let size = 0;
     let closed = false;
@@ -70,14 +112,14 @@ export function runCase(socket, bytes, r, idleMs = 120) {
     const finish = () => {
       clearTimeout(idle);
       s.destroy();
-      resolve(signature(Buffer.concat(got), closed));
+      resolve((ca ? 'tls ' : '') + signature(Buffer.concat([tlsPrefix, ...got]), closed));
     };
     const quiet = () => { clearTimeout(idle); idle = setTimeout(finish, idleMs); };
     s.on('data', (d) => { if (size < 4 * MiB) got.push(d.subarray(0, 4 * MiB - size)); size += d.length; quiet(); });
     s.on('end', () => { closed = true; finish(); });
     s.on('error', () => { closed = true; finish(); });
     s.on('close', () => { closed = true; finish(); });
-    s.once('connect', async () => {
+    const send = async () => {
       // Pieces: all at once, a few chunks, or (small cases) a byte at a time.
       const pieces = bytes.length < 200 && r() < 0.2 ? bytes.length : 1 + Math.floor(r() * 4);
       const step = Math.max(1, Math.ceil(bytes.length / pieces));
@@ -86,7 +128,9 @@ export function runCase(socket, bytes, r, idleMs = 120) {
         if (pieces > 1) await new Promise((res) => setTimeout(res, r() < 0.5 ? 0 : 2));
       }
       quiet();
-    });
+    };
+    if (ca) send();
+    else s.once('connect', send);
   });
 }
 
@@ -132,19 +176,24 @@ export async function fuzzServer(o) {
   sparse(join(dir, 'snap.cow'), 8 * MiB);
   // The verifier's image starts as write 0's pattern everywhere (see pattern.js).
   writeFileSync(join(dir, 'verify.img'), sectorsOf(0, sectors, 0));
+  // TLS is offered (plain clients are served too): STARTTLS in a case starts a handshake that
+  // the garbage after it breaks, and some cases run whole inside a real TLS session.
+  const pki = makePki(dir);
   const srv = await startServer([
+    '--tls=on', '--tls-certificates', pki.certs,
     '--device', 'disk', `0 ${sectors} linear ${join(dir, 'disk.img')} 0`,
     '--device', 'base', `0 ${sectors} snapshot-origin ${join(dir, 'base.img')}`,
     '--device', 'snap', `0 ${sectors} snapshot ${join(dir, 'base.img')} ${join(dir, 'snap.cow')} P 8`,
     '--device', 'verify', `0 ${sectors} linear ${join(dir, 'verify.img')} 0`,
   ], { dir });
   const target = { names: ['disk', 'base', 'snap'], size: DISK_BYTES };
+  const ca = readFileSync(join(pki.certs, 'ca-cert.pem'));
   const corpus = loadCorpus();
   // Every corpus case is sent once as it is first (regressions), then the fuzzing proper.
   const replay = o.replay === false ? [] : [...corpus];
   const seen = new Set();
   const failures = /** @type {string[]} */ ([]);
-  const report = { seconds: o.seconds, seed: o.seed, cases: 0, generated: 0, mutated: 0, corpusStart: corpus.length, replayed: 0, newSignatures: 0, saved: 0,
+  const report = { seconds: o.seconds, seed: o.seed, cases: 0, generated: 0, mutated: 0, corpusStart: corpus.length, replayed: 0, inTls: 0, newSignatures: 0, saved: 0,
     rssStart: 0, rssPeak: 0, rssEnd: 0, fdsStart: 0, fdsEnd: 0, verifier: /** @type {any} */ (null), verifierMaxMs: 0, probes: 0, probeMaxMs: 0, failures };
 
   const verifier = await NbdClient.connect({ socket: srv.socket, exportName: 'verify' });
@@ -177,7 +226,9 @@ export async function fuzzServer(o) {
         report.generated++;
       }
       inFlight.add(bytes);
-      const sig = await runCase(srv.socket, bytes, r);
+      const inTls = r() < 0.15;
+      if (inTls) report.inTls++;
+      const sig = await runCase(srv.socket, bytes, r, 120, inTls ? ca : undefined);
       inFlight.delete(bytes);
       report.cases++;
       if (!seen.has(sig)) {
