@@ -24,14 +24,23 @@ const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSI
  * @property {(c: Connection) => void} closed
  */
 
+/** WRITE payloads with at least this much still to come are read straight into core memory. */
+const DIRECT_MIN = 32 * 1024;
+const DIRECT_MAX = 8 << 20;
+
 export class Connection {
   /**
    * @param {ConnectionHost} host @param {number} id
    * @param {import('node:stream').Duplex | import('node:stream').Readable} input
    * @param {import('node:stream').Writable} output @param {string} peer
+   * @param {Buffer} [scratch] given for a socket whose reads we direct (server.js adopt()): the
+   *   buffer for every read that is not a large payload; input arrives through onRead() then
    */
-  constructor(host, id, input, output, peer) {
+  constructor(host, id, input, output, peer, scratch) {
     this.host = host;
+    this.scratch = scratch ?? null;
+    /** The core-memory view the pending read was pointed at, if any. */
+    this.direct = /** @type {Buffer | null} */ (null);
     this.id = id;
     this.input = input;
     this.output = output;
@@ -78,7 +87,8 @@ export class Connection {
   attach() {
     const { input, output } = this;
     const on = (emitter, event, fn) => { emitter.on(event, fn); this.listeners.push([emitter, event, fn]); };
-    on(input, 'data', (chunk) => this.onData(chunk));
+    if (!this.scratch) on(input, 'data', (chunk) => this.onData(chunk)); // else onRead() gets the bytes
+    input.resume();
     // A client that stops sending still gets the replies to what it sent.
     on(input, 'end', () => this.shutdown('client disconnected'));
     on(input, 'close', () => this.close('connection closed'));
@@ -103,6 +113,33 @@ export class Connection {
   }
 
   log(line) { this.host.log(`connection ${this.id} (${this.peer}): ${line}`); }
+
+  /** Directed reads: where the next read of the socket goes (called by Node before each read). */
+  readTarget() {
+    const tx = this.tx;
+    this.direct = tx && this.phase === TRANSMISSION ? tx.reader.directTarget(tx.mem(), DIRECT_MIN, DIRECT_MAX) : null;
+    return this.direct ?? /** @type {Buffer} */ (this.scratch);
+  }
+
+  /**
+   * Directed reads: n bytes arrived in buf. Returns false to stop reading (Node pauses the
+   * socket) while requests wait in the stash.
+   * @param {number} n @param {Buffer} buf
+   */
+  onRead(n, buf) {
+    if (this.phase === CLOSED) return false;
+    if (buf === this.direct) {
+      this.lastInput = performance.now();
+      /** @type {Transmission} */ (this.tx).reader.stored(n);
+      return true;
+    }
+    if (this.phase === TRANSMISSION) {
+      this.onData(buf.subarray(0, n)); // the stash may point into the scratch buffer: reading stops then
+      return this.stash === null;
+    }
+    this.onData(Buffer.from(buf.subarray(0, n))); // the handshake keeps bytes across reads
+    return true;
+  }
 
   /** @param {Buffer} chunk */
   onData(chunk) {
@@ -201,9 +238,11 @@ export class Connection {
     raw.on('error', () => {}); // the TLS socket reports what happens on it from now on
     raw.write(ack, () => {
       if (this.phase === CLOSED) return;
-      startTls(raw, /** @type {import('./tls.js').TlsConfig} */ (this.host.tls)).then((secure) => {
-        if (this.phase === CLOSED) { secure.destroy(); return; }
-        this.input = this.output = secure;
+      const { secure, ready } = startTls(raw, /** @type {import('./tls.js').TlsConfig} */ (this.host.tls));
+      // The TLS socket owns the connection now: close() must destroy it, not the raw one.
+      this.input = this.output = secure;
+      ready.then(() => {
+        if (this.phase === CLOSED) return;
         this.secure = true;
         this.attach();
         const flags = /** @type {Negotiation} */ (this.negotiation).client;
@@ -334,6 +373,8 @@ export class Connection {
     if (this.phase === CLOSED) return;
     const wasTransmitting = this.phase === TRANSMISSION;
     this.phase = CLOSED;
+    // No read may land after this (a directed read could target a payload buffer freed below).
+    this.input.pause();
     if (this.timer) clearTimeout(this.timer);
     if (this.watchdog) clearInterval(this.watchdog);
     const tx = this.tx;

@@ -59,6 +59,33 @@ export class RequestReader {
   get skipping() { return this.state === SKIP ? this.req : null; }
 
   /**
+   * Where the next socket read may put its bytes directly: the rest of a WRITE payload being
+   * stored, when at least `minBytes` of it are still to come (a view of core memory, at most
+   * `maxBytes`); else null.
+   * @param {Buffer} mem @returns {Buffer | null}
+   */
+  directTarget(mem, minBytes, maxBytes) {
+    if (this.state !== STORE) return null;
+    const req = /** @type {NbdRequest} */ (this.req);
+    const left = req.length - this.got;
+    if (left < minBytes) return null;
+    const at = req.ptr + this.got;
+    return mem.subarray(at, at + Math.min(left, maxBytes));
+  }
+
+  /** n payload bytes arrived in place, in the buffer directTarget() gave. */
+  stored(n) {
+    if (this.state !== STORE) return; // the reader was killed meanwhile: nobody wants them
+    const req = /** @type {NbdRequest} */ (this.req);
+    this.got += n;
+    if (this.got === req.length) {
+      this.state = HEADER;
+      this.req = null;
+      this.sink.payloadDone(req);
+    }
+  }
+
+  /**
    * Consumes chunk[at...]. Returns where it stopped: chunk.length, or earlier when the sink
    * asked to stop (call again with the rest) or the stream went bad.
    * @param {Buffer} chunk @param {number} at

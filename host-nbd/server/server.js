@@ -8,6 +8,9 @@ import fs from 'node:fs';
 import { Connection } from './connection.js';
 import { DEFAULT_LIMITS } from './limits.js';
 
+/** The reused read buffer of an adopted socket (requests, small payloads). */
+const READ_BUFFER_BYTES = 256 * 1024;
+
 /** The first descriptor systemd (or libnbd) passes (sd_listen_fds). */
 const SD_LISTEN_FDS_START = 3;
 
@@ -54,6 +57,37 @@ export class NbdServer {
     return this.serve(socket, socket, peer);
   }
 
+  /**
+   * Serves an accepted socket whose reads go where the connection says (Node's `onread` with a
+   * buffer chosen per read): the rest of a large WRITE payload lands straight in core memory, in
+   * reads as large as the payload, everything else in one reused buffer. Node only offers that to
+   * sockets it creates, so the accepted socket's handle moves to a new Socket (the old one, left
+   * without a handle, is destroyed: that closes nothing but lets net.Server count it gone).
+   * Without a handle to move (another runtime), Node's own reads are used.
+   * @param {net.Socket} sock accepted with pauseOnConnect
+   */
+  adopt(sock, peer) {
+    const handle = /** @type {any} */ (sock)._handle;
+    if (!handle || typeof handle.useUserBuffer !== 'function') {
+      sock.setNoDelay(true);
+      this.serve(sock, sock, peer);
+      return;
+    }
+    /** @type {any} */ (sock)._handle = null;
+    sock.destroy();
+    const scratch = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    /** @type {Connection | null} */
+    let conn = null;
+    const adopted = new net.Socket({
+      handle, allowHalfOpen: true, readable: true, writable: true,
+      onread: { buffer: () => (conn ? conn.readTarget() : scratch), callback: (n, buf) => (conn ? conn.onRead(n, buf) : false) },
+    });
+    adopted.setNoDelay(true);
+    conn = new Connection(this, this.nextId++, adopted, adopted, peer, scratch);
+    this.connections.add(conn);
+    conn.start();
+  }
+
   /** Serves one connection on two streams (--stdio); resolves when it ends. */
   serveStream(input, output) {
     return this.serve(input, output, 'stdio').done;
@@ -66,10 +100,16 @@ export class NbdServer {
 
   /** @returns {net.Server} */
   newListener(peerOf) {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => {
+    // Paused on connect: no byte is read before adopt() decides where reads go.
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
       if (this.closing) { sock.destroy(); return; }
-      sock.setNoDelay(true);
-      this.serve(sock, sock, peerOf(sock));
+      const peer = peerOf(sock);
+      if (this.tls) {
+        sock.setNoDelay(true);
+        this.serve(sock, sock, peer); // STARTTLS wraps this very socket: keep Node's own reads
+      } else {
+        this.adopt(sock, peer);
+      }
     });
     server.on('error', (e) => this.logError(`listener error: ${e.message}`));
     this.listeners.push(server);
