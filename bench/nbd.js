@@ -11,7 +11,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
@@ -144,6 +144,7 @@ export async function run() {
   const image = join(dir, 'bench.img');
   const src = join(dir, 'src.img');
   console.log(`nbd benchmark: dmkit serve (linear over a 1 GiB file) vs nbdkit file (the same file), page cache warm`);
+  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work skews both servers)`);
   console.log(`preparing two 1 GiB files of random data in ${dir} ...`);
   makeImage(image, GiB);
   makeImage(src, GiB);
@@ -153,6 +154,8 @@ export async function run() {
   try {
     dmkit = await startDmkit(dir, image);
     nbdkit = await startNbdkit(dir, image);
+    // Untimed warm-up: JIT, first touch of buffers, the image back in the page cache.
+    for (const uri of [dmkit.unix, nbdkit.unix]) await exec('nbdcopy', [uri, 'null:']);
     for (const transport of ['unix', 'tcp']) {
       for (const test of TESTS) {
         const samples = { dmkit: [], nbdkit: [], dmkitCpu: [], nbdkitCpu: [] };
