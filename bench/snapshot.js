@@ -20,6 +20,8 @@
 // dir): a persistent snapshot's first writes wait for two of them per commit. The servers' CPU
 // time per write (from /proc) is reported beside: it moves far less with the load than the
 // IOPS do, and it is the cost that is the server's own (waiting for the disk is not in it).
+// Environment: BENCH_SNAPSHOT_WRITES (8192 per pass), BENCH_SNAPSHOT_ORIGIN_GIB (256),
+// BENCH_ROUNDS (5). docs/performance.md has the figures and what they mean.
 import { mkdtempSync, rmSync, openSync, closeSync, ftruncateSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
