@@ -92,26 +92,33 @@ export function loadTls(s) {
 }
 
 /**
- * Runs the server side of the TLS handshake on a connected socket (after STARTTLS was
- * acknowledged on it). Resolves with the TLS socket once it is secure.
+ * Starts the server side of the TLS handshake on a connected socket (after STARTTLS was
+ * acknowledged on it). `secure` owns the socket from now on (destroy it to drop the
+ * connection); `ready` resolves once it is secure, or rejects when the handshake fails or the
+ * client goes away first.
  * @param {import('node:net').Socket} socket @param {TlsConfig} config
- * @returns {Promise<tls.TLSSocket>}
+ * @returns {{secure: tls.TLSSocket, ready: Promise<tls.TLSSocket>}}
  */
 export function startTls(socket, config) {
-  return new Promise((resolve, reject) => {
-    const secure = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext: config.context,
-      requestCert: config.verifyPeer,
-      rejectUnauthorized: config.verifyPeer,
-      pskCallback: config.psk,
-    });
+  const secure = new tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext: config.context,
+    requestCert: config.verifyPeer,
+    rejectUnauthorized: config.verifyPeer,
+    pskCallback: config.psk,
+  });
+  const ready = new Promise((resolve, reject) => {
     const failed = (/** @type {Error} */ e) => reject(new Error(`TLS handshake failed: ${e.message}`));
+    const gone = () => reject(new Error('TLS handshake failed: the client went away'));
     secure.on('error', failed);
+    secure.once('end', gone);
+    secure.once('close', gone);
     secure.once('secure', () => {
       secure.off('error', failed);
+      secure.off('end', gone);
+      secure.off('close', gone);
       resolve(secure);
     });
-    secure.once('close', () => reject(new Error('TLS handshake failed: the client went away')));
   });
+  return { secure, ready };
 }
