@@ -138,6 +138,25 @@ describe('in-process limits', () => {
     }
   });
 
+  it('a client that asks for TLS and leaves before the TLS handshake is closed at once, not at the timeout', async () => {
+    const pki = makePki(tempDir());
+    const { srv, socket } = await server({ tls: loadTls({ mode: 'on', certificates: pki.certs }) });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const c = await RawClient.connect(socket);
+        await c.handshake();
+        c.option(5);
+        expect((await c.optionReply())?.type).toBe(REP.ACK);
+        c.destroy();
+      }
+      const t0 = Date.now();
+      while (srv.connections.size > 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+      expect(srv.connections.size).toBe(0);
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('a request that stops arriving half-way, or replies left unread, close the connection; slow but moving clients and idle ones stay', async () => {
     const MiB = 1 << 20;
     const { srv, socket, logs } = await server({ limits: { stallMs: 400 } });
