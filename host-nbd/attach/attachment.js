@@ -3,7 +3,7 @@
 // It ends when every connection has closed (and, with ioctl, NBD_DO_IT has returned) — after a
 // detach, or because the kernel dropped the sockets (a request timed out, `dmkit detach` from
 // another process). Detaching flushes first, so nothing the kernel acknowledged is lost.
-import { explain } from './errors.js';
+import { AttachError, explain } from './errors.js';
 import { flushBeforeDetach } from './flush.js';
 import { disconnectDevice } from './kernel.js';
 import { unlockDevice } from './locks.js';
@@ -24,6 +24,7 @@ export class Attachment {
    * @param {number | null} o.lockFd
    * @param {boolean} o.reconnected true when it revived a device whose server had died
    * @param {() => Promise<void>} o.idle settles once the export has no I/O running
+   * @param {() => boolean} o.suspended whether the export's device is suspended now
    * @param {(line: string) => void} o.log
    */
   constructor(o) {
@@ -37,6 +38,7 @@ export class Attachment {
     this.reconnected = o.reconnected;
     this.log = o.log;
     this.idle = o.idle;
+    this.suspended = o.suspended;
     /** @type {'attached' | 'detaching' | 'ended'} */
     this.state = 'attached';
     const closed = o.connections.map((c) => (c.serverSide.closed ? Promise.resolve() : new Promise((r) => c.serverSide.once('close', r))));
@@ -73,8 +75,19 @@ export class Attachment {
   async detach(opts = {}) {
     if (this.state !== 'attached') return this.ended;
     this.state = 'detaching';
+    const insist = !!opts.force || !!opts.shutdown;
     try {
-      await flushBeforeDetach(this.native, this.path, !!opts.force || !!opts.shutdown, this.log);
+      // A suspended device holds a FLUSH until it resumes; one left queued would also keep the
+      // device busy (I/O in flight) after the detach.
+      if (this.suspended()) {
+        if (!insist) {
+          throw new AttachError(`${this.path}: device '${this.exportName}' is suspended, so a flush would wait for it to ` +
+            `resume: resume it first (dmkit resume ${this.exportName}), or detach with --force (no flush then)`, 'EBUSY');
+        }
+        this.log(`${this.path}: device '${this.exportName}' is suspended: detaching it without a flush`);
+      } else {
+        await flushBeforeDetach(this.native, this.path, insist, this.log);
+      }
       await disconnectDevice(this.native, this.method, this.index);
     } catch (e) {
       if (this.state === 'detaching') this.state = 'attached';

@@ -41,12 +41,14 @@ export class AttachManager {
    * @param {import('./connections.js').ServeSocket} o.serveSocket serves one connected socket
    * @param {(name: string) => boolean} [o.hasExport]
    * @param {(name: string) => Promise<void>} [o.idle] settles once the export has no I/O running
+   * @param {(name: string) => boolean} [o.suspended] whether the export's device is suspended
    * @param {(line: string) => void} [o.log]
    */
   constructor(o) {
     this.serveSocket = o.serveSocket;
     this.hasExport = o.hasExport ?? (() => true);
     this.idle = o.idle ?? (async () => {});
+    this.suspended = o.suspended ?? (() => false);
     this.log = o.log ?? (() => {});
     /** @type {Map<number, Attachment>} */
     this.attachments = new Map();
@@ -84,7 +86,8 @@ export class AttachManager {
         ? await this.placeOnFirstFree(native, method, params)
         : await this.placeOn(native, method, index, params, exportName);
       for (const c of connections) c.closeClient(); // the kernel holds its own references now
-      const a = new Attachment({ native, method, exportName, connections, idle: () => this.idle(exportName), log: this.log, ...placed });
+      const a = new Attachment({ native, method, exportName, connections, idle: () => this.idle(exportName),
+        suspended: () => this.suspended(exportName), log: this.log, ...placed });
       this.attachments.set(a.index, a);
       a.ended.then(() => { if (this.attachments.get(a.index) === a) this.attachments.delete(a.index); });
       this.log(`${placed.reconnected ? 'reattached' : 'attached'} export '${exportName}' to ${a.path} ` +

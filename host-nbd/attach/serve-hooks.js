@@ -16,6 +16,7 @@ export function createAttacher(server, registry, log) {
     hasExport: (name) => registry.getExport(name) !== null,
     // The kernel's requests may still be running in the engine after its sockets closed.
     idle: (name) => registry.engine.drained(registry.core.findDevice(name)),
+    suspended: (name) => registry.names().includes(name) && registry.info(name).state === 'SUSPENDED',
     log,
   });
   return { manager, verbs: attachVerbs(manager) };
