@@ -6,6 +6,10 @@
 // Concurrency: statements inside begin/end run one after the other in file order (a vector's
 // expectations must not depend on the order, so any order gives the same answers); I/O sent
 // to a suspended device waits until its resume, as dm holds it.
+//
+// Within one request, Linux maps every piece (at every level of stacking) before any copy it
+// started completes: submission is synchronous, kcopyd's copies are not. So targets queue a
+// copy's completion with afterMapping() and the request runs the queue once it is all mapped.
 import { createHash } from 'node:crypto';
 import { Disk } from './blockdev.js';
 import { buildTable } from './table.js';
@@ -77,6 +81,24 @@ export class Model {
     this.clock = 0;
     /** Per-model state that target files keep (e.g. the snapshots of each origin), by key. */
     this.registries = new Map();
+    /** @type {Array<(fail: (errno: string) => void) => void>} completions waiting for the request to be mapped */
+    this.completions = [];
+  }
+
+  /**
+   * Queues work Linux does only after the whole request has been mapped (a snapshot copy
+   * completing); `fail(errno)` fails the request. @param {(fail: (errno: string) => void) => void} fn
+   */
+  afterMapping(fn) { this.completions.push(fn); }
+
+  /** Runs the queued completions in order; the first errno one reported, or null. */
+  runCompletions() {
+    /** @type {string | null} */
+    let errno = null;
+    const fail = (/** @type {string} */ e) => { errno = errno ?? e; };
+    for (let i = 0; i < this.completions.length; i++) this.completions[i](fail);
+    this.completions = [];
+    return errno;
   }
 
   /** A registry shared by target files, created on first use. @template T @param {string} key @param {() => T} make @returns {T} */
@@ -260,7 +282,8 @@ export class Model {
       const op = step.op === 'zeroes' ? 'zeroes' : step.op;
       const data = op === 'write' ? pattern(step.seed, step.count * 512) : undefined;
       const r = dev.io(/** @type {import('./blockdev.js').Op} */ (op), step.sector ?? 0, step.count ?? 0, data);
-      if (r.errno) return put({ errno: r.errno });
+      const late = this.runCompletions();
+      if (r.errno || late) return put({ errno: r.errno ?? late });
       put(op === 'read' ? { errno: null, sha256: sha256(/** @type {Uint8Array} */ (r.data)) } : { errno: null });
     };
     if (dev.suspended) dev.held.push(run);

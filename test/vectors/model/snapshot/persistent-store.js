@@ -7,9 +7,11 @@
 //   metadata area a at chunk 1 + a * (epa + 1), epa = chunk bytes / 16 entries of
 //     {u64 old_chunk, u64 new_chunk}; the table ends at the first entry with new_chunk == 0;
 //     each area is followed by its epa data chunks.
-// Allocation starts at chunk 2 and steps over metadata chunks. The model runs one request at a
-// time, so every commit finds no other copy in flight and writes its area at once, as the
-// kernel does when its pending count drops to zero.
+// Allocation starts at chunk 2 and steps over metadata chunks. As in the kernel, a commit
+// writes the area only when no other allocated exception is still in flight (pending count
+// zero) or the area is full; the commits waiting for that write learn its outcome together. An
+// invalid store still fills its in-memory area (and zeroes the next area when it fills) but
+// never writes the area.
 import { SECTOR, getU64, setU64 } from '../blockdev.js';
 
 const MAGIC = 0x70416e53;
@@ -34,6 +36,10 @@ export class PersistentStore {
     this.currentArea = 0;
     this.committed = 0;
     this.nextFree = 2;
+    /** exceptions allocated and not yet committed (ps->pending_count) */
+    this.pendingCount = 0;
+    /** @type {Array<(ok: boolean) => void>} commits waiting for the next area write */
+    this.callbacks = [];
     /** the current metadata area, in memory */
     this.area = new Uint8Array(0);
   }
@@ -129,19 +135,24 @@ export class PersistentStore {
     const chunk = this.nextFree;
     this.nextFree++;
     this.skipMetadata();
+    this.pendingCount++;
     return chunk;
   }
 
   /**
-   * Records a finished copy: the entry goes into the area, a full area gets the next one zeroed
-   * on disk first, the area is written. Returns false when the store became invalid doing it.
-   * @param {number} oldChunk @param {number} newChunk
+   * persistent_commit_exception: the entry goes into the area; unless copies are still in flight
+   * and the area has room, a full area gets the next one zeroed on disk, the area is written
+   * (if the store is valid) and every waiting commit learns whether the store is still valid.
+   * @param {number} oldChunk @param {number} newChunk @param {(ok: boolean) => void} done
    */
-  commit(oldChunk, newChunk) {
+  commit(oldChunk, newChunk, done) {
     setU64(this.area, this.committed * 16, oldChunk);
     setU64(this.area, this.committed * 16 + 8, newChunk);
     this.committed++;
+    this.callbacks.push(done);
+    this.pendingCount--;
     const full = this.committed === this.epa;
+    if (this.pendingCount > 0 && !full) return;
     if (full && !this.writeChunk(this.areaLocation(this.currentArea + 1), new Uint8Array(this.chunkSize * SECTOR))) {
       this.valid = false;
     }
@@ -151,7 +162,9 @@ export class PersistentStore {
       this.currentArea++;
       this.area = new Uint8Array(this.chunkSize * SECTOR);
     }
-    return this.valid;
+    const waiting = this.callbacks;
+    this.callbacks = [];
+    for (const cb of waiting) cb(this.valid);
   }
 
   /** The snapshot became invalid: so does the header. */

@@ -2,12 +2,28 @@
 // A snapshot as dm-snap.c defines it, in the model: its exception table (origin chunk -> COW
 // chunk), its store, the copy-out that origin writes trigger, and the merge back. Shared by
 // the snapshot and snapshot-merge target files and, through the origin registry, by
-// snapshot-origin. One request at a time: a copy finishes before anything else happens.
+// snapshot-origin.
+//
+// Order of events (dm-snap.c): a write to a chunk without an exception allocates a COW chunk
+// (a pending exception) and starts its copy at once; the copy completes only after the whole
+// request has been mapped (model.afterMapping), in allocation order. Completing commits the
+// exception to the store, then, if the snapshot is still valid, inserts it and writes the
+// snapshot writes held on it; if the snapshot went invalid meanwhile (a later piece of the same
+// request found the COW device full), the exception is dropped and those writes fail. Either
+// way the copy's data is already in the COW chunk, as is a whole-chunk write (sent straight
+// to the COW chunk, no copy). Doing the copy at allocation is exact: nothing writes the chunk's
+// origin bytes or its COW chunk before completion (origin writes wait for it, snapshot writes
+// are held on it).
 import { mustRead } from '../blockdev.js';
 import { PersistentStore, chunkSizeProblem } from './persistent-store.js';
 import { TransientStore } from './transient-store.js';
 
 /** @typedef {import('../blockdev.js').BlockDev} BlockDev */
+/**
+ * A pending exception: `writes` are snapshot writes held until it completes; `full` when a
+ * whole-chunk snapshot write was sent to the COW chunk instead of a copy.
+ * @typedef {{chunk: number, newChunk: number, writes: Array<() => import('../blockdev.js').Result>, full: boolean}} Pending
+ */
 
 /** The snapshots of each origin device (dm-snap.c's _origins), per model. */
 export function snapshotsOf(/** @type {import('../index.js').Model} */ model, /** @type {BlockDev} */ origin) {
@@ -33,14 +49,13 @@ export function originWriteAt(model, origin, sector) {
     if (s.merging || sector >= s.deviceSize) continue;
     if (!s.valid || !s.active) continue;
     const chunk = Math.floor(sector / s.store.chunkSize);
-    if (s.exceptions.has(chunk)) continue;
-    const newChunk = s.store.prepare();
-    if (newChunk === null) {
-      s.invalidate(); // no room: the snapshot dies, the origin write goes on
+    if (s.exceptions.has(chunk) || s.pending.has(chunk)) continue;
+    const pe = s.startException(chunk);
+    if (!pe) {
+      s.invalidate(); // no room: the snapshot dies (copies in flight fail with it), the origin write goes on
       continue;
     }
-    s.copyChunk(chunk, newChunk);
-    s.complete(chunk, newChunk);
+    s.copyChunk(chunk, pe.newChunk);
   }
 }
 
@@ -122,6 +137,8 @@ export class Snapshot {
     this.active = false;
     /** @type {Map<number, number>} origin chunk -> COW chunk */
     this.exceptions = new Map();
+    /** @type {Map<number, Pending>} origin chunk -> its exception while the copy is in flight */
+    this.pending = new Map();
     /** @type {Snapshot | null} */
     this.handoverFrom = null;
   }
@@ -133,14 +150,39 @@ export class Snapshot {
     this.cow.io('write', newChunk * cs, count, mustRead(this.origin, chunk * cs, count));
   }
 
-  /** Commits an exception; false (and the snapshot invalid) when the store could not. */
-  complete(/** @type {number} */ chunk, /** @type {number} */ newChunk) {
-    if (!this.store.commit(chunk, newChunk)) {
-      this.invalidate();
-      return false;
-    }
-    this.exceptions.set(chunk, newChunk);
-    return true;
+  /**
+   * A pending exception for `chunk` (null: the COW device is full); its completion is queued to
+   * run once the request is mapped: the store commits it (copy_callback -> commit_exception),
+   * then pending_complete.
+   * @param {number} chunk @returns {Pending | null}
+   */
+  startException(chunk) {
+    const newChunk = this.store.prepare();
+    if (newChunk === null) return null;
+    /** @type {Pending} */
+    const pe = { chunk, newChunk, writes: [], full: false };
+    this.pending.set(chunk, pe);
+    this.model.afterMapping((fail) => this.store.commit(chunk, newChunk, (ok) => {
+      const errno = this.pendingComplete(pe, ok);
+      if (errno) fail(errno);
+    }));
+    return pe;
+  }
+
+  /**
+   * pending_complete: a commit that failed invalidates the snapshot; an invalid snapshot drops
+   * the exception and fails the snapshot writes waiting on it (origin writes go on); a valid one
+   * inserts it and lets them through. Returns the errno for the request, or null.
+   * @param {Pending} pe @param {boolean} ok
+   */
+  pendingComplete(pe, ok) {
+    this.pending.delete(pe.chunk);
+    if (!ok) this.invalidate();
+    if (!this.valid) return pe.full || pe.writes.length ? 'EIO' : null;
+    this.exceptions.set(pe.chunk, pe.newChunk);
+    let errno = null;
+    for (const write of pe.writes) errno = errno ?? write().errno;
+    return errno;
   }
 
   invalidate() {
@@ -224,20 +266,24 @@ export class Snapshot {
     if (this.overflowed) return { errno: 'EIO' };
     const e = this.exceptions.get(chunk);
     if (e !== undefined) return this.cow.io('write', e * cs + inChunk, n, data);
-    const newChunk = this.store.prepare();
-    if (newChunk === null) {
-      if (this.store.overflow) this.overflowed = true;
-      else this.invalidate();
-      return { errno: 'EIO' };
+    let pe = this.pending.get(chunk);
+    if (!pe) {
+      pe = this.startException(chunk);
+      if (!pe) {
+        if (this.store.overflow) this.overflowed = true;
+        else this.invalidate();
+        return { errno: 'EIO' };
+      }
+      if (n === cs) {
+        // the write covers the chunk: it goes straight to the COW chunk, no copy
+        pe.full = true;
+        return this.cow.io('write', pe.newChunk * cs, n, data);
+      }
+      this.copyChunk(chunk, pe.newChunk);
     }
-    if (n === cs) {
-      // the write covers the chunk: it goes straight to the COW chunk, no copy
-      this.cow.io('write', newChunk * cs, n, data);
-      return { errno: this.complete(chunk, newChunk) ? null : 'EIO' };
-    }
-    this.copyChunk(chunk, newChunk);
-    if (!this.complete(chunk, newChunk)) return { errno: 'EIO' };
-    return this.cow.io('write', newChunk * cs + inChunk, n, data);
+    const to = pe.newChunk * cs + inChunk;
+    pe.writes.push(() => this.cow.io('write', to, n, data)); // held until the exception completes
+    return { errno: null };
   }
 
   /**
@@ -270,6 +316,7 @@ export class Snapshot {
       const count = Math.min(size, this.origin.size() - dest);
       const step = minimumChunk(this.model, this.origin);
       for (let n = 0; n < size; n += step) originWriteAt(this.model, this.origin, dest + n);
+      this.model.runCompletions(); // snapshot_merge_next_chunks waits for those copies
       this.origin.io('write', dest, count, mustRead(this.cow, newChunk * cs, count));
       store.commitMerge(run.count);
       for (let k = 0; k < run.count; k++) this.exceptions.delete(oldChunk + k);
