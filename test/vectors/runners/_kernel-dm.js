@@ -126,6 +126,8 @@ class KernelHost {
     this.names = new Map();
     /** @type {number|null} when the first create ran (for `time`) */
     this.t0 = null;
+    /** @type {Map<string, Set<Promise<unknown>>>} I/O started and not finished, per device */
+    this.inflight = new Map();
     /** control statements in file order, to find the message each one expects */
     this.controls = flatten(vector.steps).filter((s) => CONTROL_OPS.includes(s.op));
   }
@@ -236,7 +238,11 @@ class KernelHost {
     }
   }
 
+  /** I/O this host started on `dev` before a suspend is, for the vector, in flight at the suspend;
+   * it may still sit in Node's thread pool, so let it reach the kernel first (dm's suspend would
+   * wait for it to drain anyway). */
   async suspend(/** @type {string} */ dev) {
+    if (!this.suspended.has(dev)) await this.settled(dev);
     const out = await this.verb('suspend', dev, () => dm.suspend(this.mapped(dev)));
     if (!out) this.suspended.add(dev);
     return out;
@@ -275,7 +281,22 @@ class KernelHost {
   }
 
   /** @param {import('../lib/drive.js').IoRequest} req */
-  async io(req) {
+  io(req) {
+    const p = this.runIo(req);
+    let set = this.inflight.get(req.dev);
+    if (!set) this.inflight.set(req.dev, (set = new Set()));
+    set.add(p);
+    p.finally(() => set?.delete(p));
+    return p;
+  }
+
+  /** Waits for the I/O started on `dev` so far. */
+  async settled(/** @type {string} */ dev) {
+    await Promise.allSettled([...(this.inflight.get(dev) ?? [])]);
+  }
+
+  /** @param {any} req */
+  async runIo(req) {
     try {
       const d = await this.device(req.dev);
       switch (req.op) {

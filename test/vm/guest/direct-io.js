@@ -97,7 +97,7 @@ function tool(cmd, args) {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, (err, _stdout, stderr) => {
       if (!err) return resolve(undefined);
-      const code = /not supported/i.test(stderr) ? 'EOPNOTSUPP' : /invalid argument/i.test(stderr) ? 'EINVAL' : 'EIO';
+      const code = /not supported|unsupported/i.test(stderr) ? 'EOPNOTSUPP' : /invalid argument/i.test(stderr) ? 'EINVAL' : 'EIO';
       reject(Object.assign(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim()}`), { code }));
     });
   });

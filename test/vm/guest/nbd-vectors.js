@@ -12,7 +12,7 @@
 // apart (every failed I/O is EIO), so errnos are not compared.
 import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, writeFile, rm, readFile, truncate } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +130,10 @@ class NbdHost {
     this.created = [];
     /** @type {number|null} */
     this.t0 = null;
+    /** @type {Set<string>} devices suspended now */
+    this.suspended = new Set();
+    /** @type {Map<string, Set<Promise<unknown>>>} I/O started and not finished, per device */
+    this.inflight = new Map();
   }
 
   async start() {
@@ -188,10 +192,19 @@ class NbdHost {
     return this.control({ cmd: 'reload', name: dev, table: formatTable(lines) });
   }
 
-  suspend(/** @type {string} */ dev) { return this.control({ cmd: 'suspend', name: dev }); }
+  /** I/O this host started on `dev` before a suspend is, for the vector, in flight at the suspend;
+   * over NBD it may not have reached the server yet, so let it arrive first (suspend would wait
+   * for it to drain anyway). */
+  async suspend(/** @type {string} */ dev) {
+    if (!this.suspended.has(dev)) await this.settled(dev);
+    const out = await this.control({ cmd: 'suspend', name: dev });
+    if (!out) this.suspended.add(dev);
+    return out;
+  }
 
   async resume(/** @type {string} */ dev) {
     const out = await this.control({ cmd: 'resume', name: dev });
+    if (!out) this.suspended.delete(dev);
     if (!out) await this.attach(dev);
     return out;
   }
@@ -209,7 +222,22 @@ class NbdHost {
   }
 
   /** @param {import('../../vectors/lib/drive.js').IoRequest} req */
-  async io(req) {
+  io(req) {
+    const p = this.runIo(req);
+    let set = this.inflight.get(req.dev);
+    if (!set) this.inflight.set(req.dev, (set = new Set()));
+    set.add(p);
+    p.finally(() => set?.delete(p));
+    return p;
+  }
+
+  /** Waits for the I/O started on `dev` so far. */
+  async settled(/** @type {string} */ dev) {
+    await Promise.allSettled([...(this.inflight.get(dev) ?? [])]);
+  }
+
+  /** @param {any} req */
+  async runIo(req) {
     try {
       let opening = this.open.get(req.dev);
       if (!opening) {
@@ -259,6 +287,21 @@ class NbdHost {
   }
 }
 
+/** Whether nbd.ko sends WRITE_ZEROES at all (its queue says so once an export is attached). */
+async function probeWriteZeroes(/** @type {Server} */ server, /** @type {NbdPool} */ pool) {
+  const path = await pool.attach(server, IDLE_DEVICE);
+  try {
+    return Number(readFileSync(`/sys/block/${path.slice(5)}/queue/write_zeroes_max_bytes`, 'utf8')) > 0;
+  } finally {
+    await pool.detach(server, path);
+  }
+}
+
+/** @param {any[]} steps */
+function flatSteps(steps) {
+  return steps.flatMap((s) => (s.op === 'group' ? s.steps : [s]));
+}
+
 async function main() {
   const filter = process.argv[2];
   if (process.getuid?.() !== 0 || !existsSync('/dev/nbd0')) {
@@ -277,8 +320,15 @@ async function main() {
   }
   const server = await Server.start();
   const pool = new NbdPool();
+  const writeZeroes = await probeWriteZeroes(server, pool);
+  let skipped = 0;
   for (const { vector } of entries) {
     if (!vector) continue;
+    if (!writeZeroes && flatSteps(vector.steps).some((s) => s.op === 'zeroes')) {
+      skipped++;
+      console.log(`skip  ${vector.name}: this kernel's nbd driver has no WRITE_ZEROES (Linux 6.1 has none), so 'zeroes' cannot be sent`);
+      continue;
+    }
     const host = new NbdHost(vector, server, pool);
     let detail = '', note = '';
     let timer;
@@ -305,7 +355,7 @@ async function main() {
     failed++;
     console.log(`FAIL  (server): ${e instanceof Error ? e.message : e}`);
   }
-  console.log(`${passed} passed, ${failed} failed`);
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
   process.exit(failed ? 1 : 0);
 }
 

@@ -4,14 +4,16 @@
 . "$REPO/test/vm/guest/dmkit-serve.sh"
 W=/tmp/nbd
 mkdir -p "$W/fs" "$W/fio"
-check "modprobe-nbd" modprobe nbd
+# max_part=0: no partition scan at attach, which would read the device behind the vectors' back
+# (a striped vector's error leg would be marked dead by it).
+check "modprobe-nbd" modprobe nbd max_part=0
 
 check_vectors "vectors-through-nbd" node "$REPO/test/vm/guest/nbd-vectors.js" $VECTOR_FILTER
 
 # --- ext4 on a snapshot of an empty disk --------------------------------------------------
-FS_SECTORS=$((256 * 2048))  # 256 MiB
+FS_SECTORS=$((64 * 2048))  # 64 MiB
 serve_fs() {
-  serve_start "$W/fs" --quiet --image "$W/fs/base.img=256M" --image "$W/fs/cow.img=64M" \
+  serve_start "$W/fs" --quiet --image "$W/fs/base.img=64M" --image "$W/fs/cow.img=64M" \
     --device base "0 $FS_SECTORS snapshot-origin $W/fs/base.img" \
     --device snap "0 $FS_SECTORS snapshot $W/fs/base.img $W/fs/cow.img P 16"
 }
@@ -38,13 +40,12 @@ check_files() {
   return $ok
 }
 
-# The origin stays as it was: every write went to the snapshot.
+# The origin stays as it was: every write went to the snapshot. The image was created sparse,
+# so any write that reached it would have allocated blocks.
 origin_untouched() {
-  nbd_attach base /dev/nbd1 || return 1
-  local got
-  got=$(sha_of /dev/nbd1)
-  nbd_detach /dev/nbd1
-  same "origin contents" "$got" "$(head -c $((FS_SECTORS * 512)) /dev/zero | sha256sum | cut -d' ' -f1)"
+  local blocks
+  blocks=$(stat -c %b "$W/fs/base.img")
+  [ "$blocks" -eq 0 ] || { echo "the origin image has $blocks blocks written"; return 1; }
 }
 
 if check "ext4-serve-snapshot-export" serve_fs; then
@@ -65,15 +66,21 @@ fi
 
 # --- fio with verification ----------------------------------------------------------------
 # Random 4 KiB writes, queue depth 16, each block's crc32c verified by reading it back.
+# A run that hangs is stopped after 5 minutes, showing what the kernel and the server still hold.
 fio_verify() {  # fio_verify DEV NAME
-  (cd "$W/fio" && fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=16M \
+  if ! (cd "$W/fio" && timeout 300 fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=16M \
     --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 \
-    --eta=never --output="$W/fio/$2.txt") || { cat "$W/fio/$2.txt"; return 1; }
+    --eta=never --output="$W/fio/$2.txt"); then
+    cat "$W/fio/$2.txt"
+    echo "requests in flight (read write): $(cat "/sys/block/${1#/dev/}/inflight")"
+    dmkit_ctl status; tail -20 "$SERVE_DIR/serve.log"
+    return 1
+  fi
   grep -E '^ *(write|read):|err=' "$W/fio/$2.txt"
   ! grep -qE 'err= *[1-9]' "$W/fio/$2.txt"
 }
 serve_fio() {
-  serve_start "$W/fio" --quiet --image "$W/fio/disk.img=64M" --image "$W/fio/base.img=64M" --image "$W/fio/cow.img=64M" \
+  serve_start "$W/fio" --image "$W/fio/disk.img=64M" --image "$W/fio/base.img=64M" --image "$W/fio/cow.img=64M" \
     --device linear "0 131072 linear $W/fio/disk.img 0" \
     --device snap "0 131072 snapshot $W/fio/base.img $W/fio/cow.img P 8"
 }

@@ -14,18 +14,20 @@ CHUNK=8                  # 4 KiB chunks: 256 exceptions per metadata area
 # twice, and a 2 MiB write whose 512 exceptions fill two metadata areas.
 WRITES=("snap 3 1" "snap 16 8" "base 40 4" "snap 4096 4096" "base 12001 16" "base 4100 8" "snap 3 1" "snap 30000 24")
 
-modprobe -a loop nbd dm-mod dm-snapshot
+modprobe -a loop dm-mod dm-snapshot
+modprobe nbd max_part=0  # no partition scan: nothing but the test reads the devices
 head -c $((SECTORS * 512)) /dev/urandom > "$W/origin.orig"
 head -c $((4 * 1024 * 1024)) /dev/urandom > "$W/payload"
 
-# apply_writes SNAP_DEV BASE_DEV: the WRITES, in order, each O_DIRECT and complete before the next.
+# apply_writes SNAP_DEV BASE_DEV: the WRITES, in order, each one O_DIRECT write (the kernel may
+# split it) that completes before the next starts.
 apply_writes() {
   local i=0 w dev sector count
   for w in "${WRITES[@]}"; do
     read -r dev sector count <<< "$w"
     [ "$dev" = snap ] && dev=$1 || dev=$2
-    dd if="$W/payload" of="$dev" bs=512 skip=$((i * 13)) seek="$sector" count="$count" \
-      oflag=direct conv=notrunc status=none || return 1
+    dd if="$W/payload" of="$dev" bs=$((count * 512)) count=1 skip=$((i * 13 * 512)) seek=$((sector * 512)) \
+      iflag=skip_bytes oflag=seek_bytes,direct conv=notrunc status=none || return 1
     i=$((i + 1))
   done
 }
