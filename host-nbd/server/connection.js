@@ -4,7 +4,7 @@
 // or two streams (--stdio). Whatever the client does, only this connection is affected.
 // NBD_OPT_STARTTLS turns the socket into a TLS session (tls.js) and haggling starts over in it.
 import net from 'node:net';
-import { OPTION_HEADER_BYTES, OPT, REP } from '../protocol/constants.js';
+import { OPTION_HEADER_BYTES, OPT, REP, REQUEST_BYTES } from '../protocol/constants.js';
 import { greeting, parseClientFlags, parseOptionHeader, optionError } from '../protocol/handshake.js';
 import { Negotiation, transmissionFlags } from './negotiation.js';
 import { Transmission } from './transmission.js';
@@ -39,6 +39,8 @@ export class Connection {
   constructor(host, id, input, output, peer, scratch) {
     this.host = host;
     this.scratch = scratch ?? null;
+    /** The scratch buffer's first REQUEST_BYTES: a read of exactly one request header. */
+    this.scratchHead = scratch ? scratch.subarray(0, REQUEST_BYTES) : Buffer.alloc(0);
     /** The core-memory view the pending read was pointed at, if any. */
     this.direct = /** @type {Buffer | null} */ (null);
     this.id = id;
@@ -114,11 +116,22 @@ export class Connection {
 
   log(line) { this.host.log(`connection ${this.id} (${this.peer}): ${line}`); }
 
-  /** Directed reads: where the next read of the socket goes (called by Node before each read). */
+  /**
+   * Directed reads: where the next read of the socket goes (called by Node before each read).
+   * The rest of a large WRITE payload goes to its core buffer; after one, reads stop at the end
+   * of the next request header (in the scratch buffer), so that a following large payload goes
+   * to its core buffer too.
+   */
   readTarget() {
     const tx = this.tx;
-    this.direct = tx && this.phase === TRANSMISSION ? tx.reader.directTarget(tx.mem(), DIRECT_MIN, DIRECT_MAX) : null;
-    return this.direct ?? /** @type {Buffer} */ (this.scratch);
+    const scratch = /** @type {Buffer} */ (this.scratch);
+    this.direct = null;
+    if (!tx || this.phase !== TRANSMISSION) return scratch;
+    this.direct = tx.reader.directTarget(tx.mem(), DIRECT_MIN, DIRECT_MAX);
+    if (this.direct) return this.direct;
+    const head = tx.reader.headerTarget(DIRECT_MIN);
+    if (head === 0 || head >= scratch.length) return scratch;
+    return head === this.scratchHead.length ? this.scratchHead : scratch.subarray(0, head);
   }
 
   /**

@@ -10,6 +10,13 @@ export const DEFAULT_LIMITS = Object.freeze({
   /** Payloads and read data a connection may hold in core memory and socket buffers at once. */
   connectionMemory: 4 * MAX_REQUEST,
   /**
+   * Requests are read ahead while the connection holds less than this in payloads and read data
+   * (two requests always may, so even the largest overlap). Reading further ahead is not faster
+   * (a few pool threads do the file I/O) and spreads the buffers over more memory than the CPU
+   * caches hold: every copy into and out of them then misses (docs/performance.md).
+   */
+  pipelineBytes: 4 << 20,
+  /**
    * The same for all connections together. Past it, READ and WRITE get ENOMEM: many clients
    * that announce large writes and send nothing (or never read) cannot fill the core's memory.
    */

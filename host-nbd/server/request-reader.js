@@ -47,6 +47,11 @@ export class RequestReader {
     /** @type {NbdRequest | null} the request whose payload is being read */
     this.req = null;
     this.got = 0;
+    /** Payload length of the last request whose payload was stored (0: it had none). */
+    this.lastStored = 0;
+    /** Stored payload bytes read straight into core memory, and copied there from a chunk. */
+    this.placedBytes = 0;
+    this.copiedBytes = 0;
   }
 
   /** True while a payload is being stored (its buffer must be freed if the client goes). */
@@ -73,11 +78,26 @@ export class RequestReader {
     return mem.subarray(at, at + Math.min(left, maxBytes));
   }
 
+  /**
+   * How many bytes the next socket read should take so that it ends with the next request
+   * header, else 0 (no reason to stop there). That is while or after storing a payload of at
+   * least `minBytes`: a client writing large blocks likely sends another, and a read that ends
+   * with its header lets that payload go straight into core memory (directTarget) instead of
+   * through a copy. Call it when directTarget() gave null.
+   */
+  headerTarget(minBytes) {
+    if (this.lastStored < minBytes) return 0;
+    if (this.state === HEADER) return REQUEST_BYTES - this.headFill;
+    if (this.state === STORE) return /** @type {NbdRequest} */ (this.req).length - this.got + REQUEST_BYTES;
+    return 0;
+  }
+
   /** n payload bytes arrived in place, in the buffer directTarget() gave. */
   stored(n) {
     if (this.state !== STORE) return; // the reader was killed meanwhile: nobody wants them
     const req = /** @type {NbdRequest} */ (this.req);
     this.got += n;
+    this.placedBytes += n;
     if (this.got === req.length) {
       this.state = HEADER;
       this.req = null;
@@ -113,6 +133,7 @@ export class RequestReader {
         const n = Math.min(req.length - this.got, end - at);
         chunk.copy(this.sink.mem(), req.ptr + this.got, at, at + n);
         this.got += n;
+        this.copiedBytes += n;
         at += n;
         if (this.got === req.length) {
           this.state = HEADER;
@@ -144,6 +165,7 @@ export class RequestReader {
       return;
     }
     const plan = this.sink.header(req);
+    this.lastStored = plan === PAYLOAD.STORE ? req.length : 0;
     if (plan === PAYLOAD.NONE || req.length === 0) {
       if (plan === PAYLOAD.STORE) this.sink.payloadDone(req);
       else if (plan === PAYLOAD.SKIP) this.sink.skipped(req);

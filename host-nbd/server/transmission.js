@@ -69,6 +69,8 @@ export class Transmission {
     this.inflight = 0;
     /** Payload and read bytes held for this connection (and in o.memory, for the server). */
     this.held = 0;
+    /** Requests holding some of them. */
+    this.holding = 0;
     this.memory = o.memory;
     this.requests = 0;
     this.errors = 0;
@@ -82,7 +84,9 @@ export class Transmission {
   // ---- RequestSink (see request-reader.js)
 
   stopped() {
-    return this.closing || this.held > this.limits.connectionMemory || this.writer.pending > this.limits.connectionMemory;
+    const { held, limits } = this;
+    if (this.closing || held > limits.connectionMemory || this.writer.pending > limits.connectionMemory) return true;
+    return held > limits.pipelineBytes && this.holding > 1;
   }
 
   mem() { return this.exp.engine.mem(); }
@@ -301,6 +305,7 @@ export class Transmission {
     if (partial) {
       if (partial.ptr) this.exp.free(partial.ptr);
       this.held -= partial.length;
+      this.holding--;
       this.memory.held -= partial.length;
       this.answered();
     }
@@ -312,14 +317,17 @@ export class Transmission {
     if (--this.inflight === 0 && this.closing) queueMicrotask(this.o.onIdle);
   }
 
+  /** One request holds `bytes` of payload or read data until release(). */
   hold(bytes) {
     this.held += bytes;
+    this.holding++;
     this.memory.held += bytes;
   }
 
   release(bytes) {
     const was = this.stopped();
     this.held -= bytes;
+    this.holding--;
     this.memory.held -= bytes;
     if (was && !this.stopped()) this.o.onReady();
   }
