@@ -11,10 +11,12 @@
  * I/O back to its waiter under the lock, and submits or ends released bios.
  * Buffers for chunk copies are allocated there, outside the lock.
  *
- * Memory for new pending exceptions is kept in a reserve the worker refills;
- * map takes from it without allocating. When it is empty, the bio (or merge
- * step) waits on the starved list, in arrival order, and the worker retries
- * it once it has allocated what it needs (see snapshot/pending.c).
+ * New pending exceptions are allocated in map, atomically under the lock,
+ * as dm-snap allocates them in map (see snapshot/pending.c); when memory is
+ * short map drops the lock and allocates where it may sleep. What the worker
+ * runs under the lock (origin writes retried when a copy completes, merge
+ * steps) cannot drop it: when memory is short that work waits on the
+ * starved list, in order, and the worker allocates and retries it.
  */
 #include "io.h"
 #include "snapshot/pending.h"
@@ -31,7 +33,7 @@ static struct {
 	struct list_head issue;		/* submitted, not yet issued */
 	struct list_head done;		/* finished, waiter not yet told */
 	struct list_head released;	/* deferred bios let go (their dmk_bio_info) */
-	struct list_head starved;	/* waiting for reserved memory, in order */
+	struct list_head starved;	/* the worker's work waiting for memory, in order */
 	struct list_head to_free;	/* chunk buffers let go under the lock */
 	bool retrying;			/* a starved item is being retried */
 	wait_queue_head_t idle;
@@ -100,15 +102,10 @@ void dmk_defer_starved(struct dmk_starved *st)
 	dmk_kick();
 }
 
-/* New pending exceptions must not overtake older ones still waiting for memory. */
+/* The worker's retries must not overtake older ones still waiting for memory. */
 bool dmk_starved_waiting(void)
 {
 	return !list_empty(&engine.starved) && !engine.retrying;
-}
-
-bool dmk_retrying_starved(void)
-{
-	return engine.retrying;
 }
 
 /* A map decision as device-mapper wants it; called after dmk_lock is dropped. */
@@ -307,8 +304,6 @@ static void dmk_engine_run(struct work_struct *work)
 		}
 	} while (busy);
 
-	if (dmk_pending_reserve_count() < dmk_reserve_low)
-		dmk_pending_reserve_fill(dmk_reserve_low);
 	wake_up_all(&engine.idle);
 }
 
@@ -422,21 +417,31 @@ int dmk_engine_init(void)
 	INIT_LIST_HEAD(&engine.released);
 	init_waitqueue_head(&engine.idle);
 	INIT_WORK(&engine.work, dmk_engine_run);
-	engine.client = dm_io_client_create();
-	if (IS_ERR(engine.client))
-		return PTR_ERR(engine.client);
-	r = bioset_init(&engine.bios, 64, 0, 0);
-	if (r) {
-		dm_io_client_destroy(engine.client);
+	r = dmk_pending_pool_create();
+	if (r)
 		return r;
+	engine.client = dm_io_client_create();
+	if (IS_ERR(engine.client)) {
+		r = PTR_ERR(engine.client);
+		goto bad_client;
 	}
+	r = bioset_init(&engine.bios, 64, 0, 0);
+	if (r)
+		goto bad_bioset;
 	engine.wq = alloc_ordered_workqueue("kdmkitd", WQ_MEM_RECLAIM);
 	if (!engine.wq) {
-		bioset_exit(&engine.bios);
-		dm_io_client_destroy(engine.client);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto bad_wq;
 	}
 	return 0;
+
+bad_wq:
+	bioset_exit(&engine.bios);
+bad_bioset:
+	dm_io_client_destroy(engine.client);
+bad_client:
+	dmk_pending_pool_destroy();
+	return r;
 }
 
 void dmk_engine_exit(void)
@@ -444,5 +449,5 @@ void dmk_engine_exit(void)
 	destroy_workqueue(engine.wq);
 	bioset_exit(&engine.bios);
 	dm_io_client_destroy(engine.client);
-	dmk_pending_reserve_drain();
+	dmk_pending_pool_destroy();
 }

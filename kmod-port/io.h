@@ -14,7 +14,7 @@
 #define DMK_MAP_SUBMITTED	1	/* finished by the target (bio->bi_status) */
 #define DMK_MAP_KILL		2	/* fail with EIO */
 #define DMK_MAP_DEFERRED	3	/* kept by the target until dmk_resume_deferred() */
-#define DMK_MAP_NEED_MEMORY	4	/* nothing changed: retried by the worker (memory, order) */
+#define DMK_MAP_NEED_MEMORY	4	/* nothing changed: the reserve is short (see pending.c) */
 
 /*
  * All snapshot state (every snapshot, origin and exception store) is guarded
@@ -48,7 +48,7 @@ struct dmk_io {
 	int status;		/* 0 or a positive errno, as the core's statuses */
 };
 
-/* A bio or a job that waits for memory (pending exceptions) the worker must allocate. */
+/* Work of the worker's (a retried origin write, a merge step) that waits for memory. */
 struct dmk_starved {
 	struct list_head list;
 	/* Under dmk_lock: how many reserved pending exceptions retry() may take. */
@@ -96,7 +96,6 @@ static inline void dmk_resume_deferred(struct bio *bio, int r)
 
 void dmk_defer_starved(struct dmk_starved *st);
 bool dmk_starved_waiting(void);
-bool dmk_retrying_starved(void);
 int dmk_map_result(struct bio *bio, int r);
 
 int dmk_sync_io(struct dm_dev *dev, unsigned int op, unsigned int flags, sector_t sector,
@@ -109,7 +108,7 @@ void dmk_bio_copy(struct bio *bio, struct bvec_iter it, size_t offset, void *buf
 
 void dmk_wait_idle(bool (*idle)(void *arg), void *arg);
 
-/* How many pending exceptions the worker keeps in reserve for map (0: map always defers). */
+/* How many freed pending exceptions are kept for reuse (0: every one is allocated anew). */
 extern unsigned int dmk_reserve_low;
 
 int dmk_engine_init(void);

@@ -3,7 +3,7 @@
 // Differential check of the C port against the core: random snapshot scenarios (origin, one or
 // two snapshots, writes and reads on every device, sometimes a merge the way LVM starts one),
 // expectations from the reference model (test/vectors/model), each run through the core
-// (test/vectors/runners/core.js, three orders) and the C harness (three orders).
+// (test/vectors/runners/core.js, three orders) and the C harness (four orders).
 //
 //   node kmod-port/fuzz/differential.mjs [SEED] [COUNT]
 //

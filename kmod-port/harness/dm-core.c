@@ -963,6 +963,9 @@ static unsigned int map_clone(struct hclone *c)
 	return accepted;
 }
 
+/* Requests being dispatched: more than one when a map submits to another mapped device. */
+static int dispatching;
+
 /* READ and WRITE: one clone per segment piece, never crossing the target's max_io_len. */
 static void split_data(struct hreq *req, struct dm_table *t)
 {
@@ -970,6 +973,7 @@ static void split_data(struct hreq *req, struct dm_table *t)
 	sector_t sector = bio->bi_iter.bi_sector, end = bio_end_sector(bio), piece_end;
 	struct dm_target *ti = find_target(t, sector);
 	struct hclone *c;
+	bool first = true;
 
 	while (sector < end) {
 		piece_end = ti->begin + ti->len;
@@ -986,6 +990,10 @@ static void split_data(struct hreq *req, struct dm_table *t)
 		sector += map_clone(c);
 		if (sector == ti->begin + ti->len)
 			ti++;
+		/* The submitting CPU may stall after the first piece (a request, not its remaps). */
+		if (first && sector < end && dispatching == 1)
+			pump_stall();
+		first = false;
 	}
 }
 
@@ -1043,6 +1051,7 @@ static void dispatch(struct hdev *dev, struct bio *bio)
 	req->dev = dev;
 	req->pending = 1;	/* held by dispatch, so clones finishing at once cannot finish it early */
 	dev->inflight++;
+	dispatching++;
 	if (bio->bi_iter.bi_size == 0) {
 		if (bio->bi_opf & REQ_PREFLUSH)
 			split_flush(req, t);
@@ -1051,6 +1060,7 @@ static void dispatch(struct hdev *dev, struct bio *bio)
 	} else {
 		split_data(req, t);
 	}
+	dispatching--;
 	if (--req->pending == 0)
 		finish_request(req);
 }

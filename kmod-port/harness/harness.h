@@ -30,18 +30,20 @@ void disks_free(void);
 
 /* ---- completion order (pump.c) */
 
-enum order { ORDER_FIFO, ORDER_REVERSE, ORDER_SHUFFLE };
+enum order { ORDER_FIFO, ORDER_REVERSE, ORDER_SHUFFLE, ORDER_STALL };
 
 struct run_options {
 	enum order order;
 	u32 seed;		/* for ORDER_SHUFFLE */
 	unsigned int reserve;	/* dmk_reserve_low for this run */
+	enum atomic_failures atomic;	/* how often atomic mempool allocations fail */
 };
 
 void pump_reset(const struct run_options *opts);
 void pump_queue_disk_bio(struct bio *bio);
 bool pump_step(void);			/* one unit of work; false when idle */
 void pump_until_idle(void);
+void pump_stall(void);			/* the submitting CPU stalls (ORDER_STALL) */
 bool pump_fire_next_timer(void);	/* jumps the clock to the next timer; false if none */
 void pump_set_time(unsigned long ms);
 void pump_queue_work(struct work_struct *work);

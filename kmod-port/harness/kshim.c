@@ -118,6 +118,70 @@ void kvfree(const void *p)
 	kfree(p);
 }
 
+/* ---- mempools (the harness's allocator never fails, so the held-back elements stay unused) */
+
+static enum atomic_failures atomic_failures;
+static u32 atomic_state;
+
+void shim_set_atomic_failures(enum atomic_failures mode, u32 seed)
+{
+	atomic_failures = mode;
+	atomic_state = seed;
+}
+
+/* Whether an allocation that may not sleep finds memory short, as the run says. */
+static bool atomic_allocation_fails(void)
+{
+	if (atomic_failures == ATOMIC_FAIL_ALWAYS)
+		return true;
+	if (atomic_failures != ATOMIC_FAIL_SOMETIMES)
+		return false;
+	atomic_state = atomic_state * 1664525u + 1013904223u;
+	return (atomic_state >> 8) % 3 == 0;
+}
+
+mempool_t *mempool_create_kmalloc_pool(int min_nr, size_t size)
+{
+	mempool_t *pool = kzalloc(sizeof(*pool), GFP_KERNEL);
+
+	pool->size = size;
+	pool->min_nr = min_nr;
+	pool->elements = kzalloc(min_nr * sizeof(void *), GFP_KERNEL);
+	while (pool->curr_nr < min_nr)
+		pool->elements[pool->curr_nr++] = kmalloc(size, GFP_KERNEL);
+	return pool;
+}
+
+void *mempool_alloc(mempool_t *pool, gfp_t flags)
+{
+	if (flags & __GFP_DIRECT_RECLAIM)
+		shim_might_sleep("mempool_alloc (GFP_NOIO/GFP_KERNEL)");
+	else if (atomic_allocation_fails())
+		return NULL;
+	return kmalloc(pool->size, flags & ~__GFP_DIRECT_RECLAIM);
+}
+
+/* Back to the pool while it holds fewer than min_nr, else to the allocator (any context). */
+void mempool_free(void *element, mempool_t *pool)
+{
+	if (!element)
+		return;
+	if (pool->curr_nr < pool->min_nr)
+		pool->elements[pool->curr_nr++] = element;
+	else
+		kfree(element);
+}
+
+void mempool_destroy(mempool_t *pool)
+{
+	if (!pool)
+		return;
+	while (pool->curr_nr)
+		kfree(pool->elements[--pool->curr_nr]);
+	kfree(pool->elements);
+	kfree(pool);
+}
+
 /* ---- bios */
 
 int blk_status_to_errno(blk_status_t status)

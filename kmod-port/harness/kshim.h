@@ -130,6 +130,25 @@ void *kvcalloc(size_t n, size_t size, gfp_t flags);
 void kfree(const void *p);
 void kvfree(const void *p);
 static inline bool is_vmalloc_addr(const void *p) { (void)p; return false; }
+
+/*
+ * Mempools, as the kernel's: min_nr elements are held back for when the
+ * allocator fails; mempool_alloc with __GFP_DIRECT_RECLAIM may sleep.
+ */
+typedef struct {
+	size_t size;
+	int min_nr;
+	int curr_nr;
+	void **elements;
+} mempool_t;
+
+mempool_t *mempool_create_kmalloc_pool(int min_nr, size_t size);
+/* Whether mempool_alloc without reclaim (GFP_NOWAIT) finds memory short: never, always, 1 in 3. */
+enum atomic_failures { ATOMIC_FAIL_NEVER, ATOMIC_FAIL_ALWAYS, ATOMIC_FAIL_SOMETIMES };
+void shim_set_atomic_failures(enum atomic_failures mode, u32 seed);
+void *mempool_alloc(mempool_t *pool, gfp_t flags);
+void mempool_free(void *element, mempool_t *pool);
+void mempool_destroy(mempool_t *pool);
 static inline unsigned int memalloc_noio_save(void) { return 0; }
 static inline void memalloc_noio_restore(unsigned int flags) { (void)flags; }
 

@@ -3,11 +3,11 @@
  * dmkit-harness: runs golden vectors through the C port of the core's
  * targets in userspace.
  *
- *   dmkit-harness [--order fifo|reverse|shuffle|all] FILE.vec...
+ *   dmkit-harness [--order fifo|reverse|shuffle|stall|all] FILE.vec...
  *   dmkit-harness --selftest
  *   dmkit-harness --target-names   (each table name and the name the module registers)
  *
- * Each vector runs once per completion order (all three by default), from a
+ * Each vector runs once per completion order (all four by default), from a
  * fresh world each time; it passes when every run does. Output is that of
  * every vector runner: `pass  NAME` or `FAIL  NAME: why` per vector, then
  * `N passed, M failed`. Exit status 1 when anything failed.
@@ -18,13 +18,16 @@ static const struct {
 	const char *name;
 	enum order order;
 	unsigned int reserve;
+	enum atomic_failures atomic;
 } orders[] = {
-	/* the worker keeps pending exceptions in reserve: map rarely waits for memory */
-	{ "fifo", ORDER_FIFO, 16 },
-	/* no reserve: every new pending exception goes through the worker's starved path */
-	{ "reverse", ORDER_REVERSE, 0 },
-	/* a reserve of one: both paths, interleaved */
-	{ "shuffle", ORDER_SHUFFLE, 1 },
+	/* new pending exceptions allocated at once under the lock, 16 kept for reuse */
+	{ "fifo", ORDER_FIFO, 16, ATOMIC_FAIL_NEVER },
+	/* atomic allocation always short: map allocates with the lock dropped, the worker starves */
+	{ "reverse", ORDER_REVERSE, 0, ATOMIC_FAIL_ALWAYS },
+	/* short one time in three: both paths, interleaved */
+	{ "shuffle", ORDER_SHUFFLE, 1, ATOMIC_FAIL_SOMETIMES },
+	/* FIFO, and the submitting CPU stalls after a request's first piece (pump_stall) */
+	{ "stall", ORDER_STALL, 0, ATOMIC_FAIL_NEVER },
 };
 
 static u32 name_seed(const char *name)
@@ -51,7 +54,7 @@ const char *__asan_default_options(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: dmkit-harness [--order fifo|reverse|shuffle|all] FILE.vec...\n"
+	fprintf(stderr, "usage: dmkit-harness [--order fifo|reverse|shuffle|stall|all] FILE.vec...\n"
 			"       dmkit-harness --selftest\n");
 	return 2;
 }
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
 				.order = orders[k].order,
 				.seed = name_seed(v->name),
 				.reserve = orders[k].reserve,
+				.atomic = orders[k].atomic,
 			};
 
 			if (strcmp(which, "all") && strcmp(which, orders[k].name))

@@ -11,6 +11,8 @@
  * flight while much later work completes around it. Work items (the
  * engine's worker, timers' follow-ups) run one at a time between batches;
  * in the reversed order they run before the disks, in the others after.
+ * The stalling order is FIFO, and the CPU that submits a request stalls
+ * after mapping its first piece (pump_stall(), below).
  * Time only moves when the harness says so: `time MS` in a vector, or a
  * jump to the next timer when requests wait for nothing else.
  */
@@ -90,8 +92,11 @@ void disks_free(void)
 	}
 }
 
+/* Inside a completion, a work item or a timer: what runs there must not start a stall. */
+static int in_callback;
+
 /* What a disk does with a bio; past the end it fails, as bio_check_eod makes it. */
-static void disk_execute(struct bio *bio)
+static void disk_complete(struct bio *bio)
 {
 	struct hdisk *d = bio->bi_bdev->shim_obj;
 	unsigned int op = bio_op(bio);
@@ -127,6 +132,13 @@ static void disk_execute(struct bio *bio)
 		break;
 	}
 	bio_endio(bio);
+}
+
+static void disk_execute(struct bio *bio)
+{
+	in_callback++;
+	disk_complete(bio);
+	in_callback--;
 }
 
 sector_t shim_disk_sectors(struct hdisk *d)
@@ -187,7 +199,9 @@ static bool run_one_work(void)
 	w = list_first_entry(&works, struct work_struct, entry);
 	list_del_init(&w->entry);
 	w->pending = false;
+	in_callback++;
 	w->func(w);
+	in_callback--;
 	return true;
 }
 
@@ -223,6 +237,50 @@ static bool run_disk_batch(void)
 		disk_execute(batch[i]);
 	free(batch);
 	return true;
+}
+
+/* The disks complete the reads they hold, in FIFO order; writes stay queued. */
+static void run_queued_reads(void)
+{
+	size_t n = queued, i, kept = 0;
+	struct bio **batch;
+
+	if (!n)
+		return;
+	batch = malloc(n * sizeof(*batch));
+	memcpy(batch, queue, n * sizeof(*batch));
+	queued = 0;
+	for (i = 0; i < n; i++) {
+		if (bio_op(batch[i]) == REQ_OP_READ)
+			batch[kept++] = batch[i];
+		else
+			pump_queue_disk_bio(batch[i]);
+	}
+	for (i = 0; i < kept; i++)
+		disk_execute(batch[i]);
+	free(batch);
+}
+
+/*
+ * The stalling order: the CPU that maps a request stalls after its first
+ * piece while the others work. The worker runs, the disks complete the
+ * reads they hold, and the worker runs again (a snapshot copy has read its
+ * chunk and issued its write) before the next piece is mapped. That is as
+ * long as a stall may last with Linux's order kept (every piece of a
+ * request mapped before any copy it started completes): the copy's write,
+ * a whole-chunk write and any commit wait until the request is all mapped.
+ * Work that waits for the worker instead of being done in map (the old
+ * reserve's starved path) is overtaken here, as it was in the kernel.
+ */
+void pump_stall(void)
+{
+	if (opts.order != ORDER_STALL || in_callback)
+		return;
+	while (run_one_work())
+		;
+	run_queued_reads();
+	while (run_one_work())
+		;
 }
 
 bool pump_step(void)
@@ -266,7 +324,9 @@ static void fire_due(void)
 			if (time_after_eq(jiffies, t->expires)) {
 				list_del_init(&t->entry);
 				t->pending = false;
+				in_callback++;
 				t->function(t);
+				in_callback--;
 				fired = true;
 				break;
 			}

@@ -407,16 +407,22 @@ static void run_steps(struct runner *r)
 
 static long allocations_before;
 
+void world_begin(const struct run_options *o)
+{
+	pump_reset(o);
+	allocations_before = shim_live_allocations();
+	dmk_reserve_low = o->reserve;
+	shim_set_atomic_failures(o->atomic, o->seed);
+	if (dmk_engine_init())
+		shim_fatal("the engine did not start");
+	dmc_register_targets();
+}
+
 static void setup(const struct vector *v, const struct run_options *o)
 {
 	int i;
 
-	pump_reset(o);
-	allocations_before = shim_live_allocations();
-	dmk_reserve_low = o->reserve;
-	if (dmk_engine_init())
-		shim_fatal("the engine did not start");
-	dmc_register_targets();
+	world_begin(o);
 	for (i = 0; i < v->ndisks; i++) {
 		const struct vdisk *vd = &v->disks[i];
 		struct hdisk *d = disk_add(vd->name, vd->sectors);
@@ -428,7 +434,7 @@ static void setup(const struct vector *v, const struct run_options *o)
 }
 
 /* Removes everything; what was left over or broken along the way fails the run. */
-static bool teardown(char *detail, size_t len, bool report)
+bool world_end(char *detail, size_t len, bool report)
 {
 	long leaked;
 	const char *problems;
@@ -459,10 +465,10 @@ bool run_vector(struct vector *v, const struct run_options *o, char *detail, siz
 
 	setup(v, o);
 	if (setjmp(r.bail)) {
-		teardown(NULL, 0, false);
+		world_end(NULL, 0, false);
 		forget_ios(&r);	/* after teardown: a request still in flight is failed or done by then */
 		return false;
 	}
 	run_steps(&r);
-	return teardown(detail, len, true);
+	return world_end(detail, len, true);
 }

@@ -3,7 +3,7 @@
  * Unit checks of the harness's own pieces, against values worked out
  * without the code under test: the PRNG (docs/vectors.md gives
  * pattern(1, 8)), SHA-256 (FIPS 180-4 examples) and the number parser the
- * targets share with the core.
+ * targets share with the core; then the targets' checks of checks.c.
  */
 #include "harness.h"
 #include "../args.h"
@@ -17,10 +17,13 @@ static void check(bool ok, const char *what)
 		failures++;
 }
 
+int scenario_checks(int *passed);
+
 int selftest(void)
 {
 	static const unsigned char want[8] = { 0xf3, 0xea, 0x87, 0xa0, 0xc9, 0x49, 0xb3, 0x00 };
 	unsigned char got[8];
+	int passed = 0, unit_failures;
 	char hex[65];
 	u64 v = 0;
 
@@ -39,6 +42,8 @@ int selftest(void)
 	check(!dmk_parse_u64("-1", &v) && !dmk_parse_u64("", &v) && !dmk_parse_u64("1x", &v),
 	      "refuse a sign, an empty word and trailing garbage");
 	check(dmk_shift_of(8) == 3 && dmk_shift_of(12) == -1, "shift_of powers of two only");
-	printf("%d passed, %d failed\n", 8 - failures, failures);
+	unit_failures = failures;
+	failures += scenario_checks(&passed);
+	printf("%d passed, %d failed\n", 8 - unit_failures + passed, failures);
 	return failures ? 1 : 0;
 }

@@ -35,7 +35,7 @@ static bool dmk_origin_chunks(struct dmk_snapshot *snap, sector_t sector, unsign
 	return true;
 }
 
-/* How many pending exceptions dmk_origin_write would create (it must not run out midway). */
+/* How many pending exceptions dmk_origin_write would create (a bio's must not run out midway). */
 unsigned int dmk_origin_write_needs(struct block_device *origin, sector_t sector,
 				    unsigned int count)
 {
@@ -62,8 +62,8 @@ unsigned int dmk_origin_write_needs(struct block_device *origin, sector_t sector
  * originWrite: for a write of [sector, sector + count) to origin, returns
  * DMK_MAP_REMAPPED when no copy is needed, or DMK_MAP_DEFERRED after queueing
  * bio (if any) on a pending exception; the bio is retried through here when
- * that exception completes. DMK_MAP_NEED_MEMORY: the reserve is short and
- * nothing was done for the bio.
+ * that exception completes. DMK_MAP_NEED_MEMORY: the reserve is short;
+ * with a bio nothing was done, without one what was started stays started.
  */
 int dmk_origin_write(struct block_device *origin, struct bio *bio, sector_t sector,
 		     unsigned int count)
@@ -79,7 +79,7 @@ int dmk_origin_write(struct block_device *origin, struct bio *bio, sector_t sect
 		return r;
 	if (bio) {
 		need = dmk_origin_write_needs(origin, sector, count);
-		if (need && (dmk_starved_waiting() || need > dmk_pending_reserve_count()))
+		if (!dmk_pending_reserve_ensure(need))
 			return DMK_MAP_NEED_MEMORY;
 	}
 	/*
@@ -144,7 +144,7 @@ static void dmk_origin_write_starved_retry(struct dmk_starved *st)
 		dmk_resume_deferred(bio, DMK_MAP_REMAPPED);
 }
 
-/* An origin write (already remapped onto its origin) waits for memory, then runs again. */
+/* A retried origin write waits for memory the worker allocates, then runs again. */
 void dmk_origin_write_retry_later(struct bio *bio)
 {
 	struct dmk_starved *st = &dmk_bio_info(bio)->starved;

@@ -6,9 +6,18 @@
  * COW device (the job kcopyd does for dm-snap); a snapshot write covering the
  * whole chunk is written in place of the copy.
  *
- * They are taken from a reserve under dmk_lock; only the engine's worker
- * allocates, outside the lock (see io.c). Each carries the entry it will
- * become in the complete table, so committing allocates nothing either.
+ * They come from a mempool, as dm-snap's pending_pool, and are allocated in
+ * the mapping call, as dm-snap's alloc_pending_exception is, so every piece
+ * of a request has its pending exception (and its COW chunk) when map
+ * returns, before any copy of the request can complete. Under dmk_lock the
+ * allocation is atomic (GFP_NOWAIT: the allocator without reclaim, then the
+ * pool's held-back elements), so map does not sleep or yield for it. Only
+ * when that fails does whoever runs the snapshot logic give up with nothing
+ * changed: map drops the lock, allocates into the reserve where it may
+ * sleep (dmk_pending_alloc_in_map) and runs its logic again; the worker
+ * does the same for its own work (the starved list, see io.c). Each carries
+ * the entry it will become in the complete table, so committing allocates
+ * nothing.
  */
 #include "pending.h"
 #include "snapshot.h"
@@ -17,6 +26,11 @@
 #define STEP_COPY_WRITE	2
 #define STEP_FULL_WRITE	3
 
+/* Elements the pool holds back for when the allocator fails (dm-snap's MIN_IOS). */
+#define DMK_PENDING_POOL_MIN	256
+
+static mempool_t *dmk_pending_pool;
+/* Allocated by who could sleep, for work that found atomic allocation short; and put back ones. */
 static LIST_HEAD(dmk_reserve);
 static unsigned int dmk_reserve_n;
 
@@ -27,7 +41,73 @@ unsigned int dmk_pending_reserve_count(void)
 	return dmk_reserve_n;
 }
 
-/* Process context: grows the reserve to n entries (small allocations that do not fail). */
+int dmk_pending_pool_create(void)
+{
+	dmk_pending_pool = mempool_create_kmalloc_pool(DMK_PENDING_POOL_MIN,
+						       sizeof(struct dmk_pending));
+	return dmk_pending_pool ? 0 : -ENOMEM;
+}
+
+static void dmk_pending_free(struct dmk_pending *pe)
+{
+	kfree(pe->e);
+	mempool_free(pe, dmk_pending_pool);
+}
+
+/* After the engine stopped: the reserve back to the pool, then the pool. */
+void dmk_pending_pool_destroy(void)
+{
+	struct dmk_pending *pe, *tmp;
+
+	list_for_each_entry_safe(pe, tmp, &dmk_reserve, list) {
+		list_del(&pe->list);
+		dmk_pending_free(pe);
+	}
+	dmk_reserve_n = 0;
+	mempool_destroy(dmk_pending_pool);
+}
+
+/*
+ * A pending exception and its complete-table entry. Atomic (under dmk_lock):
+ * NULL when memory is short. GFP_NOIO (process context, may sleep): never
+ * NULL, mempool_alloc waits for an element to come back.
+ */
+static struct dmk_pending *dmk_pending_alloc(bool atomic)
+{
+	gfp_t gfp = atomic ? GFP_NOWAIT | __GFP_NOWARN : GFP_NOIO;
+	struct dmk_pending *pe = mempool_alloc(dmk_pending_pool, gfp);
+
+	if (!pe)
+		return NULL;
+	pe->e = kzalloc(sizeof(*pe->e), atomic ? gfp : gfp | __GFP_NOFAIL);
+	if (!pe->e) {
+		mempool_free(pe, dmk_pending_pool);
+		return NULL;
+	}
+	return pe;
+}
+
+static void dmk_reserve_add(struct dmk_pending *pe)
+{
+	list_add_tail(&pe->list, &dmk_reserve);
+	dmk_reserve_n++;
+}
+
+/* Under dmk_lock: the reserve grown to n without sleeping; false if memory is short. */
+bool dmk_pending_reserve_ensure(unsigned int n)
+{
+	struct dmk_pending *pe;
+
+	while (dmk_reserve_n < n) {
+		pe = dmk_pending_alloc(true);
+		if (!pe)
+			return false;
+		dmk_reserve_add(pe);
+	}
+	return true;
+}
+
+/* Process context, may sleep: grows the reserve to n entries. */
 void dmk_pending_reserve_fill(unsigned int n)
 {
 	unsigned int have, added = 0;
@@ -39,8 +119,7 @@ void dmk_pending_reserve_fill(unsigned int n)
 	have = dmk_reserve_n;
 	spin_unlock_irqrestore(&dmk_lock, flags);
 	while (have + added < n) {
-		pe = kzalloc(sizeof(*pe), GFP_NOIO | __GFP_NOFAIL);
-		pe->e = kzalloc(sizeof(*pe->e), GFP_NOIO | __GFP_NOFAIL);
+		pe = dmk_pending_alloc(false);
 		list_add_tail(&pe->list, &fresh);
 		added++;
 	}
@@ -50,25 +129,29 @@ void dmk_pending_reserve_fill(unsigned int n)
 	spin_unlock_irqrestore(&dmk_lock, flags);
 }
 
-void dmk_pending_reserve_drain(void)
+/*
+ * map found memory short (DMK_MAP_NEED_MEMORY: nothing was changed). As
+ * dm-snap's map may, drop the lock and allocate where it may sleep (map
+ * runs in process context), then take the lock again; map then runs its
+ * logic again on whatever changed meanwhile. need is what the logic asked
+ * for; the reserve grows by at least one, so map gets there.
+ */
+void dmk_pending_alloc_in_map(unsigned int need, unsigned long *flags)
 {
-	struct dmk_pending *pe, *tmp;
+	unsigned int want = max(need, dmk_reserve_n + 1);
 
-	list_for_each_entry_safe(pe, tmp, &dmk_reserve, list) {
-		list_del(&pe->list);
-		kfree(pe->e);
-		kfree(pe);
-	}
-	dmk_reserve_n = 0;
+	spin_unlock_irqrestore(&dmk_lock, *flags);
+	dmk_pending_reserve_fill(want);
+	spin_lock_irqsave(&dmk_lock, *flags);
 }
 
-/* new PendingException: from the reserve, or NULL when it is empty. */
+/* new PendingException: from the reserve, else allocated at once; NULL when memory is short. */
 struct dmk_pending *dmk_pending_take(struct dmk_snapshot *s, u64 old_chunk)
 {
 	struct dmk_exception *e;
 	struct dmk_pending *pe;
 
-	if (list_empty(&dmk_reserve))
+	if (!dmk_pending_reserve_ensure(1))
 		return NULL;
 	pe = list_first_entry(&dmk_reserve, struct dmk_pending, list);
 	list_del(&pe->list);
@@ -86,26 +169,30 @@ struct dmk_pending *dmk_pending_take(struct dmk_snapshot *s, u64 old_chunk)
 	return pe;
 }
 
-/* Under dmk_lock: back to the reserve while it is short, else freed. */
+/* Under dmk_lock: kept for reuse while the reserve is below dmk_reserve_low, else freed. */
 void dmk_pending_put(struct dmk_pending *pe)
 {
 	if (pe->e && dmk_reserve_n < dmk_reserve_low) {
-		list_add_tail(&pe->list, &dmk_reserve);
-		dmk_reserve_n++;
+		dmk_reserve_add(pe);
 		return;
 	}
-	kfree(pe->e);
-	kfree(pe);
+	dmk_pending_free(pe);
 }
 
-/* start_copy: origin chunk -> buffer -> COW chunk, shortened at the end of the origin. */
+/*
+ * start_copy: origin chunk -> buffer -> COW chunk, shortened at the end of
+ * the origin. A chunk past the end (a snapshot placed after another segment
+ * maps by device sector, as Linux's does) is read whole, as dm-snap's
+ * start_copy does, and the block layer fails the read with EIO.
+ */
 void dmk_pending_start_copy(struct dmk_pending *pe)
 {
 	struct dmk_snapshot *s = pe->snap;
 	u64 chunk_size = dmk_snapshot_chunk_size(s);
 	sector_t src = pe->old_chunk << dmk_snapshot_chunk_shift(s);
 	sector_t origin_size = bdev_nr_sectors(s->origin->bdev);
-	unsigned int count = src + chunk_size <= origin_size ? chunk_size : origin_size - src;
+	unsigned int count = src <= origin_size ? min_t(u64, chunk_size, origin_size - src) :
+			     chunk_size;
 
 	dmk_snapshot_copy_started(s);
 	/* buf NULL: the engine allocates the chunk buffer when it issues the read */

@@ -35,8 +35,11 @@ void dmk_pending_start_copy(struct dmk_pending *pe);
 void dmk_pending_start_full_write(struct dmk_pending *pe, struct bio *bio);
 void dmk_pending_free_buffer(struct dmk_pending *pe);
 
+int dmk_pending_pool_create(void);
+void dmk_pending_pool_destroy(void);
 unsigned int dmk_pending_reserve_count(void);
+bool dmk_pending_reserve_ensure(unsigned int n);
 void dmk_pending_reserve_fill(unsigned int n);
-void dmk_pending_reserve_drain(void);
+void dmk_pending_alloc_in_map(unsigned int need, unsigned long *flags);
 
 #endif /* DMK_PENDING_H */

@@ -165,9 +165,28 @@ static void ps_fill_header(struct pstore *ps)
 
 /* ---- loading (ctr, may sleep) */
 
+/* badNewChunk: true, with why, when an exception's COW chunk cannot be one. */
+static bool ps_bad_new_chunk(struct pstore *ps, u64 chunk, char *why, size_t len)
+{
+	u64 chunks = dmk_dev_sectors(ps_cow(ps)) >> ps->base.chunk_shift;
+
+	if (chunk >= chunks) {
+		snprintf(why, len,
+			 "COW chunk %llu lies past the end of the COW device (%llu chunks)",
+			 chunk, chunks);
+		return true;
+	}
+	if (chunk % (ps->exceptions_per_area + 1) == HEADER_CHUNKS) {
+		snprintf(why, len, "COW chunk %llu is a metadata area", chunk);
+		return true;
+	}
+	return false;
+}
+
 /* readArea + areaRead (insert_exceptions): one area's entries; true when the table ended. */
 static int ps_read_area(struct pstore *ps, bool *ended, char *error, size_t len)
 {
+	char bad[96];
 	u64 chunk = ps_area_location(ps, ps->current_area);
 	u64 i, old_chunk, new_chunk;
 	int r;
@@ -192,6 +211,17 @@ static int ps_read_area(struct pstore *ps, bool *ended, char *error, size_t len)
 			ps_skip_metadata(ps);
 			*ended = true;
 			return 0;
+		}
+		/*
+		 * A corrupt entry would send I/O past the end of the COW device or
+		 * over its metadata: the device is refused (the kernel's dm-snap
+		 * loads it and fails that I/O later).
+		 */
+		if (ps_bad_new_chunk(ps, new_chunk, bad, sizeof(bad))) {
+			snprintf(error, len,
+				 "invalid or corrupt snapshot: metadata area %llu, exception %llu: %s",
+				 ps->current_area, i, bad);
+			return -ENXIO;	/* the core's errno for a corrupt COW device */
 		}
 		if (ps->next_free <= new_chunk)
 			ps->next_free = new_chunk + 1;

@@ -34,7 +34,7 @@ struct ebs_c {
 static int ebs_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct ebs_c *ec;
-	u64 start, emulated, underlying;
+	u64 start, emulated, underlying, rounded;
 	int r = -EINVAL;
 
 	if (argc < 3 || argc > 4) {
@@ -81,7 +81,13 @@ static int ebs_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ec->blocks.size = ec->underlying;
 	ec->blocks.shift = dmk_shift_of(ec->underlying);
 	/* The last block is read and rewritten whole: the device must hold all of it. */
-	r = dmk_get_device(ti, argv[0], ec->start, ebs_round_up(&ec->blocks, ti->len), &ec->dev);
+	rounded = ebs_round_up(&ec->blocks, ti->len);
+	if (rounded < ti->len) {
+		dmk_set_error(ti, "target length %llu does not fit in whole underlying blocks",
+			      (unsigned long long)ti->len);
+		goto bad;
+	}
+	r = dmk_get_device(ti, argv[0], ec->start, rounded, &ec->dev);
 	if (r)
 		goto bad;
 	if (!ebs_is_aligned(&ec->blocks, ec->start)) {

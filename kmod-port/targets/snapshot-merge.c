@@ -13,6 +13,7 @@
 #include "snapshot/origins.h"
 #include "snapshot/origin-write.h"
 #include "snapshot/merge.h"
+#include "snapshot/pending.h"
 
 #define MERGE_READ	1
 #define MERGE_WRITE	2
@@ -362,47 +363,19 @@ static int merge_map_locked(struct dmk_snapshot *s, struct bio *bio)
 	return DMK_MAP_REMAPPED;
 }
 
-static unsigned int merge_starved_needs(struct dmk_starved *st)
-{
-	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct dmk_snapshot *s = info->ti->private;
-	struct bio *bio = info->bio;
-
-	if (bio_op(bio) == REQ_OP_READ)
-		return 0;
-	return dmk_origin_write_needs(s->origin->bdev, bio->bi_iter.bi_sector, bio_sectors(bio));
-}
-
-static void merge_starved_retry(struct dmk_starved *st)
-{
-	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	int r = merge_map_locked(info->ti->private, info->bio);
-
-	if (r == DMK_MAP_NEED_MEMORY)
-		dmk_defer_starved(st);
-	else if (r != DMK_MAP_DEFERRED)
-		dmk_release(info, r);
-}
-
 static int merge_map(struct dm_target *ti, struct bio *bio)
 {
-	struct dmk_bio_info *info = dmk_bio_info(bio);
+	struct dmk_snapshot *s = ti->private;
 	unsigned long flags;
 	int r;
 
-	dmk_bio_info_init(info, ti, bio);
+	dmk_bio_info_init(dmk_bio_info(bio), ti, bio);
 	spin_lock_irqsave(&dmk_lock, flags);
-	/* While older bios wait for memory, newer ones wait behind them (see snapshot_map). */
-	if (dmk_starved_waiting() && !(bio->bi_opf & REQ_PREFLUSH))
-		r = DMK_MAP_NEED_MEMORY;
-	else
-		r = merge_map_locked(ti->private, bio);
-	if (r == DMK_MAP_NEED_MEMORY) {
-		info->starved.needed = merge_starved_needs;
-		info->starved.retry = merge_starved_retry;
-		dmk_defer_starved(&info->starved);
-		r = DMK_MAP_DEFERRED;
-	}
+	/* A write outside the exceptions is an origin write: its copies are allocated here. */
+	while ((r = merge_map_locked(s, bio)) == DMK_MAP_NEED_MEMORY)
+		dmk_pending_alloc_in_map(dmk_origin_write_needs(s->origin->bdev,
+								bio->bi_iter.bi_sector,
+								bio_sectors(bio)), &flags);
 	spin_unlock_irqrestore(&dmk_lock, flags);
 	return dmk_map_result(bio, r);
 }

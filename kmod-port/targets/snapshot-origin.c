@@ -12,6 +12,7 @@
 #include "targets.h"
 #include "snapshot/origins.h"
 #include "snapshot/origin-write.h"
+#include "snapshot/pending.h"
 
 struct origin_c {
 	struct dm_dev *dev;
@@ -63,7 +64,8 @@ static int origin_map(struct dm_target *ti, struct bio *bio)
 {
 	struct origin_c *o = ti->private;
 	struct block_device *bdev = o->dev->bdev;
-	sector_t offset;
+	sector_t offset, sector;
+	unsigned int count;
 	unsigned long flags;
 	u64 split;
 	int r;
@@ -81,15 +83,11 @@ static int origin_map(struct dm_target *ti, struct bio *bio)
 		if (bio_sectors(bio) > split - (offset & (split - 1)))
 			dm_accept_partial_bio(bio, split - (offset & (split - 1)));
 	}
-	/* While older bios wait for memory, newer ones wait behind them (see snapshot_map). */
-	if (dmk_starved_waiting())
-		r = DMK_MAP_NEED_MEMORY;
-	else
-		r = dmk_origin_write(bdev, bio, bio->bi_iter.bi_sector, bio_sectors(bio));
-	if (r == DMK_MAP_NEED_MEMORY) {
-		dmk_origin_write_retry_later(bio);
-		r = DMK_MAP_DEFERRED;
-	}
+	/* New exceptions are allocated here, before map returns, as in dm-snap's __origin_write. */
+	sector = bio->bi_iter.bi_sector;
+	count = bio_sectors(bio);
+	while ((r = dmk_origin_write(bdev, bio, sector, count)) == DMK_MAP_NEED_MEMORY)
+		dmk_pending_alloc_in_map(dmk_origin_write_needs(bdev, sector, count), &flags);
 	spin_unlock_irqrestore(&dmk_lock, flags);
 	return dmk_map_result(bio, r);
 }

@@ -346,52 +346,16 @@ static int snapshot_map_locked(struct dmk_snapshot *s, struct bio *bio)
 	return DMK_MAP_DEFERRED;
 }
 
-static unsigned int snapshot_starved_needs(struct dmk_starved *st)
-{
-	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct bio *bio = info->bio;
-	struct dmk_snapshot *s = info->ti->private;
-	u64 chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
-
-	if (bio_op(bio) == REQ_OP_READ || !s->valid)
-		return 0;
-	return !dmk_exception_has(s->complete, chunk) && !dmk_snapshot_pending_for(s, chunk);
-}
-
-static void snapshot_starved_retry(struct dmk_starved *st)
-{
-	struct dmk_bio_info *info = container_of(st, struct dmk_bio_info, starved);
-	struct bio *bio = info->bio;
-	int r = snapshot_map_locked(info->ti->private, bio);
-
-	if (r == DMK_MAP_NEED_MEMORY)
-		dmk_defer_starved(st);
-	else if (r != DMK_MAP_DEFERRED)
-		dmk_resume_deferred(bio, r);
-}
-
 static int snapshot_map(struct dm_target *ti, struct bio *bio)
 {
-	struct dmk_bio_info *info = dmk_bio_info(bio);
 	unsigned long flags;
 	int r;
 
 	dmk_bio_info_init(dmk_bio_info(bio), ti, bio);
 	spin_lock_irqsave(&dmk_lock, flags);
-	/*
-	 * While older bios wait for memory, newer ones wait behind them, so the
-	 * snapshot sees bios in the order map got them, as the core does.
-	 */
-	if (dmk_starved_waiting() && !(bio->bi_opf & REQ_PREFLUSH))
-		r = DMK_MAP_NEED_MEMORY;
-	else
-		r = snapshot_map_locked(ti->private, bio);
-	if (r == DMK_MAP_NEED_MEMORY) {
-		info->starved.needed = snapshot_starved_needs;
-		info->starved.retry = snapshot_starved_retry;
-		dmk_defer_starved(&info->starved);
-		r = DMK_MAP_DEFERRED;
-	}
+	/* A new exception is allocated here, before map returns, as dm-snap's snapshot_map does. */
+	while ((r = snapshot_map_locked(ti->private, bio)) == DMK_MAP_NEED_MEMORY)
+		dmk_pending_alloc_in_map(1, &flags);
 	spin_unlock_irqrestore(&dmk_lock, flags);
 	return dmk_map_result(bio, r);
 }
@@ -431,15 +395,13 @@ bool dmk_snapshot_has_exception(struct dmk_snapshot *s, u64 chunk)
 
 /*
  * __insert_pending_exception: allocates the COW chunk, in request order.
- * -ENOMEM: the reserve is empty (or older work waits for it); -ENOSPC: the
- * COW device is full.
+ * -ENOMEM: the reserve is empty (nothing changed); -ENOSPC: the COW device
+ * is full.
  */
 int dmk_snapshot_insert_pending(struct dmk_snapshot *s, u64 chunk, struct dmk_pending **result)
 {
 	struct dmk_pending *pe;
 
-	if (dmk_starved_waiting())
-		return -ENOMEM;
 	pe = dmk_pending_take(s, chunk);
 	if (!pe)
 		return -ENOMEM;
@@ -502,9 +464,12 @@ static void snapshot_finish_pending(struct dmk_snapshot *s, struct dmk_pending *
 		dmk_resume_deferred(pe->full_bio, error ? DMK_MAP_KILL : DMK_MAP_SUBMITTED);
 	while ((bio = bio_list_pop(&pe->snapshot_bios)))
 		dmk_resume_deferred(bio, error ? DMK_MAP_KILL : DMK_MAP_REMAPPED);
+	/* retry_origin_bios; in order behind the worker's retries that wait for memory */
 	while ((bio = bio_list_pop(&pe->origin_bios))) {
-		r = dmk_origin_write(s->origin->bdev, bio, bio->bi_iter.bi_sector,
-				     bio_sectors(bio));
+		r = DMK_MAP_NEED_MEMORY;
+		if (!dmk_starved_waiting())
+			r = dmk_origin_write(s->origin->bdev, bio, bio->bi_iter.bi_sector,
+					     bio_sectors(bio));
 		if (r == DMK_MAP_REMAPPED)
 			dmk_resume_deferred(bio, DMK_MAP_REMAPPED);
 		else if (r == DMK_MAP_NEED_MEMORY)
