@@ -14,7 +14,7 @@ import { formatTable } from '../lib/parse.js';
 import { pattern } from '../lib/pattern.js';
 import { DirectDevice, errnoOf } from '../../vm/guest/direct-io.js';
 import * as dm from '../../vm/guest/dmsetup.js';
-import { attachDisk, detachDisk, diskBytes } from '../../vm/guest/loop-disks.js';
+import { LoopPool, diskBytes } from '../../vm/guest/loop-disks.js';
 
 /**
  * @typedef {object} KernelRunnerOptions
@@ -39,10 +39,19 @@ export function kernelRunner(opts) {
       else if (!existsSync('/dev/mapper/control')) why = 'this kernel has no device-mapper (run it in the VM: npm run test:vm)';
       else why = opts.unavailable ? await opts.unavailable() : null;
       if (why && process.env.DMKIT_REQUIRE_KERNEL === '1') throw new Error(`cannot run: ${why}`);
-      return { why };
+      // One pool of loop devices for the whole run (losetup is slow to start in the guest).
+      const pool = why ? null : new LoopPool(await mkdtemp(join(tmpdir(), `dmkit-${opts.prefix}disks-`)));
+      return { why, pool };
     },
 
-    /** @param {import('../lib/parse.js').Vector} vector @param {{why: string|null}} context */
+    /** @param {{pool: LoopPool|null}} context */
+    async teardown(context) {
+      if (!context?.pool) return;
+      await context.pool.close();
+      await rm(context.pool.dir, { recursive: true, force: true });
+    },
+
+    /** @param {import('../lib/parse.js').Vector} vector @param {{why: string|null, pool: LoopPool}} context */
     async runVector(vector, context) {
       if (context.why) return { status: 'skip', detail: context.why };
       const missing = targetsOf(vector).filter((t) => opts.lacks.includes(t));
@@ -52,7 +61,7 @@ export function kernelRunner(opts) {
       // Devices an earlier vector (or run) could not remove would make every create fail.
       const stale = await removeStale(opts.prefix);
       if (stale) return { status: 'fail', detail: `devices left from before cannot be removed: ${stale}` };
-      const host = new KernelHost(vector, opts);
+      const host = new KernelHost(vector, opts, context.pool);
       let result;
       let timer;
       try {
@@ -107,12 +116,12 @@ function targetsOf(vector) {
 
 /** The driver's host over the running kernel (one per vector). */
 class KernelHost {
-  /** @param {import('../lib/parse.js').Vector} vector @param {KernelRunnerOptions} opts */
-  constructor(vector, opts) {
+  /** @param {import('../lib/parse.js').Vector} vector @param {KernelRunnerOptions} opts @param {LoopPool} pool */
+  constructor(vector, opts, pool) {
     this.vector = vector;
     this.opts = opts;
+    this.pool = pool;
     this.can = { errnos: false, messages: opts.compareMessages, outOfRange: false, zeroLength: false };
-    this.dir = '';
     /** @type {Map<string, import('../../vm/guest/loop-disks.js').LoopDisk>} */
     this.disks = new Map();
     /** @type {string[]} devices created, in order (removed in reverse) */
@@ -133,10 +142,9 @@ class KernelHost {
   }
 
   async start() {
-    this.dir = await mkdtemp(join(tmpdir(), `dmkit-${this.vector.name}-`));
     for (const d of this.vector.disks) {
       const bytes = d.seed === null ? null : pattern(d.seed, d.sectors * 512);
-      const disk = await attachDisk(this.dir, d.name, d.sectors, bytes);
+      const disk = await this.pool.take(d.name, d.sectors, bytes);
       this.disks.set(d.name, disk);
       this.names.set(dm.devNumber(disk.path), d.name);
     }
@@ -342,11 +350,16 @@ class KernelHost {
     const problems = [];
     for (const dev of this.suspended) await dm.resume(this.mapped(dev)).catch(() => {});
     for (const dev of [...this.open.keys()]) await this.closeDevice(dev).catch((e) => problems.push(String(e)));
-    for (const dev of this.created.slice().reverse()) {
-      await dm.remove(this.mapped(dev)).catch((e) => problems.push(e.message));
+    // One dmsetup for all (upper devices first); one by one only to say which would not go.
+    const names = this.created.slice().reverse().map((d) => this.mapped(d));
+    if (names.length && await dm.remove(...names).then(() => false, () => true)) {
+      for (const name of names) await dm.remove(name).catch((e) => problems.push(e.message));
     }
-    for (const disk of this.disks.values()) await detachDisk(disk).catch((e) => problems.push(e.message));
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    // A disk goes back to the pool only when no device of ours can still hold it.
+    for (const disk of this.disks.values()) {
+      if (problems.length) await this.pool.discard(disk);
+      else this.pool.give(disk);
+    }
     return problems.join('; ');
   }
 }

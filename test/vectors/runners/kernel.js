@@ -12,7 +12,7 @@ import * as dm from '../../vm/guest/dmsetup.js';
 const NAMES = JSON.parse(readFileSync(new URL('../../../kmod-port/target-names.json', import.meta.url), 'utf8'));
 export const DMKIT_TARGETS = Object.keys(NAMES);
 
-export const { timeoutMs, setup, runVector } = kernelRunner({
+export const { timeoutMs, setup, runVector, teardown } = kernelRunner({
   prefix: 'vk-',
   targets: DMKIT_TARGETS,
   lacks: [],

@@ -15,7 +15,7 @@ export const LINUX_CANNOT_CHECK = {
   'flakey-corrupt-read': 'Debian\'s Linux 6.1 leaves reads uncorrupted (corrupt_bio_byte ... r has no effect there)',
 };
 
-export const { timeoutMs, setup, runVector } = kernelRunner({
+export const { timeoutMs, setup, runVector, teardown } = kernelRunner({
   prefix: 'vl-',
   targets: LINUX_TARGETS,
   lacks: ['ebs'],

@@ -26,6 +26,9 @@ export function dmsetup(/** @type {string[]} */ args, input = '') {
       if (err) reject(new DmsetupError(args, stderr || err.message));
       else resolve(stdout);
     });
+    // dmsetup may exit before reading its input (a refused table): its exit status says why,
+    // the broken pipe adds nothing.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(input);
   });
 }
@@ -36,7 +39,8 @@ export const create = (/** @type {string} */ name, /** @type {string} */ table) 
 export const reload = (/** @type {string} */ name, /** @type {string} */ table) => dmsetup(['reload', name], table + '\n');
 export const suspend = (/** @type {string} */ name) => dmsetup(['suspend', name]);
 export const resume = (/** @type {string} */ name) => dmsetup(['resume', name]);
-export const remove = (/** @type {string} */ name) => dmsetup(['remove', '--retry', name]);
+/** dmsetup remove NAME...: several at once, in the order given (upper devices first). */
+export const remove = (/** @type {string[]} */ ...names) => dmsetup(['remove', '--retry', ...names]);
 export const message = (/** @type {string} */ name, /** @type {number} */ sector, /** @type {string[]} */ words) =>
   dmsetup(['message', name, String(sector), ...words]);
 
