@@ -5,9 +5,10 @@
 // and each server's CPU time per GiB moved (user + system, all its threads, from /proc).
 // Targets (issue 3): >= 1.0x on sequential, >= 0.7x on 4 KiB random.
 //
-// BENCH_SECONDS (default 8) sets the fio run time; BENCH_ROUNDS (default 1) repeats everything
-// and reports the median of the rounds; BENCH_DMKIT_ARGS adds serve options (e.g.
-// '--sync-io-max 0' to do all file I/O in the thread pool).
+// BENCH_SECONDS (default 8) sets the fio run time; BENCH_ROUNDS (default 5) repeats every test,
+// alternating which server goes first, and reports the medians (single runs swing by 2x on a
+// shared machine; each round's figures are printed too); BENCH_DMKIT_ARGS adds serve options
+// (e.g. '--sync-io-max 0' to do all file I/O in the thread pool).
 import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
@@ -19,7 +20,7 @@ import { cpuSeconds } from './lib/servers.js';
 
 const GiB = 2 ** 30;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DMKIT = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'dmkit.js');
 const CLIENT_ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH}` };
 
@@ -154,8 +155,12 @@ export async function run() {
   try {
     dmkit = await startDmkit(dir, image);
     nbdkit = await startNbdkit(dir, image);
-    // Untimed warm-up: JIT, first touch of buffers, the image back in the page cache.
-    for (const uri of [dmkit.unix, nbdkit.unix]) await exec('nbdcopy', [uri, 'null:']);
+    // Untimed warm-up of reads and writes: JIT, first touch of buffers, the image back in the
+    // page cache (the writes put the same bytes there that the timed writes will).
+    for (const uri of [dmkit.unix, nbdkit.unix]) {
+      await exec('nbdcopy', [uri, 'null:']);
+      await exec('nbdcopy', [src, uri]);
+    }
     for (const transport of ['unix', 'tcp']) {
       for (const test of TESTS) {
         const samples = { dmkit: [], nbdkit: [], dmkitCpu: [], nbdkitCpu: [] };
@@ -180,6 +185,10 @@ export async function run() {
         console.log(`${transport.padEnd(5)} ${row.test.padEnd(28)} dmkit ${row.dmkit.toFixed(2).padStart(7)} ${row.unit.padEnd(6)} ` +
           `nbdkit ${row.nbdkit.toFixed(2).padStart(7)} ${row.unit.padEnd(6)} ratio ${row.ratio.toFixed(2)}x   ` +
           `CPU s/GiB dmkit ${row.dmkitCpu.toFixed(2)} nbdkit ${row.nbdkitCpu.toFixed(2)}`);
+        if (ROUNDS > 1) {
+          const each = (xs) => xs.map((x) => x.toFixed(2)).join(' ');
+          console.log(`      rounds: dmkit ${each(samples.dmkit)} | nbdkit ${each(samples.nbdkit)}`);
+        }
       }
     }
   } finally {
@@ -187,6 +196,7 @@ export async function run() {
     await nbdkit?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+  console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const worst = (re) => Math.min(...rows.filter((r) => re.test(r.test)).map((r) => r.ratio));
   console.log(`worst ratio: sequential ${worst(/seq/).toFixed(2)}x (target >= 1.0x), 4 KiB random ${worst(/4 KiB/).toFixed(2)}x (target >= 0.7x)`);
   return rows;

@@ -78,6 +78,7 @@ export class Engine {
     this.cmds = new Uint32Array(COMMAND_WORDS * 256);
     this.dones = new Uint32Array(DONE_WORDS * 256);
     this.memBuf = Buffer.from(core.memory.buffer);
+    this.memWords = new Uint32Array(core.memory.buffer);
     this.timer = /** @type {NodeJS.Timeout | null} */ (null);
     // Reserve address space in the core's allocator (freed blocks stay with it), so that
     // buffers for requests rarely make the memory grow. Untouched pages cost no RAM.
@@ -88,11 +89,20 @@ export class Engine {
     return new Engine(await DmCore.load(), opts);
   }
 
-  /** A Buffer over the whole core memory (re-made after memory.grow). */
+  /**
+   * A Buffer over the whole core memory, re-made after memory.grow (which detaches the old
+   * ArrayBuffer: its views then have length 0). Checking that is cheaper than reading
+   * memory.buffer, and this runs several times per request.
+   */
   mem() {
-    const buffer = this.core.memory.buffer;
-    if (this.memBuf.buffer !== buffer) this.memBuf = Buffer.from(buffer);
+    if (this.memBuf.length === 0) this.memBuf = Buffer.from(this.core.memory.buffer);
     return this.memBuf;
+  }
+
+  /** A Uint32Array over the whole core memory (re-made after memory.grow, like mem()). */
+  words() {
+    if (this.memWords.length === 0) this.memWords = new Uint32Array(this.core.memory.buffer);
+    return this.memWords;
   }
 
   // ---- backing files
@@ -298,7 +308,8 @@ export class Engine {
     const words = n * COMMAND_WORDS;
     if (this.cmds.length < words) this.cmds = new Uint32Array(words * 2);
     const c = this.cmds;
-    c.set(new Uint32Array(this.core.memory.buffer, this.x.dm_outbox_ptr(), words));
+    const w = this.words(), from = this.x.dm_outbox_ptr() >>> 2;
+    for (let k = 0; k < words; k++) c[k] = w[from + k];
     for (let i = 0; i < words; i += COMMAND_WORDS) {
       this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4] + c[i + 5] * 4294967296, c[i + 6], c[i + 7]);
     }
@@ -308,7 +319,8 @@ export class Engine {
     const words = m * DONE_WORDS;
     if (this.dones.length < words) this.dones = new Uint32Array(words * 2);
     const d = this.dones;
-    d.set(new Uint32Array(this.core.memory.buffer, this.x.dm_donebox_ptr(), words));
+    const w = this.words(), from = this.x.dm_donebox_ptr() >>> 2;
+    for (let k = 0; k < words; k++) d[k] = w[from + k];
     for (let i = 0; i < words; i += DONE_WORDS) {
       const tag = d[i];
       const done = this.callbacks[tag];
@@ -349,17 +361,20 @@ export class Engine {
     this.running++;
     file.busy++;
     const position = sector * 512, length = count * 512;
-    const fua = (flags & FLAG.FUA) !== 0;
-    const after = fua
-      ? (/** @type {NodeJS.ErrnoException | null} */ e) => (e ? this.finish(cmd, file, e) : file.flush((e2) => this.finish(cmd, file, e2)))
-      : (/** @type {NodeJS.ErrnoException | null} */ e) => this.finish(cmd, file, e);
+    const then = (/** @type {NodeJS.ErrnoException | null} */ e) => this.finish(cmd, file, e);
     switch (op) {
-      case OP.READ: file.read(this.mem(), buf, length, position, (e) => this.finish(cmd, file, e)); break;
-      case OP.WRITE: file.write(this.mem(), buf, length, position, after); break;
-      case OP.FLUSH: file.flush((e) => this.finish(cmd, file, e)); break;
-      case OP.DISCARD: case OP.WRITE_ZEROES: file.zero(position, length, after); break;
+      case OP.READ: file.read(this.mem(), buf, length, position, then); break;
+      case OP.WRITE: file.write(this.mem(), buf, length, position, this.afterWrite(cmd, file, flags, then)); break;
+      case OP.FLUSH: file.flush(then); break;
+      case OP.DISCARD: case OP.WRITE_ZEROES: file.zero(position, length, this.afterWrite(cmd, file, flags, then)); break;
       default: this.finish(cmd, file, Object.assign(new Error(`unknown command op ${op}`), { code: 'EINVAL' }));
     }
+  }
+
+  /** What completes a write command: with FUA, an fdatasync of the file first. */
+  afterWrite(cmd, file, flags, then) {
+    if ((flags & FLAG.FUA) === 0) return then;
+    return (/** @type {NodeJS.ErrnoException | null} */ e) => (e ? then(e) : file.flush(then));
   }
 
   /** @param {number} cmd @param {FileBacking | null} file @param {NodeJS.ErrnoException | null | undefined} error */

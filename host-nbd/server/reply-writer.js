@@ -66,7 +66,7 @@ export class ReplyWriter {
       return;
     }
     if (q.length > 1) out.cork();
-    for (const [buf, done] of q) out.write(buf, done ? () => done() : undefined);
+    for (const [buf, done] of q) out.write(buf, done ?? undefined); // done ignores the write's error: close() reports it
     if (q.length > 1) out.uncork();
   }
 

@@ -240,9 +240,14 @@ export class Transmission {
       if (last && last[0] === zero) last[2] += n;
       else runs.push([zero, at, n]);
     }
+    const w = this.writer;
+    if (runs.length === 1 && !runs[0][0]) { // all data (the usual case): one chunk
+      w.dataHeader(true, hi, lo, offset, length);
+      w.payload(mem, start, length, release);
+      return;
+    }
     let users = 1;
     const drop = () => { if (--users === 0) release(); };
-    const w = this.writer;
     runs.forEach(([zero, at, n], i) => {
       const done = i === runs.length - 1;
       if (zero) {
