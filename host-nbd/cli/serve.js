@@ -254,5 +254,10 @@ function printAttachHelp(say, registry, socketPath, tcp, control) {
     n++;
   }
   say('  (nbd-client needs the nbd module: modprobe nbd)');
-  if (control) say(`control: dmkit ls${control.path === defaultControlPath() ? '' : ` --control ${control.path}`}   (Ctrl-C to stop)`);
+  if (control) {
+    const flag = control.path === defaultControlPath() ? '' : ` --control ${control.path}`;
+    say(`  or without nbd-client: dmkit attach${flag} ${exportsList[0]?.name ?? 'NAME'}   (as root, docs/attach.md)`);
+    say(`control: dmkit ls${flag}   (Ctrl-C to stop)`);
+  }
+  say('in a browser instead: dmkit demo   (docs/browser.md)');
 }
