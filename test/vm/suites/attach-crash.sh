@@ -4,7 +4,7 @@
 # crash completes; ioctl: the kernel reset it, it is attached afresh). Then the errors a user
 # meets: export unknown, device busy or not attached, not root.
 . "$REPO/test/vm/guest/attach-lib.sh"
-check "modprobe-nbd" modprobe nbd
+check "modprobe-nbd" modprobe nbd max_part=0  # no partition scan: it would read the devices behind the vectors' back
 kill_netlink
 kill_ioctl
 check "errors-say-what-to-do" errors
