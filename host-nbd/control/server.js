@@ -86,6 +86,8 @@ async function handle(registry, line, log, verbs) {
   } catch (e) {
     // code: the errno name for errors from the core (EINVAL, EBUSY...), as dmsetup's ioctls fail
     const code = e instanceof DmError ? e.code : undefined;
+    // Anything but a refusal by the core or a usage error is a bug: its stack goes to the log.
+    if (!(e instanceof DmError) && e instanceof Error && !(e.constructor === Error)) log(`control: ${req.cmd} failed: ${e.stack}`);
     return { ok: false, error: e instanceof Error ? e.message : String(e), code };
   }
 }

@@ -349,6 +349,11 @@ async function main() {
     if (detail) { failed++; console.log(`FAIL  ${vector.name}: ${detail}`); }
     else { passed++; console.log(`pass  ${vector.name}${note}`); }
   }
+  if (failed) {
+    // The server's own account of what went wrong (its errors and internal failures' stacks).
+    const lines = server.log.split('\n').filter((l) => /error|failed|^\s+at /i.test(l));
+    console.log(`server log, errors (${lines.length} lines; the first 60):\n${lines.slice(0, 60).join('\n')}`);
+  }
   try {
     await server.stop();
   } catch (e) {
