@@ -140,8 +140,6 @@ class KernelHost {
     this.names = new Map();
     /** statements refusing a table this kernel accepts (opts.acceptedHere) */
     this.acceptedHere = 0;
-    /** @type {string|null} the message the table load running now is expected to fail with */
-    this.expectedRefusal = null;
     /** @type {number|null} when the first create ran (for `time`) */
     this.t0 = null;
     /** @type {Map<string, Set<Promise<unknown>>>} I/O started and not finished, per device */
@@ -183,12 +181,12 @@ class KernelHost {
 
   /** @param {string} dev @param {import('../lib/parse.js').TableLine[]} lines */
   reload(dev, lines) {
-    return this.load('reload', dev, lines, async () => {
+    return this.load('reload', dev, lines, async (/** @type {string|null} */ expected) => {
       await dm.reload(this.mapped(dev), this.tableText(lines));
       // Linux's range check runs at resume: the resume fails, the old table stays live and the
       // device suspended (do_resume), as the vector's next `resume` expects after a refusal.
-      const step = this.controls.find((s) => s.op === 'resume' && s.dev === dev);
-      if (this.opts.rangeCheckedAtResume && / is too small: /.test(this.expectedRefusal ?? '') && step) {
+      const resumeFollows = this.controls.some((s) => s.op === 'resume' && s.dev === dev);
+      if (this.opts.rangeCheckedAtResume && / is too small: /.test(expected ?? '') && resumeFollows) {
         const mark = dm.kernelLogMark();
         const resumed = await dm.resume(this.mapped(dev)).then(() => true, () => false);
         if (resumed) throw new Error('the kernel resumed a table that maps past the end of a device');
@@ -203,16 +201,15 @@ class KernelHost {
    * A table load; on failure, the outcome carries the kernel's message. dmsetup only says
    * "Invalid argument": the target's own message is in the kernel log.
    * @param {'create'|'reload'} op @param {string} dev @param {import('../lib/parse.js').TableLine[]} lines
-   * @param {() => Promise<unknown>} run
+   * @param {(expected: string|null) => Promise<unknown>} run  given the refusal the vector expects
    * @param {() => Promise<unknown>} undo  takes back a table this kernel accepted where dmkit refuses it
    */
   async load(op, dev, lines, run, undo) {
     const step = this.nextControl(op, dev);
     const mark = dm.kernelLogMark();
     const expected = expectedMessage(step);
-    this.expectedRefusal = expected;
     try {
-      await run();
+      await run(expected);
       if (expected !== null && this.opts.acceptedHere?.some((re) => re.test(expected))) {
         await undo();
         this.acceptedHere++;
