@@ -106,8 +106,8 @@ export async function serve(argv) {
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
   let control = null;
-  if (!stdio && !activated) control = await openControl(registry, options.control, info, attacher.verbs);
-  else if (options.control) control = await startControlServer(registry, options.control, info, attacher.verbs);
+  if (!stdio && !activated) control = await openControl(registry, options.control, info, attacher.verbs, log);
+  else if (options.control) control = await startControlServer(registry, options.control, info, attacher.verbs, log);
 
   let stopping = false;
   const stop = async (why) => {
@@ -225,10 +225,10 @@ function parseListen(text, allowRemote) {
   return { host, port };
 }
 
-async function openControl(registry, explicit, info, verbs) {
-  if (explicit) return startControlServer(registry, explicit, info, verbs);
+async function openControl(registry, explicit, info, verbs, logError) {
+  if (explicit) return startControlServer(registry, explicit, info, verbs, logError);
   try {
-    return await startControlServer(registry, defaultControlPath(), info, verbs);
+    return await startControlServer(registry, defaultControlPath(), info, verbs, logError);
   } catch (e) {
     info(`control socket disabled: ${e.message}`);
     return null;

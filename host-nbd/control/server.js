@@ -13,15 +13,17 @@ const MAX_LINE = 1 << 20;
  * @param {string} path
  * @param {(line: string) => void} log
  * @param {Record<string, (req: any) => Promise<string>>} [verbs] more verbs, served after dmsetup's
+ * @param {(line: string) => void} [logError] internal failures (bugs), with their stack; kept by
+ *   `serve --quiet`, which silences `log`
  */
-export async function startControlServer(registry, path, log, verbs = {}) {
+export async function startControlServer(registry, path, log, verbs = {}, logError = log) {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   if (existsSync(path)) {
     if (!statSync(path).isSocket()) throw new Error(`control socket ${path} exists and is not a socket`);
     if (await isLive(path)) throw new Error(`another dmkit server is using the control socket ${path} (pass --control PATH)`);
     unlinkSync(path);
   }
-  const server = net.createServer((sock) => serveClient(registry, sock, log, verbs));
+  const server = net.createServer((sock) => serveClient(registry, sock, log, verbs, logError));
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     // The socket is bound (synchronously, in listen) with no access for others from its first
@@ -51,7 +53,7 @@ function isLive(path) {
   });
 }
 
-function serveClient(registry, sock, log, verbs) {
+function serveClient(registry, sock, log, verbs, logError) {
   let pending = '';
   sock.setEncoding('utf8');
   sock.on('error', () => {});
@@ -63,14 +65,14 @@ function serveClient(registry, sock, log, verbs) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       sock.pause();
-      const reply = await handle(registry, line, log, verbs);
+      const reply = await handle(registry, line, log, verbs, logError);
       sock.write(JSON.stringify(reply) + '\n');
       sock.resume();
     }
   });
 }
 
-async function handle(registry, line, log, verbs) {
+async function handle(registry, line, log, verbs, logError) {
   let req;
   try {
     req = JSON.parse(line);
@@ -87,7 +89,7 @@ async function handle(registry, line, log, verbs) {
     // code: the errno name for errors from the core (EINVAL, EBUSY...), as dmsetup's ioctls fail
     const code = e instanceof DmError ? e.code : undefined;
     // Anything but a refusal by the core or a usage error is a bug: its stack goes to the log.
-    if (!(e instanceof DmError) && e instanceof Error && !(e.constructor === Error)) log(`control: ${req.cmd} failed: ${e.stack}`);
+    if (!(e instanceof DmError) && e instanceof Error && !(e.constructor === Error)) logError(`control: ${req.cmd} failed: ${e.stack}`);
     return { ok: false, error: e instanceof Error ? e.message : String(e), code };
   }
 }

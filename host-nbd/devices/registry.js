@@ -66,7 +66,11 @@ export class DeviceRegistry {
       this.engine.openDepsOf(table, { readOnly: this.readOnly });
     } catch (e) {
       const message = `${name}: ${e instanceof Error ? e.message : e}`;
-      throw e instanceof DmError ? new DmError(e.errno, message) : new Error(message);
+      if (e instanceof DmError) throw new DmError(e.errno, message);
+      // Anything else (a file error, or a bug) keeps its class and stack: the control socket
+      // logs the stack of internal failures.
+      if (e instanceof Error && e.constructor !== Error) { e.message = message; throw e; }
+      throw new Error(message);
     }
   }
 

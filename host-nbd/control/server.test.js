@@ -1,0 +1,45 @@
+// The control socket's account of an internal failure: a bug (here a stack overflow inside the
+// scan of a table's devices) answers the client with its message and leaves its stack in the
+// error log, which `serve --quiet` keeps (the VM runners read it when a vector fails).
+import { describe, it, expect, afterEach } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeviceRegistry } from '../devices/registry.js';
+import { startControlServer } from './server.js';
+import { controlRequest } from './client.js';
+
+const cleanups = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()();
+});
+
+async function quietServer() {
+  const dir = mkdtempSync(join(tmpdir(), 'dmkit-control-'));
+  const registry = await DeviceRegistry.create();
+  const info = [];
+  const errors = [];
+  const control = await startControlServer(registry, join(dir, 'control.sock'), (l) => info.push(l), {}, (l) => errors.push(l));
+  cleanups.push(async () => { await control.close(); await registry.close(); rmSync(dir, { recursive: true, force: true }); });
+  return { registry, path: control.path, info, errors };
+}
+
+describe('control socket: internal failures', () => {
+  it('a stack overflow while opening a table\'s devices names the device and logs its stack as an error', async () => {
+    const { registry, path, errors } = await quietServer();
+    const recurse = () => recurse();
+    registry.core.tableDeps = function tableDepsOverflowing() { return recurse(); };
+    const failure = await controlRequest(path, { cmd: 'create', name: 'a', table: '0 8 zero' }).catch((e) => e);
+    expect(failure.message).toBe('a: Maximum call stack size exceeded');
+    const logged = errors.find((l) => l.startsWith('control: create failed: RangeError'));
+    expect(logged).toBeDefined();
+    expect(logged).toMatch(/tableDepsOverflowing|recurse/); // the stack says where it happened
+  });
+
+  it('a refusal by the core is an answer, not an error in the log', async () => {
+    const { path, errors } = await quietServer();
+    const failure = await controlRequest(path, { cmd: 'create', name: 'a', table: '0 8 nosuchtarget' }).catch((e) => e);
+    expect(failure.code).toBe('EINVAL');
+    expect(errors).toEqual([]);
+  });
+});
