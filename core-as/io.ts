@@ -225,7 +225,7 @@ function splitData(io: Io, table: Table): void {
   }
 }
 
-/** DISCARD and WRITE_ZEROES: per segment piece, as many clones as the target asks for. */
+/** DISCARD and WRITE_ZEROES: per segment piece (discards also cut at maxDiscardLen), as many clones as the target asks for. */
 function splitRange(io: Io, table: Table): void {
   let sector = io.sector;
   const end = io.sector + <u64>io.count;
@@ -233,6 +233,10 @@ function splitRange(io: Io, table: Table): void {
   while (sector < end) {
     const t = table.targets[i];
     let pieceEnd = t.begin + t.len;
+    if (io.op == OP_DISCARD && t.maxDiscardLen != 0) {
+      const boundary = sector + t.maxDiscardLen - sector % t.maxDiscardLen;
+      if (boundary < pieceEnd) pieceEnd = boundary;
+    }
     if (pieceEnd > end) pieceEnd = end;
     const n = io.op == OP_DISCARD ? t.numDiscardBios : t.numWriteZeroesBios;
     if (n == 0) {
@@ -242,7 +246,7 @@ function splitRange(io: Io, table: Table): void {
       mapClone(newClone(io, t, sector, <u32>(pieceEnd - sector), nr));
     }
     sector = pieceEnd;
-    i++;
+    if (sector == t.begin + t.len) i++;
   }
 }
 

@@ -25,6 +25,11 @@ export abstract class Target {
   numFlushBios: u32 = 0;
   numDiscardBios: u32 = 0;
   numWriteZeroesBios: u32 = 0;
+  /**
+   * DISCARD clones never cross a multiple of this many device sectors (0: no limit): the queue's
+   * max_discard_sectors and discard_granularity, by which the block layer splits discards.
+   */
+  maxDiscardLen: u64 = 0;
   /** Every device this target maps onto (iterate_devices), filled by ctr through getDevice. */
   devices: DevRef[] = [];
   /** The table this target belongs to (set before ctr). */

@@ -38,6 +38,7 @@
 #define DMK_OP_READ	0
 #define DMK_OP_WRITE	1
 #define DMK_OP_FLUSH	2
+#define DMK_OP_ZERO	3	/* a WRITE of zeroes: the engine allocates the zeroed buffer */
 #define DMK_FUA		1
 
 #endif /* DMK_H */

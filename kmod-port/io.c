@@ -210,6 +210,8 @@ static void dmk_issue(struct dmk_io *io)
 			dmk_io_finished(io, ENOMEM);
 			return;
 		}
+		if (io->op == DMK_OP_ZERO)
+			memset(io->buf, 0, to_bytes(io->count));
 	}
 	dmk_set_mem(&req.mem, io->buf);
 	if (dm_io(&req, 1, &region, NULL, IOPRIO_DEFAULT))

@@ -41,7 +41,7 @@ struct dmk_io {
 	unsigned int flags;
 	sector_t sector;
 	unsigned int count;
-	void *buf;		/* NULL on a READ: the engine allocates it, the waiter frees it */
+	void *buf;		/* NULL on a READ or ZERO: the engine allocates, the waiter frees */
 	struct bio *data_bio;	/* or: the data of this bio, from data_offset bytes on */
 	unsigned int data_offset;
 	long cookie;
@@ -70,6 +70,9 @@ struct dmk_bio_info {
 	u64 tracked_chunk;
 	bool tracked;
 	struct dmk_starved starved;
+	/* A snapshot discard zeroing its chunk's exception (zero_exception) waits on this. */
+	struct dmk_waiter zero_waiter;
+	struct dmk_io zero_io;
 };
 
 /* The per-bio data of the snapshot targets, which is a struct dmk_bio_info and nothing else. */

@@ -1,9 +1,11 @@
-// snapshot <origin> <COW device> <P|PO|N> <chunk_size>: the origin as it was when the snapshot
-// was taken (dm-snap.c). Reads go to the COW chunk where the chunk has been copied, to the origin
-// otherwise; the first write to a chunk copies it from the origin first (read-modify-write),
-// unless the write covers the whole chunk. Copies commit in the order they were allocated.
+// snapshot <origin> <COW device> <P|PO|N> <chunk_size> [<#features> <feature>...]: the origin as
+// it was when the snapshot was taken (dm-snap.c). Reads go to the COW chunk where the chunk has
+// been copied, to the origin otherwise; the first write to a chunk copies it from the origin first
+// (read-modify-write), unless the write covers the whole chunk. Copies commit in the order they
+// were allocated. Discards are taken only with discard_zeroes_cow (snapshot/features.ts): they
+// never create an exception, only zero or discard existing ones (mapDiscard).
 import { Target, MAP_REMAPPED, MAP_KILL, MAP_DEFERRED, MAP_SUBMITTED, STATUS_INFO, STATUS_TABLE } from "../target";
-import { Io, OP_FLUSH, OP_WRITE, OP_READ, resumeDeferred } from "../io";
+import { Io, OP_FLUSH, OP_WRITE, OP_READ, OP_DISCARD, resumeDeferred } from "../io";
 import { DevRef, isCollecting } from "../devref";
 import { parseU64 } from "../args";
 import { ENOMEM, EIO } from "../errno";
@@ -15,6 +17,8 @@ import { PendingException } from "../snapshot/pending";
 import { chunkSizeError } from "../snapshot/chunks";
 import { registerSnapshot, unregisterSnapshot, snapshotResumed, snapshotSharingCow } from "../snapshot/origins";
 import { originWrite, exceptionDone } from "../snapshot/origin-write";
+import { SnapshotFeatures, parseSnapshotFeatures } from "../snapshot/features";
+import { zeroException } from "../snapshot/zero-exception";
 
 export class SnapshotTarget extends Target {
   origin: DevRef = changetype<DevRef>(0);
@@ -25,6 +29,7 @@ export class SnapshotTarget extends Target {
   overflowed: bool = false;
   mergeFailed: bool = false;
   isMerge: bool = false;
+  features: SnapshotFeatures = new SnapshotFeatures();
   complete: ExceptionTable = new ExceptionTable();
   private pending: Map<u64, PendingException> = new Map();
   private startSequence: u64 = 0;
@@ -50,6 +55,13 @@ export class SnapshotTarget extends Target {
       this.error = "requires 4 or more arguments: <origin> <COW device> <P|PO|N> <chunk_size>";
       return false;
     }
+    // Linux reads the features before anything else, so their errors come first.
+    const features = parseSnapshotFeatures(args, 4);
+    if (features.error.length > 0) {
+      this.error = features.error;
+      return false;
+    }
+    this.features = features;
     const origin = this.getDevice(args[0], 0, this.len);
     if (origin == null) {
       this.error = "cannot get origin device: " + this.error;
@@ -93,11 +105,9 @@ export class SnapshotTarget extends Target {
       }
     }
     this.store.setChunkSize(chunk.value);
-    if (args.length > 4) {
-      this.error = "snapshot features (" + args.slice(4).join(" ") + ") are not supported by dmkit";
-      return false;
-    }
     this.numFlushBios = this.isMerge ? 2 : 1;
+    // The second discard clone of discard_passdown_origin goes to the origin.
+    if (features.discardZeroesCow) this.numDiscardBios = features.discardPassdownOrigin ? 2 : 1;
     if (isCollecting()) return true;
     // A reload with the same COW device takes the exceptions over from the live snapshot at resume.
     this.handoverFrom = snapshotSharingCow(this);
@@ -109,7 +119,7 @@ export class SnapshotTarget extends Target {
   prepare(): bool {
     const from = this.handoverFrom;
     if (from != null) {
-      this.maxIoLen = from.chunkSize();
+      this.setChunkLimits(from.chunkSize());
       return false;
     }
     this.store.readMetadata();
@@ -127,8 +137,14 @@ export class SnapshotTarget extends Target {
       this.finishPrepare("chunk size not set");
       return;
     }
-    this.maxIoLen = this.store.chunkSize;
+    this.setChunkLimits(this.store.chunkSize);
     this.finishPrepare("");
+  }
+
+  /** I/O is cut at chunk boundaries; discards too when they zero exceptions (snapshot_io_hints). */
+  private setChunkLimits(chunkSize: u64): void {
+    this.maxIoLen = chunkSize;
+    if (this.features.discardZeroesCow) this.maxDiscardLen = chunkSize;
   }
 
   /** dm_add_exception: an exception read back from the COW device. */
@@ -151,7 +167,7 @@ export class SnapshotTarget extends Target {
       from.complete = table;
       this.valid = from.valid;
       this.overflowed = from.overflowed;
-      this.maxIoLen = this.store.chunkSize;
+      this.setChunkLimits(this.store.chunkSize);
       from.valid = false;
       this.handoverFrom = null;
     }
@@ -182,6 +198,7 @@ export class SnapshotTarget extends Target {
     const isWrite = io.op != OP_READ;
     if (this.overflowed && isWrite) return MAP_KILL;
     const chunk = io.sector >> this.chunkShift();
+    if (io.op == OP_DISCARD) return this.mapDiscard(io, chunk);
     const e = this.complete.get(chunk);
     if (e >= 0) {
       this.remap(io, <u64>e);
@@ -213,6 +230,31 @@ export class SnapshotTarget extends Target {
       pe.startCopy();
     }
     return MAP_DEFERRED;
+  }
+
+  /**
+   * A discard piece (never more than one chunk): with discard_passdown_origin the second clone
+   * goes to the origin device, bypassing copy-out. The first zeroes the chunk's exception when it
+   * covers the chunk, discards that part of the COW chunk when it covers less, and ends at once
+   * where the chunk has no exception (copying it out first would defeat the discard).
+   */
+  private mapDiscard(io: Io, chunk: u64): i32 {
+    if (this.features.discardPassdownOrigin && io.targetBioNr != 0) {
+      io.to = this.origin;
+      this.track(chunk, io);
+      return MAP_REMAPPED;
+    }
+    const e = this.complete.get(chunk);
+    if (e < 0) {
+      io.status = 0;
+      return MAP_SUBMITTED;
+    }
+    this.remap(io, <u64>e);
+    if (<u64>io.count == this.chunkSize()) {
+      zeroException(io, this.cow, io.sector, io.count);
+      return MAP_DEFERRED;
+    }
+    return MAP_REMAPPED;
   }
 
   endIo(io: Io, status: i32): i32 {
@@ -355,7 +397,7 @@ export class SnapshotTarget extends Target {
       return this.store.sectorsAllocated.toString() + "/" + this.store.totalSectors.toString() + " " +
         this.store.metadataSectors.toString();
     }
-    if (type == STATUS_TABLE) return this.origin.name + " " + this.cow.name + this.store.statusTable();
+    if (type == STATUS_TABLE) return this.origin.name + " " + this.cow.name + this.store.statusTable() + this.features.tableText();
     return "";
   }
 }

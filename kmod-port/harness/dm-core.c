@@ -454,12 +454,14 @@ static int stack_discard_limit(struct dm_target *ti, struct dm_dev *dev, sector_
  * stacks them: a target with devices gets theirs, one without gets none
  * unless its io_hints raise it (upstream dm-zero does; 6.1 calls io_hints
  * only for targets with iterate_devices), and the device keeps the
- * smallest non-zero one.
+ * smallest non-zero one, and the largest granularity (t's split limits).
  */
 static bool table_takes_discards(struct dm_table *t)
 {
 	unsigned int i, any = 0;
 
+	t->max_discard_sectors = UINT32_MAX;
+	t->discard_granularity = 1;
 	if (!table_supports_discards(t))
 		return false;
 	for (i = 0; i < t->n; i++) {
@@ -476,6 +478,10 @@ static bool table_takes_discards(struct dm_table *t)
 				ti->type->io_hints(ti, &limits);
 		}
 		any |= limits.max_discard_sectors;
+		if (limits.max_discard_sectors && limits.max_discard_sectors < t->max_discard_sectors)
+			t->max_discard_sectors = limits.max_discard_sectors;
+		if ((limits.discard_granularity >> SECTOR_SHIFT) > t->discard_granularity)
+			t->discard_granularity = limits.discard_granularity >> SECTOR_SHIFT;
 	}
 	return any != 0;
 }
@@ -997,6 +1003,25 @@ static void split_data(struct hreq *req, struct dm_table *t)
 	}
 }
 
+/*
+ * Where the block layer ends a discard starting at sector (bio_discard_limit,
+ * bio_split_discard): at most max_discard_sectors (rounded down to the
+ * granularity), ending on a multiple of the granularity.
+ */
+static sector_t discard_piece_end(struct dm_table *t, sector_t sector)
+{
+	sector_t gran = t->discard_granularity, max = t->max_discard_sectors;
+	sector_t stop;
+
+	if (max >= gran)
+		max -= max % gran;
+	stop = sector + max;
+	stop -= stop % gran;
+	if (stop <= sector)
+		stop = sector + gran - sector % gran;
+	return stop;
+}
+
 /* DISCARD and WRITE_ZEROES: per segment piece, as many clones as the target asks for. */
 static void split_range(struct hreq *req, struct dm_table *t)
 {
@@ -1007,6 +1032,8 @@ static void split_range(struct hreq *req, struct dm_table *t)
 
 	while (sector < end) {
 		piece_end = ti->begin + ti->len;
+		if (bio_op(bio) == REQ_OP_DISCARD && discard_piece_end(t, sector) < piece_end)
+			piece_end = discard_piece_end(t, sector);
 		if (piece_end > end)
 			piece_end = end;
 		n = bio_op(bio) == REQ_OP_DISCARD ? ti->num_discard_bios : ti->num_write_zeroes_bios;
@@ -1015,7 +1042,8 @@ static void split_range(struct hreq *req, struct dm_table *t)
 		for (nr = 0; nr < n; nr++)
 			map_clone(new_clone(req, ti, bio->bi_opf, sector, piece_end - sector, nr));
 		sector = piece_end;
-		ti++;
+		if (sector == ti->begin + ti->len)
+			ti++;
 	}
 }
 

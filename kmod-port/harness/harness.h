@@ -61,6 +61,9 @@ struct dm_table {
 	sector_t size;
 	bool retired;
 	bool discards;		/* the queue takes discards (see table_takes_discards) */
+	/* How the block layer cuts discards for the queue (stacked limits, in sectors). */
+	sector_t max_discard_sectors;
+	sector_t discard_granularity;
 };
 
 struct hdev {

@@ -12,6 +12,7 @@
 #include "exceptions.h"
 #include "store.h"
 #include "merge.h"
+#include "features.h"
 
 #define DMK_PENDING_BUCKETS	256
 #define DMK_TRACKED_BUCKETS	16
@@ -43,6 +44,7 @@ struct dmk_snapshot {
 	bool awaiting_handover;		/* registered beside a live snapshot of the same COW */
 	struct list_head origin_node;	/* in its origin's snapshots, in registration order */
 	struct dmk_merge *merge;	/* snapshot-merge only */
+	struct dmk_snapshot_features features;
 };
 
 static inline u64 dmk_snapshot_chunk_size(struct dmk_snapshot *s)
@@ -77,6 +79,7 @@ void dmk_snapshot_status(struct dm_target *ti, status_type_t type, unsigned int 
 			 char *result, unsigned int maxlen);
 int dmk_snapshot_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error);
 int dmk_snapshot_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn, void *data);
+void dmk_snapshot_io_hints(struct dm_target *ti, struct queue_limits *limits);
 
 void dmk_snapshot_remap(struct dmk_snapshot *s, struct bio *bio, u64 new_chunk);
 void dmk_snapshot_track(struct dmk_snapshot *s, u64 chunk, struct bio *bio);

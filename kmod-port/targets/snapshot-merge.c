@@ -391,4 +391,5 @@ struct target_type dmk_merge_target = {
 	.resume = merge_resume,
 	.status = dmk_snapshot_status,
 	.iterate_devices = dmk_snapshot_iterate_devices,
+	.io_hints = dmk_snapshot_io_hints,
 };

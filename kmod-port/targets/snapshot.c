@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * dmkit-snapshot <origin> <COW device> <P|PO|N> <chunk_size>: the origin as
- * it was when the snapshot was taken (core-as/targets/snapshot.ts, Linux
- * dm-snap.c). Reads go to the COW chunk where the chunk has been copied, to
- * the origin otherwise; the first write to a chunk copies it from the origin
- * first (read-modify-write), unless the write covers the whole chunk. Copies
- * commit in the order they were allocated.
+ * dmkit-snapshot <origin> <COW device> <P|PO|N> <chunk_size>
+ * [<#features> <feature>...]: the origin as it was when the snapshot was
+ * taken (core-as/targets/snapshot.ts, Linux dm-snap.c). Reads go to the COW
+ * chunk where the chunk has been copied, to the origin otherwise; the first
+ * write to a chunk copies it from the origin first (read-modify-write),
+ * unless the write covers the whole chunk. Copies commit in the order they
+ * were allocated. Discards are taken only with discard_zeroes_cow
+ * (snapshot/features.c): they never create an exception, only zero or
+ * discard existing ones (snapshot_map_discard).
  *
  * The functions here are shared with dmkit-snapshot-merge, which is a
  * snapshot too. All state is guarded by dmk_lock (see io.c).
@@ -91,18 +94,6 @@ static int snapshot_parse_chunk_size(struct dm_target *ti, struct dmk_snapshot *
 	return 0;
 }
 
-static void snapshot_features_error(struct dm_target *ti, unsigned int argc, char **argv)
-{
-	char list[128] = "";
-	size_t used = 0;
-	unsigned int i;
-
-	for (i = 4; i < argc && used < sizeof(list); i++)
-		used += scnprintf(list + used, sizeof(list) - used, "%s%s", i > 4 ? " " : "",
-				  argv[i]);
-	dmk_set_error(ti, "snapshot features (%s) are not supported by dmkit", list);
-}
-
 /* metadataRead: the store loaded (or created) its metadata. */
 static int snapshot_load_metadata(struct dm_target *ti, struct dmk_snapshot *s)
 {
@@ -151,6 +142,10 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 	for (i = 0; i < DMK_TRACKED_BUCKETS; i++)
 		INIT_HLIST_HEAD(&s->tracked[i]);
 
+	/* Linux reads the features before anything else, so their errors come first. */
+	r = dmk_parse_snapshot_features(ti, argc, argv, 4, &s->features);
+	if (r)
+		goto bad;
 	r = dmk_get_device(ti, argv[0], 0, ti->len, &s->origin);
 	if (r) {
 		dmk_set_error(ti, "cannot get origin device: %s", ti->error);
@@ -172,12 +167,10 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 	r = snapshot_parse_chunk_size(ti, s, argv[3]);
 	if (r)
 		goto bad;
-	if (argc > 4) {
-		snapshot_features_error(ti, argc, argv);
-		r = -EINVAL;
-		goto bad;
-	}
 	ti->num_flush_bios = is_merge ? 2 : 1;
+	/* The second discard bio of discard_passdown_origin goes to the origin. */
+	if (s->features.discard_zeroes_cow)
+		ti->num_discard_bios = s->features.discard_passdown_origin ? 2 : 1;
 	ti->per_io_data_size = sizeof(struct dmk_bio_info);
 	ti->accounts_remapped_io = true;	/* deferred bios go on with dm_submit_bio_remap */
 	shift = s->store->chunk_shift ? s->store->chunk_shift : DMK_DEFAULT_CHUNK_SHIFT;
@@ -291,6 +284,59 @@ void dmk_snapshot_remap(struct dmk_snapshot *s, struct bio *bio, u64 new_chunk)
 				 (bio->bi_iter.bi_sector & (dmk_snapshot_chunk_size(s) - 1));
 }
 
+/* zero_exception finished: the discard ends with the zeroing's status. */
+static void snapshot_zero_done(struct dmk_waiter *w, struct dmk_io *io, int status)
+{
+	struct dmk_bio_info *info = container_of(w, struct dmk_bio_info, zero_waiter);
+
+	dmk_buf_free_locked(io->buf);
+	io->buf = NULL;
+	dmk_release(info, status ? DMK_MAP_KILL : DMK_MAP_SUBMITTED);
+}
+
+/*
+ * zero_exception (core-as/snapshot/zero-exception.ts): the whole COW chunk
+ * the discard was remapped onto is written with zeroes, then the discard
+ * ends. kcopyd would use WRITE_ZEROES where the COW device takes them; a
+ * zeroed buffer reads back the same everywhere.
+ */
+static int snapshot_zero_exception(struct dmk_snapshot *s, struct bio *bio)
+{
+	struct dmk_bio_info *info = dmk_bio_info(bio);
+
+	info->zero_waiter.io_done = snapshot_zero_done;
+	info->zero_waiter.inflight = 0;
+	dmk_submit_internal(&info->zero_io, &info->zero_waiter, s->cow, DMK_OP_ZERO, 0,
+			    bio->bi_iter.bi_sector, bio_sectors(bio), NULL, 0);
+	return DMK_MAP_DEFERRED;
+}
+
+/*
+ * mapDiscard: a discard inside one chunk (the block layer splits them there,
+ * see dmk_snapshot_io_hints). With discard_passdown_origin the second bio
+ * goes to the origin device, bypassing copy-out. The first zeroes the
+ * chunk's exception when it covers the chunk, discards that part of the COW
+ * chunk when it covers less, and ends at once where the chunk has no
+ * exception (copying it out first would defeat the discard).
+ */
+static int snapshot_map_discard(struct dmk_snapshot *s, struct bio *bio, u64 chunk)
+{
+	s64 e;
+
+	if (s->features.discard_passdown_origin && dm_bio_get_target_bio_nr(bio)) {
+		bio_set_dev(bio, s->origin->bdev);
+		dmk_snapshot_track(s, chunk, bio);
+		return DMK_MAP_REMAPPED;
+	}
+	e = dmk_exception_get(s->complete, chunk);
+	if (e < 0)
+		return DMK_MAP_SUBMITTED;
+	dmk_snapshot_remap(s, bio, e);
+	if (bio_sectors(bio) == dmk_snapshot_chunk_size(s))
+		return snapshot_zero_exception(s, bio);
+	return DMK_MAP_REMAPPED;
+}
+
 static int snapshot_map_locked(struct dmk_snapshot *s, struct bio *bio)
 {
 	bool is_write = bio_op(bio) != REQ_OP_READ;
@@ -308,6 +354,8 @@ static int snapshot_map_locked(struct dmk_snapshot *s, struct bio *bio)
 	if (s->overflowed && is_write)
 		return DMK_MAP_KILL;
 	chunk = bio->bi_iter.bi_sector >> dmk_snapshot_chunk_shift(s);
+	if (bio_op(bio) == REQ_OP_DISCARD)
+		return snapshot_map_discard(s, bio, chunk);
 	e = dmk_exception_get(s->complete, chunk);
 	if (e >= 0) {
 		dmk_snapshot_remap(s, bio, e);
@@ -582,6 +630,7 @@ void dmk_snapshot_status(struct dm_target *ti, status_type_t type, unsigned int 
 	} else if (type == STATUSTYPE_TABLE) {
 		DMEMIT("%s %s", s->origin->name, s->cow->name);
 		sz = st->type->status_table(st, result, sz, maxlen);
+		sz = dmk_snapshot_features_table(&s->features, result, sz, maxlen);
 	}
 	spin_unlock_irqrestore(&dmk_lock, flags);
 }
@@ -594,6 +643,28 @@ int dmk_snapshot_iterate_devices(struct dm_target *ti, iterate_devices_callout_f
 	if (!r && s->merge)
 		r = fn(ti, s->cow, 0, dmk_dev_sectors(s->cow), data);
 	return r;
+}
+
+/*
+ * snapshot_io_hints: with discard_zeroes_cow, discards reach the target cut
+ * at chunk boundaries. Linux gives the granularity in sectors where the
+ * field is in bytes, which leaves its discards unaligned; we give bytes.
+ */
+void dmk_snapshot_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct dmk_snapshot *s = ti->private;
+	unsigned long flags;
+	u64 chunk;
+
+	if (!s->features.discard_zeroes_cow)
+		return;
+	spin_lock_irqsave(&dmk_lock, flags);
+	chunk = dmk_snapshot_chunk_size(s->handover_from ? s->handover_from : s);
+	spin_unlock_irqrestore(&dmk_lock, flags);
+	if (!chunk)
+		return;
+	limits->discard_granularity = to_bytes(chunk);
+	limits->max_discard_sectors = chunk;
 }
 
 static int snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv)
@@ -612,4 +683,5 @@ struct target_type dmk_snapshot_target = {
 	.resume = dmk_snapshot_resume,
 	.status = dmk_snapshot_status,
 	.iterate_devices = dmk_snapshot_iterate_devices,
+	.io_hints = dmk_snapshot_io_hints,
 };

@@ -33,7 +33,13 @@ describe('snapshot constructor', () => {
     ['0 256 snapshot base.img cow.img P x', "invalid chunk size 'x'"],
     ['0 256 snapshot base.img cow.img P 12', 'chunk size 12 is not a power of 2'],
     ['0 256 snapshot base.img cow.img N 0', 'chunk size not set'],
-    ['0 256 snapshot base.img cow.img P 8 1 discard_zeroes_cow', 'not supported by dmkit'],
+    ['0 256 snapshot base.img cow.img P 8 3 discard_zeroes_cow a b', "invalid number of feature arguments '3' (0-2)"],
+    ['0 256 snapshot base.img cow.img P 8 -1', "invalid number of feature arguments '-1' (0-2)"],
+    ['0 256 snapshot base.img cow.img P 8 2 discard_zeroes_cow', 'not enough feature arguments: 2 announced, 1 given'],
+    ['0 256 snapshot base.img cow.img P 8 1 discard_zeroes_cow extra words', "unexpected arguments after the features: 'extra words'"],
+    ['0 256 snapshot base.img cow.img P 8 1 zeroes', "unrecognised snapshot feature 'zeroes'"],
+    ['0 256 snapshot base.img cow.img P 8 1 discard_passdown_origin', 'discard_passdown_origin feature depends on discard_zeroes_cow'],
+    ['0 256 snapshot nosuch cow.img P 8 1 bogus', "unrecognised snapshot feature 'bogus'"],
     ['0 256 snapshot-origin', 'incorrect number of arguments'],
   ];
   for (const [table, message] of cases) {

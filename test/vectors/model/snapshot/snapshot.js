@@ -25,6 +25,30 @@ import { TransientStore } from './transient-store.js';
  * @typedef {{chunk: number, newChunk: number, writes: Array<() => import('../blockdev.js').Result>, full: boolean}} Pending
  */
 
+/** @typedef {{zeroesCow: boolean, passdownOrigin: boolean}} Features */
+
+/**
+ * parse_snapshot_features: `<#features> <feature>...` after the chunk size (none: no features).
+ * Returns the features or why they are refused. Words after the announced ones are refused,
+ * where Linux ignores them (docs/vectors.md, divergences).
+ * @param {string[]} words @returns {Features | string}
+ */
+function parseFeatures(words) {
+  const f = { zeroesCow: false, passdownOrigin: false };
+  if (!words.length) return f;
+  if (!/^[0-2]$/.test(words[0])) return 'invalid number of feature arguments';
+  const n = Number(words[0]);
+  if (words.length - 1 < n) return 'not enough feature arguments';
+  if (words.length - 1 > n) return 'unexpected arguments after the features';
+  for (const w of words.slice(1)) {
+    if (w.toLowerCase() === 'discard_zeroes_cow') f.zeroesCow = true;
+    else if (w.toLowerCase() === 'discard_passdown_origin') f.passdownOrigin = true;
+    else return 'unrecognised snapshot feature';
+  }
+  if (f.passdownOrigin && !f.zeroesCow) return 'discard_passdown_origin feature depends on discard_zeroes_cow';
+  return f;
+}
+
 /** The snapshots of each origin device (dm-snap.c's _origins), per model. */
 export function snapshotsOf(/** @type {import('../index.js').Model} */ model, /** @type {BlockDev} */ origin) {
   const all = model.registry('snapshots', () => new Map());
@@ -79,7 +103,8 @@ export class Snapshot {
    */
   static create(args, ctx, merging) {
     if (args.length < 4) return ctx.fail('requires 4 or more arguments');
-    if (args.length > 4) return ctx.fail('feature arguments are not supported'); // see docs/snapshots.md
+    const features = parseFeatures(args.slice(4));
+    if (typeof features === 'string') return ctx.fail(features);
     const origin = ctx.device(args[0]);
     if (!origin) return ctx.fail('cannot get origin device');
     const cow = ctx.device(args[1]);
@@ -96,6 +121,7 @@ export class Snapshot {
     }
     const store = kind[0] === 'P' ? new PersistentStore(cow, chunkSize, kind === 'PO') : new TransientStore(cow, chunkSize);
     const s = new Snapshot(ctx.model, origin, cow, store, merging, ctx.begin, ctx.begin + ctx.len);
+    s.features = features;
 
     // A snapshot already using this COW device hands its exceptions over at resume (a reload).
     const sharing = snapshotsOf(ctx.model, origin).filter((o) => o.cow === cow);
@@ -141,6 +167,8 @@ export class Snapshot {
     this.pending = new Map();
     /** @type {Snapshot | null} */
     this.handoverFrom = null;
+    /** @type {Features} */
+    this.features = { zeroesCow: false, passdownOrigin: false };
   }
 
   /** Reads chunk `chunk` of the origin (cut at the origin's end) into COW chunk `newChunk`. */
@@ -223,7 +251,12 @@ export class Snapshot {
     return `${allocated}/${total} ${metadata}`;
   }
 
-  table() { return `${this.origin.name} ${this.cow.name} ${this.store.tableArgs()}`; }
+  table() {
+    const f = this.features;
+    const names = [...(f.zeroesCow ? ['discard_zeroes_cow'] : []), ...(f.passdownOrigin ? ['discard_passdown_origin'] : [])];
+    const features = names.length ? ` ${names.length} ${names.join(' ')}` : '';
+    return `${this.origin.name} ${this.cow.name} ${this.store.tableArgs()}${features}`;
+  }
 
   /**
    * The snapshot device: reads come from the COW chunk where an exception exists, else from
@@ -237,7 +270,8 @@ export class Snapshot {
       const first = this.merging ? this.origin.io('flush', 0, 0).errno : null;
       return { errno: first ?? this.cow.io('flush', 0, 0).errno };
     }
-    if (op === 'discard' || op === 'zeroes') return { errno: 'EOPNOTSUPP' }; // no discard or write-zeroes bios
+    if (op === 'zeroes') return { errno: 'EOPNOTSUPP' }; // no write-zeroes bios
+    if (op === 'discard') return this.discard(this.begin + rel, count);
     const cs = this.store.chunkSize;
     const out = op === 'read' ? new Uint8Array(count * 512) : undefined;
     let errno = null;
@@ -251,6 +285,39 @@ export class Snapshot {
       at = next;
     }
     return errno ? { errno } : { errno: null, data: out };
+  }
+
+  /**
+   * A discard of device sectors [sector, sector+count): refused without discard_zeroes_cow (no
+   * discard bios); ignored by a merging snapshot. Otherwise cut at chunk boundaries
+   * (snapshot_io_hints), each piece: passed to the origin device too with discard_passdown_origin
+   * (no copy-out); on the chunk's exception, zeroes the COW chunk when the piece covers it, or
+   * discards that part of it; nothing when the chunk has no exception.
+   * @param {number} sector @param {number} count @returns {import('../blockdev.js').Result}
+   */
+  discard(sector, count) {
+    if (!this.features.zeroesCow) return { errno: 'EOPNOTSUPP' };
+    if (this.merging) return { errno: null };
+    const cs = this.store.chunkSize;
+    let errno = null;
+    for (let at = sector; at < sector + count;) {
+      const next = Math.min(sector + count, (Math.floor(at / cs) + 1) * cs);
+      errno = errno ?? this.discardPiece(at, next - at).errno;
+      at = next;
+    }
+    return { errno };
+  }
+
+  /** snapshot_map for a discard inside one chunk. @param {number} at @param {number} n */
+  discardPiece(at, n) {
+    if (!this.valid || this.overflowed) return { errno: 'EIO' }; // both clones are killed
+    const cs = this.store.chunkSize;
+    const passdown = this.features.passdownOrigin ? this.origin.io('discard', at, n).errno : null;
+    const e = this.exceptions.get(Math.floor(at / cs));
+    let errno = null;
+    if (e !== undefined && n === cs) errno = this.cow.io('write', e * cs, cs, new Uint8Array(cs * 512)).errno; // zero_exception
+    else if (e !== undefined) errno = this.cow.io('discard', e * cs + (at % cs), n).errno;
+    return { errno: passdown ?? errno };
   }
 
   /** snapshot_map for one piece inside one chunk. @param {'read'|'write'} op @param {number} at @param {number} n @param {Uint8Array} [data] */
