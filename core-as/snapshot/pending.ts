@@ -33,7 +33,10 @@ export class PendingException extends Waiter {
     const chunkSize = s.chunkSize();
     const src = this.oldChunk << s.chunkShift();
     const originSize = s.origin.sectors();
-    const count = <u32>(src + chunkSize <= originSize ? chunkSize : originSize - src);
+    // Cut at the origin's end; a chunk wholly past it (a snapshot placed after another segment
+    // maps by device sector, as Linux's does) is read whole, as dm-snap's start_copy computes it,
+    // and fails with EIO at the device's end (route), as the block layer fails it.
+    const count = <u32>(src <= originSize ? min<u64>(chunkSize, originSize - src) : chunkSize);
     this.buf = heap.alloc(<usize>count << SECTOR_SHIFT);
     s.copyStarted();
     submitInternal(this, s.origin, OP_READ, 0, src, count, this.buf, STEP_COPY_READ);

@@ -133,4 +133,15 @@ describe('I/O past the end of a backing device', () => {
     expect(h.write(id, 4111n, new Uint8Array(512))).toBe(5);
     expect(h.read(id, 2056n, 1).status).toBe(0);
   });
+
+  it('a snapshot placed after another segment: a first write to a chunk past its origin fails with EIO, no trap, no command outside the device', async () => {
+    const h = await freshHost();
+    const id = h.core.createDevice('s');
+    // cow2 has 2048 sectors: device sector 2303 is chunk 71 of it, past its end (found by the
+    // fuzzer, seed 655759664: the copy's length wrapped and the core trapped allocating it).
+    h.load(id, '0 2048 error\n2048 256 snapshot cow2 a N 32');
+    h.core.resume(id);
+    expect(h.read(id, 2303n, 1).status).toBe(5);
+    expect(h.write(id, 2303n, new Uint8Array(512))).toBe(5);
+  });
 });
