@@ -27,6 +27,60 @@ export class DmError extends Error {
   }
 }
 
+/**
+ * The core trapped (an abort, an out-of-bounds access) or overflowed the stack in the middle of
+ * a call: its memory may hold half-done changes, so it is never called again. Every later call
+ * throws this same fault (EIO for I/O); only a restart brings the core back.
+ */
+export class CoreFault extends DmError {
+  /** @param {Error} cause @param {string} where the core's own abort message, if it aborted */
+  constructor(cause, where) {
+    super(ERRNO.EIO, `the dmkit core failed${where ? ` (${where})` : ''}: ${cause.message}; ` +
+      'its state is lost, so it takes no further requests: restart to recover');
+    this.name = 'CoreFault';
+    this.cause = cause;
+    this.where = where;
+  }
+}
+
+/**
+ * The core's exports, each guarded: a trap or stack overflow inside one (never a plain argument
+ * error at the boundary, which leaves the core untouched) turns into a CoreFault that every later
+ * call rethrows.
+ * @param {Record<string, any>} raw @param {DmCore} core
+ */
+function guardExports(raw, core) {
+  /** @type {Record<string, any>} */
+  const x = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (typeof value !== 'function') { x[name] = value; continue; }
+    const fail = (/** @type {unknown} */ e) => {
+      if (!(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) return e;
+      core.fault = new CoreFault(e, e instanceof WebAssembly.RuntimeError ? abortMessage(raw, core) : '');
+      core.onFault?.(core.fault);
+      return core.fault;
+    };
+    // One compiled wrapper per export (not one closure shared by all): the call inside stays
+    // monomorphic, so V8 can inline the JS-to-Wasm call as it does without the guard.
+    const params = Array.from({ length: value.length }, (_, i) => `a${i}`).join(', ');
+    x[name] = new Function('f', 'core', 'fail', `return function ${name}(${params}) {
+      if (core.fault) throw core.fault;
+      try { return f(${params}); } catch (err) { throw fail(err); }
+    };`)(value, core, fail);
+  }
+  return x;
+}
+
+/** Where the core aborted, read through the raw exports ("" if it did not abort). */
+function abortMessage(/** @type {Record<string, any>} */ raw, /** @type {DmCore} */ core) {
+  try {
+    raw.dm_last_abort();
+    return decoder.decode(new Uint8Array(core.memory.buffer, raw.dm_msg_ptr(), raw.dm_msg_len()));
+  } catch {
+    return '';
+  }
+}
+
 /** @typedef {{cmd:number, backing:number, op:number, flags:number, sector:number, count:number, buf:number}} Command */
 /** @typedef {{tag:number, status:number}} Completion */
 
@@ -53,7 +107,11 @@ export class DmCore {
 
   /** @param {any} exports */
   constructor(exports) {
-    this.x = exports;
+    /** @type {CoreFault | null} set once the core trapped: it is not called again */
+    this.fault = null;
+    /** @type {((fault: CoreFault) => void) | null} told once, when the core traps */
+    this.onFault = null;
+    this.x = guardExports(exports, this);
     /** @type {WebAssembly.Memory} */
     this.memory = exports.memory;
     this.refreshViews();
@@ -169,10 +227,9 @@ export class DmCore {
     return this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
   }
 
-  /** After a WebAssembly.RuntimeError: where the core aborted ("" if it did not abort). */
+  /** After a CoreFault: where the core aborted ("" if it did not abort). */
   lastAbort() {
-    this.x.dm_last_abort();
-    return this.message();
+    return this.fault?.where ?? '';
   }
 
   /** @returns {Command[]} */

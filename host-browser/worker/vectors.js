@@ -3,7 +3,7 @@
 // vector gets a fresh core instance and its disks as files in OPFS (vectors/<name>/), every
 // command runs on a sync access handle through the same host loop the page uses, and the
 // shared driver (test/vectors/lib/drive.js) decides what passed.
-import { DmCore, DmError, OP, FLAG, OP_NAMES, errnoName } from '../../core-as/js/dmcore.js';
+import { DmCore, DmError, CoreFault, OP, FLAG, OP_NAMES, errnoName } from '../../core-as/js/dmcore.js';
 import { parseVector, formatTable } from '../../test/vectors/lib/parse.js';
 import { driveVector, pollMerge } from '../../test/vectors/lib/drive.js';
 import { pattern } from '../../test/vectors/lib/pattern.js';
@@ -46,7 +46,8 @@ export async function runVectors(module, root, vectors, onResult) {
 }
 
 function outcomeOf(err) {
-  if (err instanceof DmError) return { errno: err.code, message: err.message };
+  // A trap is a bug, never an outcome a vector could expect (CoreFault is a DmError with EIO).
+  if (err instanceof DmError && !(err instanceof CoreFault)) return { errno: err.code, message: err.message };
   throw err;
 }
 

@@ -5,7 +5,7 @@
 import { Engine } from '../engine/engine.js';
 import { DeviceExport } from '../engine/device-export.js';
 import { AllocationMap } from '../engine/allocation.js';
-import { DmError } from '../../core-as/js/dmcore.js';
+import { DmError, CoreFault } from '../../core-as/js/dmcore.js';
 
 export class DeviceRegistry {
   /** @param {Engine} engine @param {{readOnly?: boolean, log?: (s: string) => void}} [opts] */
@@ -66,6 +66,7 @@ export class DeviceRegistry {
       this.engine.openDepsOf(table, { readOnly: this.readOnly });
     } catch (e) {
       const message = `${name}: ${e instanceof Error ? e.message : e}`;
+      if (e instanceof CoreFault) throw e; // says what failed, and that nothing more will work
       if (e instanceof DmError) throw new DmError(e.errno, message);
       // Anything else (a file error, or a bug) keeps its class and stack: the control socket
       // logs the stack of internal failures.

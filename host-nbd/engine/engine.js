@@ -54,6 +54,9 @@ export class Engine {
     this.core = core;
     this.x = core.x;
     this.log = opts.log ?? (() => {});
+    // From a trap on, every core call fails with the fault (EIO to clients, the message to
+    // control commands); the log gets it once, with the stack where it happened.
+    core.onFault = (fault) => this.log(`${fault.message}\n${fault.cause instanceof Error ? fault.cause.stack : ''}`);
     this.syncMaxBytes = opts.syncMaxBytes;
     this.virtualTime = !!opts.virtualTime;
     this.now = 0;

@@ -3,7 +3,7 @@
 // Each vector runs three times, with a fresh core each time, executing each batch of commands
 // in FIFO order, in reverse, and in a seeded shuffle, so out-of-order completion is exercised.
 import { readFile } from 'node:fs/promises';
-import { DmCore, DmError, OP, OP_NAMES, FLAG, errnoName } from '../../../core-as/js/dmcore.js';
+import { DmCore, DmError, CoreFault, OP, OP_NAMES, FLAG, errnoName } from '../../../core-as/js/dmcore.js';
 import { driveVector, pollMerge } from '../lib/drive.js';
 import { formatTable } from '../lib/parse.js';
 import { pattern } from '../lib/pattern.js';
@@ -66,7 +66,8 @@ function nameSeed(name) {
 
 /** @param {unknown} err */
 function outcomeOf(err) {
-  if (err instanceof DmError) return { errno: err.code, message: err.message };
+  // A trap is a bug, never an outcome a vector could expect (CoreFault is a DmError with EIO).
+  if (err instanceof DmError && !(err instanceof CoreFault)) return { errno: err.code, message: err.message };
   throw err;
 }
 
