@@ -12,7 +12,8 @@ import { tableSectors } from './parse.js';
 
 /**
  * @typedef {object} Host
- * @property {{errnos?: boolean, messages?: boolean, outOfRange?: boolean, zeroLength?: boolean}} [can]
+ * @property {{errnos?: boolean, messages?: boolean, outOfRange?: boolean, zeroLength?: boolean, refusedDiscards?: boolean}} [can]
+ *   refusedDiscards: whether a discard the device refuses shows as EOPNOTSUPP (not through nbd.ko: docs/vectors.md)
  * @property {(dev: string, lines: import('./parse.js').TableLine[]) => Outcome | Promise<Outcome>} create
  * @property {(dev: string, lines: import('./parse.js').TableLine[]) => Outcome | Promise<Outcome>} reload
  * @property {(dev: string) => Outcome | Promise<Outcome>} suspend
@@ -62,7 +63,7 @@ export function normalizeLines(text) {
  * @returns {Promise<{skipped: number}>}
  */
 export async function driveVector(vector, host, options = {}) {
-  const can = { errnos: true, messages: true, outOfRange: true, zeroLength: true, ...(host.can ?? {}) };
+  const can = { errnos: true, messages: true, outOfRange: true, zeroLength: true, refusedDiscards: true, ...(host.can ?? {}) };
   const sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   /** live and inactive table sizes, to recognise out-of-range requests */
   const live = new Map();
@@ -90,6 +91,7 @@ export async function driveVector(vector, host, options = {}) {
   const cannotExpress = (/** @type {Step} */ step) => {
     if (!['read', 'write', 'discard', 'zeroes'].includes(step.op)) return false;
     if (step.count === 0 && !can.zeroLength) return true;
+    if (step.op === 'discard' && step.expect?.kind === 'errno' && step.expect.errno === 'EOPNOTSUPP' && !can.refusedDiscards) return true;
     const size = live.get(step.dev);
     return !can.outOfRange && size !== undefined && step.sector + step.count > size;
   };

@@ -121,7 +121,9 @@ class NbdHost {
     this.vector = vector;
     this.server = server;
     this.pool = pool;
-    this.can = { errnos: false, messages: true, outOfRange: false, zeroLength: false };
+    // refusedDiscards: nbd.ko sends every discard (the export takes TRIM), and a discard the
+    // server refuses with EOPNOTSUPP comes back to BLKDISCARD as success (seen on Linux 6.1).
+    this.can = { errnos: false, messages: true, outOfRange: false, zeroLength: false, refusedDiscards: false };
     /** @type {Map<string, {path: string, sectors: number}>} device -> its /dev/nbdN */
     this.attached = new Map();
     /** @type {Map<string, Promise<DirectDevice>>} one open per device, shared by concurrent I/O */
