@@ -15,6 +15,7 @@ import { pattern } from '../lib/pattern.js';
 import { DirectDevice, errnoOf } from '../../vm/guest/direct-io.js';
 import * as dm from '../../vm/guest/dmsetup.js';
 import { LoopPool, diskBytes } from '../../vm/guest/loop-disks.js';
+import { InflightIo } from '../lib/inflight.js';
 
 /**
  * @typedef {object} KernelRunnerOptions
@@ -152,8 +153,8 @@ class KernelHost {
     this.acceptedHere = 0;
     /** @type {number|null} when the first create ran (for `time`) */
     this.t0 = null;
-    /** @type {Map<string, Set<Promise<unknown>>>} I/O started and not finished, per device */
-    this.inflight = new Map();
+    /** I/O started and not finished, per device (a suspend waits for it) */
+    this.inflight = new InflightIo();
     /** control statements in file order, to find the message each one expects */
     this.controls = flatten(vector.steps).filter((s) => CONTROL_OPS.includes(s.op));
   }
@@ -327,17 +328,12 @@ class KernelHost {
 
   /** @param {import('../lib/drive.js').IoRequest} req */
   io(req) {
-    const p = this.runIo(req);
-    let set = this.inflight.get(req.dev);
-    if (!set) this.inflight.set(req.dev, (set = new Set()));
-    set.add(p);
-    p.finally(() => set?.delete(p));
-    return p;
+    return this.inflight.track(req.dev, this.runIo(req));
   }
 
   /** Waits for the I/O started on `dev` so far. */
-  async settled(/** @type {string} */ dev) {
-    await Promise.allSettled([...(this.inflight.get(dev) ?? [])]);
+  settled(/** @type {string} */ dev) {
+    return this.inflight.settled(dev);
   }
 
   /** @param {any} req */

@@ -22,6 +22,7 @@ import { formatTable } from '../../vectors/lib/parse.js';
 import { pattern } from '../../vectors/lib/pattern.js';
 import { controlRequest } from '../../../host-nbd/control/client.js';
 import { DirectDevice, errnoOf } from './direct-io.js';
+import { InflightIo } from '../../vectors/lib/inflight.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TIMEOUT_MS = Number(process.env.VECTOR_TIMEOUT_MS) || 120_000;
@@ -134,8 +135,8 @@ class NbdHost {
     this.t0 = null;
     /** @type {Set<string>} devices suspended now */
     this.suspended = new Set();
-    /** @type {Map<string, Set<Promise<unknown>>>} I/O started and not finished, per device */
-    this.inflight = new Map();
+    /** I/O started and not finished, per device (a suspend waits for it) */
+    this.inflight = new InflightIo();
   }
 
   async start() {
@@ -225,17 +226,12 @@ class NbdHost {
 
   /** @param {import('../../vectors/lib/drive.js').IoRequest} req */
   io(req) {
-    const p = this.runIo(req);
-    let set = this.inflight.get(req.dev);
-    if (!set) this.inflight.set(req.dev, (set = new Set()));
-    set.add(p);
-    p.finally(() => set?.delete(p));
-    return p;
+    return this.inflight.track(req.dev, this.runIo(req));
   }
 
   /** Waits for the I/O started on `dev` so far. */
-  async settled(/** @type {string} */ dev) {
-    await Promise.allSettled([...(this.inflight.get(dev) ?? [])]);
+  settled(/** @type {string} */ dev) {
+    return this.inflight.settled(dev);
   }
 
   /** @param {any} req */
