@@ -52,14 +52,15 @@ export class CoreFault extends DmError {
 function guardExports(raw, core) {
   /** @type {Record<string, any>} */
   const x = {};
+  /** What a guarded call throws for `e`: a first trap becomes the core's fault. */
+  const fail = (/** @type {unknown} */ e) => {
+    if (!(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) return e;
+    core.fault = new CoreFault(e, e instanceof WebAssembly.RuntimeError ? abortMessage(raw, core) : '');
+    core.onFault?.(core.fault);
+    return core.fault;
+  };
   for (const [name, value] of Object.entries(raw)) {
     if (typeof value !== 'function') { x[name] = value; continue; }
-    const fail = (/** @type {unknown} */ e) => {
-      if (!(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) return e;
-      core.fault = new CoreFault(e, e instanceof WebAssembly.RuntimeError ? abortMessage(raw, core) : '');
-      core.onFault?.(core.fault);
-      return core.fault;
-    };
     // One compiled wrapper per export (not one closure shared by all): the call inside stays
     // monomorphic, so V8 can inline the JS-to-Wasm call as it does without the guard.
     const params = Array.from({ length: value.length }, (_, i) => `a${i}`).join(', ');
