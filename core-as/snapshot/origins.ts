@@ -67,15 +67,39 @@ export function snapshotResumed(s: SnapshotTarget): void {
   if (o != null) updateSplit(o);
 }
 
-/** The snapshot sharing this COW device, other than s (a reload hands exceptions over). */
-export function snapshotSharingCow(s: SnapshotTarget): SnapshotTarget | null {
-  for (let i = 0; i < origins.length; i++) {
-    const snaps = origins[i].snapshots;
-    for (let j = 0; j < snaps.length; j++) {
-      if (snaps[j] !== s && snaps[j].cow.sameAs(s.cow)) return snaps[j];
-    }
+/** What a new snapshot finds registered before it: a store to take over, or why it can't load. */
+export class Handover {
+  constructor(public from: SnapshotTarget | null, public error: string) {}
+}
+
+/**
+ * __validate_exception_handover, with __find_snapshots_sharing_cow: a reload takes the exceptions
+ * over from the live (resumed) snapshot of the same origin on the same COW device. Only one table
+ * holds the metadata at a time, so s is refused beside a snapshot of that COW that is not live
+ * yet (a reload waiting for its handover, an earlier segment of s's own table) or beside two of
+ * them; a handover into snapshot-merge also needs the one merge of the origin and a store that
+ * can merge. Snapshots of other origins are not looked at, as in Linux.
+ */
+export function validateHandover(s: SnapshotTarget): Handover {
+  const o = find(s.origin, false);
+  if (o == null) return new Handover(null, "");
+  let src: SnapshotTarget | null = null;
+  let dest: SnapshotTarget | null = null;
+  let merging: SnapshotTarget | null = null;
+  let count = 0;
+  for (let i = 0; i < o.snapshots.length; i++) {
+    const other = o.snapshots[i];
+    if (other.isMerge) merging = other;
+    if (other === s || !other.cow.sameAs(s.cow)) continue;
+    if (other.active) src = other;
+    else dest = other;
+    count++;
   }
-  return null;
+  if (count == 2 || dest != null) return new Handover(null, "Snapshot cow pairing for exception table handover failed");
+  if (src == null || !s.isMerge) return new Handover(src, "");
+  if (merging != null) return new Handover(null, "A snapshot is already merging.");
+  if (!src.store.canMerge()) return new Handover(null, "Snapshot exception store does not support snapshot-merge.");
+  return new Handover(src, "");
 }
 
 /** __minimum_chunk_size: origin writes never span a chunk of any snapshot. */

@@ -15,7 +15,7 @@ import { TransientStore } from "../snapshot/transient-store";
 import { ExceptionTable } from "../snapshot/exceptions";
 import { PendingException } from "../snapshot/pending";
 import { chunkSizeError } from "../snapshot/chunks";
-import { registerSnapshot, unregisterSnapshot, snapshotResumed, snapshotSharingCow } from "../snapshot/origins";
+import { registerSnapshot, unregisterSnapshot, snapshotResumed, validateHandover } from "../snapshot/origins";
 import { originWrite, exceptionDone } from "../snapshot/origin-write";
 import { SnapshotFeatures, parseSnapshotFeatures } from "../snapshot/features";
 import { zeroException } from "../snapshot/zero-exception";
@@ -110,7 +110,12 @@ export class SnapshotTarget extends Target {
     if (features.discardZeroesCow) this.numDiscardBios = features.discardPassdownOrigin ? 2 : 1;
     if (isCollecting()) return true;
     // A reload with the same COW device takes the exceptions over from the live snapshot at resume.
-    this.handoverFrom = snapshotSharingCow(this);
+    const handover = validateHandover(this);
+    if (handover.error.length > 0) {
+      this.error = handover.error;
+      return false;
+    }
+    this.handoverFrom = handover.from;
     registerSnapshot(this);
     this.registered = true;
     return true;
