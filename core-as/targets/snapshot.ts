@@ -159,7 +159,12 @@ export class SnapshotTarget extends Target {
 
   resume(): void {
     const from = this.handoverFrom;
-    if (from != null) {
+    if (from != null && !from.registered) {
+      // The live snapshot was destroyed before handing its store over (snapshot_dtr's
+      // "Cancelling snapshot handover"): this one never read the metadata and stays invalid.
+      this.valid = false;
+      this.handoverFrom = null;
+    } else if (from != null) {
       // __handover_exceptions: swap stores and tables; the old instance gets no more I/O.
       const mine = this.store;
       this.store = from.store;

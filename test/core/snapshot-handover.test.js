@@ -24,4 +24,22 @@ describe('snapshot reload with the same COW device', () => {
     // nothing but the two entries in the first metadata area
     expect(c.subarray(8 * 512 + 32, 16 * 512).every((b) => b === 0)).toBe(true);
   });
+
+  it('is cancelled when the live snapshot is removed first: the new one is invalid and never touches the COW device', async () => {
+    const h = await newHarness();
+    h.disk('base.img', 64);
+    const cow = h.disk('cow.img', 128);
+    const table = '0 64 snapshot base.img cow.img P 8';
+    const a = h.device('a', table);
+    expect(h.write(a, 0, sectorBytes(8, 50))).toBe(0);
+    const b = h.core.createDevice('b');
+    h.load(b, table); // waits to take a's store over at resume
+    h.core.removeDevice(a); // snapshot_dtr: "Cancelling snapshot handover"
+    const before = h.disks.get(cow).slice();
+    h.core.resume(b);
+    expect(h.core.status(b)).toBe('0 64 snapshot Invalid\n');
+    expect(h.read(b, 0, 8).status).toBe(5);
+    expect(h.write(b, 16, sectorBytes(8, 60))).toBe(5);
+    expect(h.disks.get(cow)).toEqual(before);
+  });
 });
