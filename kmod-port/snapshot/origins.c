@@ -52,17 +52,62 @@ static void dmk_origin_drop_if_empty(struct dmk_origin *o)
 	}
 }
 
-/* registerSnapshot, with snapshotSharingCow: a reload takes the exceptions over at resume. */
+/*
+ * validateHandover (__validate_exception_handover): a reload takes the
+ * exceptions over from the live snapshot of the same origin on the same COW
+ * device; beside one that is not live yet, or two, it is refused. Returns the
+ * refusal or NULL, with *from the snapshot to take over from. Under dmk_lock.
+ */
+static char *dmk_validate_handover(struct dmk_snapshot *s, struct dmk_snapshot **from)
+{
+	struct dmk_origin *o = dmk_origin_find(s->origin->bdev);
+	struct dmk_snapshot *other, *src = NULL, *dest = NULL, *merging = NULL;
+	int count = 0;
+
+	*from = NULL;
+	if (!o)
+		return NULL;
+	list_for_each_entry(other, &o->snapshots, origin_node) {
+		if (other->is_merge)
+			merging = other;
+		if (other == s || other->cow->bdev != s->cow->bdev)
+			continue;
+		if (other->active)
+			src = other;
+		else
+			dest = other;
+		count++;
+	}
+	if (count == 2 || dest)
+		return "Snapshot cow pairing for exception table handover failed";
+	if (src && s->is_merge) {
+		if (merging)
+			return "A snapshot is already merging.";
+		if (!src->store->type->can_merge)
+			return "Snapshot exception store does not support snapshot-merge.";
+	}
+	*from = src;
+	return NULL;
+}
+
+/* registerSnapshot, after validateHandover: a reload takes the exceptions over at resume. */
 int dmk_register_snapshot(struct dmk_snapshot *s)
 {
 	struct dmk_origin *spare = kzalloc(sizeof(*spare), GFP_KERNEL);
 	struct dmk_origin *o;
 	unsigned long flags;
+	char *refused;
 
 	if (!spare)
 		return -ENOMEM;
 	spin_lock_irqsave(&dmk_lock, flags);
-	s->handover_from = dmk_snapshot_sharing_cow(s);
+	refused = dmk_validate_handover(s, &s->handover_from);
+	if (refused) {
+		spin_unlock_irqrestore(&dmk_lock, flags);
+		kfree(spare);
+		s->ti->error = refused;
+		return -EINVAL;
+	}
 	o = dmk_origin_get(s->origin->bdev, &spare);
 	list_add_tail(&s->origin_node, &o->snapshots);
 	s->registered = true;
@@ -146,19 +191,4 @@ u64 dmk_minimum_chunk_size(struct block_device *bdev)
 			min = c;
 	}
 	return min;
-}
-
-/* snapshotSharingCow: the registered snapshot using s's COW device, other than s. */
-struct dmk_snapshot *dmk_snapshot_sharing_cow(struct dmk_snapshot *s)
-{
-	struct dmk_snapshot *other;
-	struct dmk_origin *o;
-
-	list_for_each_entry(o, &dmk_origins, node) {
-		list_for_each_entry(other, &o->snapshots, origin_node) {
-			if (other != s && other->cow->bdev == s->cow->bdev)
-				return other;
-		}
-	}
-	return NULL;
 }

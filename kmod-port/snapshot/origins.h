@@ -15,6 +15,5 @@ void dmk_unregister_origin(struct block_device *bdev);
 /* Under dmk_lock. */
 struct list_head *dmk_snapshots_of(struct block_device *bdev);
 u64 dmk_minimum_chunk_size(struct block_device *bdev);
-struct dmk_snapshot *dmk_snapshot_sharing_cow(struct dmk_snapshot *s);
 
 #endif /* DMK_ORIGINS_H */

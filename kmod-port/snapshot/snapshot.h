@@ -29,6 +29,7 @@ struct dmk_snapshot {
 	bool overflowed;
 	bool merge_failed;
 	bool registered;
+	bool is_merge;			/* a snapshot-merge target */
 	struct dmk_exception_table *complete;
 	struct hlist_head pending[DMK_PENDING_BUCKETS];
 	unsigned int pending_count;

@@ -133,6 +133,7 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 		return -ENOMEM;
 	}
 	s->ti = ti;
+	s->is_merge = is_merge;
 	s->valid = true;
 	INIT_LIST_HEAD(&s->out_of_order);
 	INIT_LIST_HEAD(&s->drain_waiters);
@@ -183,10 +184,10 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 	ti->private = s;
 
 	r = dmk_register_snapshot(s);
-	if (r) {
+	if (r == -ENOMEM)
 		ti->error = "cannot register the snapshot";
-		goto bad;
-	}
+	if (r)
+		goto bad;	/* otherwise the handover was refused, with ti->error set */
 	spin_lock_irqsave(&dmk_lock, flags);
 	if (s->handover_from) {
 		/* A reload with the same COW device takes the exceptions over at resume. */
