@@ -175,10 +175,13 @@ export class Model {
     if (!dev) return 'ENXIO';
     const next = dev.inactive;
     if (next) {
-      for (const seg of dev.live?.segments ?? []) seg.target.destroy?.();
+      const old = dev.live;
       dev.live = next;
       dev.inactive = null;
       for (const seg of next.segments) seg.target.resume?.();
+      // As do_resume: the old table goes after the new one resumed (a snapshot reload takes its
+      // store over first; destroyed before, it would cancel that handover).
+      for (const seg of old?.segments ?? []) seg.target.destroy?.();
     }
     dev.suspended = false;
     const held = dev.held;

@@ -123,9 +123,10 @@ export class Snapshot {
     const s = new Snapshot(ctx.model, origin, cow, store, merging, ctx.begin, ctx.begin + ctx.len);
     s.features = features;
 
-    // A snapshot already using this COW device hands its exceptions over at resume (a reload).
+    // A live snapshot already using this COW device hands its exceptions over at resume (a reload);
+    // beside one not live yet (a waiting reload, an earlier segment of this table) it is refused.
     const sharing = snapshotsOf(ctx.model, origin).filter((o) => o.cow === cow);
-    if (sharing.length > 1) return ctx.fail('snapshot cow pairing for exception table handover failed');
+    if (sharing.length > 1 || sharing.some((o) => !o.active)) return ctx.fail('snapshot cow pairing for exception table handover failed');
     if (merging && snapshotsOf(ctx.model, origin).some((o) => o.merging)) return ctx.fail('a snapshot is already merging');
     snapshotsOf(ctx.model, origin).push(s);
     if (sharing.length === 1) {
@@ -221,7 +222,11 @@ export class Snapshot {
 
   resume() {
     const src = this.handoverFrom;
-    if (src) {
+    if (src && !snapshotsOf(this.model, this.origin).includes(src)) {
+      // snapshot_dtr cancelled the handover: the live snapshot went first; no metadata was read
+      this.valid = false;
+      this.handoverFrom = null;
+    } else if (src) {
       // __handover_exceptions: the store moves over, but whether it reports overflow is the new table's
       const overflow = this.store.overflow;
       this.store = src.store;
