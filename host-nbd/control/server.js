@@ -18,6 +18,7 @@ const MAX_LINE = 1 << 20;
  */
 export async function startControlServer(registry, path, log, verbs = {}, logError = log) {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  checkControlDir(dirname(path));
   if (existsSync(path)) {
     if (!statSync(path).isSocket()) throw new Error(`control socket ${path} exists and is not a socket`);
     if (await isLive(path)) throw new Error(`another dmkit server is using the control socket ${path} (pass --control PATH)`);
@@ -43,6 +44,28 @@ export async function startControlServer(registry, path, log, verbs = {}, logErr
       try { unlinkSync(path); } catch { /* already gone */ }
     }),
   };
+}
+
+/**
+ * The socket's own 0600 keeps others from connecting, but whoever can write to its directory can
+ * swap the socket for theirs, and `dmkit` verbs would then talk to their server. So the directory
+ * must be ours (or root's) and writable by nobody else, unless the sticky bit (as on /tmp) stops
+ * others from removing or renaming our files.
+ * @param {string} dir
+ */
+export function checkControlDir(dir) {
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new Error(`control socket directory ${dir} is not a directory`);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+  if (st.uid !== uid && st.uid !== 0) {
+    throw new Error(`control socket directory ${dir} belongs to uid ${st.uid}, not to you (uid ${uid}): ` +
+      'its owner could replace the socket; pass --control PATH in a directory of your own');
+  }
+  const mode = st.mode & 0o7777;
+  if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+    throw new Error(`control socket directory ${dir} is writable by others (mode ${mode.toString(8).padStart(4, '0')}): ` +
+      `they could replace the socket; chmod go-w ${dir}, or pass --control PATH in a private directory`);
+  }
 }
 
 function isLive(path) {

@@ -2,7 +2,7 @@
 // scan of a table's devices) answers the client with its message and leaves its stack in the
 // error log, which `serve --quiet` keeps (the VM runners read it when a vector fails).
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, chmodSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../devices/registry.js';
@@ -41,5 +41,38 @@ describe('control socket: internal failures', () => {
     const failure = await controlRequest(path, { cmd: 'create', name: 'a', table: '0 8 nosuchtarget' }).catch((e) => e);
     expect(failure.code).toBe('EINVAL');
     expect(errors).toEqual([]);
+  });
+});
+
+describe('control socket: its directory', () => {
+  async function startIn(dir, remove = dir) {
+    const registry = await DeviceRegistry.create();
+    cleanups.push(async () => { await registry.close(); rmSync(remove, { recursive: true, force: true }); });
+    const control = await startControlServer(registry, join(dir, 'control.sock'), () => {});
+    cleanups.push(() => control.close());
+    return control;
+  }
+  const fresh = () => mkdtempSync(join(tmpdir(), 'dmkit-control-dir-'));
+
+  it('refuses a directory others can write to (they could swap the socket)', async () => {
+    const dir = fresh();
+    chmodSync(dir, 0o777);
+    await expect(startIn(dir)).rejects.toThrow(`control socket directory ${dir} is writable by others (mode 0777)`);
+  });
+
+  it('refuses a directory that belongs to another user', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip(); // giving a directory away needs root
+    const dir = fresh();
+    chownSync(dir, 65534, 65534);
+    await expect(startIn(dir)).rejects.toThrow(`belongs to uid 65534, not to you (uid 0)`);
+  });
+
+  it('accepts a private directory it creates, and a shared one with the sticky bit (as /tmp)', async () => {
+    const parent = fresh();
+    await startIn(join(parent, 'made'), parent);
+    const sticky = fresh();
+    chmodSync(sticky, 0o1777);
+    const control = await startIn(sticky);
+    await expect(controlRequest(control.path, { cmd: 'ls' })).resolves.toBeDefined();
   });
 });
