@@ -102,7 +102,7 @@ export async function serve(argv) {
     throw e;
   }
 
-  const server = new NbdServer({ exports: security.exports(registry), tls: security.tls, log: info, onError: log });
+  const server = new NbdServer({ exports: security.exports(registry), tls: security.tls, limits: security.limits, log: info, onError: log });
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
   let control = null;

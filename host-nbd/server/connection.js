@@ -47,6 +47,8 @@ export class Connection {
     this.input = input;
     this.output = output;
     this.peer = peer;
+    /** Came through a listening socket (counted against limits.maxConnections). */
+    this.viaListener = false;
     this.phase = FLAGS;
     this.pending = Buffer.alloc(0);
     this.option = 0;

@@ -21,6 +21,12 @@ export const DEFAULT_LIMITS = Object.freeze({
    * that announce large writes and send nothing (or never read) cannot fill the core's memory.
    */
   serverMemory: 1 << 30,
+  /**
+   * Clients connected through the listening sockets at once. One more is closed before the
+   * greeting: descriptors and per-connection buffers cannot run out, whatever a client opens.
+   * (Devices this server attaches itself are not counted against it.)
+   */
+  maxConnections: 512,
   /** Largest option data accepted during the handshake (longer ones are skipped and refused). */
   maxOptionBytes: 64 * 1024,
   /** A client must reach the transmission phase within this time. */

@@ -41,6 +41,8 @@ export class NbdServer {
     this.socketFiles = [];
     this.nextId = 1;
     this.closing = false;
+    /** Clients refused for limits.maxConnections. */
+    this.refused = 0;
   }
 
   /** Starts a Connection over input/output (one Duplex twice, or two streams). */
@@ -49,6 +51,25 @@ export class NbdServer {
     this.connections.add(conn);
     conn.start();
     return conn;
+  }
+
+  /** Connections that came through the listening sockets (limits.maxConnections caps them). */
+  get listened() {
+    let n = 0;
+    for (const c of this.connections) if (c.viaListener) n++;
+    return n;
+  }
+
+  /**
+   * A client past limits.maxConnections: closed before the greeting. The first refusal of a run
+   * of them is logged, then every hundredth, so a flood cannot flood the log as well.
+   */
+  refuse(sock, peer) {
+    sock.destroy();
+    if (this.refused++ % 100 === 0) {
+      this.logError(`connection from ${peer} refused: ${this.limits.maxConnections} clients are connected already ` +
+        `(--max-connections); ${this.refused} refused so far`);
+    }
   }
 
   /** Serves a connected socket (e.g. one end of a socketpair). */
@@ -70,8 +91,7 @@ export class NbdServer {
     const handle = /** @type {any} */ (sock)._handle;
     if (!handle || typeof handle.useUserBuffer !== 'function') {
       sock.setNoDelay(true);
-      this.serve(sock, sock, peer);
-      return;
+      return this.serve(sock, sock, peer);
     }
     /** @type {any} */ (sock)._handle = null;
     sock.destroy();
@@ -86,6 +106,7 @@ export class NbdServer {
     conn = new Connection(this, this.nextId++, adopted, adopted, peer, scratch);
     this.connections.add(conn);
     conn.start();
+    return conn;
   }
 
   /** Serves one connection on two streams (--stdio); resolves when it ends. */
@@ -104,12 +125,12 @@ export class NbdServer {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
       if (this.closing) { sock.destroy(); return; }
       const peer = peerOf(sock);
-      if (this.tls) {
-        sock.setNoDelay(true);
-        this.serve(sock, sock, peer); // STARTTLS wraps this very socket: keep Node's own reads
-      } else {
-        this.adopt(sock, peer);
-      }
+      if (this.listened >= this.limits.maxConnections) { this.refuse(sock, peer); return; }
+      if (this.tls) sock.setNoDelay(true);
+      const conn = this.tls
+        ? this.serve(sock, sock, peer) // STARTTLS wraps this very socket: keep Node's own reads
+        : this.adopt(sock, peer);
+      conn.viaListener = true;
     });
     server.on('error', (e) => this.logError(`listener error: ${e.message}`));
     this.listeners.push(server);

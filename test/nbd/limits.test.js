@@ -1,15 +1,21 @@
 // Per-connection limits of an in-process NbdServer (small limits, so tests are quick): the
-// handshake timeout, the memory a client may make the server hold, and shutdown with
-// requests in flight.
+// number of clients, the handshake timeout, the memory a client may make the server hold, and
+// shutdown with requests in flight.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
-import { tempDir, testBytes } from './helpers.js';
+import { tempDir, testBytes, run, ok } from './helpers.js';
 import { RawClient } from './raw-client.js';
 
 const MiB = 1 << 20;
+
+async function waitFor(cond, ms = 5000) {
+  for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 10))) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+  }
+}
 const READ = 0, WRITE = 1;
 
 describe('connection limits', () => {
@@ -33,6 +39,20 @@ describe('connection limits', () => {
   afterEach(async () => {
     await server?.close();
     await registry.close();
+  });
+
+  it('past maxConnections a client is closed before the greeting; once one leaves, nbdinfo gets in', async () => {
+    await start({ maxConnections: 2 });
+    const held = [await RawClient.connect(socket), await RawClient.connect(socket)];
+    for (const c of held) expect((await c.read(18))?.subarray(0, 8).toString()).toBe('NBDMAGIC');
+    const third = await RawClient.connect(socket);
+    expect(await third.read(18)).toBeNull(); // closed with no greeting
+    const refused = await run('nbdinfo', ['--size', `nbd+unix:///disk?socket=${socket}`]);
+    expect(refused.code).not.toBe(0);
+    expect(logs.join('\n')).toMatch(/refused: 2 clients are connected already \(--max-connections\); 1 refused so far/);
+    held[0].sock.destroy();
+    await waitFor(() => server.connections.size === 1);
+    expect(await ok('nbdinfo', ['--size', `nbd+unix:///disk?socket=${socket}`])).toBe(`${32 * MiB}\n`);
   });
 
   it('a client that does not finish the handshake in time is disconnected', async () => {
