@@ -5,6 +5,15 @@
 export const COMMAND_BYTES: usize = 32;
 export const DONE_BYTES: usize = 12;
 
+// The boxes' state at a fixed address (dm_boxes_ptr), so a host learns whether there is
+// anything to take, and where, without calling in: outbox ptr, commands waiting in it,
+// done box ptr, completions waiting in it (4 x u32). Kept in step with the globals below.
+const STATE: usize = memory.data(16);
+
+export function boxesPtr(): usize {
+  return STATE;
+}
+
 let outbox: usize = 0;
 let outboxCap: usize = 0;
 let outboxCount: usize = 0;
@@ -22,6 +31,7 @@ export function outboxPush(cmd: i32, backing: i32, op: u32, flags: u32, sector: 
   if (outboxCount == outboxCap) {
     outbox = grow(outbox, outboxCap, COMMAND_BYTES);
     outboxCap = outboxCap == 0 ? 64 : outboxCap * 2;
+    store<u32>(STATE, <u32>outbox);
   }
   const p = outbox + outboxCount * COMMAND_BYTES;
   store<u32>(p, cmd);
@@ -32,24 +42,28 @@ export function outboxPush(cmd: i32, backing: i32, op: u32, flags: u32, sector: 
   store<u32>(p, count, 24);
   store<u32>(p, <u32>buf, 28);
   outboxCount++;
+  store<u32>(STATE, <u32>outboxCount, 4);
 }
 
 export function doneboxPush(tag: u32, status: i32): void {
   if (doneboxCount == doneboxCap) {
     donebox = grow(donebox, doneboxCap, DONE_BYTES);
     doneboxCap = doneboxCap == 0 ? 64 : doneboxCap * 2;
+    store<u32>(STATE, <u32>donebox, 8);
   }
   const p = donebox + doneboxCount * DONE_BYTES;
   store<u32>(p, tag);
   store<i32>(p, status, 4);
   store<u32>(p, 0, 8);
   doneboxCount++;
+  store<u32>(STATE, <u32>doneboxCount, 12);
 }
 
 /** Hands the accumulated commands to the host: their count; records start at outboxPtr(). */
 export function takeCommands(): i32 {
   const n = <i32>outboxCount;
   outboxCount = 0;
+  store<u32>(STATE, 0, 4);
   return n;
 }
 
@@ -60,6 +74,7 @@ export function outboxPtr(): usize {
 export function takeCompletions(): i32 {
   const n = <i32>doneboxCount;
   doneboxCount = 0;
+  store<u32>(STATE, 0, 12);
   return n;
 }
 

@@ -9,7 +9,7 @@ import { startLoad, loadFailure } from "./load";
 import { setLoadingDevice, startCollecting, stopCollecting } from "./devref";
 import { STATUS_INFO, STATUS_TABLE } from "./target";
 import { submitRequest, completeCommand, releaseHeld, rangeError, OP_WRITE_ZEROES, OP_WRITE, FLAG_FUA } from "./io";
-import { takeCommands, outboxPtr, takeCompletions, doneboxPtr } from "./boxes";
+import { takeCommands, outboxPtr, takeCompletions, doneboxPtr, boxesPtr } from "./boxes";
 import { patternFill } from "./pattern";
 import { setClock, nextTimer } from "./clock";
 import { splitWords } from "./args";
@@ -319,4 +319,8 @@ export function dm_take_completions(): i32 {
 
 export function dm_donebox_ptr(): usize {
   return doneboxPtr();
+}
+
+export function dm_boxes_ptr(): usize {
+  return boxesPtr();
 }

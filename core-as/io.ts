@@ -57,14 +57,29 @@ export class Io {
   cookie: i64 = 0;
   /** Clones: a chunk the target tracks while the clone is in flight (-1: none). */
   tracked: i64 = -1;
+  /** Its command id while it is a command: its place in `bySlot`, fixed for the object's life. */
+  slot: i32 = 0;
+  /** In the pool: the next free Io. */
+  nextFree: Io | null = null;
 }
 
-// ---- pools: Io objects and command ids are reused, so steady-state I/O allocates nothing
+// ---- pools: Io objects are reused, so steady-state I/O allocates nothing. The free ones form
+// a list through nextFree, and each Io is its own command id (its slot), so issuing and
+// completing a command costs no array pushes and pops.
 
-const ioPool = new Array<Io>();
+let freeIos: Io | null = null;
+const bySlot = new Array<Io>();
 
 function getIo(kind: u8): Io {
-  const io = ioPool.length > 0 ? ioPool.pop() : new Io();
+  let io = freeIos;
+  if (io != null) {
+    freeIos = io.nextFree;
+    io.nextFree = null;
+  } else {
+    io = new Io();
+    io.slot = bySlot.length;
+    bySlot.push(io);
+  }
   io.kind = kind;
   io.pending = 0;
   io.status = 0;
@@ -82,32 +97,22 @@ function putIo(io: Io): void {
   io.to = null;
   io.parent = null;
   io.waiter = null;
-  ioPool.push(io);
+  io.cmd = -1;
+  io.nextFree = freeIos;
+  freeIos = io;
 }
 
-const commands = new Array<Io | null>();
-const freeCommandIds = new Array<i32>();
-
 function issueCommand(clone: Io, backing: Backing): void {
-  let id: i32;
-  if (freeCommandIds.length > 0) {
-    id = freeCommandIds.pop();
-    commands[id] = clone;
-  } else {
-    id = commands.length;
-    commands.push(clone);
-  }
-  clone.cmd = id;
-  outboxPush(id, backing.id, clone.op, clone.flags, clone.sector, clone.count, clone.buf);
+  clone.cmd = clone.slot;
+  outboxPush(clone.cmd, backing.id, clone.op, clone.flags, clone.sector, clone.count, clone.buf);
 }
 
 /** The host finished a command. Returns -EINVAL for an id that is not outstanding. */
 export function completeCommand(id: i32, status: i32): i32 {
-  if (id < 0 || id >= commands.length) return -EINVAL;
-  const clone = commands[id];
-  if (clone == null) return -EINVAL;
-  commands[id] = null;
-  freeCommandIds.push(id);
+  if (id < 0 || id >= bySlot.length) return -EINVAL;
+  const clone = unchecked(bySlot[id]);
+  if (clone.cmd != id) return -EINVAL; // free, or not a command now
+  clone.cmd = -1;
   subIoDone(clone, status);
   return 0;
 }
