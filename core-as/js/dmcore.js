@@ -50,8 +50,8 @@ export class CoreFault extends DmError {
  * @param {Record<string, any>} raw @param {DmCore} core
  */
 function guardExports(raw, core) {
-  /** @type {Record<string, any>} */
-  const x = {};
+  /** @type {[string, any][]} */
+  const x = [];
   /** What a guarded call throws for `e`: a first trap becomes the core's fault. */
   const fail = (/** @type {unknown} */ e) => {
     if (!(e instanceof WebAssembly.RuntimeError) && !(e instanceof RangeError)) return e;
@@ -60,16 +60,18 @@ function guardExports(raw, core) {
     return core.fault;
   };
   for (const [name, value] of Object.entries(raw)) {
-    if (typeof value !== 'function') { x[name] = value; continue; }
+    if (typeof value !== 'function') { x.push([name, value]); continue; }
     // One compiled wrapper per export (not one closure shared by all): the call inside stays
     // monomorphic, so V8 can inline the JS-to-Wasm call as it does without the guard.
     const params = Array.from({ length: value.length }, (_, i) => `a${i}`).join(', ');
-    x[name] = new Function('f', 'core', 'fail', `return function ${name}(${params}) {
+    x.push([name, new Function('f', 'core', 'fail', `return function ${name}(${params}) {
       if (core.fault) throw core.fault;
       try { return f(${params}); } catch (err) { throw fail(err); }
-    };`)(value, core, fail);
+    };`)(value, core, fail)]);
   }
-  return x;
+  // Made in one go: an object given this many properties one by one turns into a dictionary,
+  // and every core.x.dm_... lookup on a host's hot path would be a hash lookup.
+  return Object.fromEntries(x);
 }
 
 /** Where the core aborted, read through the raw exports ("" if it did not abort). */
@@ -87,6 +89,8 @@ function abortMessage(/** @type {Record<string, any>} */ raw, /** @type {DmCore}
 
 const COMMAND_BYTES = 32;
 const DONE_BYTES = 12;
+export const COMMAND_WORDS = COMMAND_BYTES / 4;
+export const DONE_WORDS = DONE_BYTES / 4;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -115,21 +119,40 @@ export class DmCore {
     this.x = guardExports(exports, this);
     /** @type {WebAssembly.Memory} */
     this.memory = exports.memory;
+    /** Records of the last takeCommandWords / takeCompletionWords (reused, grown on demand). */
+    this.commandWords = new Uint32Array(COMMAND_WORDS * 64);
+    this.completionWords = new Uint32Array(DONE_WORDS * 64);
+    /** Index in u32 words of the boxes' state (dm_boxes_ptr): outbox, #commands, done box, #completions. */
+    this.boxes = exports.dm_boxes_ptr() >>> 2;
     this.refreshViews();
   }
 
-  /** Re-creates the views when memory grew (the old ArrayBuffer is detached). */
+  /**
+   * Re-creates the views when memory grew. Growing detaches the old ArrayBuffer, and its views'
+   * length becomes 0: testing that is cheaper than reading memory.buffer (or even the old
+   * buffer's byteLength), and a host's hot path runs this for every command.
+   */
   refreshViews() {
-    if (this.buffer === this.memory.buffer) return;
+    if (this.u8 !== undefined && this.u8.length !== 0) return;
     this.buffer = this.memory.buffer;
     this.u8 = new Uint8Array(this.buffer);
     this.dv = new DataView(this.buffer);
+    this.u32 = new Uint32Array(this.buffer);
   }
 
   /** A fresh view of len bytes at ptr; valid until the next call into the core. */
   bytes(ptr, len) {
     this.refreshViews();
     return new Uint8Array(this.buffer, ptr, len);
+  }
+
+  /**
+   * The whole core memory as one view, valid until the next call into the core: a hot path
+   * copies at a command's buf offset (`mem.set(src, buf)`) without making a view per command.
+   */
+  memoryBytes() {
+    this.refreshViews();
+    return /** @type {Uint8Array} */ (this.u8);
   }
 
   alloc(bytes) {
@@ -256,6 +279,27 @@ export class DmCore {
     return out;
   }
 
+  /**
+   * takeCommands without an object per command, for hosts on a hot path: copies the records
+   * into `this.commandWords` (COMMAND_WORDS u32 per record, in the record's layout: cmd, backing,
+   * op, flags, sector low, sector high, count, buf) and returns how many. The copy stays valid
+   * while the host calls the core again (the outbox does not: a completion may refill it).
+   * Reads the boxes' state first (dm_boxes_ptr), so an empty outbox costs no call into the core.
+   */
+  takeCommandWords() {
+    if (this.fault) throw this.fault; // fail closed even when nothing is read through the core
+    this.refreshViews();
+    const mem = /** @type {Uint32Array} */ (this.u32);
+    if (mem[this.boxes + 1] === 0) return 0;
+    const n = this.x.dm_take_commands();
+    const words = n * COMMAND_WORDS;
+    if (this.commandWords.length < words) this.commandWords = new Uint32Array(words * 2);
+    const out = this.commandWords;
+    const from = mem[this.boxes] >>> 2;
+    for (let i = 0; i < words; i++) out[i] = mem[from + i];
+    return n;
+  }
+
   complete(cmd, status) { this.check(this.x.dm_complete(cmd, status)); }
 
   /** @returns {Completion[]} */
@@ -271,5 +315,24 @@ export class DmCore {
       out[i] = { tag: dv.getUint32(p, true), status: dv.getInt32(p + 4, true) };
     }
     return out;
+  }
+
+  /**
+   * takeCompletions without objects: copies the records into `this.completionWords`
+   * (DONE_WORDS u32 per record: tag, status (`| 0` makes it signed), reserved) and returns how
+   * many; like takeCommandWords, it calls into the core only when there is something to take.
+   */
+  takeCompletionWords() {
+    if (this.fault) throw this.fault; // fail closed even when nothing is read through the core
+    this.refreshViews();
+    const mem = /** @type {Uint32Array} */ (this.u32);
+    if (mem[this.boxes + 3] === 0) return 0;
+    const n = this.x.dm_take_completions();
+    const words = n * DONE_WORDS;
+    if (this.completionWords.length < words) this.completionWords = new Uint32Array(words * 2);
+    const out = this.completionWords;
+    const from = mem[this.boxes + 2] >>> 2;
+    for (let i = 0; i < words; i++) out[i] = mem[from + i];
+    return n;
   }
 }
