@@ -81,7 +81,8 @@ class Server {
     const s = new Server(dir);
     const args = [join(REPO, 'bin', 'dmkit.js'), 'serve', '--quiet', '--socket', s.socket, '--control', s.control,
       '--device', IDLE_DEVICE, '0 8 zero'];
-    s.child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    // execArgv: the guest's node flags (--no-liftoff, test/vm/guest/suite.sh) reach the server too.
+    s.child = spawn(process.execPath, [...process.execArgv, ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     s.child.stderr?.on('data', (b) => { s.log += b; });
     s.exited = new Promise((resolve) => s.child?.once('exit', (code, signal) => resolve(code ?? signal)));
     for (let i = 0; i < 600; i++) {
