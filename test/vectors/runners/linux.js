@@ -13,7 +13,7 @@ export const LINUX_TARGETS = ['linear', 'striped', 'zero', 'error', 'snapshot', 
 export const LINUX_CANNOT_CHECK = {
   'flakey-error-reads': 'flakey error_reads is newer than Linux 6.1',
   'flakey-corrupt-read': 'Debian\'s Linux 6.1 leaves reads uncorrupted (corrupt_bio_byte ... r has no effect there)',
-  'snap-handover-merge-after-snapshot': 'Linux 6.1 oopses on it (NULL pointer dereference in __find_snapshots_sharing_cow, from snapshot_dtr as table_load destroys the refused table): the guest would panic',
+  'snap-handover-in-one-table': 'Linux 6.1 refuses these tables too, but may oops destroying them (NULL pointer dereference in __find_snapshots_sharing_cow, from snapshot_dtr in table_load): the guest would panic',
   'zero-discard-and-write-zeroes': 'dm-zero takes discards from version 1.2.0, newer than the 1.1.0 of Linux 6.1',
   'snap-discard-misaligned': 'Linux 6.1 cuts snapshot discards into chunk-sized pieces from their first sector, not at chunk boundaries (its discard granularity is given in sectors, read as bytes): a chunk-sized piece starting mid-chunk zeroes into the next COW chunk',
 };
