@@ -4,7 +4,7 @@ import { setMsg, fail, msgPtr, msgLen, readText } from "./msg";
 import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY } from "./errno";
 import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
 import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
-import { parseTable, tableError } from "./table";
+import { Table, parseTable, tableError } from "./table";
 import { startLoad, loadFailure } from "./load";
 import { setLoadingDevice, startCollecting, stopCollecting } from "./devref";
 import { STATUS_INFO, STATUS_TABLE } from "./target";
@@ -169,23 +169,53 @@ function presuspend(d: MappedDevice): void {
   if (live != null) for (let i = 0; i < live.targets.length; i++) live.targets[i].presuspend();
 }
 
+/**
+ * do_resume: a loaded table replaces the live one (the device suspended first), then dm_resume
+ * runs every target's preresume and resume. A refused preresume leaves the device suspended on
+ * the new table (the old one is gone, as in Linux); a later resume tries again.
+ */
 export function dm_dev_resume(id: i32): i32 {
   const d = device(id);
   if (d == null) return settle(-ENXIO);
   if (d.loading != null) return settle(fail(EBUSY, "device " + d.name + " is still loading a table"));
   const next = d.inactive;
+  const resuming = next != null ? next : d.suspended ? d.live : null;
+  if (resuming != null) {
+    const busy = targetRefusal(d, resuming, false);
+    if (busy.length > 0) return settle(fail(EBUSY, busy));
+  }
+  let old: Table | null = null;
   if (next != null) {
     if (!d.suspended) presuspend(d); // the kernel suspends a device before swapping its table
-    const old = d.live;
+    d.suspended = true;
+    old = d.live;
     d.live = next;
     d.inactive = null;
-    for (let i = 0; i < next.targets.length; i++) next.targets[i].resume();
-    // Only now, as do_resume: a snapshot's resume takes the old table's store over first.
-    if (old != null) old.retire(); // requests in flight keep their own reference to it
+  }
+  const live = d.live;
+  if (d.suspended && live != null) {
+    const refused = targetRefusal(d, live, true);
+    if (refused.length > 0) {
+      if (old != null) old.retire();
+      return settle(fail(EINVAL, refused));
+    }
+    for (let i = 0; i < live.targets.length; i++) live.targets[i].resume();
   }
   d.suspended = false;
   releaseHeld(d);
+  // Only now, as do_resume: a snapshot's resume takes the old table's store over first.
+  if (old != null) old.retire(); // requests in flight keep their own reference to it
   return settle(0);
+}
+
+/** The first target of t that refuses to resume (preresume, or resumeBusy), named by its line. */
+function targetRefusal(d: MappedDevice, t: Table, pre: bool): string {
+  for (let i = 0; i < t.targets.length; i++) {
+    const target = t.targets[i];
+    const why = pre ? target.preresume() : target.resumeBusy();
+    if (why.length > 0) return d.name + ": line " + t.lineNos[i].toString() + ": " + target.typeName() + ": " + why;
+  }
+  return "";
 }
 
 export function dm_dev_remove(id: i32): i32 {

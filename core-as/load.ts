@@ -67,5 +67,6 @@ function loadErrno(error: string): i32 {
 function install(dev: MappedDevice, table: Table): void {
   const old = dev.inactive;
   if (old != null) old.retire();
+  table.device = dev;
   dev.inactive = table;
 }

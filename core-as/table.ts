@@ -21,6 +21,8 @@ export class Table {
   /** The device this table is being loaded into, and the host's tag for the load. */
   loadingFor: MappedDevice | null = null;
   loadTag: u32 = 0;
+  /** The device the table was loaded into (dm_table_get_md), kept while it is being replaced. */
+  device: MappedDevice | null = null;
   private retired: bool = false;
 
   /** A target finished its asynchronous preparation; error is "" on success. */

@@ -76,7 +76,21 @@ export abstract class Target {
     t.targetPrepared(this, error);
   }
 
-  /** The table became live (snapshot_resume and the like). */
+  /**
+   * Before the table's targets resume (preresume): "" to go on, or why the resume is refused
+   * (-EINVAL; the device stays suspended with this table live, as dm_resume leaves it).
+   */
+  preresume(): string {
+    return "";
+  }
+  /**
+   * What Linux would wait for before this resume and the core cannot (it never blocks): "" to
+   * go on, or why to refuse with -EBUSY before anything changes, so the host can retry.
+   */
+  resumeBusy(): string {
+    return "";
+  }
+  /** The table became live, or its suspended device resumes (snapshot_resume and the like). */
   resume(): void {}
   /** The device is being suspended, or its table replaced: let go of held I/O (delay_presuspend). */
   presuspend(): void {}

@@ -102,6 +102,29 @@ export function validateHandover(s: SnapshotTarget): Handover {
   return new Handover(src, "");
 }
 
+/** A COW device's snapshots of one origin: the live one and the one not live yet. */
+export class CowPair {
+  constructor(public src: SnapshotTarget | null, public dest: SnapshotTarget | null) {}
+}
+
+/**
+ * __find_snapshots_sharing_cow as snapshot_preresume uses it: among the snapshots of s's origin
+ * on s's COW device (s included), the active one is the handover's source, the other its
+ * destination; both are set only while a handover waits.
+ */
+export function findSnapshotsSharingCow(s: SnapshotTarget): CowPair {
+  const pair = new CowPair(null, null);
+  const o = find(s.origin, false);
+  if (o == null) return pair;
+  for (let i = 0; i < o.snapshots.length; i++) {
+    const other = o.snapshots[i];
+    if (!other.cow.sameAs(s.cow)) continue;
+    if (other.active) pair.src = other;
+    else pair.dest = other;
+  }
+  return pair;
+}
+
 /** __minimum_chunk_size: origin writes never span a chunk of any snapshot. */
 function minimumOf(o: Origin): u64 {
   let min: u64 = 0;

@@ -15,6 +15,8 @@ const MERGE_FLUSH: i64 = 3;
 
 export class SnapshotMergeTarget extends SnapshotTarget {
   merging: bool = false;
+  /** Suspending: the merge stops after the step in flight (SHUTDOWN_MERGE). */
+  private stopping: bool = false;
   private firstMergingChunk: u64 = 0;
   private numMergingChunks: u64 = 0;
   /** Writes to chunks being merged wait here (bios_queued_during_merge). */
@@ -44,6 +46,15 @@ export class SnapshotMergeTarget extends SnapshotTarget {
     // snapshot-merge acts as an origin: writes never span a chunk of any snapshot.
     this.maxIoLen = minimumChunkSize(this.origin);
     this.startMerge();
+  }
+
+  /** snapshot_merge_presuspend -> stop_merge: no new step; the one in flight finishes. */
+  presuspend(): void {
+    if (this.merging) this.stopping = true;
+  }
+
+  busy(): bool {
+    return super.busy() || this.merging;
   }
 
   destroy(): void {
@@ -84,6 +95,7 @@ export class SnapshotMergeTarget extends SnapshotTarget {
   // ---- the merge, step by step
 
   startMerge(): void {
+    this.stopping = false;
     if (this.merging) return;
     this.merging = true;
     this.nextChunks();
@@ -91,6 +103,11 @@ export class SnapshotMergeTarget extends SnapshotTarget {
 
   nextChunks(): void {
     if (!this.merging) return;
+    if (this.stopping) {
+      this.stopping = false;
+      this.shutdown();
+      return;
+    }
     if (!this.valid) {
       this.shutdown(); // an invalid snapshot can't be merged
       return;

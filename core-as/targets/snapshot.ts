@@ -15,7 +15,8 @@ import { TransientStore } from "../snapshot/transient-store";
 import { ExceptionTable } from "../snapshot/exceptions";
 import { PendingException } from "../snapshot/pending";
 import { chunkSizeError } from "../snapshot/chunks";
-import { registerSnapshot, unregisterSnapshot, snapshotResumed, validateHandover } from "../snapshot/origins";
+import { registerSnapshot, unregisterSnapshot, snapshotResumed, validateHandover, findSnapshotsSharingCow } from "../snapshot/origins";
+import { MappedDevice } from "../device";
 import { originWrite, exceptionDone } from "../snapshot/origin-write";
 import { SnapshotFeatures, parseSnapshotFeatures } from "../snapshot/features";
 import { zeroException } from "../snapshot/zero-exception";
@@ -155,6 +156,44 @@ export class SnapshotTarget extends Target {
   /** dm_add_exception: an exception read back from the COW device. */
   addException(oldChunk: u64, newChunk: u64): void {
     this.complete.set(oldChunk, newChunk);
+  }
+
+  /**
+   * snapshot_preresume: while a handover waits, its source may not resume first, and the new
+   * snapshot resumes only once the source's device is suspended (no I/O of the source may reach
+   * the store it gives away).
+   */
+  preresume(): string {
+    const pair = findSnapshotsSharingCow(this);
+    const src = pair.src;
+    if (src == null || pair.dest == null) return "";
+    if (src === this) return "Unable to resume snapshot source until handover completes.";
+    if (!src.deviceSuspended()) return "Unable to perform snapshot handover until source is suspended.";
+    return "";
+  }
+
+  /**
+   * Linux's snapshot_resume waits for copies the source still has in flight (origin writes, a
+   * merge step: it suspends the origin, stop_merge waits); the core cannot wait, so it refuses
+   * until they are done. A source that is not suspended is preresume's refusal instead.
+   */
+  resumeBusy(): string {
+    const pair = findSnapshotsSharingCow(this);
+    const src = pair.src;
+    if (src == null || pair.dest == null || src === this || !src.deviceSuspended()) return "";
+    if (src.busy()) return "Unable to perform snapshot handover while the source still has copies in flight; retry when they complete.";
+    return "";
+  }
+
+  /** dm_suspended: the device this snapshot's table belongs to is suspended. */
+  deviceSuspended(): bool {
+    const d = (<Table>this.table).device;
+    return d != null && (<MappedDevice>d).suspended;
+  }
+
+  /** Work in flight that uses the store: copies and their commits (a merge step too, in snapshot-merge). */
+  busy(): bool {
+    return this.pending.size > 0;
   }
 
   resume(): void {

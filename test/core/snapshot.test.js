@@ -181,6 +181,8 @@ describe('persistent snapshot (Linux on-disk format)', () => {
     expect(h.read(s, 0, 1).status).toBe(ERRNO.EIO);
     expect(first(o, 14 * 8)).toBe(4);
     expect((await cowInfo()).valid).toBe(false); // the header says so, for the next load
+    h.core.suspend(s);
+    h.core.removeDevice(s); // else the next load would take s's store over, reading nothing
     const id = h.core.createDevice('again');
     h.load(id, `0 ${ORIGIN} snapshot base.img cow.img P 8`);
     h.core.resume(id);
