@@ -265,6 +265,157 @@ static void past_origin_end(void)
 	end("snapshot past the end");
 }
 
+/*
+ * ---- handover while the source is busy: core-as/targets/snapshot.ts preresume
+ * (test/core/snapshot-handover-source-suspended.test.js has the same cases)
+ */
+
+#define SNAP_TABLE "0 64 snapshot o c P 8"
+#define NOT_SUSPENDED "s: line 1: snapshot: Unable to perform snapshot handover until source is suspended."
+
+static void check_status(struct hdev *dev, const char *want, const char *what)
+{
+	char status[256], got[300];
+
+	dmc_status(dev, status, sizeof(status));
+	snprintf(got, sizeof(got), "'%s'", status);
+	check(!strcmp(status, want), what, got);
+}
+
+static void check_refused(int r, int err, const char *msg, const char *what)
+{
+	char got[MSG_LEN + 32];
+
+	snprintf(got, sizeof(got), "errno %d, '%s'", r, r ? dmc_msg : "");
+	check(r == err && !strcmp(dmc_msg, msg), what, got);
+}
+
+/*
+ * A merging device over a snapshot a with 4 exceptions, one merge step each,
+ * its merge I/O not run yet. Removing a (*a NULL) runs that I/O: a table's
+ * destructor here waits until everything ran.
+ */
+static struct hdev *merging(struct hdev **a_out)
+{
+	unsigned char buf[512];
+	struct hdev *a, *m;
+	int i, r;
+
+	disk_add("o", 64);
+	disk_add("c", 128);
+	r = create("a", SNAP_TABLE, &a);
+	for (i = 0; !r && i < 4; i++) {
+		memset(buf, 100 + i, sizeof(buf));
+		r = io(a, REQ_OP_WRITE, i * 16, 1, buf);
+	}
+	r = r ? r : -dmc_create("m", &m);
+	r = r ? r : -dmc_load(m, "0 64 snapshot-merge o c P 8");
+	r = r ? r : -dmc_suspend(a);
+	r = r ? r : -dmc_resume(m);
+	if (!a_out)
+		r = r ? r : -dmc_remove(a);
+	else
+		*a_out = a;
+	check(r == 0, "handover: a snapshot-merge takes a snapshot's store over", dmc_msg);
+	return r ? NULL : m;
+}
+
+static void handover_source_busy(void)
+{
+	unsigned char buf[512];
+	struct done d = { false, 0 };
+	struct bio bio;
+	struct hdev *a, *m, *s;
+	int r;
+
+	begin();
+	m = merging(NULL);
+	if (m) {
+		check_refused(create("s", SNAP_TABLE, &s), EINVAL, NOT_SUSPENDED,
+			      "handover: refused while the source merges, not suspended");
+		while (pump_step())
+			;
+		check_status(m, "0 64 snapshot-merge 16/128 16\n",
+			     "handover: the source's merge still runs to the end");
+	}
+	end("handover from a merging device");
+
+	begin();
+	disk_add("o", 64);
+	disk_add("c", 128);
+	r = create("a", SNAP_TABLE, &a);
+	check(r == 0, "handover: the source loads", dmc_msg);
+	if (!r) {
+		/* A partial chunk write: its copy is in flight, not run yet. */
+		memset(&bio, 0, sizeof(bio));
+		memset(buf, 77, sizeof(buf));
+		bio.bi_bdev = &a->bdev;
+		bio.bi_opf = REQ_OP_WRITE;
+		bio.bi_iter.bi_size = 512;
+		bio.shim_data = buf;
+		bio.bi_end_io = io_done;
+		bio.bi_private = &d;
+		dmc_submit(a, &bio);
+		check_refused(create("s", SNAP_TABLE, &s), EINVAL, NOT_SUSPENDED,
+			      "handover: refused while the source copies a chunk, not suspended");
+		while (!d.done && pump_step())
+			;
+		check(d.done && !d.err, "handover: the source's write completes", "");
+		r = -dmc_suspend(a);
+		r = r ? r : -dmc_resume(s);
+		check(r == 0, "handover: a retry after suspending the source takes the store over",
+		      dmc_msg);
+		check_status(s, "0 64 snapshot 24/128 16\n", "handover: the new snapshot has the copied chunk");
+		check_status(a, "0 64 snapshot Invalid\n", "handover: the source is invalid after it");
+	}
+	end("handover from a snapshot copying a chunk");
+
+	begin();
+	disk_add("o", 64);
+	disk_add("c", 128);
+	r = create("a", SNAP_TABLE, &a);
+	r = r ? r : -dmc_suspend(a);
+	r = r ? r : -dmc_create("s", &s);
+	r = r ? r : -dmc_load(s, SNAP_TABLE);
+	check(r == 0, "handover: a reload waits for its resume", dmc_msg);
+	if (!r) {
+		check_refused(-dmc_resume(a), EINVAL,
+			      "a: line 1: snapshot: Unable to resume snapshot source until handover completes.",
+			      "handover: the source may not resume before the handover");
+		check(dmc_resume(s) == 0 && dmc_resume(a) == 0,
+		      "handover: the source resumes after it", dmc_msg);
+	}
+	end("handover: resuming the source first");
+
+	/* Suspending the merge stops it after the step in flight (stop_merge waits for it). */
+	begin();
+	m = merging(&a);
+	if (m) {
+		r = -dmc_suspend(m);
+		check(r == 0, "merge: a merging device suspends", dmc_msg);
+		check_status(m, "0 64 snapshot-merge 40/128 16\n",
+			     "merge: suspending stops it after the step in flight");
+		r = r ? r : -dmc_remove(a);
+		r = r ? r : create("s", SNAP_TABLE, &s);
+		check(r == 0, "merge: a handover from the suspended merge goes on", dmc_msg);
+		check_status(s, "0 64 snapshot 40/128 16\n", "merge: the new snapshot has the 3 left");
+	}
+	end("handover from a suspended merge");
+
+	begin();
+	m = merging(&a);
+	if (m) {
+		r = -dmc_suspend(m);
+		r = r ? r : -dmc_resume(m);
+		r = r ? r : -dmc_remove(a);
+		while (pump_step())
+			;
+		check(r == 0, "merge: suspend and resume", dmc_msg);
+		check_status(m, "0 64 snapshot-merge 16/128 16\n", "merge: it goes on after the resume");
+	}
+	end("merge resumed");
+}
+
 int scenario_checks(int *passed)
 {
 	failures = 0;
@@ -272,6 +423,7 @@ int scenario_checks(int *passed)
 	ebs_length_overflow();
 	cow_bad_exceptions();
 	past_origin_end();
+	handover_source_busy();
 	*passed = passes;
 	return failures;
 }

@@ -197,6 +197,12 @@ fmode_t dm_table_get_mode(struct dm_table *t)
 	return 3;	/* FMODE_READ | FMODE_WRITE */
 }
 
+/* The device of the target's table is suspended (dm_suspended_md). */
+int dm_suspended(struct dm_target *ti)
+{
+	return ti->table->md->suspended;
+}
+
 sector_t dm_table_get_size(struct dm_table *t)
 {
 	return t->size;
@@ -368,6 +374,7 @@ static struct dm_table *parse_table(struct hdev *md, const char *text, int *err)
 		ti->len = len;
 		ti->error = "Unknown error";
 		ti->shim_name = strdup(w[2]);
+		ti->shim_line = line_no;
 		r = type->ctr(ti, n - 3, w + 3);
 		if (r) {
 			if (ti->shim_devs)
@@ -624,28 +631,37 @@ static void release_held(struct hdev *dev)
 	}
 }
 
-static void resume_targets(struct dm_table *t)
+/* dm_table_resume_targets: every preresume must pass before any target resumes. */
+static int resume_targets(struct hdev *dev, struct dm_table *t)
 {
+	struct dm_target *ti;
 	unsigned int i;
+	int r;
 
 	for (i = 0; i < t->n; i++) {
-		if (t->targets[i].type->preresume)
-			t->targets[i].type->preresume(&t->targets[i]);
+		ti = &t->targets[i];
+		r = ti->type->preresume ? ti->type->preresume(ti) : 0;
+		if (r)
+			return fail(-r, "%s: line %d: %s: %s", dev->name, ti->shim_line,
+				    ti->shim_name, ti->error);
 	}
 	for (i = 0; i < t->n; i++) {
 		if (t->targets[i].type->resume)
 			t->targets[i].type->resume(&t->targets[i]);
 	}
+	return 0;
 }
 
 /*
  * dmsetup resume: a loaded table replaces the live one (the device is
  * suspended first, as the kernel does), the new targets resume, held I/O
- * goes on, and only then is the old table destroyed.
+ * goes on, and only then is the old table destroyed. A refused preresume
+ * leaves the device suspended on the new table, as dm_resume does.
  */
 int dmc_resume(struct hdev *dev)
 {
 	struct dm_table *old = NULL;
+	int r;
 
 	if (dev->inactive) {
 		suspend_now(dev);
@@ -653,8 +669,14 @@ int dmc_resume(struct hdev *dev)
 		dev->live = dev->inactive;
 		dev->inactive = NULL;
 	}
-	if (dev->suspended && dev->live)
-		resume_targets(dev->live);
+	if (dev->suspended && dev->live) {
+		r = resume_targets(dev, dev->live);
+		if (r) {
+			if (old)
+				table_retire(old);
+			return r;
+		}
+	}
 	dev->suspended = false;
 	release_held(dev);
 	if (old)

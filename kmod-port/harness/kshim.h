@@ -529,6 +529,7 @@ struct dm_target {
 	bool accounts_remapped_io;
 	/* shim */
 	const char *shim_name;		/* the type as the table names it ("linear") */
+	int shim_line;			/* its line in the table text, for messages */
 	struct dm_dev *shim_devs;
 };
 
@@ -548,6 +549,7 @@ int dm_get_device(struct dm_target *ti, const char *path, fmode_t mode, struct d
 void dm_put_device(struct dm_target *ti, struct dm_dev *d);
 fmode_t dm_table_get_mode(struct dm_table *t);
 sector_t dm_table_get_size(struct dm_table *t);
+int dm_suspended(struct dm_target *ti);
 int dm_set_target_max_io_len(struct dm_target *ti, sector_t len);
 void *dm_per_bio_data(struct bio *bio, size_t data_size);
 struct bio *dm_bio_from_per_bio_data(void *data, size_t data_size);

@@ -176,6 +176,31 @@ struct list_head *dmk_snapshots_of(struct block_device *bdev)
 	return o ? &o->snapshots : NULL;
 }
 
+/*
+ * findSnapshotsSharingCow (__find_snapshots_sharing_cow, as snapshot_preresume
+ * uses it): among the snapshots of s's origin on s's COW device, s included,
+ * the active one is a handover's source, the other its destination. Under dmk_lock.
+ */
+void dmk_find_snapshots_sharing_cow(struct dmk_snapshot *s, struct dmk_snapshot **src,
+				    struct dmk_snapshot **dest)
+{
+	struct dmk_origin *o = dmk_origin_find(s->origin->bdev);
+	struct dmk_snapshot *other;
+
+	*src = NULL;
+	*dest = NULL;
+	if (!o)
+		return;
+	list_for_each_entry(other, &o->snapshots, origin_node) {
+		if (other->cow->bdev != s->cow->bdev)
+			continue;
+		if (other->active)
+			*src = other;
+		else
+			*dest = other;
+	}
+}
+
 /* __minimum_chunk_size: origin writes never span a chunk of any snapshot (0: no limit). */
 u64 dmk_minimum_chunk_size(struct block_device *bdev)
 {

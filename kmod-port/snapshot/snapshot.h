@@ -75,6 +75,7 @@ static inline sector_t dmk_snapshot_device_sectors(struct dmk_snapshot *s)
 
 int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool is_merge);
 void dmk_snapshot_dtr(struct dm_target *ti);
+int dmk_snapshot_preresume(struct dm_target *ti);
 void dmk_snapshot_resume(struct dm_target *ti);
 void dmk_snapshot_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
 			 char *result, unsigned int maxlen);

@@ -22,6 +22,7 @@
 struct dmk_merge {
 	struct dmk_snapshot *snap;
 	bool merging;
+	bool stopping;		/* suspending: no step after the one in flight (SHUTDOWN_MERGE) */
 	u64 first_merging_chunk;
 	u64 num_merging_chunks;
 	/* Writes to chunks being merged wait here (bios_queued_during_merge). */
@@ -65,6 +66,7 @@ static void merge_fail(struct dmk_merge *m)
 
 static void merge_start(struct dmk_merge *m)
 {
+	m->stopping = false;
 	if (m->merging)
 		return;
 	m->merging = true;
@@ -77,6 +79,11 @@ static void merge_next_chunks(struct dmk_merge *m)
 
 	if (!m->merging)
 		return;
+	if (m->stopping) {
+		m->stopping = false;
+		merge_shutdown(m);
+		return;
+	}
 	if (!s->valid) {
 		merge_shutdown(m);	/* an invalid snapshot can't be merged */
 		return;
@@ -313,6 +320,27 @@ static void merge_dtr(struct dm_target *ti)
 	kfree(m);
 }
 
+static bool merge_stopped(void *arg)
+{
+	struct dmk_merge *m = arg;
+
+	return !m->merging && m->waiter.inflight == 0;
+}
+
+/* snapshot_merge_presuspend -> stop_merge: the step in flight finishes, no other starts. */
+static void merge_presuspend(struct dm_target *ti)
+{
+	struct dmk_snapshot *s = ti->private;
+	struct dmk_merge *m = s->merge;
+	unsigned long flags;
+
+	spin_lock_irqsave(&dmk_lock, flags);
+	if (m->merging)
+		m->stopping = true;
+	spin_unlock_irqrestore(&dmk_lock, flags);
+	dmk_wait_idle(merge_stopped, m);
+}
+
 static void merge_resume(struct dm_target *ti)
 {
 	struct dmk_snapshot *s = ti->private;
@@ -388,6 +416,8 @@ struct target_type dmk_merge_target = {
 	.dtr = merge_dtr,
 	.map = merge_map,
 	.end_io = dmk_snapshot_end_io,
+	.presuspend = merge_presuspend,
+	.preresume = dmk_snapshot_preresume,
 	.resume = merge_resume,
 	.status = dmk_snapshot_status,
 	.iterate_devices = dmk_snapshot_iterate_devices,

@@ -228,6 +228,41 @@ void dmk_snapshot_dtr(struct dm_target *ti)
 	snapshot_free(ti, s);
 }
 
+/*
+ * snapshot_preresume: while a handover waits, its source may not resume first,
+ * and the new snapshot resumes only once the source's device is suspended, so
+ * no I/O of the source reaches the store it gives away. Linux's resume then
+ * waits for copies the source still has in flight (it suspends the origin
+ * device): here too, before the handover. (The core, which cannot wait,
+ * refuses with -EBUSY instead: core-as/targets/snapshot.ts resumeBusy.)
+ */
+#define SOURCE_NOT_SUSPENDED "Unable to perform snapshot handover until source is suspended."
+
+int dmk_snapshot_preresume(struct dm_target *ti)
+{
+	struct dmk_snapshot *s = ti->private, *src, *dest;
+	unsigned long flags;
+	int r = 0;
+
+	spin_lock_irqsave(&dmk_lock, flags);
+	dmk_find_snapshots_sharing_cow(s, &src, &dest);
+	if (src && dest) {
+		if (s == src) {
+			ti->error = "Unable to resume snapshot source until handover completes.";
+			r = -EINVAL;
+		} else if (!dm_suspended(src->ti)) {
+			ti->error = SOURCE_NOT_SUSPENDED;
+			r = -EINVAL;
+		}
+	}
+	spin_unlock_irqrestore(&dmk_lock, flags);
+	if (r)
+		return r;	/* dm_table_resume_targets logs it; ti->error says why */
+	if (src && dest && src != s)
+		dmk_wait_idle(snapshot_idle, src);
+	return 0;
+}
+
 /* __handover_exceptions: swap stores and tables; the old instance gets no more I/O. */
 static void snapshot_handover(struct dmk_snapshot *s, struct dmk_snapshot *from)
 {
@@ -681,6 +716,7 @@ struct target_type dmk_snapshot_target = {
 	.dtr = dmk_snapshot_dtr,
 	.map = snapshot_map,
 	.end_io = dmk_snapshot_end_io,
+	.preresume = dmk_snapshot_preresume,
 	.resume = dmk_snapshot_resume,
 	.status = dmk_snapshot_status,
 	.iterate_devices = dmk_snapshot_iterate_devices,
