@@ -31,6 +31,8 @@ class MappedDevice {
     /** @type {import('./table.js').Table | null} */
     this.inactive = null;
     this.suspended = false;
+    /** @type {import('./table.js').Table | null} the table being replaced, during a resume */
+    this.outgoing = null;
     /** @type {Array<() => void>} I/O that arrived while suspended */
     this.held = [];
   }
@@ -146,7 +148,20 @@ export class Model {
       return built.errno;
     }
     dev.live = built.table;
+    if (preresumeRefusal(dev.live)) { // dmsetup create removes a device whose resume failed
+      for (const seg of dev.live.segments) seg.target.destroy?.();
+      this.devices.delete(name);
+      return 'EINVAL';
+    }
     for (const seg of dev.live.segments) seg.target.resume?.();
+    return null;
+  }
+
+  /** The device whose live, inactive or outgoing table holds `target` (dm_table_get_md). @param {object} target */
+  deviceHolding(target) {
+    for (const dev of this.devices.values()) {
+      for (const t of [dev.live, dev.inactive, dev.outgoing]) if (t?.segments.some((s) => s.target === target)) return dev;
+    }
     return null;
   }
 
@@ -173,16 +188,23 @@ export class Model {
   resume(name) {
     const dev = this.devices.get(name);
     if (!dev) return 'ENXIO';
+    // As do_resume: the device is suspended and its new table swapped in, then every target's
+    // preresume and resume run (dm_resume); a refusal leaves the device suspended on the new
+    // table. The old table goes after that (a snapshot reload takes its store over first;
+    // destroyed before, it would cancel that handover).
     const next = dev.inactive;
     if (next) {
-      const old = dev.live;
+      dev.outgoing = dev.live;
       dev.live = next;
       dev.inactive = null;
-      for (const seg of next.segments) seg.target.resume?.();
-      // As do_resume: the old table goes after the new one resumed (a snapshot reload takes its
-      // store over first; destroyed before, it would cancel that handover).
-      for (const seg of old?.segments ?? []) seg.target.destroy?.();
+      dev.suspended = true;
     }
+    const old = dev.outgoing;
+    const refused = dev.suspended && dev.live ? preresumeRefusal(dev.live) : null;
+    if (!refused && dev.suspended) for (const seg of dev.live?.segments ?? []) seg.target.resume?.();
+    dev.outgoing = null;
+    for (const seg of old?.segments ?? []) seg.target.destroy?.();
+    if (refused) return refused;
     dev.suspended = false;
     const held = dev.held;
     dev.held = [];
@@ -301,6 +323,15 @@ export class Model {
     const info = w.slice(3).join(' ');
     return info === 'Invalid' || info === 'Merge failed' ? 'EIO' : null;
   }
+}
+
+/** The first errno a target's preresume gives (dm_table_resume_targets), or null. @param {import('./table.js').Table} table */
+function preresumeRefusal(table) {
+  for (const seg of table.segments) {
+    const errno = seg.target.preresume?.();
+    if (errno) return errno;
+  }
+  return null;
 }
 
 /** @param {Uint8Array} bytes */

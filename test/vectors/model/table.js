@@ -16,7 +16,8 @@ const U64_MAX = 2n ** 64n - 1n;
  * @property {() => string} info      dmsetup status text after `start length type `
  * @property {() => string} table     dmsetup table text after `start length type `
  * @property {Array<{dev: BlockDev, start: number, len: number}>} [areas] device ranges it maps (checked against sizes)
- * @property {() => void} [resume]    the table became live
+ * @property {() => string|null} [preresume] before it resumes: null, or the errno refusing the resume
+ * @property {() => void} [resume]    the table became live, or its suspended device resumes
  * @property {() => void} [destroy]   the table is gone (replaced, failed to load, device removed)
  * @property {(words: string[]) => string|null} [message] dmsetup message: null or an errno
  * @typedef {{begin: number, len: number, type: string, target: Target}} Segment

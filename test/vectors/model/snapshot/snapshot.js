@@ -170,6 +170,8 @@ export class Snapshot {
     this.handoverFrom = null;
     /** @type {Features} */
     this.features = { zeroesCow: false, passdownOrigin: false };
+    /** @type {object | null} the table segment's target object (targets/snapshot.js) */
+    this.target = null;
   }
 
   /** Reads chunk `chunk` of the origin (cut at the origin's end) into COW chunk `newChunk`. */
@@ -218,6 +220,19 @@ export class Snapshot {
     if (!this.valid) return;
     this.store.drop();
     this.valid = false;
+  }
+
+  /**
+   * snapshot_preresume: while a handover waits (a live and a not-yet-live snapshot of this
+   * origin on this COW device), the source may not resume first and the new one only once the
+   * source's device is suspended. Returns null or the errno.
+   */
+  preresume() {
+    const sharing = snapshotsOf(this.model, this.origin).filter((o) => o.cow === this.cow);
+    const src = sharing.findLast((o) => o.active), dest = sharing.findLast((o) => !o.active);
+    if (!src || !dest) return null;
+    if (src === this) return 'EINVAL';
+    return this.model.deviceHolding(src.target)?.suspended ? null : 'EINVAL';
   }
 
   resume() {

@@ -13,11 +13,12 @@ export const types = {
 
 /** The target face of a Snapshot (also used by snapshot-merge). @param {Snapshot} s @param {number} len */
 export function snapshotTarget(s, len) {
-  return {
+  return s.target = {
     areas: [{ dev: s.origin, start: 0, len }, { dev: s.cow, start: 0, len: s.cow.size() }],
     io: (/** @type {import('../blockdev.js').Op} */ op, /** @type {number} */ sector, /** @type {number} */ count, /** @type {Uint8Array=} */ data) => s.io(op, sector, count, data),
     info: () => s.info(),
     table: () => s.table(),
+    preresume: () => s.preresume(),
     resume: () => s.resume(),
     destroy: () => s.destroy(),
   };
