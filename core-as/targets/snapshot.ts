@@ -125,6 +125,8 @@ export class SnapshotTarget extends Target {
   prepare(): bool {
     const from = this.handoverFrom;
     if (from != null) {
+      // snapshot_ctr: the chunk size comes with the handover; until then the table line says 0.
+      this.store.setChunkSize(0);
       this.setChunkLimits(from.chunkSize());
       return false;
     }

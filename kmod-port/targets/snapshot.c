@@ -190,8 +190,13 @@ int dmk_snapshot_ctr(struct dm_target *ti, unsigned int argc, char **argv, bool 
 		goto bad;	/* otherwise the handover was refused, with ti->error set */
 	spin_lock_irqsave(&dmk_lock, flags);
 	if (s->handover_from) {
-		/* A reload with the same COW device takes the exceptions over at resume. */
+		/*
+		 * A reload with the same COW device takes the exceptions over at
+		 * resume, the chunk size with them: until then the table says 0.
+		 */
 		s->awaiting_handover = true;
+		s->store->chunk_size = 0;
+		s->store->chunk_shift = 0;
 		ti->max_io_len = dmk_snapshot_chunk_size(s->handover_from);
 	}
 	spin_unlock_irqrestore(&dmk_lock, flags);

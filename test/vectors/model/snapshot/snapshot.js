@@ -131,6 +131,7 @@ export class Snapshot {
     snapshotsOf(ctx.model, origin).push(s);
     if (sharing.length === 1) {
       s.handoverFrom = sharing[0];
+      store.chunkSize = 0; // snapshot_ctr: it comes with the handover; the table line says 0 until then
       return s;
     }
     const r = store.readMetadata((o, n) => s.exceptions.set(o, n));
