@@ -95,11 +95,17 @@ export class DeviceRegistry {
 
   async resume(name) {
     const id = this.core.findDevice(name);
-    this.core.resume(id);
-    this.allocation.forget(name);
-    this.exports.get(name)?.refresh();
-    this.engine.pump(); // held requests may have produced commands
-    this.engine.closeUnused();
+    try {
+      this.core.resume(id);
+    } finally {
+      // A target's preresume may refuse after the swap (a snapshot handover whose source is
+      // not suspended): the device then stays suspended on its new table, as in Linux, so the
+      // export's size and the files in use follow that table either way.
+      this.allocation.forget(name);
+      this.exports.get(name)?.refresh();
+      this.engine.pump(); // held requests may have produced commands
+      this.engine.closeUnused();
+    }
   }
 
   /** Refused (EBUSY) while an NBD connection has it open or another table stacks on it, as dmsetup does. */

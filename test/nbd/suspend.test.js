@@ -1,6 +1,7 @@
 // Suspend semantics in the server's registry, with slowed-down backing I/O so that requests
 // are surely in flight: suspend resolves only after they completed; I/O submitted while
-// suspended waits for resume; a reload swaps tables only at resume.
+// suspended waits for resume; a reload swaps tables only at resume (and a resume a target
+// refuses still leaves the new table live, suspended).
 import { describe, it, expect } from 'vitest';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,5 +85,32 @@ describe('suspend and resume', () => {
     expect(await readByte(exp, 0)).toBe(0xb2);
     expect(registry.info('d').hasInactive).toBe(false);
     await registry.close();
+  });
+});
+
+describe('a resume refused after the swap (snapshot handover, source not suspended)', () => {
+  it('leaves the device suspended on its new table, with the export sized by it, as Linux does', async () => {
+    const dir = tempDir();
+    const base = join(dir, 'base.img'), cow = join(dir, 'cow.img');
+    writeFileSync(base, Buffer.alloc(MiB, 0x5a));
+    writeFileSync(cow, Buffer.alloc(MiB));
+    const registry = await DeviceRegistry.create();
+    try {
+      await registry.create('a', `0 64 snapshot ${base} ${cow} P 8`);
+      await registry.create('s', '0 16 zero');
+      expect(registry.getExport('s')?.size()).toBe(16 * 512);
+      await registry.reload('s', `0 64 snapshot ${base} ${cow} P 8`);
+      await expect(registry.resume('s')).rejects.toThrow('Unable to perform snapshot handover until source is suspended.');
+      expect(registry.table('s').trim()).toBe(`0 64 snapshot ${base} ${cow} P 0`);
+      expect(registry.info('s')).toMatchObject({ state: 'SUSPENDED', hasInactive: false });
+      expect(registry.getExport('s')?.size()).toBe(64 * 512);
+      await registry.suspend('a');
+      await registry.resume('s'); // the handover
+      expect(registry.table('s').trim()).toBe(`0 64 snapshot ${base} ${cow} P 8`);
+      expect(registry.status('s').trim()).toBe('0 64 snapshot 16/2048 16');
+      expect(await readByte(registry.getExport('s'), 4096)).toBe(0x5a);
+    } finally {
+      await registry.close();
+    }
   });
 });
