@@ -152,8 +152,11 @@ export class Devices {
   }
 
   resume(name) {
-    this.core.resume(this.core.findDevice(name));
-    this.save();
+    try {
+      this.core.resume(this.core.findDevice(name));
+    } finally {
+      this.save(); // a target may refuse after the swap: the new table is live (suspended) then too
+    }
   }
 
   remove(name) {
