@@ -9,6 +9,13 @@
 //
 // Zeroing (discard, write-zeroes) reads the range first and writes zeroes only where the file
 // is not zero already, so zeroing a sparse image allocates nothing (Node has no fallocate).
+//
+// A flush with nothing to make durable costs no fdatasync: when every write completed so far had
+// completed before an fdatasync that succeeded began, that one covered them, and a flush while
+// such an fdatasync still runs waits for it. A snapshot's metadata commit (flush, then a FUA write
+// of the area) often finds its flush covered by the previous commit's FUA fdatasync, which began
+// after the copies it waits for had landed. The first flush after opening always syncs (a
+// previous owner may have left pages dirty), and after a failed fdatasync every flush syncs.
 import fs from 'node:fs';
 
 const SECTOR = 512;
@@ -39,6 +46,12 @@ export class FileBacking {
     /** Commands running on this file, and whether to close it once there are none (engine). */
     this.busy = 0;
     this.closeWhenIdle = false;
+    /** Writes completed so far, and how many of them a successful fdatasync covers (-1: none yet). */
+    this.writesDone = 0;
+    this.durableWrites = -1;
+    /** The fdatasync running: the writes done when it began and who waits for it. */
+    this.syncing = /** @type {{covers: number, waiters: Done[]} | null} */ (null);
+    this.syncFailed = false;
   }
 
   /**
@@ -121,11 +134,13 @@ export class FileBacking {
       } catch (e) {
         error = /** @type {NodeJS.ErrnoException} */ (e);
       }
+      this.writesDone++; // failed or not: part of it may sit in the page cache
       done(error);
       return;
     }
     const more = (put) => {
       fs.write(this.fd, buf, at + put, length - put, position + put, (err, n) => {
+        if (err || put + n >= length) this.writesDone++;
         if (err) done(err);
         else if (put + n < length) more(put + n);
         else done(null);
@@ -134,10 +149,25 @@ export class FileBacking {
     more(0);
   }
 
-  /** fdatasync: everything written before is on stable storage when done is called. @param {Done} done */
+  /**
+   * fdatasync: every write completed before is on stable storage when done is called. Skipped
+   * when an fdatasync that succeeded already covers them all, shared with a running one that does.
+   * @param {Done} done
+   */
   flush(done) {
     if (this.readOnly) { done(null); return; }
-    fs.fdatasync(this.fd, (err) => done(err));
+    if (!this.syncFailed) {
+      if (this.durableWrites === this.writesDone) { done(null); return; }
+      if (this.syncing && this.syncing.covers === this.writesDone) { this.syncing.waiters.push(done); return; }
+    }
+    const sync = { covers: this.writesDone, waiters: [done] };
+    this.syncing = sync;
+    fs.fdatasync(this.fd, (err) => {
+      if (this.syncing === sync) this.syncing = null;
+      if (err) this.syncFailed = true;
+      else if (sync.covers > this.durableWrites) this.durableWrites = sync.covers;
+      for (const waiter of sync.waiters) waiter(err);
+    });
   }
 
   /**
@@ -157,7 +187,11 @@ export class FileBacking {
         // Bytes past the end of the file read as zeroes already.
         if (got === 0 || scratch.compare(ZEROES, 0, got, 0, got) === 0) { step(at + n); return; }
         this.written.mark(at, n);
-        fs.write(this.fd, ZEROES, 0, n, at, (werr) => (werr ? done(werr) : step(at + n)));
+        fs.write(this.fd, ZEROES, 0, n, at, (werr) => {
+          this.writesDone++;
+          if (werr) done(werr);
+          else step(at + n);
+        });
       });
     };
     step(position);

@@ -1,6 +1,6 @@
 // The engine's promises to the layers above: async file I/O lands in core memory even when the
 // memory grows meanwhile; growth is rare (memory reserved at start); FUA and FLUSH reach the
-// backing files as fdatasync.
+// backing files as fdatasync (a flush only those written since their last fdatasync).
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
 import { join } from 'node:path';
@@ -76,8 +76,15 @@ describe('engine', () => {
     await write(exp, 0, Buffer.alloc(4096, 2), true); // one 4 KiB chunk: lands on a only
     expect(synced).toEqual([fdOf('a')]);
     synced.length = 0;
-    await new Promise((resolve, reject) => exp.flush((e) => (e ? reject(e) : resolve(undefined))));
+    await write(exp, 4096, Buffer.alloc(4096, 3), false); // lands on b only
+    const flush = () => new Promise((resolve, reject) => exp.flush((e) => (e ? reject(e) : resolve(undefined))));
+    await flush();
+    // a: nothing written since the FUA write's fdatasync, which covered it; b: written since open.
+    expect(synced).toEqual([fdOf('b')]);
+    await write(exp, 0, Buffer.alloc(8192, 4), false); // lands on both
+    synced.length = 0;
+    await flush();
     expect(synced.sort()).toEqual([fdOf('a'), fdOf('b')].sort());
-    expect(fs.readFileSync(join(dir, 'a'))[0]).toBe(2);
+    expect(fs.readFileSync(join(dir, 'a'))[0]).toBe(4);
   });
 });

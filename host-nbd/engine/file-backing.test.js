@@ -1,0 +1,113 @@
+// When a flush of a file backing really calls fdatasync: whenever a write completed since the
+// last fdatasync that succeeded began, on the first flush after opening and after any failure;
+// never when such an fdatasync already covers every completed write (that one is shared).
+import { describe, it, expect, vi, afterEach } from 'vitest';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileBacking } from './file-backing.js';
+
+const KiB = 1024;
+/** @type {FileBacking[]} */
+let open = [];
+afterEach(() => {
+  vi.restoreAllMocks();
+  for (const f of open) f.close();
+  open = [];
+});
+
+function backing() {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'dmkit-file-backing-'));
+  const path = join(dir, 'img');
+  fs.writeFileSync(path, Buffer.alloc(256 * KiB));
+  const f = FileBacking.open(path);
+  open.push(f);
+  return f;
+}
+
+/** Counts fdatasync calls; `hold` keeps their completions until release() is called. */
+function watchSyncs({ hold = false, fail = false } = {}) {
+  const calls = { n: 0, held: /** @type {Array<() => void>} */ ([]) };
+  const real = fs.fdatasync;
+  vi.spyOn(fs, 'fdatasync').mockImplementation((fd, cb) => {
+    calls.n++;
+    const finish = (/** @type {NodeJS.ErrnoException | null} */ e) => cb(fail ? Object.assign(new Error('EIO (test)'), { code: 'EIO' }) : e);
+    if (hold) real(fd, (e) => calls.held.push(() => finish(e)));
+    else real(fd, finish);
+  });
+  return calls;
+}
+
+const flush = (f) => new Promise((resolve) => f.flush(resolve));
+const write = (f, at, bytes) => new Promise((resolve, reject) => {
+  const buf = Buffer.alloc(bytes, 7);
+  f.write(buf, 0, bytes, at, (e) => (e ? reject(e) : resolve(undefined)));
+});
+const until = async (cond) => { while (!cond()) await new Promise((r) => setTimeout(r, 1)); };
+
+describe('file backing flushes', () => {
+  it('the first flush after opening syncs; a second with nothing written since does not', async () => {
+    const f = backing();
+    const calls = watchSyncs();
+    expect(await flush(f)).toBe(null);
+    expect(calls.n).toBe(1);
+    expect(await flush(f)).toBe(null);
+    expect(calls.n).toBe(1);
+  });
+
+  it('a write completed since the last fdatasync makes the next flush sync', async () => {
+    const f = backing();
+    const calls = watchSyncs();
+    await flush(f);
+    await write(f, 0, 4 * KiB);
+    await flush(f);
+    expect(calls.n).toBe(2);
+    await write(f, 128 * KiB, 128 * KiB); // a large write: through the thread pool
+    await flush(f);
+    await flush(f);
+    expect(calls.n).toBe(3);
+  });
+
+  it('a flush while an fdatasync covering every write runs waits for that one', async () => {
+    const f = backing();
+    const calls = watchSyncs({ hold: true });
+    await write(f, 0, 4 * KiB);
+    const done = [];
+    f.flush((e) => done.push(['first', e]));
+    f.flush((e) => done.push(['second', e]));
+    await until(() => calls.held.length === 1);
+    expect(calls.n).toBe(1);
+    expect(done).toEqual([]); // neither completes before the fdatasync does
+    calls.held[0]();
+    expect(done).toEqual([['first', null], ['second', null]]);
+  });
+
+  it('a write completed while an fdatasync runs is not covered by it', async () => {
+    const f = backing();
+    const calls = watchSyncs({ hold: true });
+    await write(f, 0, 4 * KiB);
+    const first = flush(f);
+    await until(() => calls.held.length === 1);
+    await write(f, 4 * KiB, 4 * KiB); // lands after that fdatasync began
+    calls.held[0]();
+    await first;
+    const second = flush(f);
+    await until(() => calls.held.length === 2);
+    calls.held[1]();
+    await second;
+    await flush(f); // the second one covered both writes
+    expect(calls.n).toBe(2);
+  });
+
+  it('after a failed fdatasync every flush syncs and reports what fdatasync says', async () => {
+    const f = backing();
+    const failing = watchSyncs({ fail: true });
+    await write(f, 0, 4 * KiB);
+    expect(/** @type {any} */ (await flush(f))?.code).toBe('EIO');
+    vi.restoreAllMocks();
+    const calls = watchSyncs();
+    expect(await flush(f)).toBe(null);
+    expect(await flush(f)).toBe(null);
+    expect(failing.n + calls.n).toBe(3);
+  });
+});
