@@ -313,7 +313,15 @@ export class Engine {
     const c = this.cmds;
     const w = this.words(), from = this.x.dm_outbox_ptr() >>> 2;
     for (let k = 0; k < words; k++) c[k] = w[from + k];
+    // Flushes first: their fdatasync runs in the thread pool while this loop does the batch's
+    // synchronous reads and writes (a snapshot's next commit starts flushing the COW device
+    // before the writes the last commit released go to the origin). The core allows any order:
+    // the commands of one batch are independent, and a flush covers only completed writes.
     for (let i = 0; i < words; i += COMMAND_WORDS) {
+      if (c[i + 2] === OP.FLUSH) this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], 0, 0, 0);
+    }
+    for (let i = 0; i < words; i += COMMAND_WORDS) {
+      if (c[i + 2] === OP.FLUSH) continue;
       this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4] + c[i + 5] * 4294967296, c[i + 6], c[i + 7]);
     }
   }
