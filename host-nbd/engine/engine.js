@@ -16,6 +16,7 @@
 import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
 import { statSync } from 'node:fs';
 import { FileBacking } from './file-backing.js';
+import { TransferPlug } from './transfer-plug.js';
 
 const COMMAND_WORDS = 8; // 32-byte command records
 const DONE_WORDS = 3; // 12-byte completion records
@@ -78,10 +79,18 @@ export class Engine {
     this.pumpBound = () => this.pump();
     /** @type {Array<{dev:number, resolve: () => void}>} callers waiting for a device to drain */
     this.drainWaiters = [];
-    this.cmds = new Uint32Array(COMMAND_WORDS * 256);
-    this.dones = new Uint32Array(DONE_WORDS * 256);
+    /**
+     * Large transfers (for the thread pool) wait in the plug until the event loop has run every
+     * callback of this turn (setImmediate), then leave merged with their neighbours: over TCP one
+     * turn reads several WRITE payloads, and a batch of commands holds several adjacent reads.
+     */
+    this.plug = new TransferPlug();
+    this.unplugging = /** @type {NodeJS.Immediate | null} */ (null);
+    this.unplugBound = () => {
+      this.unplugging = null;
+      this.plug.release(this.mem());
+    };
     this.memBuf = Buffer.from(core.memory.buffer);
-    this.memWords = new Uint32Array(core.memory.buffer);
     this.timer = /** @type {NodeJS.Timeout | null} */ (null);
     // Reserve address space in the core's allocator (freed blocks stay with it), so that
     // buffers for requests rarely make the memory grow. Untouched pages cost no RAM.
@@ -100,12 +109,6 @@ export class Engine {
   mem() {
     if (this.memBuf.length === 0) this.memBuf = Buffer.from(this.core.memory.buffer);
     return this.memBuf;
-  }
-
-  /** A Uint32Array over the whole core memory (re-made after memory.grow, like mem()). */
-  words() {
-    if (this.memWords.length === 0) this.memWords = new Uint32Array(this.core.memory.buffer);
-    return this.memWords;
   }
 
   // ---- backing files
@@ -201,6 +204,8 @@ export class Engine {
 
   close() {
     if (this.timer) clearTimeout(this.timer);
+    if (this.unplugging) clearImmediate(this.unplugging);
+    this.plug.fail(Object.assign(new Error('the server is closing'), { code: 'EIO' }));
     for (const f of this.files) f?.close();
     this.files = [];
     this.byPath.clear();
@@ -267,15 +272,17 @@ export class Engine {
     this.pumping = true;
     try {
       this.x.dm_set_time(this.clock());
+      // The binding reads the boxes' state first: an empty box costs no call into the core.
       for (;;) {
-        const n = this.x.dm_take_commands();
+        const n = this.core.takeCommandWords();
         if (n > 0) this.runCommands(n);
-        const m = this.x.dm_take_completions();
+        const m = this.core.takeCompletionWords();
         if (m > 0) this.deliver(m);
         if (n === 0 && m === 0 && !this.jumpClock()) break;
       }
     } finally {
       this.pumping = false;
+      if (!this.plug.empty && !this.unplugging) this.unplugging = setImmediate(this.unplugBound);
     }
     if (this.drainWaiters.length > 0) this.wakeDrained();
     this.armTimer();
@@ -307,12 +314,10 @@ export class Engine {
     this.timer = setTimeout(() => { this.timer = null; this.pump(); }, Math.max(0, next - this.clock()));
   }
 
+  /** Executes the n command records takeCommandWords copied (valid until the next take). */
   runCommands(n) {
     const words = n * COMMAND_WORDS;
-    if (this.cmds.length < words) this.cmds = new Uint32Array(words * 2);
-    const c = this.cmds;
-    const w = this.words(), from = this.x.dm_outbox_ptr() >>> 2;
-    for (let k = 0; k < words; k++) c[k] = w[from + k];
+    const c = this.core.commandWords;
     // Flushes first: their fdatasync runs in the thread pool while this loop does the batch's
     // synchronous reads and writes (a snapshot's next commit starts flushing the COW device
     // before the writes the last commit released go to the origin). The core allows any order:
@@ -326,12 +331,10 @@ export class Engine {
     }
   }
 
+  /** Calls back the m requests takeCompletionWords copied. */
   deliver(m) {
     const words = m * DONE_WORDS;
-    if (this.dones.length < words) this.dones = new Uint32Array(words * 2);
-    const d = this.dones;
-    const w = this.words(), from = this.x.dm_donebox_ptr() >>> 2;
-    for (let k = 0; k < words; k++) d[k] = w[from + k];
+    const d = this.core.completionWords;
     for (let i = 0; i < words; i += DONE_WORDS) {
       const tag = d[i];
       const done = this.callbacks[tag];
@@ -373,9 +376,16 @@ export class Engine {
     file.busy++;
     const position = sector * 512, length = count * 512;
     const then = (/** @type {NodeJS.ErrnoException | null} */ e) => this.finish(cmd, file, e);
+    const merge = length > file.syncMaxBytes; // to the thread pool: merged with neighbours first
     switch (op) {
-      case OP.READ: file.read(this.mem(), buf, length, position, then); break;
-      case OP.WRITE: file.write(this.mem(), buf, length, position, this.afterWrite(cmd, file, flags, then)); break;
+      case OP.READ:
+        if (merge) this.plug.add(file, false, buf, length, position, then);
+        else file.read(this.mem(), buf, length, position, then);
+        break;
+      case OP.WRITE:
+        if (merge && !file.readOnly) this.plug.add(file, true, buf, length, position, this.afterWrite(cmd, file, flags, then));
+        else file.write(this.mem(), buf, length, position, this.afterWrite(cmd, file, flags, then));
+        break;
       case OP.FLUSH: file.flush(then); break;
       case OP.DISCARD: case OP.WRITE_ZEROES: file.zero(position, length, this.afterWrite(cmd, file, flags, then)); break;
       default: this.finish(cmd, file, Object.assign(new Error(`unknown command op ${op}`), { code: 'EINVAL' }));

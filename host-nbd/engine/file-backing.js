@@ -25,6 +25,7 @@ export const DEFAULT_SYNC_MAX = 64 * 1024;
 const ZEROES = Buffer.alloc(ZERO_CHUNK);
 
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */
+/** @typedef {{at: number, length: number, position: number, done: Done}} Part one transfer of a run (readRun, writeRun) */
 
 export class FileBacking {
   /**
@@ -111,6 +112,11 @@ export class FileBacking {
       done(error);
       return;
     }
+    this.readAsync(buf, at, length, position, done);
+  }
+
+  /** read() in the thread pool, whatever the size. */
+  readAsync(buf, at, length, position, done) {
     const more = (got) => {
       fs.read(this.fd, buf, at + got, length - got, position + got, (err, n) => {
         if (err) done(err);
@@ -120,6 +126,33 @@ export class FileBacking {
       });
     };
     more(0);
+  }
+
+  /**
+   * Reads adjacent parts (each part's position follows the one before) in one preadv in the
+   * thread pool; each part's done is called once its bytes are in. A short read (end of file,
+   * a signal) finishes the rest part by part, as read() does.
+   * @param {Buffer} mem @param {Part[]} run
+   */
+  readRun(mem, run) {
+    if (run.length === 1) { const p = run[0]; this.readAsync(mem, p.at, p.length, p.position, p.done); return; }
+    fs.readv(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err, n) => {
+      if (err) { for (const p of run) p.done(err); return; }
+      this.finishRun(run, n, (p) => p.done(null), (p, skip) => this.readAsync(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
+    });
+  }
+
+  /**
+   * After a vectored transfer moved n bytes: `whole` for each part they covered, `rest` for the
+   * others (the part, bytes of it already moved).
+   * @param {Part[]} run @param {number} n @param {(p: Part) => void} whole
+   * @param {(p: Part, skip: number) => void} rest
+   */
+  finishRun(run, n, whole, rest) {
+    for (const p of run) {
+      if (n >= p.length) { n -= p.length; whole(p); }
+      else { rest(p, n); n = 0; }
+    }
   }
 
   /** @param {Buffer} buf @param {number} at @param {number} length @param {number} position @param {Done} done */
@@ -138,6 +171,30 @@ export class FileBacking {
       done(error);
       return;
     }
+    this.writeAsync(buf, at, length, position, done);
+  }
+
+  /**
+   * Writes adjacent parts in one pwritev in the thread pool (see readRun); each part's done is
+   * called once all of it is written.
+   * @param {Buffer} mem @param {Part[]} run
+   */
+  writeRun(mem, run) {
+    if (this.readOnly) { for (const p of run) p.done(readOnlyError(this.path)); return; }
+    for (const p of run) this.written.mark(p.position, p.length);
+    if (run.length === 1) { const p = run[0]; this.writeAsync(mem, p.at, p.length, p.position, p.done); return; }
+    fs.writev(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err, n) => {
+      if (err) {
+        for (const p of run) { this.writesDone++; p.done(err); }
+        return;
+      }
+      const whole = (/** @type {Part} */ p) => { this.writesDone++; p.done(null); };
+      this.finishRun(run, n, whole, (p, skip) => this.writeAsync(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
+    });
+  }
+
+  /** The thread-pool half of write(), after its checks. */
+  writeAsync(buf, at, length, position, done) {
     const more = (put) => {
       fs.write(this.fd, buf, at + put, length - put, position + put, (err, n) => {
         if (err || put + n >= length) this.writesDone++;
