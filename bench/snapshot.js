@@ -13,13 +13,17 @@
 // the chunks the first copied. The snapshot's status line is read after each pass: the first
 // must have copied a chunk per write (all of them at chunk 8), the second nothing.
 // The ratio is time per write / time per write on linear (= linear IOPS / IOPS). The machine's
-// load can change several-fold within minutes, so every configuration is paired with a linear
-// run just before it, the ratio is taken within the pair, and the median over rounds reported
+// load can change several-fold within minutes, so linear runs alternate with the others: every
+// configuration runs between two linear runs, its ratio is taken against their mean time per
+// write, and the median over rounds is reported with the lowest and highest round beside it
 // (every other round runs the configurations in reverse order).
 // Each round also measures the file system's fdatasync latency (fio, psync, in the same temp
-// dir): a persistent snapshot's first writes wait for two of them per commit. The servers' CPU
-// time per write (from /proc) is reported beside: it moves far less with the load than the
-// IOPS do, and it is the cost that is the server's own (waiting for the disk is not in it).
+// dir), after 4 KiB writes over written blocks and over holes of a sparse file (what a COW file
+// sees: each commit's flush then also commits the blocks the copies allocated): a persistent
+// snapshot's first writes wait for up to two of them per commit. The servers' CPU time per
+// write (from /proc) is reported beside: it moves far less with the load than the IOPS do, and
+// it is the cost that is the server's own (waiting for the disk is not in it; nor is writeback
+// the kernel does later in its own threads, while an fdatasync does it in the server's).
 // Environment: BENCH_SNAPSHOT_WRITES (8192 per pass), BENCH_SNAPSHOT_ORIGIN_GIB (256),
 // BENCH_ROUNDS (5). docs/performance.md has the figures and what they mean.
 import { mkdtempSync, rmSync, openSync, closeSync, ftruncateSync, statfsSync } from 'node:fs';
@@ -161,12 +165,19 @@ async function copiedChunks(server, config) {
   return (Number(m[1]) - Number(m[2])) / config.chunk;
 }
 
-/** Median fdatasync latency (ms) of 4 KiB writes to a file in `dir`, each followed by fdatasync. */
-async function fdatasyncMs(dir) {
+/**
+ * Median fdatasync latency (ms) of 4 KiB random writes to a file in `dir`, each followed by
+ * fdatasync: over blocks written before (fio lays the file out), or over holes of a sparse file.
+ * @param {string} dir @param {boolean} sparse
+ */
+async function fdatasyncMs(dir, sparse) {
   const file = join(dir, 'fdatasync-probe');
   try {
-    const job = await fioJob(['--name=fdatasync', `--filename=${file}`, '--size=16m', '--io_size=1m', '--rw=randwrite',
-      `--bs=${WRITE_BYTES}`, '--ioengine=psync', '--fdatasync=1']);
+    // Written: fio writes the whole file first (--overwrite). Sparse: fio keeps the file it finds.
+    if (sparse) makeSparse(file, 64 * MIB);
+    const job = await fioJob(['--name=fdatasync', `--filename=${file}`, `--size=${sparse ? 64 : 16}m`, '--io_size=1m',
+      '--rw=randwrite', `--bs=${WRITE_BYTES}`, '--ioengine=psync', '--fdatasync=1', '--fallocate=none',
+      ...(sparse ? ['--norandommap'] : ['--overwrite=1'])]);
     return job.sync.lat_ns.percentile['50.000000'] / 1e6;
   } finally {
     rmSync(file, { force: true });
@@ -188,25 +199,35 @@ export async function run() {
     const linear = /** @type {Config} */ (list.find((c) => c.baseline));
     /** @type {Map<Config, Pair[]>} */
     const results = new Map(list.map((c) => [c, []]));
-    const syncs = [];
+    /** @type {Run[]} */
+    const linearRuns = [];
+    const syncs = [], sparseSyncs = [];
     console.log(`snapshot benchmark: fio --ioengine=nbd, ${WRITES} random 4 KiB writes per pass at QD${QD} over a ` +
       `${ORIGIN_BYTES / 1024 / MIB} GiB sparse origin in ${dir}, fresh origin and COW per run, ${ROUNDS} rounds`);
     if (!shmDir) console.log(`  (no tmpfs at ${SHM}: the COW-on-tmpfs row is left out)`);
     const others = list.filter((c) => c !== linear);
     for (let round = 0; round < ROUNDS; round++) {
-      // Every other round runs the list backwards, so no configuration always comes first.
+      // Linear runs between all the others: each configuration is compared with the mean of the
+      // linear runs just before and just after it. Every other round runs the list backwards,
+      // so no configuration always comes first.
+      let before = await measure(linear, dir, shmDir);
+      linearRuns.push(before);
       for (const c of round % 2 ? [...others].reverse() : others) {
-        const lin = await measure(linear, dir, shmDir);
         const r = await measure(c, dir, shmDir);
-        /** @type {Pair[]} */ (results.get(c)).push({ run: r, linear: lin });
-        /** @type {Pair[]} */ (results.get(linear)).push({ run: lin, linear: lin });
+        const after = await measure(linear, dir, shmDir);
+        linearRuns.push(after);
+        /** @type {Pair[]} */ (results.get(c)).push({ run: r, linear: [before, after] });
         console.log(`  round ${round + 1}  ${c.label.padEnd(34)} ${describe(r)}` + (r.copied === null ? '' : `, ${r.copied} chunks copied`) +
-          `  (linear just before: ${describe(lin)})`);
+          `  (linear before: ${describe(before)}; after: ${describe(after)})`);
+        before = after;
       }
-      syncs.push(await fdatasyncMs(dir));
-      console.log(`  round ${round + 1}  fdatasync of a 4 KiB write in ${dir}: median ${syncs[syncs.length - 1].toFixed(2)} ms`);
+      syncs.push(await fdatasyncMs(dir, false));
+      sparseSyncs.push(await fdatasyncMs(dir, true));
+      console.log(`  round ${round + 1}  fdatasync of a 4 KiB write in ${dir}: median ${syncs[syncs.length - 1].toFixed(2)} ms ` +
+        `over written blocks, ${sparseSyncs[sparseSyncs.length - 1].toFixed(2)} ms over holes`);
     }
-    report(list, results, median(syncs));
+    results.set(linear, linearRuns.map((run) => ({ run, linear: [run, run] })));
+    report(list, results, median(syncs), median(sparseSyncs));
   } finally {
     rmSync(dir, { recursive: true, force: true });
     if (shmDir) rmSync(shmDir, { recursive: true, force: true });
@@ -216,32 +237,47 @@ export async function run() {
 /**
  * IOPS of each pass, the server's CPU microseconds per write in each, chunks the first copied.
  * @typedef {{first: number, over: number, cpuFirst: number, cpuOver: number, copied: number | null}} Run
- * @typedef {{run: Run, linear: Run}} Pair a configuration's run and the linear run just before it
+ * @typedef {{run: Run, linear: [Run, Run]}} Pair a configuration's run and the linear runs just before and after it
  */
+
+/**
+ * Time (or CPU time) per write over linear's, within a pair: against the mean of the two linear
+ * runs around it. `per` gives a run's time per write in any unit.
+ * @param {Pair} p @param {(r: Run) => number} per
+ */
+function ratio(p, per) {
+  return per(p.run) / ((per(p.linear[0]) + per(p.linear[1])) / 2);
+}
 
 /** @param {Run} r */
 function describe(r) {
   return `first ${r.first.toFixed(0)} IOPS ${r.cpuFirst.toFixed(0)} us, overwrite ${r.over.toFixed(0)} IOPS ${r.cpuOver.toFixed(0)} us`;
 }
 
-/** @param {Config[]} list @param {Map<Config, Pair[]>} results @param {number} syncMs */
-function report(list, results, syncMs) {
-  console.log('\nMedians over rounds; "x linear" is time (or CPU time) per write over linear\'s, within each pair.');
+/** @param {Config[]} list @param {Map<Config, Pair[]>} results @param {number} syncMs @param {number} sparseSyncMs */
+function report(list, results, syncMs, sparseSyncMs) {
+  console.log('\nMedians over rounds; "x linear" is time (or CPU time) per write over that of the linear runs just before and after,');
+  console.log('with the lowest and highest round in brackets.');
   console.log('| configuration | first writes: IOPS | x linear | CPU us/write | x linear | overwrites: IOPS | x linear | CPU us/write | x linear |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const verdicts = [];
   const med = (rs, f) => median(rs.map(f));
+  const spread = (rs, f) => {
+    const v = rs.map(f);
+    return `${median(v).toFixed(2)}x (${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)})`;
+  };
+  const timeFirst = (/** @type {Run} */ r) => 1 / r.first, timeOver = (/** @type {Run} */ r) => 1 / r.over;
   for (const c of list) {
     const rs = /** @type {Pair[]} */ (results.get(c));
-    const first = med(rs, (p) => p.linear.first / p.run.first);
+    const first = med(rs, (p) => ratio(p, timeFirst));
     const copied = rs[0].run.copied;
     const note = copied !== null && copied < WRITES ? ` (${(100 * copied / WRITES).toFixed(1)}% first writes)` : '';
-    console.log(`| ${c.label}${note} | ${med(rs, (p) => p.run.first).toFixed(0)} | ${first.toFixed(2)}x` +
-      ` | ${med(rs, (p) => p.run.cpuFirst).toFixed(0)} | ${med(rs, (p) => p.run.cpuFirst / p.linear.cpuFirst).toFixed(2)}x` +
-      ` | ${med(rs, (p) => p.run.over).toFixed(0)} | ${med(rs, (p) => p.linear.over / p.run.over).toFixed(2)}x` +
-      ` | ${med(rs, (p) => p.run.cpuOver).toFixed(0)} | ${med(rs, (p) => p.run.cpuOver / p.linear.cpuOver).toFixed(2)}x |`);
+    console.log(`| ${c.label}${note} | ${med(rs, (p) => p.run.first).toFixed(0)} | ${spread(rs, (p) => ratio(p, timeFirst))}` +
+      ` | ${med(rs, (p) => p.run.cpuFirst).toFixed(0)} | ${spread(rs, (p) => ratio(p, (r) => r.cpuFirst))}` +
+      ` | ${med(rs, (p) => p.run.over).toFixed(0)} | ${spread(rs, (p) => ratio(p, timeOver))}` +
+      ` | ${med(rs, (p) => p.run.cpuOver).toFixed(0)} | ${spread(rs, (p) => ratio(p, (r) => r.cpuOver))} |`);
     if (c.chunk === 8 && c.snapshot) verdicts.push(`${c.label}: first writes cost ${first.toFixed(2)}x linear (target < ${TARGET}x): ${first < TARGET ? 'met' : 'MISSED'}`);
   }
-  console.log(`\nfdatasync of a 4 KiB write (median over rounds): ${syncMs.toFixed(2)} ms`);
+  console.log(`\nfdatasync of a 4 KiB write (median over rounds): ${syncMs.toFixed(2)} ms over written blocks, ${sparseSyncMs.toFixed(2)} ms over holes`);
   for (const v of verdicts) console.log(v);
 }
