@@ -4,7 +4,8 @@
 //   - a plain linear device over the origin image (the baseline every ratio is against);
 //   - the origin (snapshot-origin) with one active snapshot, chunk 8 and 64 sectors, persistent
 //     (P: Linux's metadata commits, a flush and a FUA write per batch of copies) and transient
-//     (N), and P once more with the COW device on tmpfs, where those flushes cost nothing;
+//     (N), and P once more with the COW device on tmpfs, where those flushes cost nothing, and
+//     once with the COW file's blocks allocated beforehand (as a logical volume's are);
 //   - the snapshot device itself (P);
 //   - nbdkit's file plugin, and nbdkit --filter=cow file with cow-block-size equal to the chunk.
 // Each run gets a fresh sparse origin and COW device and two passes of the same job: in the
@@ -26,7 +27,7 @@
 // the kernel does later in its own threads, while an fdatasync does it in the server's).
 // Environment: BENCH_SNAPSHOT_WRITES (8192 per pass), BENCH_SNAPSHOT_ORIGIN_GIB (256),
 // BENCH_ROUNDS (5). docs/performance.md has the figures and what they mean.
-import { mkdtempSync, rmSync, openSync, closeSync, ftruncateSync, statfsSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, closeSync, ftruncateSync, statfsSync, fstatSync, writeSync, fsyncSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDmkit, startNbdkit, missingPrograms } from './lib/servers.js';
@@ -53,6 +54,19 @@ function makeSparse(path, bytes) {
   closeSync(fd);
 }
 
+/** Writes zeroes over the whole file and syncs it: every block allocated, none unwritten. */
+function writeZeroes(path) {
+  const fd = openSync(path, 'r+');
+  try {
+    const zeroes = Buffer.alloc(MIB);
+    const bytes = fstatSync(fd).size;
+    for (let at = 0; at < bytes; at += MIB) writeSync(fd, zeroes, 0, Math.min(MIB, bytes - at), at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function isTmpfs(path) {
   try {
     return statfsSync(path).type === TMPFS_MAGIC;
@@ -70,6 +84,7 @@ function isTmpfs(path) {
  * @property {string} [snapshot] the snapshot device whose status proves the copies (dmkit)
  * @property {boolean} [baseline] the linear device the ratios are against
  * @property {boolean} [cowOnTmpfs] the COW device lives on tmpfs
+ * @property {boolean} [cowWritten] the COW file is written with zeroes first (allocated, as an LV is)
  */
 
 /** @param {boolean} tmpfs whether a tmpfs is there for the COW-on-tmpfs row @returns {Config[]} */
@@ -93,6 +108,9 @@ function configs(tmpfs) {
         start: (dir, base) => startNbdkit(dir, ['--filter=cow', 'file', base, `cow-block-size=${chunk * 512}`]) },
     );
   }
+  // P 8 once more with the COW file's blocks allocated beforehand: its flushes then commit no
+  // file-system metadata for the blocks the copies fill.
+  list.splice(3, 0, { label: 'origin, snapshot P 8, COW allocated', chunk: 8, start: snapshotPair('P', 8), exportName: 'base', snapshot: 'snap', cowWritten: true });
   if (tmpfs) {
     list.splice(3, 0, { label: 'origin, snapshot P 8, COW on tmpfs', chunk: 8, start: snapshotPair('P', 8), exportName: 'base', snapshot: 'snap', cowOnTmpfs: true });
   }
@@ -112,6 +130,7 @@ async function measure(config, dir, shmDir) {
   // Room for a chunk per write, plus the persistent store's header and metadata areas.
   const chunkBytes = (config.chunk ?? 8) * 512;
   makeSparse(cow, Math.ceil((WRITES * chunkBytes * 1.05) / MIB) * MIB + 4 * MIB);
+  if (config.cowWritten) writeZeroes(cow);
   try {
     const server = await config.start(dir, base, cow);
     try {
