@@ -287,17 +287,7 @@ export class DmCore {
    * Reads the boxes' state first (dm_boxes_ptr), so an empty outbox costs no call into the core.
    */
   takeCommandWords() {
-    if (this.fault) throw this.fault; // fail closed even when nothing is read through the core
-    this.refreshViews();
-    const mem = /** @type {Uint32Array} */ (this.u32);
-    if (mem[this.boxes + 1] === 0) return 0;
-    const n = this.x.dm_take_commands();
-    const words = n * COMMAND_WORDS;
-    if (this.commandWords.length < words) this.commandWords = new Uint32Array(words * 2);
-    const out = this.commandWords;
-    const from = mem[this.boxes] >>> 2;
-    for (let i = 0; i < words; i++) out[i] = mem[from + i];
-    return n;
+    return this.takeBoxWords(1, 0, COMMAND_WORDS, 'commandWords', this.x.dm_take_commands);
   }
 
   complete(cmd, status) { this.check(this.x.dm_complete(cmd, status)); }
@@ -323,15 +313,26 @@ export class DmCore {
    * many; like takeCommandWords, it calls into the core only when there is something to take.
    */
   takeCompletionWords() {
+    return this.takeBoxWords(3, 2, DONE_WORDS, 'completionWords', this.x.dm_take_completions);
+  }
+
+  /**
+   * Both word takes: the boxes' state (dm_boxes_ptr) holds a box's pointer at word `ptrAt` and
+   * its record count at word `countAt`; an empty box is not taken. The records are copied into
+   * the reused array this[into], grown when too small.
+   * @param {number} countAt @param {number} ptrAt @param {number} wordsPer
+   * @param {'commandWords' | 'completionWords'} into @param {() => number} take the guarded export that takes the box
+   */
+  takeBoxWords(countAt, ptrAt, wordsPer, into, take) {
     if (this.fault) throw this.fault; // fail closed even when nothing is read through the core
     this.refreshViews();
     const mem = /** @type {Uint32Array} */ (this.u32);
-    if (mem[this.boxes + 3] === 0) return 0;
-    const n = this.x.dm_take_completions();
-    const words = n * DONE_WORDS;
-    if (this.completionWords.length < words) this.completionWords = new Uint32Array(words * 2);
-    const out = this.completionWords;
-    const from = mem[this.boxes + 2] >>> 2;
+    if (mem[this.boxes + countAt] === 0) return 0;
+    const n = take();
+    const words = n * wordsPer;
+    if (this[into].length < words) this[into] = new Uint32Array(words * 2);
+    const out = this[into];
+    const from = mem[this.boxes + ptrAt] >>> 2;
     for (let i = 0; i < words; i++) out[i] = mem[from + i];
     return n;
   }
