@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { DeviceRegistry } from '../devices/registry.js';
 import { FileBacking } from './file-backing.js';
 import { MERGE_MAX_BYTES } from './transfer-plug.js';
+import { readExport as read } from '../../test/nbd/helpers.js';
 
 const KiB = 1024, MiB = 1 << 20;
 const PIECE = 256 * KiB; // nbdcopy's request size: above the synchronous limit
@@ -44,16 +45,6 @@ async function linear(bytes) {
   registry = await DeviceRegistry.create();
   await registry.create('d', `0 ${bytes.length / 512} linear ${path} 0`);
   return { exp: registry.getExport('d'), engine: registry.engine, path };
-}
-
-/** Starts a read now; resolves with its bytes. */
-function read(exp, offset, length) {
-  return new Promise((resolve, reject) => exp.read(offset, length, (e, ptr, skip) => {
-    if (e) { reject(e); return; }
-    const bytes = Buffer.from(exp.engine.mem().subarray(ptr + skip, ptr + skip + length));
-    exp.free(ptr);
-    resolve(bytes);
-  }));
 }
 
 function write(exp, offset, bytes) {

@@ -5,7 +5,7 @@ import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
-import { tempDir, testBytes } from './helpers.js';
+import { tempDir, testBytes, readExport as read } from './helpers.js';
 
 const MiB = 1 << 20;
 let registry;
@@ -14,15 +14,6 @@ afterEach(async () => {
   await registry?.close();
   registry = undefined;
 });
-
-function read(exp, offset, length) {
-  return new Promise((resolve, reject) => exp.read(offset, length, (e, ptr, skip) => {
-    if (e) { reject(e); return; }
-    const bytes = Buffer.from(exp.engine.mem().subarray(ptr + skip, ptr + skip + length));
-    exp.free(ptr);
-    resolve(bytes);
-  }));
-}
 
 function write(exp, offset, bytes, fua) {
   return new Promise((resolve, reject) => {

@@ -127,3 +127,16 @@ export function testBytes(length, seed) {
   }
   return b;
 }
+
+/**
+ * Reads an export's bytes in-process (DeviceExport.read), copied out of core memory.
+ * @returns {Promise<Buffer>}
+ */
+export function readExport(exp, offset, length) {
+  return new Promise((resolve, reject) => exp.read(offset, length, (e, ptr, skip) => {
+    if (e) { reject(e); return; }
+    const bytes = Buffer.from(exp.engine.mem().subarray(ptr + skip, ptr + skip + length));
+    exp.free(ptr);
+    resolve(bytes);
+  }));
+}
