@@ -30,6 +30,19 @@ function resumeError(h, id) {
   return null;
 }
 
+/** Device S loads TABLE beside a source that is not suspended: its resume is refused, nothing written. */
+function refusedHandover(h, cow) {
+  const s = h.core.createDevice('S');
+  h.load(s, TABLE);
+  const cowBefore = cow().slice();
+  const err = resumeError(h, s);
+  expect(err?.code).toBe('EINVAL');
+  expect(err?.message).toBe(NOT_SUSPENDED);
+  expect(h.core.takeCommands()).toEqual([]); // the refusal wrote nothing
+  expect(cow()).toEqual(cowBefore);
+  return s;
+}
+
 /** A merging device M over a snapshot A with 4 exceptions, each its own merge step; A removed. */
 function merging(h) {
   const a = h.device('A', TABLE);
@@ -48,14 +61,7 @@ describe('snapshot handover while the source is busy', () => {
     const m = merging(h);
     const step = h.core.takeCommands(); // the merge's first step, not executed yet
     expect(step.length).toBeGreaterThan(0);
-    const s = h.core.createDevice('S');
-    h.load(s, TABLE);
-    const cowBefore = cow().slice();
-    const err = resumeError(h, s);
-    expect(err?.code).toBe('EINVAL');
-    expect(err?.message).toBe(NOT_SUSPENDED);
-    expect(h.core.takeCommands()).toEqual([]); // the refusal wrote nothing
-    expect(cow()).toEqual(cowBefore);
+    const s = refusedHandover(h, cow);
     // As dm_resume leaves it: S suspended on its new table, which has not taken the store.
     expect(h.core.info(s)).toMatchObject({ state: 'SUSPENDED', hasInactive: false });
     for (const c of step) h.execute(c);
@@ -68,13 +74,7 @@ describe('snapshot handover while the source is busy', () => {
     const a = h.device('A', TABLE);
     const tag = h.submit(a, OP.WRITE, 0, 1, h.buffer(sectorBytes(1, 77))); // partial chunk: a copy starts
     const copy = h.core.takeCommands();
-    const s = h.core.createDevice('S');
-    h.load(s, TABLE);
-    const cowBefore = cow().slice();
-    const err = resumeError(h, s);
-    expect(err?.code).toBe('EINVAL');
-    expect(err?.message).toBe(NOT_SUSPENDED);
-    expect(cow()).toEqual(cowBefore);
+    const s = refusedHandover(h, cow);
     for (const c of copy) h.execute(c);
     h.settle();
     expect(h.done.get(tag)).toBe(0);
