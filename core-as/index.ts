@@ -15,15 +15,16 @@ import { setClock, nextTimer } from "./clock";
 import { splitWords } from "./args";
 import { lastAbort } from "./abort/index";
 import { settle, settleSometimes } from "./gc";
+import { allocData, freeData } from "./data-buffer";
 
 // ---- memory and messages
 
 export function dm_alloc(bytes: u32): usize {
-  return heap.alloc(bytes);
+  return allocData(bytes);
 }
 
 export function dm_free(ptr: usize): void {
-  heap.free(ptr);
+  freeData(ptr);
 }
 
 export function dm_msg_ptr(): usize {

@@ -11,6 +11,7 @@ import { MAP_REMAPPED, MAP_SUBMITTED } from "../target";
 import { DevRef } from "../devref";
 import { OrderedWrite, WriteOrder } from "./write-order";
 import { Blocks } from "./blocks";
+import { allocData, freeData } from "../data-buffer";
 
 export const KIND_DIRECT: u8 = 0;     // whole blocks, the clone itself goes to the device
 export const KIND_SPLIT_READ: u8 = 1;
@@ -70,11 +71,11 @@ export class BlockOp extends OrderedWrite {
     const bytes = <usize>b.size << 9;
     this.pending = 1; // held while issuing, so pieces that finish at once cannot finish the op
     if (headPartial) {
-      this.headBuf = heap.alloc(bytes);
+      this.headBuf = allocData(bytes);
       this.issue(OP_READ, 0, headBlock, 1, this.headBuf, STEP_HEAD_READ);
     }
     if (tailPartial) {
-      this.tailBuf = heap.alloc(bytes);
+      this.tailBuf = allocData(bytes);
       this.issue(OP_READ, 0, tailBlock, 1, this.tailBuf, STEP_TAIL_READ);
     }
     if (middleEnd > middleFirst) {
@@ -129,8 +130,8 @@ export class BlockOp extends OrderedWrite {
     if (status != 0 && this.status == 0) this.status = status;
     this.pending--;
     if (this.pending > 0) return;
-    if (this.headBuf != 0) heap.free(this.headBuf);
-    if (this.tailBuf != 0) heap.free(this.tailBuf);
+    if (this.headBuf != 0) freeData(this.headBuf);
+    if (this.tailBuf != 0) freeData(this.tailBuf);
     this.headBuf = 0;
     this.tailBuf = 0;
     if (this.kind == KIND_SPLIT_WRITE) this.order.leave(this);

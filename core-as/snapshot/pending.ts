@@ -4,6 +4,7 @@
 import { Io, Waiter, submitInternal, OP_READ, OP_WRITE } from "../io";
 import { SnapshotTarget } from "../targets/snapshot";
 import { SECTOR_SHIFT } from "./chunks";
+import { allocData, freeData } from "../data-buffer";
 
 const STEP_COPY_READ: i64 = 1;
 const STEP_COPY_WRITE: i64 = 2;
@@ -37,7 +38,7 @@ export class PendingException extends Waiter {
     // maps by device sector, as Linux's does) is read whole, as dm-snap's start_copy computes it,
     // and fails with EIO at the device's end (route), as the block layer fails it.
     const count = <u32>(src <= originSize ? min<u64>(chunkSize, originSize - src) : chunkSize);
-    this.buf = heap.alloc(<usize>count << SECTOR_SHIFT);
+    this.buf = allocData(<usize>count << SECTOR_SHIFT);
     s.copyStarted();
     submitInternal(this, s.origin, OP_READ, 0, src, count, this.buf, STEP_COPY_READ);
   }
@@ -61,7 +62,7 @@ export class PendingException extends Waiter {
 
   freeBuffer(): void {
     if (this.buf != 0) {
-      heap.free(this.buf);
+      freeData(this.buf);
       this.buf = 0;
     }
   }

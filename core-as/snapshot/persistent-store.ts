@@ -24,6 +24,7 @@ import { ExceptionStore } from "./store";
 import { PendingException } from "./pending";
 import { chunkSizeError, SECTOR_SHIFT } from "./chunks";
 import { EIO } from "../errno";
+import { allocData, freeData } from "../data-buffer";
 
 const SNAP_MAGIC: u32 = 0x70416e53;
 const DISK_VERSION: u32 = 1;
@@ -77,9 +78,9 @@ export class PersistentStore extends ExceptionStore {
   private allocAreas(): void {
     this.freeAreas();
     const bytes = <usize>(this.chunkSize << SECTOR_SHIFT);
-    this.area = heap.alloc(bytes);
-    this.zeroArea = heap.alloc(bytes);
-    this.headerArea = heap.alloc(bytes);
+    this.area = allocData(bytes);
+    this.zeroArea = allocData(bytes);
+    this.headerArea = allocData(bytes);
     memory.fill(this.area, 0, bytes);
     memory.fill(this.zeroArea, 0, bytes);
     memory.fill(this.headerArea, 0, bytes);
@@ -87,9 +88,9 @@ export class PersistentStore extends ExceptionStore {
   }
 
   private freeAreas(): void {
-    if (this.area != 0) heap.free(this.area);
-    if (this.zeroArea != 0) heap.free(this.zeroArea);
-    if (this.headerArea != 0) heap.free(this.headerArea);
+    if (this.area != 0) freeData(this.area);
+    if (this.zeroArea != 0) freeData(this.zeroArea);
+    if (this.headerArea != 0) freeData(this.headerArea);
     this.area = this.zeroArea = this.headerArea = 0;
   }
 

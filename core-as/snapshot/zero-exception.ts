@@ -6,6 +6,7 @@ import { Io, Waiter, submitInternal, resumeDeferred, OP_WRITE } from "../io";
 import { MAP_SUBMITTED, MAP_KILL } from "../target";
 import { DevRef } from "../devref";
 import { SECTOR_SHIFT } from "./chunks";
+import { allocData, freeData } from "../data-buffer";
 
 class ZeroJob extends Waiter {
   private buf: usize;
@@ -13,13 +14,13 @@ class ZeroJob extends Waiter {
   constructor(private clone: Io, cow: DevRef, sector: u64, count: u32) {
     super();
     const bytes = <usize>count << SECTOR_SHIFT;
-    this.buf = heap.alloc(bytes);
+    this.buf = allocData(bytes);
     memory.fill(this.buf, 0, bytes);
     submitInternal(this, cow, OP_WRITE, 0, sector, count, this.buf, 0);
   }
 
   ioDone(io: Io, status: i32): void {
-    heap.free(this.buf);
+    freeData(this.buf);
     this.buf = 0;
     this.clone.status = 0;
     resumeDeferred(this.clone, status != 0 ? MAP_KILL : MAP_SUBMITTED);

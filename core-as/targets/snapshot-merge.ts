@@ -8,6 +8,7 @@ import { SnapshotTarget } from "./snapshot";
 import { originWrite, originWriteExtent, ExceptionWaiter, waitForExceptions, stopWaitingForExceptions } from "../snapshot/origin-write";
 import { minimumChunkSize } from "../snapshot/origins";
 import { SECTOR_SHIFT } from "../snapshot/chunks";
+import { allocData, freeData } from "../data-buffer";
 
 const MERGE_READ: i64 = 1;
 const MERGE_WRITE: i64 = 2;
@@ -223,7 +224,7 @@ class MergeJob extends ExceptionWaiter {
     const originSize = t.origin.sectors();
     let sectors = this.count * t.chunkSize();
     if (sectors > originSize - dest) sectors = originSize - dest;
-    this.buf = heap.alloc(<usize>(sectors << SECTOR_SHIFT));
+    this.buf = allocData(<usize>(sectors << SECTOR_SHIFT));
     submitInternal(this.io, t.cow, OP_READ, 0, this.newChunk << t.chunkShift(), <u32>sectors, this.buf, MERGE_READ);
   }
 
@@ -245,7 +246,7 @@ class MergeJob extends ExceptionWaiter {
   }
 
   private freeBuffer(): void {
-    if (this.buf != 0) heap.free(this.buf);
+    if (this.buf != 0) freeData(this.buf);
     this.buf = 0;
   }
 }
