@@ -7,8 +7,7 @@
 // never reach the server, yet fio counts them as done), and nbdkit 1.32 may abort on the
 // replies it can no longer send. With randrepeat (fio's default) every run of the same job
 // writes the same offsets in the same order, which is what comparing servers needs.
-import { spawn } from 'node:child_process';
-import { clientEnv } from './servers.js';
+import { capture } from './capture.js';
 
 /**
  * Runs fio with `args` (one job) and returns that job's JSON report.
@@ -41,16 +40,4 @@ export async function runFio(uri, args, opts = {}) {
   const job = await fioJob(['--name=bench', '--ioengine=nbd', `--uri=${uri}`, `--iodepth=${opts.iodepth ?? 32}`, ...args]);
   const r = job[opts.dir ?? 'write'];
   return { iops: r.iops, ios: r.total_ios, seconds: r.runtime / 1000, bytesPerSecond: r.bw_bytes };
-}
-
-/** @returns {Promise<{code: number, stdout: string, stderr: string}>} */
-function capture(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { env: clientEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    proc.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    proc.on('error', reject);
-    proc.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
 }
