@@ -34,10 +34,7 @@ describe('data buffers are cache-line aligned', () => {
     expect(snap).toBeGreaterThanOrEqual(0);
     const tag = h.submit(origin, OP.WRITE, 24, 1, h.buffer(sectorBytes(1)));
     const seen = [];
-    for (let cmds = h.core.takeCommands(); cmds.length > 0; cmds = h.core.takeCommands()) {
-      for (const c of cmds) { if (c.op === OP.READ || c.op === OP.WRITE) seen.push(c); h.execute(c); }
-      h.collect();
-    }
+    h.drain((cmds) => { seen.push(...cmds.filter((c) => c.op === OP.READ || c.op === OP.WRITE)); return cmds; });
     expect(h.done.get(tag)).toBe(0);
     const copies = seen.filter((c) => c.count === 8);
     expect(copies.length, 'the chunk was read from the origin and written to the COW').toBeGreaterThanOrEqual(2);
@@ -50,10 +47,7 @@ describe('data buffers are cache-line aligned', () => {
     const dev = h.device('e', '0 4096 ebs d 0 1 8');
     const tag = h.submit(dev, OP.WRITE, 3, 7, h.buffer(sectorBytes(7)));
     const reads = [];
-    for (let cmds = h.core.takeCommands(); cmds.length > 0; cmds = h.core.takeCommands()) {
-      for (const c of cmds) { if (c.op === OP.READ) reads.push(c); h.execute(c); }
-      h.collect();
-    }
+    h.drain((cmds) => { reads.push(...cmds.filter((c) => c.op === OP.READ)); return cmds; });
     expect(h.done.get(tag)).toBe(0);
     expect(reads.length).toBeGreaterThan(0);
     for (const c of reads) expect(c.buf % LINE).toBe(0);
