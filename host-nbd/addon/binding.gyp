@@ -8,7 +8,8 @@
         "src/genl.cc",
         "src/nbd_ioctl.cc",
         "src/nbd_netlink.cc",
-        "src/off_thread.cc"
+        "src/off_thread.cc",
+        "src/send_file.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -4,7 +4,8 @@
 //
 //   node host-nbd/addon/build.js             build, exit 1 with the reason if it cannot
 //   node host-nbd/addon/build.js --optional  the same, but a failure only warns (npm install uses
-//                                            this: only `dmkit attach` needs the addon)
+//                                            this: `dmkit attach` needs the addon, and
+//                                            `dmkit serve` uses it for sendfile when built)
 //   node host-nbd/addon/build.js --if-stale  build only if missing or older than its sources
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync, readdirSync, mkdirSync, rmSync } from 'node:fs';

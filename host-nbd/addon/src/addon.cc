@@ -1,4 +1,5 @@
-// dmkit's native addon: the few things Node cannot do to attach an NBD device itself.
+// dmkit's native addon: the few things Node cannot do to attach an NBD device itself, and
+// sendfile for the server's large read replies.
 // It hands sockets to the kernel's nbd driver (netlink, or ioctls as the fallback), makes the
 // socket pairs, takes ownership locks and flushes block devices. The NBD handshake, choosing a
 // device and every policy decision live in JavaScript (host-nbd/attach/).
@@ -10,11 +11,13 @@
 #include <unistd.h>
 
 #include <memory>
+#include <vector>
 
 #include "fds.h"
 #include "nbd_ioctl.h"
 #include "nbd_netlink.h"
 #include "off_thread.h"
+#include "send_file.h"
 
 namespace dmkit {
 
@@ -219,6 +222,89 @@ Napi::Value SyncAllJs(const Napi::CallbackInfo& info) {
   return RunOffThread(info.Env(), "sync", [] { return SyncAll(); });
 }
 
+// Runs SendPieces in libuv's pool on duplicates of the descriptors, so that the connection or a
+// backing file closing meanwhile cannot hand their numbers to something else under the send.
+// The pieces array (and so its Buffers) is held until the callback.
+class SendWorker : public Napi::AsyncWorker {
+ public:
+  SendWorker(Napi::Function callback, Napi::Array holder, int sock, std::vector<SendPiece> pieces,
+             std::vector<int> owned, int max_wait_ms)
+      : Napi::AsyncWorker(callback, "dmkit-sendfile"), sock_(sock), pieces_(std::move(pieces)),
+        owned_(std::move(owned)), max_wait_ms_(max_wait_ms) {
+    holder_ = Napi::Persistent(holder.As<Napi::Object>());
+  }
+  ~SendWorker() override {
+    for (int fd : owned_) close(fd);
+  }
+  void Execute() override { status_ = SendPieces(sock_, pieces_, max_wait_ms_, &sent_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Value err = status_.ok() ? env.Null() : ErrorFrom(env, status_).Value();
+    Callback().Call({err, Napi::Number::New(env, double(sent_))});
+  }
+
+ private:
+  Napi::ObjectReference holder_;
+  int sock_;
+  std::vector<SendPiece> pieces_;
+  std::vector<int> owned_;
+  int max_wait_ms_;
+  Status status_;
+  uint64_t sent_ = 0;
+};
+
+int DupOrThrow(Napi::Env env, int fd, std::vector<int>* owned) {
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (d < 0) {
+    Status st = Status::Fail(errno, "dup");
+    for (int o : *owned) close(o);
+    throw ErrorFrom(env, st);
+  }
+  owned->push_back(d);
+  return d;
+}
+
+// sendPieces(sockFd, pieces, maxWaitMs, callback(err, sentBytes)); pieces: Buffer | [fd, pos, len]
+Napi::Value SendPiecesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = FdArg(info, 0);
+  if (info.Length() < 4 || !info[1].IsArray() || !info[2].IsNumber() || !info[3].IsFunction()) {
+    ThrowType(env, "sendPieces(sockFd, pieces, maxWaitMs, callback)");
+  }
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<SendPiece> pieces;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    SendPiece p;
+    if (v.IsBuffer()) {
+      auto b = v.As<Napi::Buffer<uint8_t>>();
+      p.data = b.Data();
+      p.len = b.Length();
+    } else if (v.IsArray() && v.As<Napi::Array>().Length() == 3) {
+      Napi::Array f = v.As<Napi::Array>();
+      for (uint32_t k = 0; k < 3; k++) {
+        double d = f.Get(k).IsNumber() ? f.Get(k).As<Napi::Number>().DoubleValue() : -1;
+        if (!(d >= 0) || d > 9007199254740992.0 || d != double(uint64_t(d))) ThrowType(env, "a file piece is [fd, position, length] of non-negative integers");
+      }
+      p.fd = f.Get(0u).As<Napi::Number>().Int32Value();
+      p.pos = uint64_t(f.Get(1u).As<Napi::Number>().DoubleValue());
+      p.len = uint64_t(f.Get(2u).As<Napi::Number>().DoubleValue());
+    } else {
+      ThrowType(env, "a piece is a Buffer or [fd, position, length]");
+    }
+    pieces.push_back(p);
+  }
+  std::vector<int> owned;
+  int sock_dup = DupOrThrow(env, sock, &owned);
+  for (SendPiece& p : pieces) {
+    if (!p.data) p.fd = DupOrThrow(env, p.fd, &owned);
+  }
+  int wait = info[2].As<Napi::Number>().Int32Value();
+  auto* w = new SendWorker(info[3].As<Napi::Function>(), arr, sock_dup, std::move(pieces), std::move(owned), wait < 0 ? 0 : wait);
+  w->Queue();
+  return env.Undefined();
+}
+
 Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("dupFd", Napi::Function::New(env, DupFd));
@@ -233,6 +319,7 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("ioctlDisconnect", Napi::Function::New(env, IoctlDisconnect));
   exports.Set("flushDevice", Napi::Function::New(env, FlushDevice));
   exports.Set("syncAll", Napi::Function::New(env, SyncAllJs));
+  exports.Set("sendPieces", Napi::Function::New(env, SendPiecesJs));
   return exports;
 }
 

@@ -1,0 +1,80 @@
+#include "send_file.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <string>
+
+namespace dmkit {
+
+namespace {
+
+int64_t NowMs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
+}
+
+// Waits until the socket takes bytes again. False when the wait budget is spent.
+bool WaitForRoom(int sock, int64_t deadline) {
+  for (;;) {
+    int64_t left = deadline - NowMs();
+    if (left <= 0) return false;
+    pollfd p = {sock, POLLOUT, 0};
+    int r = poll(&p, 1, int(left));
+    if (r > 0) return true;  // writable, or an error the next send reports
+    if (r < 0 && errno != EINTR) return true;
+  }
+}
+
+const uint8_t kZeroes[64 * 1024] = {};
+
+// One step of a piece: bytes written, 0 when the socket is full, -errno on failure. `ended`
+// marks a file piece past the end of its file (it shrank under us): the rest reads as zeroes,
+// as the host's preads make it.
+int64_t SendSome(int sock, const SendPiece& p, uint64_t done, bool more, bool* ended) {
+  uint64_t left = p.len - done;
+  int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0);
+  ssize_t n;
+  if (p.data) {
+    n = send(sock, p.data + done, left, flags);
+  } else if (*ended) {
+    n = send(sock, kZeroes, std::min<uint64_t>(left, sizeof kZeroes), flags);
+  } else {
+    off_t pos = off_t(p.pos + done);
+    n = sendfile(sock, p.fd, &pos, std::min<uint64_t>(left, 1u << 30));
+    if (n == 0) {
+      *ended = true;
+      return SendSome(sock, p, done, more, ended);
+    }
+  }
+  if (n >= 0) return n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
+  return -errno;
+}
+
+}  // namespace
+
+Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_ms, uint64_t* sent) {
+  *sent = 0;
+  const int64_t deadline = NowMs() + max_wait_ms;
+  for (size_t i = 0; i < pieces.size(); i++) {
+    const SendPiece& p = pieces[i];
+    uint64_t done = 0;
+    bool ended = false;
+    while (done < p.len) {
+      int64_t n = SendSome(sock, p, done, i + 1 < pieces.size(), &ended);
+      if (n < 0) return Status::Fail(int(-n), p.data ? "send" : "sendfile");
+      if (n == 0 && !WaitForRoom(sock, deadline)) return Status::Ok();
+      done += uint64_t(n);
+      *sent += uint64_t(n);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace dmkit
