@@ -15,6 +15,12 @@ import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
 
 const SECTOR = 512;
+/**
+ * Targets that hand a read's bytes over exactly as their backing files hold them. Only tables
+ * made of these, straight onto files, may send reads from the files to the socket: a snapshot
+ * must see its reads done before an origin write may go on, and others change the data.
+ */
+const PASS_THROUGH = new Set(['linear', 'striped']);
 /** Largest READ / WRITE / CACHE we take (and advertise): the spec's portable maximum. */
 export const MAX_REQUEST = 32 << 20;
 /** Zero-filled writes (NO_HOLE, targets without write-zeroes) go in pieces of this size. */
@@ -24,6 +30,12 @@ const ZERO_WRITE_BYTES = 1 << 20;
 
 function ioError(status, what, detail) {
   return new NbdError(nbdErrnoOf(status), `${what} failed: ${detail || errnoName(status)}`);
+}
+
+/** The backing device names a linear or striped table line uses. @param {{target: string, args: string[]}} seg */
+function devicesOf(seg) {
+  if (seg.target === 'linear') return [seg.args[0]];
+  return seg.args.slice(2).filter((_, i) => i % 2 === 0); // striped: #stripes chunk (dev offset)...
 }
 
 export class DeviceExport {
@@ -51,6 +63,51 @@ export class DeviceExport {
   /** Re-reads the size after the live table changed (resume). */
   refresh() {
     this.bytes = Number(this.core.deviceSize(this.id)) * SECTOR;
+    this.filesOnly = this.passesFilesThrough();
+  }
+
+  /** Whether every target of the live table is pass-through onto backing files (not devices). */
+  passesFilesThrough() {
+    let segs;
+    try { segs = this.allocation.segments(this.name); } catch { return false; }
+    return segs.length > 0 && segs.every((seg) => PASS_THROUGH.has(seg.target) && devicesOf(seg).every((dev) =>
+      !this.allocation.isDevice(dev) && this.engine.fileByPath(dev) !== undefined));
+  }
+
+  /**
+   * Whether a read may go from the files to the client (readToSink): whole sectors of a
+   * pass-through device; with `holes` (structured replies) only where no part is known to read
+   * as zeroes, which the reply would otherwise send as a hole.
+   */
+  canReadToSink(offset, length, holes) {
+    if (!this.filesOnly || offset % SECTOR !== 0 || length % SECTOR !== 0 || length === 0) return false;
+    if (!holes) return true;
+    const ext = this.allocation.extents(this.name, offset, length, 2);
+    return ext.length === 1 && ext[0].flags === 0;
+  }
+
+  /**
+   * read() whose bytes may never enter core memory: when the core maps it onto backing files
+   * only, `sink` gets the file pieces to send (see Engine.submitFileRead), and done's `sunk`
+   * is true (no buffer to free then). Otherwise it ends as read() does.
+   * @param {import('./engine.js').FileReadSink} sink
+   * @param {(error: NbdError | null, ptr: number, skip: number, sunk: boolean) => void} done
+   */
+  readToSink(offset, length, sink, done) {
+    const what = `read of ${length} bytes at ${offset}`;
+    let ptr;
+    try { ptr = this.allocBuffer(length); } catch (e) { done(/** @type {NbdError} */ (e), 0, 0, false); return; }
+    let sunk = false;
+    const toSink = /** @type {import('./engine.js').FileReadSink} */ ((pieces, complete) => { sunk = true; sink(pieces, complete); });
+    const r = this.engine.submitFileRead(this.id, offset / SECTOR, length / SECTOR, ptr, toSink, (status) => {
+      if (status === 0 && !sunk) { done(null, ptr, 0, false); return; }
+      this.free(ptr);
+      done(status === 0 ? null : ioError(status, what), 0, 0, sunk);
+    });
+    if (r !== 0) {
+      this.free(ptr);
+      done(ioError(r, what, this.core.message()), 0, 0, false);
+    }
   }
 
   size() { return this.bytes; }

@@ -33,6 +33,14 @@ export function errnoOf(e) {
 }
 
 /** @typedef {(status: number) => void} IoDone */
+/** @typedef {[fd: number, position: number, length: number]} FilePiece */
+/**
+ * Where a read's bytes are when they need not pass through core memory: the backing file
+ * pieces that make up the payload, in order. The sink sends them and then calls complete(),
+ * with the error if sending failed; until then the read's commands count as running.
+ * @typedef {(pieces: FilePiece[], complete: (error: NodeJS.ErrnoException | null) => void) => void} FileReadSink
+ * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[]}} FileReadRegion
+ */
 
 function isFileOrBlockDevice(path) {
   try {
@@ -77,6 +85,8 @@ export class Engine {
     this.scheduled = false;
     this.pumping = false;
     this.pumpBound = () => this.pump();
+    /** @type {Map<number, FileReadRegion>} tag -> a large read whose bytes may skip core memory */
+    this.sendRegions = new Map();
     /** @type {Array<{dev:number, resolve: () => void}>} callers waiting for a device to drain */
     this.drainWaiters = [];
     /**
@@ -259,6 +269,85 @@ export class Engine {
     return 0;
   }
 
+  /**
+   * submit() of a READ whose payload buffer [buf, buf + count sectors) may be left unfilled:
+   * when the commands the core emits for it are file reads that tile the buffer exactly, they
+   * are not executed but handed to `sink` as file pieces (sendfile to a socket). Anything else
+   * (a piece the core fills itself, a command into another buffer) runs as usual.
+   * @param {number} dev @param {number} sector @param {number} count @param {number} buf
+   * @param {FileReadSink} sink @param {IoDone} done
+   */
+  submitFileRead(dev, sector, count, buf, sink, done) {
+    const tag = this.takeTag();
+    this.callbacks[tag] = done;
+    this.sendRegions.set(tag, { tag, start: buf, end: buf + count * 512, sink, cmds: [] });
+    this.x.dm_set_time(this.clock());
+    const r = this.x.dm_submit(dev, OP.READ, 0, BigInt(sector), count, buf, tag);
+    if (r < 0) {
+      this.sendRegions.delete(tag);
+      this.callbacks[tag] = undefined;
+      this.freeTags.push(tag);
+      return -r;
+    }
+    this.schedule();
+    return 0;
+  }
+
+  /** The region a READ command into [buf, buf + length) belongs to, if any. */
+  regionOf(buf, length) {
+    for (const r of this.sendRegions.values()) if (buf >= r.start && buf + length <= r.end) return r;
+    return undefined;
+  }
+
+  /**
+   * After a batch: each region that got commands either goes to its sink (its commands are
+   * file reads tiling the payload) or has them run as usual. Either way it is decided.
+   * @param {FileReadRegion[]} touched
+   */
+  settleRegions(touched) {
+    for (const region of touched) {
+      this.sendRegions.delete(region.tag);
+      const recs = region.cmds; // [cmd, backing, position, length, buf] per command
+      /** @type {number[][]} */
+      const cmds = [];
+      for (let i = 0; i < recs.length; i += 5) cmds.push(recs.slice(i, i + 5));
+      cmds.sort((a, b) => a[4] - b[4]);
+      const pieces = this.tile(region, cmds);
+      if (!pieces) {
+        for (const [cmd, backing, position, length, buf] of cmds) this.execute(cmd, backing, OP.READ, 0, position / 512, length / 512, buf);
+        continue;
+      }
+      const files = cmds.map(([, backing]) => /** @type {FileBacking} */ (this.files[backing]));
+      for (const f of files) { this.running++; f.busy++; }
+      let completed = false;
+      region.sink(pieces, (error) => {
+        if (completed) return;
+        completed = true;
+        cmds.forEach(([cmd], i) => this.finish(cmd, files[i], error, true));
+      });
+    }
+  }
+
+  /**
+   * The file pieces of a region whose sorted commands cover it exactly, adjacent ranges of one
+   * file merged; null when they do not (a gap, an overlap, a device that is no open file).
+   * @param {FileReadRegion} region @param {number[][]} cmds @returns {FilePiece[] | null}
+   */
+  tile(region, cmds) {
+    /** @type {FilePiece[]} */
+    const pieces = [];
+    let at = region.start;
+    for (const [, backing, position, length, buf] of cmds) {
+      const file = this.files[backing];
+      if (!file || file.closed || buf !== at) return null;
+      const last = pieces[pieces.length - 1];
+      if (last && last[0] === file.fd && last[1] + last[2] === position) last[2] += length;
+      else pieces.push([file.fd, position, length]);
+      at += length;
+    }
+    return at === region.end ? pieces : null;
+  }
+
   schedule() {
     if (this.scheduled || this.pumping) return;
     this.scheduled = true;
@@ -318,6 +407,8 @@ export class Engine {
   runCommands(n) {
     const words = n * COMMAND_WORDS;
     const c = this.core.commandWords;
+    /** @type {FileReadRegion[] | null} */
+    let touched = null;
     // Flushes first: their fdatasync runs in the thread pool while this loop does the batch's
     // synchronous reads and writes (a snapshot's next commit starts flushing the COW device
     // before the writes the last commit released go to the origin). The core allows any order:
@@ -327,8 +418,17 @@ export class Engine {
     }
     for (let i = 0; i < words; i += COMMAND_WORDS) {
       if (c[i + 2] === OP.FLUSH) continue;
+      if (this.sendRegions.size > 0 && c[i + 2] === OP.READ) {
+        const region = this.regionOf(c[i + 7], c[i + 6] * 512);
+        if (region) {
+          if (region.cmds.length === 0) (touched ??= []).push(region);
+          region.cmds.push(c[i], c[i + 1], (c[i + 4] + c[i + 5] * 4294967296) * 512, c[i + 6] * 512, c[i + 7]);
+          continue;
+        }
+      }
       this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4] + c[i + 5] * 4294967296, c[i + 6], c[i + 7]);
     }
+    if (touched) this.settleRegions(touched);
   }
 
   /** Calls back the m requests takeCompletionWords copied. */
@@ -341,6 +441,7 @@ export class Engine {
       if (!done) { this.log(`bug: completion for unknown request tag ${tag}`); continue; }
       this.callbacks[tag] = undefined;
       this.freeTags.push(tag);
+      if (this.sendRegions.size > 0) this.sendRegions.delete(tag); // completed without commands
       try {
         done(d[i + 1] | 0);
       } catch (e) {
@@ -398,14 +499,17 @@ export class Engine {
     return (/** @type {NodeJS.ErrnoException | null} */ e) => (e ? then(e) : file.flush(then));
   }
 
-  /** @param {number} cmd @param {FileBacking | null} file @param {NodeJS.ErrnoException | null | undefined} error */
-  finish(cmd, file, error) {
+  /**
+   * @param {number} cmd @param {FileBacking | null} file @param {NodeJS.ErrnoException | null | undefined} error
+   * @param {boolean} [quiet] the error is logged by whoever caused it (a sink's connection)
+   */
+  finish(cmd, file, error, quiet = false) {
     this.running--;
     if (file && --file.busy === 0 && file.closeWhenIdle) file.close();
     let status = 0;
     if (error) {
       status = errnoOf(error);
-      this.log(`I/O error on ${file?.path ?? 'an unknown device'}: ${error.message} (${errnoName(status)})`);
+      if (!quiet) this.log(`I/O error on ${file?.path ?? 'an unknown device'}: ${error.message} (${errnoName(status)})`);
     }
     if (this.x.dm_complete(cmd, status) < 0) this.log(`bug: ${this.core.message()}`);
     this.schedule();
