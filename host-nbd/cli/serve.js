@@ -11,6 +11,7 @@ import { defaultDataDir, defaultSetup } from '../devices/defaults.js';
 import { startControlServer } from '../control/server.js';
 import { defaultControlPath } from '../control/paths.js';
 import { NbdServer } from '../server/server.js';
+import { loadFileSender, DEFAULT_SENDFILE_MIN } from '../server/file-sender.js';
 import { SECURITY_SPEC, SECURITY_HELP, securityOf } from './security.js';
 import { createAttacher, parseAttachSpec, attachAtStart } from '../attach/serve-hooks.js';
 
@@ -54,6 +55,10 @@ Tuning:
   --sync-io-max BYTES   file reads and writes up to this size run on the event loop (cheapest
                         against the page cache); larger ones in libuv's thread pool, beside it.
                         0: all in the thread pool (default 65536)
+  --sendfile-min BYTES  reads at least this large, of devices whose targets pass the data through
+                        unchanged (linear, striped onto files), go from the files straight to the
+                        client's socket (sendfile; plain TCP and Unix sockets, needs the native
+                        addon). 0: every read passes through memory (default 131072)
   -h, --help            this help
 
 Example:
@@ -65,7 +70,7 @@ const SPEC = /** @type {const} */ ({
   device: { type: 'pairs' }, config: { type: 'string' }, image: { type: 'list' }, 'read-only': { type: 'boolean' },
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
-  empty: { type: 'boolean' }, 'sync-io-max': { type: 'string' },
+  empty: { type: 'boolean' }, 'sync-io-max': { type: 'string' }, 'sendfile-min': { type: 'string' },
   help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
 });
 
@@ -90,7 +95,8 @@ export async function serve(argv) {
   const setup = collectSetup(options);
   const security = securityOf(options);
   const readOnly = !!options['read-only'];
-  const syncMaxBytes = options['sync-io-max'] === undefined ? undefined : parseSyncMax(options['sync-io-max']);
+  const syncMaxBytes = options['sync-io-max'] === undefined ? undefined : parseBytesOption('--sync-io-max', options['sync-io-max']);
+  const sendfileMin = options['sendfile-min'] === undefined ? DEFAULT_SENDFILE_MIN : parseBytesOption('--sendfile-min', options['sendfile-min']);
   const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'], syncMaxBytes });
   try {
     for (const img of setup.images) registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly });
@@ -102,7 +108,11 @@ export async function serve(argv) {
     throw e;
   }
 
-  const server = new NbdServer({ exports: security.exports(registry), tls: security.tls, limits: security.limits, log: info, onError: log });
+  const files = loadFileSender(sendfileMin);
+  if (files.why) info(`large reads pass through memory: ${files.why}`);
+  const server = new NbdServer({
+    exports: security.exports(registry), tls: security.tls, limits: security.limits, log: info, onError: log, sendFiles: files.sender,
+  });
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
   let control = null;
@@ -206,8 +216,9 @@ function collectSetup(options) {
   return setup;
 }
 
-function parseSyncMax(text) {
-  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31) throw new UsageError(`--sync-io-max expects a number of bytes, got '${text}'`);
+/** A byte count option: digits only, at most 2 GiB. */
+function parseBytesOption(name, text) {
+  if (!/^\d+$/.test(text) || Number(text) > 2 ** 31) throw new UsageError(`${name} expects a number of bytes, got '${text}'`);
   return Number(text);
 }
 

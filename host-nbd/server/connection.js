@@ -74,6 +74,8 @@ export class Connection {
     /** Transmission phase: checks that half-sent requests and unread replies keep moving. */
     this.watchdog = /** @type {NodeJS.Timeout | null} */ (null);
     this.lastInput = 0;
+    /** The socket's descriptor, for sendfile (server.js adopt()); -1 when there is none. */
+    this.sockFd = -1;
     this.lastOutputLength = 0;
     this.lastOutput = 0;
     /** @type {Promise<void>} */
@@ -286,7 +288,7 @@ export class Connection {
       flags: transmissionFlags(exp, neg.structured),
       structured: neg.structured,
       contexts,
-      writer: new ReplyWriter(this.output),
+      writer: new ReplyWriter(this.output, this.fileSender()),
       limits: this.host.limits,
       memory: this.host.memory ?? { held: 0 },
       onError: (req, e) => this.requestError(req, e),
@@ -303,6 +305,13 @@ export class Connection {
     // Said once, when the connection closes: one log line per connection.
     this.what = [`export ${exp.name}`, neg.structured ? 'structured replies' : 'simple replies', ...contexts.map((c) => c.name)].join(', ');
     return true;
+  }
+
+  /** Large reads from files straight to this socket: when the server can, and it is a plain one (not TLS, not stdio). */
+  fileSender() {
+    const s = this.host.sendFiles;
+
+    return s && this.sockFd >= 0 ? { fd: this.sockFd, min: s.min, sendPieces: s.sendPieces } : null;
   }
 
   // ---- transmission

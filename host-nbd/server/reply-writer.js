@@ -3,6 +3,14 @@
 // into one output buffer; large read payloads are written straight from core memory (their
 // buffer is released when the socket is done with it). Everything queued in one turn of the
 // event loop leaves in one corked write (writev).
+//
+// With a file sender (a plain socket and the native addon), large reads of pass-through devices
+// never enter memory: their replies are file pieces that a libuv pool thread sends with
+// sendfile, together with the replies queued around them. While such a send runs, or before
+// it while Node's own writes are still leaving, the socket belongs to one writer only and the
+// rest of the queue waits: replies never interleave. A client that stops reading holds a pool
+// thread for at most SEND_WAIT_MS; the rest of that send then goes through Node's writes.
+import { read as readFile } from 'node:fs';
 import {
   writeSimpleReply, writeNoneChunk, writeOffsetDataHeader, writeOffsetHole, writeErrorChunk,
   errorChunkBytes, writeBlockStatusChunk, blockStatusChunkBytes,
@@ -11,16 +19,40 @@ import {
 const OUT_BYTES = 256 * 1024;
 /** Payloads up to this size are copied: cheaper than a separate write and its bookkeeping. */
 const COPY_MAX = 16 * 1024;
+/** How long one native send waits for a client to make room in its socket (see above). */
+const SEND_WAIT_MS = 50;
+
+/** @typedef {[fd: number, position: number, length: number]} FilePiece */
+/**
+ * @typedef {object} FileSender
+ * @property {number} fd the socket's descriptor
+ * @property {number} min reads of at least this many bytes are sent from files (Transmission)
+ * @property {(fd: number, pieces: Array<Buffer | FilePiece>, waitMs: number,
+ *   done: (error: (Error & {code?: string}) | null, sent: number) => void) => void} sendPieces
+ */
+/** @typedef {(error: NodeJS.ErrnoException | null) => void} FileDone */
+/** @typedef {[Buffer, (() => void) | null, FilePiece[]?, FileDone?]} Item bytes and their release; or a header, its file pieces and their done */
 
 export class ReplyWriter {
-  /** @param {import('node:stream').Writable} output */
-  constructor(output) {
+  /**
+   * @param {import('node:stream').Writable} output
+   * @param {FileSender | null} [sender]
+   */
+  constructor(output, sender = null) {
     this.output = output;
+    this.sender = sender;
+    /** Reads this large go to fileReply() (Infinity: never). */
+    this.sendFilesMin = sender && sender.min > 0 ? sender.min : Infinity;
+    /** Node writes not done yet; whether a native send runs; file bytes queued or being sent. */
+    this.nodeWrites = 0;
+    this.sending = false;
+    this.fileBytes = 0;
+    this.afterNodeWrite = () => { if (--this.nodeWrites === 0 && this.queue.length > 0) this.soon(); };
     /** Replies are packed into `out`; bytes before `start` are queued, [start, fill) not yet. */
     this.out = Buffer.allocUnsafe(OUT_BYTES);
     this.start = 0;
     this.fill = 0;
-    /** @type {Array<[Buffer, (() => void) | null]>} */
+    /** @type {Item[]} */
     this.queue = [];
     this.scheduled = false;
     this.flushBound = () => this.flush();
@@ -57,22 +89,113 @@ export class ReplyWriter {
   flush() {
     this.scheduled = false;
     this.cut();
-    const q = this.queue;
-    if (q.length === 0) return;
-    this.queue = [];
+    if (this.sending || this.queue.length === 0) return;
     const out = this.output;
     if (out.destroyed || !out.writable) {
-      for (const [, done] of q) done?.();
+      const q = this.queue;
+      this.queue = [];
+      const gone = Object.assign(new Error('the connection is closed'), { code: 'EPIPE' });
+      for (const [, release, pieces, done] of q) { if (pieces) this.fileSent(pieces, done, gone); else release?.(); }
       return;
     }
+    const files = this.queue.findIndex((item) => item[2] !== undefined);
+    if (files !== 0) this.writeNode(files < 0 ? this.queue.length : files);
+    // File replies wait until Node's writes have left: the native send must not overtake them.
+    if (this.queue.length > 0 && this.nodeWrites === 0) this.sendNative();
+  }
+
+  /** Hands the first n queued items to Node's socket, in one corked write. */
+  writeNode(n) {
+    const q = this.queue.splice(0, n);
+    const out = this.output;
     if (q.length > 1) out.cork();
-    for (const [buf, done] of q) out.write(buf, done ?? undefined); // done ignores the write's error: close() reports it
+    for (const [buf, release] of q) {
+      this.nodeWrites++;
+      // release ignores the write's error: close() reports it
+      out.write(buf, release ? () => { release(); this.afterNodeWrite(); } : this.afterNodeWrite);
+    }
     if (q.length > 1) out.uncork();
   }
 
-  /** Bytes queued in the socket (for backpressure). */
+  /** Sends everything queued, from a file reply on, natively (see the top of the file). */
+  sendNative() {
+    const items = this.queue;
+    this.queue = [];
+    /** @type {Array<Buffer | FilePiece>} */
+    const pieces = [];
+    for (const [buf, , files] of items) {
+      if (buf.length > 0) pieces.push(buf);
+      if (files) for (const f of files) pieces.push(f);
+    }
+    this.sending = true;
+    const sender = /** @type {FileSender} */ (this.sender);
+    sender.sendPieces(sender.fd, pieces, SEND_WAIT_MS, (error, sent) => {
+      if (error) { this.sendDone(items, error); return; }
+      this.spill(pieces, sent, (spillError) => this.sendDone(items, spillError));
+    });
+  }
+
+  /**
+   * What a native send left (the client was slow to read) goes through Node's socket, file
+   * pieces read into memory first, in order; then `done`.
+   * @param {Array<Buffer | FilePiece>} pieces @param {number} sent
+   * @param {(error: NodeJS.ErrnoException | null) => void} done
+   */
+  spill(pieces, sent, done) {
+    let i = 0;
+    while (i < pieces.length && sent >= pieceLength(pieces[i])) sent -= pieceLength(pieces[i++]);
+    const next = () => {
+      if (i === pieces.length) { done(null); return; }
+      const piece = pieces[i++];
+      const skip = sent;
+      sent = 0;
+      if (Buffer.isBuffer(piece)) { this.writeSpilled(piece.subarray(skip)); next(); return; }
+      const [fd, position, length] = piece;
+      const buf = Buffer.alloc(length - skip); // zeroes past the end of a file that shrank
+      const fill = (got) => {
+        if (got === buf.length) { this.writeSpilled(buf); next(); return; }
+        readFile(fd, buf, got, buf.length - got, position + skip + got, (e, n) => {
+          if (e) done(e);
+          else if (n === 0) { this.writeSpilled(buf); next(); }
+          else fill(got + n);
+        });
+      };
+      fill(0);
+    };
+    next();
+  }
+
+  /** @param {Buffer} buf */
+  writeSpilled(buf) {
+    if (buf.length === 0 || this.output.destroyed) return;
+    this.nodeWrites++;
+    this.output.write(buf, this.afterNodeWrite);
+  }
+
+  /**
+   * A native send (and its spill) ended: its replies are done, and the queue may move on. A
+   * failed send leaves a reply half-sent: the connection cannot go on.
+   * @param {Item[]} items @param {NodeJS.ErrnoException | null} error
+   */
+  sendDone(items, error) {
+    this.sending = false;
+    for (const [, release, pieces, done] of items) {
+      if (pieces) this.fileSent(pieces, done, error);
+      else release?.();
+    }
+    if (error && !this.output.destroyed) this.output.destroy(error);
+    if (this.queue.length > 0) this.soon();
+  }
+
+  /** @param {FilePiece[]} pieces @param {FileDone | undefined} done @param {NodeJS.ErrnoException | null} error */
+  fileSent(pieces, done, error) {
+    for (const p of pieces) this.fileBytes -= p[2];
+    done?.(error);
+  }
+
+  /** Bytes queued in the socket or for it (for backpressure). */
   get pending() {
-    return this.output.writableLength + this.fill - this.start;
+    return this.output.writableLength + this.fill - this.start + this.fileBytes;
   }
 
   // ---- replies
@@ -97,6 +220,23 @@ export class ReplyWriter {
     this.cut();
     this.soon();
     this.queue.push([mem.subarray(start, start + length), release]);
+  }
+
+  /**
+   * A read reply whose payload is file pieces (header, then the pieces in order): simple, or one
+   * OFFSET_DATA chunk. `done` once it was sent, or with the error that stopped it.
+   * @param {boolean} structured @param {number} hi @param {number} lo @param {number} offset
+   * @param {FilePiece[]} pieces @param {FileDone} done
+   */
+  fileReply(structured, hi, lo, offset, pieces, done) {
+    let length = 0;
+    for (const p of pieces) length += p[2];
+    const b = this.room(28);
+    this.fill = structured ? writeOffsetDataHeader(b, this.fill, true, hi, lo, offset, length) : writeSimpleReply(b, this.fill, 0, hi, lo);
+    // The header leaves with its pieces, and so do the bytes packed before it.
+    this.queue.push([b.subarray(this.start, this.fill), null, pieces, done]);
+    this.start = this.fill;
+    this.fileBytes += length;
   }
 
   none(hi, lo) {
@@ -126,4 +266,9 @@ export class ReplyWriter {
     const b = this.room(blockStatusChunkBytes(extents.length));
     this.fill = writeBlockStatusChunk(b, this.fill, done, hi, lo, contextId, extents);
   }
+}
+
+/** @param {Buffer | FilePiece} piece */
+function pieceLength(piece) {
+  return Buffer.isBuffer(piece) ? piece.length : piece[2];
 }

@@ -21,6 +21,8 @@ const SD_LISTEN_FDS_START = 3;
  * @property {(line: string) => void} [onError]  one line per error
  * @property {Partial<import('./limits.js').Limits>} [limits]
  * @property {import('./tls.js').TlsConfig | null} [tls] offer NBD_OPT_STARTTLS (see tls.js)
+ * @property {{min: number, sendPieces: import('./reply-writer.js').FileSender['sendPieces']} | null} [sendFiles]
+ *   large reads of pass-through devices go from the files to plain sockets (file-sender.js)
  */
 
 export class NbdServer {
@@ -31,6 +33,7 @@ export class NbdServer {
     this.logError = opts.onError ?? this.log;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.tls = opts.tls ?? null;
+    this.sendFiles = opts.sendFiles ?? null;
     /** Payload and read bytes all connections hold (limits.serverMemory caps it). */
     this.memory = { held: 0 };
     /** @type {Set<Connection>} */
@@ -104,6 +107,7 @@ export class NbdServer {
     });
     adopted.setNoDelay(true);
     conn = new Connection(this, this.nextId++, adopted, adopted, peer, scratch);
+    if (typeof handle.fd === 'number' && handle.fd >= 0) conn.sockFd = handle.fd;
     this.connections.add(conn);
     conn.start();
     return conn;

@@ -200,32 +200,60 @@ export class Transmission {
   /** @param {NbdRequest} req */
   read(req) {
     const { offset, length } = req;
+    if (length >= this.writer.sendFilesMin && this.exp.canReadToSink(offset, length, this.structured)) {
+      this.readToSocket(req);
+      return;
+    }
     this.hold(length);
-    this.exp.read(offset, length, (e, ptr, skip) => {
-      if (e) { this.release(length); this.fail(req, e, offset); return; }
-      const release = () => { this.exp.free(ptr); this.release(length); };
+    this.exp.read(offset, length, (e, ptr, skip) => this.answerRead(req, e, ptr, skip));
+  }
+
+  /**
+   * A large read of a pass-through device: its bytes go from the backing files to the socket
+   * (sendfile) after the reply's header, one OFFSET_DATA chunk when structured. When the core
+   * maps it some other way after all, it is answered from memory as usual.
+   * @param {NbdRequest} req
+   */
+  readToSocket(req) {
+    const { offset, length } = req;
+    this.hold(length);
+    this.exp.readToSink(offset, length, (pieces, complete) => {
+      this.writer.fileReply(this.structured, req.cookieHi, req.cookieLo, offset, pieces, complete);
+    }, (e, ptr, skip, sunk) => {
+      if (!sunk) { this.answerRead(req, e, ptr, skip); return; }
+      this.release(length);
       this.answered();
-      const mem = this.mem();
-      const start = ptr + skip;
-      const w = this.writer;
-      if (!this.structured) {
-        w.simple(0, req.cookieHi, req.cookieLo);
-        w.payload(mem, start, length, release);
-      } else if (length === 0) {
-        w.none(req.cookieHi, req.cookieLo);
-        release();
-      } else if (length <= HOLE_GRANULE || (req.flags & CMD_FLAG.DF)) {
-        if (allZero(mem, start, length)) {
-          w.hole(true, req.cookieHi, req.cookieLo, offset, length);
-          release();
-        } else {
-          w.dataHeader(true, req.cookieHi, req.cookieLo, offset, length);
-          w.payload(mem, start, length, release);
-        }
-      } else {
-        this.chunkedRead(req, mem, start, release);
-      }
+      // Its header is out already: a reply that could not be finished ends the connection.
+      if (e) this.o.onFatal(`a read reply could not be sent: ${e.message}`);
     });
+  }
+
+  /** Answers a READ whose data is in core memory (or that failed). @param {NbdRequest} req @param {NbdError | null} e */
+  answerRead(req, e, ptr, skip) {
+    const { offset, length } = req;
+    if (e) { this.release(length); this.fail(req, e, offset); return; }
+    const release = () => { this.exp.free(ptr); this.release(length); };
+    this.answered();
+    const mem = this.mem();
+    const start = ptr + skip;
+    const w = this.writer;
+    if (!this.structured) {
+      w.simple(0, req.cookieHi, req.cookieLo);
+      w.payload(mem, start, length, release);
+    } else if (length === 0) {
+      w.none(req.cookieHi, req.cookieLo);
+      release();
+    } else if (length <= HOLE_GRANULE || (req.flags & CMD_FLAG.DF)) {
+      if (allZero(mem, start, length)) {
+        w.hole(true, req.cookieHi, req.cookieLo, offset, length);
+        release();
+      } else {
+        w.dataHeader(true, req.cookieHi, req.cookieLo, offset, length);
+        w.payload(mem, start, length, release);
+      }
+    } else {
+      this.chunkedRead(req, mem, start, release);
+    }
   }
 
   /** A structured read reply cut into data and hole chunks at 64 KiB pieces. */
