@@ -19,7 +19,7 @@ const HELP = {
   table: ['dmkit table [NAME] [--inactive]', 'Print the table, as dmsetup table does.'],
   info: ['dmkit info [NAME]', 'Print state, tables present and open count.'],
   message: ['dmkit message NAME SECTOR MESSAGE...', 'Send a message to the target at SECTOR, as dmsetup message does.'],
-  exports: ['dmkit exports', 'List the NBD exports: the connections that have each open and the requests they started.'],
+  exports: ['dmkit exports', 'List the NBD exports: the connections that have each open, the requests they started, and the reads whose bytes went from the backing files straight to the socket (sendfile).'],
   'set-time': ['dmkit set-time MS', 'Move the clock of a server started with --test-clock to MS milliseconds (flakey and delay targets follow it).'],
 };
 

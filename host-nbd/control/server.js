@@ -138,7 +138,7 @@ async function run(registry, req, verbs) {
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
     case 'set-time': registry.setTime(Number(req.ms)); return '';
     case 'exports': return registry.listExports()
-      .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)`).join('\n');
+      .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files`).join('\n');
     default:
       // Verbs of other parts of the server (attach: {@link ../attach/control-verbs.js}).
       if (Object.hasOwn(verbs, req.cmd)) return verbs[req.cmd](req);

@@ -56,6 +56,8 @@ export class DeviceExport {
     this.locks = new RangeLocks();
     /** NBD requests started or refused on this export, all connections (`dmkit exports`). */
     this.started = 0;
+    /** READs whose bytes went from the backing files straight to a socket (readToSink). */
+    this.sentFromFiles = 0;
     this.bytes = 0;
     this.refresh();
   }

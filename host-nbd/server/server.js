@@ -4,6 +4,7 @@
 // close() stops accepting, lets every connection finish the requests it started, and resolves
 // when all are gone; the caller then flushes the backing files.
 import net from 'node:net';
+import tls from 'node:tls';
 import fs from 'node:fs';
 import { Connection } from './connection.js';
 import { DEFAULT_LIMITS } from './limits.js';
@@ -78,7 +79,11 @@ export class NbdServer {
   /** Serves a connected socket (e.g. one end of a socketpair). */
   serveSocket(socket, peer = 'socket') {
     if (socket instanceof net.Socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
-    return this.serve(socket, socket, peer);
+    const conn = this.serve(socket, socket, peer);
+    const fd = /** @type {any} */ (socket)._handle?.fd;
+    const plain = socket instanceof net.Socket && !(socket instanceof tls.TLSSocket);
+    if (plain && typeof fd === 'number' && fd >= 0) conn.sockFd = fd; // sendfile may write to it
+    return conn;
   }
 
   /**

@@ -221,6 +221,7 @@ export class Transmission {
       this.writer.fileReply(this.structured, req.cookieHi, req.cookieLo, offset, pieces, complete);
     }, (e, ptr, skip, sunk) => {
       if (!sunk) { this.answerRead(req, e, ptr, skip); return; }
+      if (!e) this.exp.sentFromFiles++;
       this.release(length);
       this.answered();
       // Its header is out already: a reply that could not be finished ends the connection.

@@ -201,6 +201,9 @@ assert chunks == [nbd.READ_HOLE], chunks
 h.shutdown()
 `;
     await nbdsh(null, script);
+    // dmkit exports counts them: 8 reads of 4 MiB per reply style.
+    const line = (await srv.ctl('exports')).stdout.split('\n').find((l) => l.startsWith('disk\t'));
+    expect(Number(/(\d+) read\(s\) sent from files/.exec(line ?? '')?.[1])).toBe(16);
     await srv.stop();
   });
 });

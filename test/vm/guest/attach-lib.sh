@@ -96,6 +96,17 @@ fio_verify() {  # fio_verify DEV NAME
   ! grep -qE 'err= *[1-9]' "$W/$2.fio"
 }
 
+# Large reads of a linear device go from the image to the socket (sendfile, docs/nbd.md): the
+# kernel client (simple replies) reads back what the image holds, and the server counted them.
+sent_from_files() {  # sent_from_files DIR
+  local before after
+  before=$(dmkit exports --control "$1/control.sock" | awk -F'\t' '$1 == "raw" { print $4 + 0 }')
+  cmp <(dd if=/dev/nbd5 bs=1M count=32 iflag=direct status=none) <(head -c $((32 * MiB)) "$1/raw.img") || return 1
+  after=$(dmkit exports --control "$1/control.sock" | awk -F'\t' '$1 == "raw" { print $4 + 0 }')
+  echo "reads sent from files: $before before, $after after"
+  [ "$after" -gt "$before" ]
+}
+
 # SIGTERM with unflushed writes on /dev/nbd5: stopping flushes and detaches before exiting.
 # Descriptor 9 keeps the device open meanwhile: the kernel writes a block device's dirty pages
 # back on its last close, which would hide a missing flush.
@@ -129,6 +140,7 @@ workload() {  # workload METHOD
     check "files-intact-after-reattach-$m" check_files &&
     check "detach-again-$m" dmkit detach "$DEV"
   check "fio-crc32c-verify-$m" fio_verify /dev/nbd5 "raw-$m"
+  check "large-reads-sent-from-files-$m" sent_from_files "$d"
   check "sigterm-flushes-and-detaches-$m" sigterm_detaches "$d"
   unset DMKIT_NBD_METHOD
 }
