@@ -129,10 +129,15 @@ export class ReplyWriter {
     }
     this.sending = true;
     const sender = /** @type {FileSender} */ (this.sender);
-    sender.sendPieces(sender.fd, pieces, SEND_WAIT_MS, (error, sent) => {
-      if (error) { this.sendDone(items, error); return; }
-      this.spill(pieces, sent, (spillError) => this.sendDone(items, spillError));
-    });
+    try {
+      sender.sendPieces(sender.fd, pieces, SEND_WAIT_MS, (error, sent) => {
+        if (error) { this.sendDone(items, error); return; }
+        this.spill(pieces, sent, (spillError) => this.sendDone(items, spillError));
+      });
+    } catch {
+      // It could not start (no descriptor left to duplicate, say): all of it goes through Node.
+      this.spill(pieces, 0, (spillError) => this.sendDone(items, spillError));
+    }
   }
 
   /**

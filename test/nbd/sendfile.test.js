@@ -43,7 +43,7 @@ async function replies(c, lengths) {
 }
 
 describe('reads sent from the backing files (in-process server)', () => {
-  let dir, img, data, registry, server, socket, sends;
+  let dir, img, data, registry, server, socket, sends, cannotStart;
 
   beforeEach(async () => {
     dir = tempDir();
@@ -57,9 +57,11 @@ describe('reads sent from the backing files (in-process server)', () => {
     const { sender, why } = loadFileSender(128 * 1024);
     expect(why).toBeNull(); // the addon is built by npm install; without it this path is not tested
     sends = [];
+    cannotStart = false;
     const counted = {
       min: /** @type {NonNullable<typeof sender>} */ (sender).min,
       sendPieces: (fd, pieces, waitMs, done) => {
+        if (cannotStart) throw Object.assign(new Error('dup: Too many open files'), { code: 'EMFILE' });
         const total = pieces.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : p[2]), 0);
         /** @type {NonNullable<typeof sender>} */ (sender).sendPieces(fd, pieces, waitMs, (e, sent) => {
           sends.push({ total, sent, error: e });
@@ -135,6 +137,24 @@ describe('reads sent from the backing files (in-process server)', () => {
     for (let i = 0; i < 16; i++) expect(got.get(i + 1)?.data?.equals(data.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
     await settled();
     expect(sends.some((s) => s.sent < s.total)).toBe(true); // the spill path ran
+    c.destroy();
+  });
+
+  it('a send that cannot start (no descriptor to duplicate) leaves its replies to Node, whole', async () => {
+    cannotStart = true;
+    const c = await client();
+    /** @type {Map<number, number>} */
+    const lengths = new Map();
+    const parts = [];
+    for (let i = 0; i < 8; i++) { parts.push(header(READ, i + 1, i * MiB, MiB), header(READ, 100 + i, i * MiB + 512, 512)); lengths.set(i + 1, MiB); lengths.set(100 + i, 512); }
+    c.write(Buffer.concat(parts));
+    const got = await replies(c, lengths);
+    for (let i = 0; i < 8; i++) {
+      expect(got.get(i + 1)?.data?.equals(data.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
+      expect(got.get(100 + i)?.data?.equals(data.subarray(i * MiB + 512, i * MiB + 1024))).toBe(true);
+    }
+    await settled();
+    expect(sends.length).toBe(0);
     c.destroy();
   });
 
