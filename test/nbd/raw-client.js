@@ -13,6 +13,18 @@ export const MAGIC = {
   STRUCTURED: 0x668e33ef,
 };
 
+/** One request header, as the spec lays it out (for tests that batch requests in one write). */
+export function requestHeader(type, cookie, offset, length, flags = 0) {
+  const h = Buffer.alloc(28);
+  h.writeUInt32BE(MAGIC.REQUEST, 0);
+  h.writeUInt16BE(flags, 4);
+  h.writeUInt16BE(type, 6);
+  h.writeBigUInt64BE(BigInt(cookie), 8);
+  h.writeBigUInt64BE(BigInt(offset), 16);
+  h.writeUInt32BE(length >>> 0, 24);
+  return h;
+}
+
 export class RawClient {
   /** @param {net.Socket} sock */
   constructor(sock) {
@@ -104,13 +116,7 @@ export class RawClient {
   }
 
   request(type, flags, cookie, offset, length, payload) {
-    const h = Buffer.alloc(28);
-    h.writeUInt32BE(MAGIC.REQUEST, 0);
-    h.writeUInt16BE(flags, 4);
-    h.writeUInt16BE(type, 6);
-    h.writeBigUInt64BE(BigInt(cookie), 8);
-    h.writeBigUInt64BE(BigInt(offset), 16);
-    h.writeUInt32BE(length >>> 0, 24);
+    const h = requestHeader(type, cookie, offset, length, flags);
     this.write(payload ? Buffer.concat([h, payload]) : h);
   }
 

@@ -9,21 +9,11 @@ import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
 import { loadFileSender } from '../../host-nbd/server/file-sender.js';
 import { tempDir, testBytes, startServer, stopAllServers, nbdsh } from './helpers.js';
-import { RawClient, MAGIC } from './raw-client.js';
+import { RawClient, MAGIC, requestHeader as header } from './raw-client.js';
 
 const MiB = 1 << 20;
 const READ = 0, WRITE = 1;
 const SIZE = 32 * MiB;
-
-function header(type, cookie, offset, length) {
-  const h = Buffer.alloc(28);
-  h.writeUInt32BE(MAGIC.REQUEST, 0);
-  h.writeUInt16BE(type, 6);
-  h.writeBigUInt64BE(BigInt(cookie), 8);
-  h.writeBigUInt64BE(BigInt(offset), 16);
-  h.writeUInt32BE(length, 24);
-  return h;
-}
 
 /** Reads simple replies in whatever order they come; `lengths` maps cookie -> data length. */
 async function replies(c, lengths) {

@@ -8,21 +8,10 @@ import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
 import { DEFAULT_LIMITS } from '../../host-nbd/server/limits.js';
 import { tempDir, testBytes } from './helpers.js';
-import { RawClient, MAGIC } from './raw-client.js';
+import { RawClient, requestHeader as header } from './raw-client.js';
 
 const MiB = 1 << 20;
 const READ = 0, WRITE = 1;
-
-/** One request header, as the spec lays it out. */
-function header(type, cookie, offset, length) {
-  const h = Buffer.alloc(28);
-  h.writeUInt32BE(MAGIC.REQUEST, 0);
-  h.writeUInt16BE(type, 6);
-  h.writeBigUInt64BE(BigInt(cookie), 8);
-  h.writeBigUInt64BE(BigInt(offset), 16);
-  h.writeUInt32BE(length, 24);
-  return h;
-}
 
 describe('socket I/O of an accepted connection', () => {
   let dir, img, registry, server, socket;
