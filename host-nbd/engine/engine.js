@@ -39,7 +39,8 @@ export function errnoOf(e) {
  * pieces that make up the payload, in order. The sink sends them and then calls complete(),
  * with the error if sending failed; until then the read's commands count as running.
  * @typedef {(pieces: FilePiece[], complete: (error: NodeJS.ErrnoException | null) => void) => void} FileReadSink
- * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[]}} FileReadRegion
+ * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[][]}} FileReadRegion
+ *   cmds: [cmd, backing, position, length, buf] of each READ command into [start, end), in bytes
  */
 
 function isFileOrBlockDevice(path) {
@@ -254,13 +255,16 @@ export class Engine {
    * callback then; the reason is in core.message()).
    * @param {number} dev @param {number} op @param {number} flags @param {number} sector
    * @param {number} count @param {number} buf @param {IoDone} done
+   * @param {FileReadSink} [sink] READ only: see submitFileRead()
    */
-  submit(dev, op, flags, sector, count, buf, done) {
+  submit(dev, op, flags, sector, count, buf, done, sink) {
     const tag = this.takeTag();
     this.callbacks[tag] = done;
+    if (sink) this.sendRegions.set(tag, { tag, start: buf, end: buf + count * 512, sink, cmds: [] });
     this.x.dm_set_time(this.clock()); // flakey decides up or down at map time
     const r = this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
     if (r < 0) {
+      if (sink) this.sendRegions.delete(tag);
       this.callbacks[tag] = undefined;
       this.freeTags.push(tag);
       return -r;
@@ -278,19 +282,7 @@ export class Engine {
    * @param {FileReadSink} sink @param {IoDone} done
    */
   submitFileRead(dev, sector, count, buf, sink, done) {
-    const tag = this.takeTag();
-    this.callbacks[tag] = done;
-    this.sendRegions.set(tag, { tag, start: buf, end: buf + count * 512, sink, cmds: [] });
-    this.x.dm_set_time(this.clock());
-    const r = this.x.dm_submit(dev, OP.READ, 0, BigInt(sector), count, buf, tag);
-    if (r < 0) {
-      this.sendRegions.delete(tag);
-      this.callbacks[tag] = undefined;
-      this.freeTags.push(tag);
-      return -r;
-    }
-    this.schedule();
-    return 0;
+    return this.submit(dev, OP.READ, 0, sector, count, buf, done, sink);
   }
 
   /** The region a READ command into [buf, buf + length) belongs to, if any. */
@@ -307,11 +299,7 @@ export class Engine {
   settleRegions(touched) {
     for (const region of touched) {
       this.sendRegions.delete(region.tag);
-      const recs = region.cmds; // [cmd, backing, position, length, buf] per command
-      /** @type {number[][]} */
-      const cmds = [];
-      for (let i = 0; i < recs.length; i += 5) cmds.push(recs.slice(i, i + 5));
-      cmds.sort((a, b) => a[4] - b[4]);
+      const cmds = region.cmds.sort((a, b) => a[4] - b[4]);
       const pieces = this.tile(region, cmds);
       if (!pieces) {
         for (const [cmd, backing, position, length, buf] of cmds) this.execute(cmd, backing, OP.READ, 0, position / 512, length / 512, buf);
@@ -422,7 +410,7 @@ export class Engine {
         const region = this.regionOf(c[i + 7], c[i + 6] * 512);
         if (region) {
           if (region.cmds.length === 0) (touched ??= []).push(region);
-          region.cmds.push(c[i], c[i + 1], (c[i + 4] + c[i + 5] * 4294967296) * 512, c[i + 6] * 512, c[i + 7]);
+          region.cmds.push([c[i], c[i + 1], (c[i + 4] + c[i + 5] * 4294967296) * 512, c[i + 6] * 512, c[i + 7]]);
           continue;
         }
       }
