@@ -123,38 +123,49 @@ export class ReplyWriter {
     this.queue = [];
     /** @type {Array<Buffer | FilePiece>} */
     const pieces = [];
-    for (const [buf, , files] of items) {
-      if (buf.length > 0) pieces.push(buf);
-      if (files) for (const f of files) pieces.push(f);
+    /** @type {Array<Item | null>} the item each piece of bytes came from */
+    const owners = [];
+    for (const item of items) {
+      if (item[0].length > 0) { pieces.push(item[0]); owners.push(item); }
+      if (item[2]) for (const f of item[2]) { pieces.push(f); owners.push(null); }
     }
     this.sending = true;
     const sender = /** @type {FileSender} */ (this.sender);
     try {
       sender.sendPieces(sender.fd, pieces, SEND_WAIT_MS, (error, sent) => {
         if (error) { this.sendDone(items, error); return; }
-        this.spill(pieces, sent, (spillError) => this.sendDone(items, spillError));
+        this.spill(pieces, owners, sent, (spillError) => this.sendDone(items, spillError));
       });
     } catch {
       // It could not start (no descriptor left to duplicate, say): all of it goes through Node.
-      this.spill(pieces, 0, (spillError) => this.sendDone(items, spillError));
+      this.spill(pieces, owners, 0, (spillError) => this.sendDone(items, spillError));
     }
   }
 
   /**
    * What a native send left (the client was slow to read) goes through Node's socket, file
-   * pieces read into memory first, in order; then `done`.
-   * @param {Array<Buffer | FilePiece>} pieces @param {number} sent
+   * pieces read into memory first, in order; then `done`. Bytes with a release (payloads in
+   * core memory) are released once Node has written them, not before (their owner item's
+   * release moves to that write).
+   * @param {Array<Buffer | FilePiece>} pieces @param {Array<Item | null>} owners @param {number} sent
    * @param {(error: NodeJS.ErrnoException | null) => void} done
    */
-  spill(pieces, sent, done) {
+  spill(pieces, owners, sent, done) {
     let i = 0;
     while (i < pieces.length && sent >= pieceLength(pieces[i])) sent -= pieceLength(pieces[i++]);
     const next = () => {
       if (i === pieces.length) { done(null); return; }
+      const owner = owners[i];
       const piece = pieces[i++];
       const skip = sent;
       sent = 0;
-      if (Buffer.isBuffer(piece)) { this.writeSpilled(piece.subarray(skip)); next(); return; }
+      if (Buffer.isBuffer(piece)) {
+        const release = owner ? owner[1] : null;
+        if (owner) owner[1] = null;
+        this.writeSpilled(piece.subarray(skip), release);
+        next();
+        return;
+      }
       const [fd, position, length] = piece;
       const buf = Buffer.alloc(length - skip); // zeroes past the end of a file that shrank
       const fill = (got) => {
@@ -170,11 +181,11 @@ export class ReplyWriter {
     next();
   }
 
-  /** @param {Buffer} buf */
-  writeSpilled(buf) {
-    if (buf.length === 0 || this.output.destroyed) return;
+  /** @param {Buffer} buf @param {(() => void) | null} [release] */
+  writeSpilled(buf, release) {
+    if (buf.length === 0 || this.output.destroyed) { release?.(); return; }
     this.nodeWrites++;
-    this.output.write(buf, this.afterNodeWrite);
+    this.output.write(buf, release ? () => { release(); this.afterNodeWrite(); } : this.afterNodeWrite);
   }
 
   /**

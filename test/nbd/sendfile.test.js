@@ -119,12 +119,28 @@ describe('reads sent from the backing files (in-process server)', () => {
     /** @type {Map<number, number>} */
     const lengths = new Map();
     const parts = [];
-    for (let i = 0; i < 16; i++) { parts.push(header(READ, i + 1, i * MiB, MiB)); lengths.set(i + 1, MiB); }
+    // Large reads sent from the file, and between them 32 KiB reads answered from core memory
+    // (too large to be copied into the reply buffer): their buffers must outlive the spill.
+    const small = (i) => 16 * MiB + i * 40960;
+    for (let i = 0; i < 16; i++) {
+      parts.push(header(READ, i + 1, i * MiB, MiB)); lengths.set(i + 1, MiB);
+      parts.push(header(READ, 100 + i, small(i), 32768)); lengths.set(100 + i, 32768);
+    }
     c.write(Buffer.concat(parts));
     await new Promise((r) => setTimeout(r, 400)); // several times the native send's wait
+    // More 32 KiB reads while the first replies still wait: they get buffers of their own.
+    const later = (i) => 24 * MiB + i * 40960;
+    const more = [];
+    for (let i = 0; i < 16; i++) { more.push(header(READ, 200 + i, later(i), 32768)); lengths.set(200 + i, 32768); }
+    c.write(Buffer.concat(more));
+    await new Promise((r) => setTimeout(r, 100));
     c.sock.resume();
     const got = await replies(c, lengths);
-    for (let i = 0; i < 16; i++) expect(got.get(i + 1)?.data?.equals(data.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
+    for (let i = 0; i < 16; i++) {
+      expect(got.get(i + 1)?.data?.equals(data.subarray(i * MiB, (i + 1) * MiB))).toBe(true);
+      expect(got.get(100 + i)?.data?.equals(data.subarray(small(i), small(i) + 32768))).toBe(true);
+      expect(got.get(200 + i)?.data?.equals(data.subarray(later(i), later(i) + 32768))).toBe(true);
+    }
     await settled();
     expect(sends.some((s) => s.sent < s.total)).toBe(true); // the spill path ran
     c.destroy();
