@@ -310,8 +310,7 @@ export class Connection {
   /** Large reads from files straight to this socket: when the server can, and it is a plain one (not TLS, not stdio). */
   fileSender() {
     const s = this.host.sendFiles;
-
-    return s && this.sockFd >= 0 ? { fd: this.sockFd, min: s.min, sendPieces: s.sendPieces } : null;
+    return s && this.sockFd >= 0 ? { ...s, fd: this.sockFd } : null;
   }
 
   // ---- transmission

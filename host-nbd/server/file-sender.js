@@ -13,7 +13,7 @@ export const DEFAULT_SENDFILE_MIN = 128 * 1024;
 
 /**
  * @param {number} min reads of at least this many bytes; 0 turns it off
- * @returns {{sender: {min: number, sendPieces: import('./reply-writer.js').FileSender['sendPieces']} | null, why: string | null}}
+ * @returns {{sender: import('./reply-writer.js').FileSenderSpec | null, why: string | null}}
  */
 export function loadFileSender(min) {
   if (min <= 0) return { sender: null, why: null };

@@ -30,6 +30,7 @@ const SEND_WAIT_MS = 50;
  * @property {(fd: number, pieces: Array<Buffer | FilePiece>, waitMs: number,
  *   done: (error: (Error & {code?: string}) | null, sent: number) => void) => void} sendPieces
  */
+/** @typedef {Omit<FileSender, 'fd'>} FileSenderSpec what a server hands each plain connection (file-sender.js) */
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} FileDone */
 /** @typedef {[Buffer, (() => void) | null, FilePiece[]?, FileDone?]} Item bytes and their release; or a header, its file pieces and their done */
 
@@ -109,11 +110,7 @@ export class ReplyWriter {
     const q = this.queue.splice(0, n);
     const out = this.output;
     if (q.length > 1) out.cork();
-    for (const [buf, release] of q) {
-      this.nodeWrites++;
-      // release ignores the write's error: close() reports it
-      out.write(buf, release ? () => { release(); this.afterNodeWrite(); } : this.afterNodeWrite);
-    }
+    for (const [buf, release] of q) this.writeToNode(buf, release);
     if (q.length > 1) out.uncork();
   }
 
@@ -184,6 +181,15 @@ export class ReplyWriter {
   /** @param {Buffer} buf @param {(() => void) | null} [release] */
   writeSpilled(buf, release) {
     if (buf.length === 0 || this.output.destroyed) { release?.(); return; }
+    this.writeToNode(buf, release);
+  }
+
+  /**
+   * One write to Node's socket, counted until it is done; release (if any) then. It ignores
+   * the write's error: close() reports it.
+   * @param {Buffer} buf @param {(() => void) | null} [release]
+   */
+  writeToNode(buf, release) {
     this.nodeWrites++;
     this.output.write(buf, release ? () => { release(); this.afterNodeWrite(); } : this.afterNodeWrite);
   }

@@ -22,7 +22,7 @@ const SD_LISTEN_FDS_START = 3;
  * @property {(line: string) => void} [onError]  one line per error
  * @property {Partial<import('./limits.js').Limits>} [limits]
  * @property {import('./tls.js').TlsConfig | null} [tls] offer NBD_OPT_STARTTLS (see tls.js)
- * @property {{min: number, sendPieces: import('./reply-writer.js').FileSender['sendPieces']} | null} [sendFiles]
+ * @property {import('./reply-writer.js').FileSenderSpec | null} [sendFiles]
  *   large reads of pass-through devices go from the files to plain sockets (file-sender.js)
  */
 
