@@ -9,7 +9,9 @@
         "src/nbd_ioctl.cc",
         "src/nbd_netlink.cc",
         "src/off_thread.cc",
-        "src/send_file.cc"
+        "src/send_file.cc",
+        "src/write_lane.cc",
+        "src/write_lane_binding.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -12,6 +12,7 @@ import { startControlServer } from '../control/server.js';
 import { defaultControlPath } from '../control/paths.js';
 import { NbdServer } from '../server/server.js';
 import { loadFileSender, DEFAULT_SENDFILE_MIN } from '../server/file-sender.js';
+import { loadWriteLanes } from '../engine/write-lane.js';
 import { SECURITY_SPEC, SECURITY_HELP, securityOf } from './security.js';
 import { createAttacher, parseAttachSpec, attachAtStart } from '../attach/serve-hooks.js';
 
@@ -59,6 +60,9 @@ Tuning:
                         unchanged (linear, striped onto files), go from the files straight to the
                         client's socket (sendfile; plain TCP and Unix sockets, needs the native
                         addon). 0: every read passes through memory (default 131072)
+  --pool-writes         writes larger than --sync-io-max go to libuv's thread pool. By default
+                        each image file has a write thread of its own for them (needs the native
+                        addon; without it they go to the pool)
   -h, --help            this help
 
 Example:
@@ -71,7 +75,7 @@ const SPEC = /** @type {const} */ ({
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
   empty: { type: 'boolean' }, 'sync-io-max': { type: 'string' }, 'sendfile-min': { type: 'string' },
-  help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
+  'pool-writes': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
 });
 
 /** @param {string[]} argv */
@@ -97,7 +101,9 @@ export async function serve(argv) {
   const readOnly = !!options['read-only'];
   const syncMaxBytes = options['sync-io-max'] === undefined ? undefined : parseBytesOption('--sync-io-max', options['sync-io-max']);
   const sendfileMin = options['sendfile-min'] === undefined ? DEFAULT_SENDFILE_MIN : parseBytesOption('--sendfile-min', options['sendfile-min']);
-  const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'], syncMaxBytes });
+  const lanes = options['pool-writes'] ? { lanes: null, why: null } : loadWriteLanes(log);
+  if (lanes.why) info(`large writes go to the thread pool: ${lanes.why}`);
+  const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'], syncMaxBytes, writeLanes: lanes.lanes });
   try {
     for (const img of setup.images) registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly });
     // Errors name the device already (as dmsetup's do).

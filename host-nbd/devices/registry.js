@@ -22,7 +22,7 @@ export class DeviceRegistry {
   }
 
   /**
-   * @param {{readOnly?: boolean, log?: (s: string) => void, syncMaxBytes?: number, testClock?: boolean}} [opts]
+   * @param {{readOnly?: boolean, log?: (s: string) => void, syncMaxBytes?: number, testClock?: boolean, writeLanes?: import('../engine/write-lane.js').WriteLanes | null}} [opts]
    * testClock: time-driven targets see the engine's virtual clock (see Engine), set by setTime().
    */
   static async create(opts = {}) {

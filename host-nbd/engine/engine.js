@@ -55,7 +55,8 @@ function isFileOrBlockDevice(path) {
 export class Engine {
   /**
    * @param {DmCore} core
-   * @param {{log?: (line: string) => void, syncMaxBytes?: number, virtualTime?: boolean}} [opts]
+   * @param {{log?: (line: string) => void, syncMaxBytes?: number, virtualTime?: boolean, writeLanes?: import('./write-lane.js').WriteLanes | null}} [opts]
+   * writeLanes: large writes of each file on a thread of that file's own (write-lane.js).
    * virtualTime: the clock of time-driven targets (flakey, delay) starts at 0 and moves only by
    * setTime(), or by jumping to the core's next timer when nothing but time is awaited (the
    * discrete-event clock the vector runners use), so tests are deterministic.
@@ -68,6 +69,7 @@ export class Engine {
     // control commands); the log gets it once, with the stack where it happened.
     core.onFault = (fault) => this.log(`${fault.message}\n${fault.cause instanceof Error ? fault.cause.stack : ''}`);
     this.syncMaxBytes = opts.syncMaxBytes;
+    this.writeLanes = opts.writeLanes ?? null;
     this.virtualTime = !!opts.virtualTime;
     this.now = 0;
     this.lastJump = -1;
@@ -128,7 +130,7 @@ export class Engine {
   addFile(path, opts = {}) {
     const existing = this.byPath.get(path);
     if (existing !== undefined) return existing;
-    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes });
+    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes });
     let id;
     try {
       id = this.core.addBacking(path, file.sectors);

@@ -25,12 +25,14 @@ export const DEFAULT_SYNC_MAX = 64 * 1024;
 const ZEROES = Buffer.alloc(ZERO_CHUNK);
 
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */
+/** @typedef {import('./write-lane.js').WriteLanes} WriteLanes */
+/** @typedef {import('./write-lane.js').FileWriteLane} FileWriteLane */
 /** @typedef {{at: number, length: number, position: number, done: Done}} Part one transfer of a run (readRun, writeRun) */
 
 export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
-   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean}} [opts]
+   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null}} [opts]
    */
   constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
@@ -41,6 +43,10 @@ export class FileBacking {
     this.syncMaxBytes = opts.syncMaxBytes ?? DEFAULT_SYNC_MAX;
     /** The file had no blocks allocated when opened: it read as zeroes throughout. */
     this.sparseAtOpen = !!opts.sparseAtOpen;
+    /** Large writes go to a thread of this file's own (write-lane.js) when lanes are given. */
+    this.writeLanes = opts.writeLanes ?? null;
+    /** @type {FileWriteLane | null} started at the first large write */
+    this.lane = null;
     /** Written to since opened (by us): with sparseAtOpen, untouched ranges still read as zero. */
     this.written = new WrittenMap(bytes);
     this.closed = false;
@@ -58,7 +64,7 @@ export class FileBacking {
   /**
    * Opens an existing image (or block device). With createBytes, a missing file is created
    * sparse at that size. Sizes must be whole sectors.
-   * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number}} [opts]
+   * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number, writeLanes?: WriteLanes | null}} [opts]
    */
   static open(path, opts = {}) {
     const readOnly = !!opts.readOnly;
@@ -82,7 +88,7 @@ export class FileBacking {
       else if (!st.isFile()) throw new Error(`${path}: not a regular file or block device`);
       if (bytes % SECTOR !== 0) throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
       const sparseAtOpen = st.isFile() && st.blocks === 0;
-      return new FileBacking(path, fd, bytes, readOnly, { syncMaxBytes: opts.syncMaxBytes, sparseAtOpen });
+      return new FileBacking(path, fd, bytes, readOnly, { syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes });
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -182,6 +188,13 @@ export class FileBacking {
   writeRun(mem, run) {
     if (this.readOnly) { for (const p of run) p.done(readOnlyError(this.path)); return; }
     for (const p of run) this.written.mark(p.position, p.length);
+    const lane = this.writeLane();
+    if (lane) {
+      lane.write(run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err) => {
+        for (const p of run) { this.writesDone++; p.done(err); }
+      });
+      return;
+    }
     if (run.length === 1) { const p = run[0]; this.writeAsync(mem, p.at, p.length, p.position, p.done); return; }
     fs.writev(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err, n) => {
       if (err) {
@@ -193,8 +206,22 @@ export class FileBacking {
     });
   }
 
-  /** The thread-pool half of write(), after its checks. */
+  /** This file's write thread, started now if lanes are given and it has none yet. */
+  writeLane() {
+    if (!this.lane && this.writeLanes && !this.closed) {
+      this.lane = this.writeLanes.open(this.fd, this.path);
+      if (!this.lane) this.writeLanes = null; // could not start: the pool it is, said once
+    }
+    return this.lane;
+  }
+
+  /** The asynchronous half of write(), after its checks: on the file's write thread, or in the pool. */
   writeAsync(buf, at, length, position, done) {
+    const lane = this.writeLane();
+    if (lane) {
+      lane.write([buf.subarray(at, at + length)], position, (err) => { this.writesDone++; done(err); });
+      return;
+    }
     const more = (put) => {
       fs.write(this.fd, buf, at + put, length - put, position + put, (err, n) => {
         if (err || put + n >= length) this.writesDone++;
@@ -266,6 +293,7 @@ export class FileBacking {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.lane?.close();
     try {
       if (!this.readOnly) fs.fdatasyncSync(this.fd);
     } finally {

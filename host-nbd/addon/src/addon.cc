@@ -1,5 +1,5 @@
 // dmkit's native addon: the few things Node cannot do to attach an NBD device itself, and
-// sendfile for the server's large read replies.
+// sendfile for the server's large read replies and a write thread per file for its large writes.
 // It hands sockets to the kernel's nbd driver (netlink, or ioctls as the fallback), makes the
 // socket pairs, takes ownership locks and flushes block devices. The NBD handshake, choosing a
 // device and every policy decision live in JavaScript (host-nbd/attach/).
@@ -18,6 +18,7 @@
 #include "nbd_netlink.h"
 #include "off_thread.h"
 #include "send_file.h"
+#include "write_lane_binding.h"
 
 namespace dmkit {
 
@@ -320,6 +321,7 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("flushDevice", Napi::Function::New(env, FlushDevice));
   exports.Set("syncAll", Napi::Function::New(env, SyncAllJs));
   exports.Set("sendPieces", Napi::Function::New(env, SendPiecesJs));
+  InitWriteLane(env, exports);
   return exports;
 }
 
