@@ -7,7 +7,8 @@
 //
 // BENCH_SECONDS (default 8) sets the fio run time; BENCH_ROUNDS (default 5) repeats every test,
 // alternating which server goes first, and reports the medians (single runs swing by 2x on a
-// shared machine; each round's figures are printed too); BENCH_DMKIT_ARGS adds serve options
+// shared machine; each round's figures are printed too, with the ratio within each round and
+// its median); BENCH_DMKIT_ARGS adds serve options
 // (e.g. '--sync-io-max 0' to do all file I/O in the thread pool); BENCH_ONLY, a regular
 // expression, runs only the tests whose "transport name" it matches (e.g. 'unix seq write').
 import { spawn, execFile } from 'node:child_process';
@@ -190,7 +191,11 @@ export async function run() {
           `CPU s/GiB dmkit ${row.dmkitCpu.toFixed(2)} nbdkit ${row.nbdkitCpu.toFixed(2)}`);
         if (ROUNDS > 1) {
           const each = (xs) => xs.map((x) => x.toFixed(2)).join(' ');
-          console.log(`      rounds: dmkit ${each(samples.dmkit)} | nbdkit ${each(samples.nbdkit)}`);
+          // Each round runs the two servers back to back: the ratio within a round is the least
+          // touched by the machine's load drifting between rounds.
+          const paired = samples.dmkit.map((d, i) => d / samples.nbdkit[i]);
+          console.log(`      rounds: dmkit ${each(samples.dmkit)} | nbdkit ${each(samples.nbdkit)} | ` +
+            `ratio within each round ${each(paired)}, median ${median(paired).toFixed(2)}x`);
         }
       }
     }
