@@ -1,7 +1,7 @@
 // @ts-check
 // Loads the native addon (host-nbd/addon), building it on first use when npm install could not.
 // Only `dmkit attach`/`detach` come here; `dmkit serve` loads the addon only if built
-// (host-nbd/server/file-sender.js). Everything else in dmkit runs without it.
+// (host-nbd/addon/built.js). Everything else in dmkit runs without it.
 import { createRequire } from 'node:module';
 import { accessSync, constants } from 'node:fs';
 import { ADDON_DIR, ADDON_PATH, addonIsStale, buildAddon } from '../addon/build.js';

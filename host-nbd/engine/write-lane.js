@@ -2,12 +2,8 @@
 // Large writes of one backing file on a thread that stays with that file (the native addon's
 // WriteLane; why not libuv's pool: host-nbd/addon/src/write_lane.h). Serving works without it,
 // large writes then going to the pool, so a missing or stale addon is only reported.
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
-import { ADDON_PATH, addonIsStale } from '../addon/build.js';
-
-const require = createRequire(import.meta.url);
+import { loadBuiltAddon } from '../addon/built.js';
 
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */
 /**
@@ -21,25 +17,17 @@ const require = createRequire(import.meta.url);
  * @returns {{lanes: WriteLanes | null, why: string | null}}
  */
 export function loadWriteLanes(log) {
-  if (process.platform !== 'linux') return { lanes: null, why: `write threads are used on Linux only (this is ${process.platform})` };
-  if (!existsSync(ADDON_PATH) || addonIsStale()) {
-    return { lanes: null, why: `the native addon is not built (${ADDON_PATH}; build it with \`npm run build:addon\`)` };
-  }
-  try {
-    const addon = require(ADDON_PATH);
-    if (typeof addon.WriteLane !== 'function') return { lanes: null, why: 'the native addon has no WriteLane (rebuild it)' };
-    const open = (/** @type {number} */ fd, /** @type {string} */ path) => {
-      try {
-        return new FileWriteLane(addon.WriteLane, fd, path);
-      } catch (e) {
-        log(`${path}: large writes go to the thread pool: ${e instanceof Error ? e.message : e}`);
-        return null;
-      }
-    };
-    return { lanes: { open }, why: null };
-  } catch (e) {
-    return { lanes: null, why: `cannot load the native addon: ${e instanceof Error ? e.message : e}` };
-  }
+  const { addon, why } = loadBuiltAddon('write threads', 'WriteLane');
+  if (!addon) return { lanes: null, why };
+  const open = (/** @type {number} */ fd, /** @type {string} */ path) => {
+    try {
+      return new FileWriteLane(addon.WriteLane, fd, path);
+    } catch (e) {
+      log(`${path}: large writes go to the thread pool: ${e instanceof Error ? e.message : e}`);
+      return null;
+    }
+  };
+  return { lanes: { open }, why: null };
 }
 
 /** A file's write thread. Keep it referenced while writes are pending (their buffers too). */
