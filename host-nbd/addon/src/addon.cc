@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fds.h"
+#include "js_numbers.h"
 #include "nbd_ioctl.h"
 #include "nbd_netlink.h"
 #include "off_thread.h"
@@ -50,7 +51,7 @@ uint64_t U64Field(Napi::Object obj, const char* key) {
   Napi::Value v = obj.Get(key);
   if (!v.IsNumber()) ThrowType(obj.Env(), std::string(key) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d > 9007199254740992.0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
+  if (!IsByteCount(d)) {
     ThrowType(obj.Env(), std::string(key) + " must be a non-negative integer");
   }
   return static_cast<uint64_t>(d);
@@ -285,7 +286,7 @@ Napi::Value SendPiecesJs(const Napi::CallbackInfo& info) {
       Napi::Array f = v.As<Napi::Array>();
       for (uint32_t k = 0; k < 3; k++) {
         double d = f.Get(k).IsNumber() ? f.Get(k).As<Napi::Number>().DoubleValue() : -1;
-        if (!(d >= 0) || d > 9007199254740992.0 || d != double(uint64_t(d))) ThrowType(env, "a file piece is [fd, position, length] of non-negative integers");
+        if (!IsByteCount(d)) ThrowType(env, "a file piece is [fd, position, length] of non-negative integers");
       }
       p.fd = f.Get(0u).As<Napi::Number>().Int32Value();
       p.pos = uint64_t(f.Get(1u).As<Napi::Number>().DoubleValue());

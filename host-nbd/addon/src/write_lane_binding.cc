@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "js_numbers.h"
 #include "write_lane.h"
 
 namespace dmkit {
@@ -98,7 +99,7 @@ class WriteLaneJs : public Napi::ObjectWrap<WriteLaneJs> {
       throw Napi::TypeError::New(env, "write(id, buffers, position)");
     }
     double pos = info[2].As<Napi::Number>().DoubleValue();
-    if (!(pos >= 0) || pos > 9007199254740992.0 || pos != double(uint64_t(pos))) {
+    if (!IsByteCount(pos)) {
       throw Napi::TypeError::New(env, "position must be a non-negative integer");
     }
     LaneWrite w;
