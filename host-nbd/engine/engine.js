@@ -93,7 +93,7 @@ export class Engine {
     /** @type {Array<{dev:number, resolve: () => void}>} callers waiting for a device to drain */
     this.drainWaiters = [];
     /**
-     * Large transfers (for the thread pool) wait in the plug until the event loop has run every
+     * Large transfers (for the thread pool, or a file's write thread) wait in the plug until the event loop has run every
      * callback of this turn (setImmediate), then leave merged with their neighbours: over TCP one
      * turn reads several WRITE payloads, and a batch of commands holds several adjacent reads.
      */
@@ -467,7 +467,7 @@ export class Engine {
     file.busy++;
     const position = sector * 512, length = count * 512;
     const then = (/** @type {NodeJS.ErrnoException | null} */ e) => this.finish(cmd, file, e);
-    const merge = length > file.syncMaxBytes; // to the thread pool: merged with neighbours first
+    const merge = length > file.syncMaxBytes; // off the event loop: merged with neighbours first
     switch (op) {
       case OP.READ:
         if (merge) this.plug.add(file, false, buf, length, position, then);

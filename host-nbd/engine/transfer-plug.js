@@ -1,6 +1,6 @@
 // @ts-check
 // Large file transfers of one event-loop turn, merged before they go to libuv's thread pool
-// (the block layer's plugging): neighbours in the file, same file and direction, leave as one
+// (reads) or to the file's write thread (writes; file-backing.js) (the block layer's plugging): neighbours in the file, same file and direction, leave as one
 // preadv or pwritev. Each pool job costs a wake-up of a pool thread and of the event loop
 // (futexes, an eventfd write, context switches; the woken thread often preempts the one that
 // woke it), a fifth of the server's CPU for sequential I/O. nbdcopy moves a GiB as 4096 requests

@@ -41,8 +41,6 @@ export class FileWriteLane {
     this.native = new Native(fd, (/** @type {Float64Array} */ pairs) => this.delivered(pairs));
   }
 
-  get idle() { return this.jobs.size === 0; }
-
   /**
    * Writes the buffers, in order, at position; done once all of it is written (or failed).
    * @param {Uint8Array[]} buffers @param {number} position @param {Done} done

@@ -5,7 +5,7 @@
 // threads then contend for the file's inode lock, which serializes buffered writes to one file
 // anyway. A lane that stays with its file takes the next write without sleeping while writes keep
 // coming, and reports finished writes in batches: the event loop is woken once per batch, not
-// once per write (docs/performance.md, "Sequential writes").
+// once per write (docs/performance.md, "Large writes on a thread per image file").
 #pragma once
 
 #include <sys/uio.h>
