@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "fds.h"
@@ -296,10 +297,14 @@ Napi::Value SendPiecesJs(const Napi::CallbackInfo& info) {
     }
     pieces.push_back(p);
   }
+  // One duplicate per descriptor, not per piece: a batch of reads from one file is many pieces.
   std::vector<int> owned;
+  std::unordered_map<int, int> dups;
   int sock_dup = DupOrThrow(env, sock, &owned);
   for (SendPiece& p : pieces) {
-    if (!p.data) p.fd = DupOrThrow(env, p.fd, &owned);
+    if (p.data) continue;
+    auto it = dups.find(p.fd);
+    p.fd = it != dups.end() ? it->second : (dups[p.fd] = DupOrThrow(env, p.fd, &owned));
   }
   int wait = info[2].As<Napi::Number>().Int32Value();
   auto* w = new SendWorker(info[3].As<Napi::Function>(), arr, sock_dup, std::move(pieces), std::move(owned), wait < 0 ? 0 : wait);
