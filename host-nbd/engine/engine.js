@@ -15,7 +15,7 @@
 // memory at start so that growth is rare. test/nbd/engine.test.js checks both.
 import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
 import { statSync } from 'node:fs';
-import { FileBacking } from './file-backing.js';
+import { FileBacking, identityOf } from './file-backing.js';
 import { TransferPlug } from './transfer-plug.js';
 
 const COMMAND_WORDS = 8; // 32-byte command records
@@ -42,6 +42,19 @@ export function errnoOf(e) {
  * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[][]}} FileReadRegion
  *   cmds: [cmd, backing, position, length, buf] of each READ command into [start, end), in bytes
  */
+
+/**
+ * What makes a path's file the same file whatever it is called (identityOf), or null when
+ * nothing is there.
+ * @param {string} path
+ */
+function identityOfPath(path) {
+  try {
+    return identityOf(statSync(path));
+  } catch {
+    return null;
+  }
+}
 
 function isFileOrBlockDevice(path) {
   try {
@@ -153,9 +166,24 @@ export class Engine {
    * Opens every file a table names that is not open yet (the core leaves out mapped devices).
    * A name that is no file is left alone: loading the table then fails in the core with the
    * line and target named ("line 1: linear: unknown device NAME"), as on every host.
+   *
+   * The core knows a backing device by its name, so one file must have one name: a snapshot
+   * finds its origin's other tables by device, and a file open twice under two names would be
+   * two devices (origin writes would not copy out to the snapshot; allocation would be tracked
+   * twice). And a name must still name the file open under it: after the file was deleted or
+   * replaced (renamed over), a new table would silently get the old, unreachable file. Both
+   * are refused (EINVAL), naming the file; an open file no table uses yet (`--image`) is
+   * reopened instead.
    */
   openDepsOf(table, opts = {}) {
-    for (const name of this.depsOf(table)) {
+    const { names, scanned } = this.depsOf(table);
+    for (const name of names) {
+      const problem = this.identityProblem(name);
+      if (problem) {
+        // Guessed words of a table the core could not scan: its load fails with the core's message.
+        if (!scanned) continue;
+        throw new DmError(ERRNO.EINVAL, problem);
+      }
       if (this.byPath.has(name)) continue;
       try {
         this.addFile(name, opts);
@@ -166,21 +194,60 @@ export class Engine {
   }
 
   /**
+   * Why `name` cannot name a backing device now (see openDepsOf), or '' if it can. An open file
+   * in the way that no table uses is closed instead.
+   * @param {string} name
+   */
+  identityProblem(name) {
+    const id = this.byPath.get(name);
+    const open = id === undefined ? undefined : this.files[id];
+    const now = identityOfPath(name);
+    if (open) {
+      if (now === open.identity) return '';
+      if (this.closeIfUnused(name)) return '';
+      const what = now === null ? 'was deleted' : 'was replaced by another file';
+      return `${name} ${what} while in use: the tables using it still use the old file, which no new table can name. ` +
+        'Load tables without it and resume (or remove their devices), then name it again';
+    }
+    if (now === null) return '';
+    for (const [other, otherId] of this.byPath) {
+      if (this.files[otherId]?.identity !== now) continue;
+      if (this.closeIfUnused(other)) return '';
+      return `${name} is the file already open as ${other}: name it ${other} in every table ` +
+        '(a device is known by its name; under two names one file would be two devices)';
+    }
+    return '';
+  }
+
+  /** Closes the file open under `name` if no table uses it. @returns {boolean} whether it did */
+  closeIfUnused(name) {
+    const id = /** @type {number} */ (this.byPath.get(name));
+    try {
+      this.core.removeBacking(id);
+    } catch (e) {
+      if (e instanceof DmError && e.errno === ERRNO.EBUSY) return false;
+      throw e;
+    }
+    this.retire(name, id);
+    return true;
+  }
+
+  /**
    * The names a table needs opened. The core finds them by constructing the targets against
    * stand-in devices; when that fails, the real load will fail too, but its checks may come in
    * another order (sizes are real then) and its message is the one to show. So for a table the
    * core could not scan, every argument word naming an existing file is opened, and the load
    * decides (unused files are closed right after).
-   * @returns {string[]}
+   * @returns {{names: string[], scanned: boolean}} scanned: false when the names are guessed
    */
   depsOf(table) {
     try {
-      return this.core.tableDeps(table);
+      return { names: this.core.tableDeps(table), scanned: true };
     } catch (e) {
       if (!(e instanceof DmError) || e.errno !== ERRNO.EINVAL) throw e;
       const words = table.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'))
         .flatMap((l) => l.trim().split(/\s+/).slice(3));
-      return [...new Set(words)].filter((w) => !/^\d+$/.test(w) && isFileOrBlockDevice(w));
+      return { names: [...new Set(words)].filter((w) => !/^\d+$/.test(w) && isFileOrBlockDevice(w)), scanned: false };
     }
   }
 
@@ -193,14 +260,19 @@ export class Engine {
         if (e instanceof DmError && e.errno === ERRNO.EBUSY) continue;
         throw e;
       }
-      // A retired table's requests may still have commands running on this file: its fd is
-      // closed after the last of them (closing it now could let a new file reuse the number).
-      const file = this.files[id];
-      if (file && file.busy > 0) file.closeWhenIdle = true;
-      else file?.close();
-      this.files[id] = undefined;
-      this.byPath.delete(path);
+      this.retire(path, id);
     }
+  }
+
+  /** Forgets a file the core no longer knows (removeBacking succeeded) and closes it. */
+  retire(path, id) {
+    // A retired table's requests may still have commands running on this file: its fd is
+    // closed after the last of them (closing it now could let a new file reuse the number).
+    const file = this.files[id];
+    if (file && file.busy > 0) file.closeWhenIdle = true;
+    else file?.close();
+    this.files[id] = undefined;
+    this.byPath.delete(path);
   }
 
   /** Resolves once no command is running (before closing everything). */

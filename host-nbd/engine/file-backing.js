@@ -32,11 +32,13 @@ const ZEROES = Buffer.alloc(ZERO_CHUNK);
 export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
-   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null}} [opts]
+   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string}} [opts]
    */
   constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
     this.fd = fd;
+    /** Which file this is, whatever its name (identityOf): the engine opens one file once. */
+    this.identity = opts.identity ?? '';
     this.bytes = bytes;
     this.readOnly = readOnly;
     /** Transfers up to this size run synchronously (see the top of the file). */
@@ -88,7 +90,9 @@ export class FileBacking {
       else if (!st.isFile()) throw new Error(`${path}: not a regular file or block device`);
       if (bytes % SECTOR !== 0) throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
       const sparseAtOpen = st.isFile() && st.blocks === 0;
-      return new FileBacking(path, fd, bytes, readOnly, { syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes });
+      return new FileBacking(path, fd, bytes, readOnly, {
+        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity: identityOf(st),
+      });
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -353,6 +357,15 @@ export class WrittenMap {
     for (let g = first; g <= last; g++) if (this.bits[g >> 3] & (1 << (g & 7))) return true;
     return false;
   }
+}
+
+/**
+ * What makes a file the same file under any name: its device and inode; for a block device the
+ * device it stands for (two nodes of one device are one device).
+ * @param {import('node:fs').Stats} st
+ */
+export function identityOf(st) {
+  return st.isBlockDevice() ? `block ${st.rdev}` : `file ${st.dev}:${st.ino}`;
 }
 
 function readOnlyError(path) {

@@ -1,0 +1,95 @@
+// Backing files damaged or swapped under a running `dmkit serve`: a file named by a second
+// path, replaced (renamed over) or deleted while a table uses it, opened by a second server,
+// shortened while served. Each must get a clear error (a refused table, an NBD error) while the
+// devices already serving go on, and nothing acknowledged may be lost on their side.
+import { describe, it, expect, afterAll } from 'vitest';
+import { writeFileSync, renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, stopAllServers, tempDir, testBytes } from '../nbd/helpers.js';
+import { NbdClient } from './lib/nbd-client.js';
+
+const MiB = 1 << 20;
+afterAll(stopAllServers);
+
+/** A file of known bytes. */
+function image(dir, name, bytes, seed) {
+  const path = join(dir, name);
+  const data = testBytes(bytes, seed);
+  writeFileSync(path, data);
+  return { path, data };
+}
+
+describe('one file, one name', () => {
+  it('a snapshot naming its origin by another path is refused: origin writes would not copy out to it', async () => {
+    const dir = tempDir();
+    const base = image(dir, 'base.img', 4 * MiB, 1);
+    writeFileSync(join(dir, 'cow.img'), Buffer.alloc(MiB));
+    const srv = await startServer(['--device', 'base', `0 8192 snapshot-origin ${base.path}`], { dir });
+    try {
+      // The same file through a path with a detour: a different name to the core.
+      const alias = `${dir}/./base.img`;
+      const r = await srv.ctl('create', 'snap', '--table', `0 8192 snapshot ${alias} ${join(dir, 'cow.img')} P 8`);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/is the file already open as .*base\.img: name it .* in every table/);
+      expect((await srv.ctl('ls')).stdout).not.toMatch(/snap/);
+      // Named the same way, the snapshot keeps the old data when the origin is written.
+      expect((await srv.ctl('create', 'snap', '--table', `0 8192 snapshot ${base.path} ${join(dir, 'cow.img')} P 8`)).code).toBe(0);
+      const origin = await NbdClient.connect({ socket: srv.socket, exportName: 'base' });
+      await origin.write(0, Buffer.alloc(4096, 0xee));
+      await origin.flush();
+      const snap = await NbdClient.connect({ socket: srv.socket, exportName: 'snap' });
+      expect((await snap.read(0, 4096)).equals(base.data.subarray(0, 4096))).toBe(true);
+      await snap.close();
+      await origin.close();
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+
+  it('a file replaced (renamed over) while served: a new table naming it is refused, the old device goes on', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 2);
+    const srv = await startServer(['--device', 'disk', `0 8192 linear ${d.path} 0`], { dir });
+    try {
+      const c = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      await c.write(0, Buffer.alloc(4096, 0xaa));
+      const other = image(dir, 'new.img', 4 * MiB, 3);
+      renameSync(other.path, d.path);
+      for (const [verb, name] of [['create', 'second'], ['reload', 'disk']]) {
+        const r = await srv.ctl(verb, name, '--table', `0 8192 linear ${d.path} 0`);
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toMatch(/d\.img was replaced by another file while in use/);
+      }
+      // The device keeps its file, and what it acknowledged is there.
+      expect((await c.read(0, 4096)).equals(Buffer.alloc(4096, 0xaa))).toBe(true);
+      await c.write(4096, Buffer.alloc(4096, 0xbb));
+      await c.flush();
+      await c.close();
+      // Once no table uses the old file, the name opens the new one.
+      expect((await srv.ctl('remove', 'disk')).code).toBe(0);
+      expect((await srv.ctl('create', 'disk', '--table', `0 8192 linear ${d.path} 0`)).code).toBe(0);
+      const c2 = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      expect((await c2.read(0, 4096)).equals(other.data.subarray(0, 4096))).toBe(true);
+      await c2.close();
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+
+  it('a file deleted while served: a new table naming it is refused instead of writing into the deleted file', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 4);
+    const srv = await startServer(['--device', 'disk', `0 8192 linear ${d.path} 0`], { dir });
+    try {
+      unlinkSync(d.path);
+      const r = await srv.ctl('create', 'second', '--table', `0 8192 linear ${d.path} 0`);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/d\.img was deleted while in use/);
+      const c = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      expect((await c.read(0, 4096)).equals(d.data.subarray(0, 4096))).toBe(true);
+      await c.close();
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+});
