@@ -6,7 +6,7 @@ import { dmsetupCommands, runDmsetupCommand } from './dmsetup.js';
 const HELP = `Usage: dmkit <command> [options]
 
 Serving:
-  serve        serve mapped devices over NBD (with no options: a default 1 GiB disk)
+  serve        serve mapped devices over NBD (with no devices: a 1 GiB disk and its snapshot)
   demo         serve the in-browser dmkit on loopback and print its URL
 
 Changing a running server (dmsetup's verbs, over its control socket):
@@ -27,6 +27,8 @@ Run 'dmkit <command> --help' for the options of a command.
 
 /** @param {string[]} argv */
 export async function main(argv) {
+  // 'dmkit help X' is 'dmkit X --help', as git has it.
+  if (argv[0] === 'help' && argv.length > 1) argv = [argv[1], '--help'];
   const [cmd, ...rest] = argv;
   try {
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -34,6 +36,7 @@ export async function main(argv) {
       if (!cmd) process.exitCode = 2;
       return;
     }
+    if (cmd.startsWith('-')) throw new UsageError(`unknown option ${cmd}\n\n${HELP}`);
     if (cmd === 'serve') {
       const { serve } = await import('./serve.js');
       await serve(rest);
@@ -59,7 +62,8 @@ export async function main(argv) {
       const helpCmd = dmsetupCommands.includes(cmd) || ['serve', 'snapshot', 'attach', 'detach', 'demo'].includes(cmd) ? ` ${cmd}` : '';
       message = `${message.split('\n')[0]} (see 'dmkit${helpCmd} --help')`;
     }
-    process.stderr.write(`dmkit ${cmd}: ${message.replace(/\n+/g, ' ')}\n`);
+    const who = cmd.startsWith('-') ? 'dmkit' : `dmkit ${cmd}`;
+    process.stderr.write(`${who}: ${message.replace(/\n+/g, ' ')}\n`);
     process.exitCode = e instanceof UsageError ? 2 : 1;
   }
 }

@@ -27,8 +27,11 @@ Devices:
                         followed by its table lines)
   --image PATH=SIZE     create a sparse image file of SIZE (e.g. 64M, 1G) if it does not exist
   --read-only           refuse writes on every export
-  With no device at all, serves the embedded default: a sparse 1 GiB image in the data folder
-  (--data DIR, default $DMKIT_DATA or ~/.local/share/dmkit) with device 'disk' over it.
+  --data DIR            folder of the embedded default (default: $DMKIT_DATA, else
+                        $XDG_DATA_HOME/dmkit or ~/.local/share/dmkit)
+  With no device at all, serves the embedded default, created in the data folder on first start
+  and reused after: a sparse 1 GiB image served as 'disk' (snapshot-origin) and a persistent
+  snapshot of it, 'disk-snap' (COW device: a sparse 256 MiB image).
 
 Listening (default: TCP 127.0.0.1:10809):
   --listen HOST:PORT    TCP address; only loopback unless --allow-remote is given

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, tempDir, ok, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV, stopAllServers } from './helpers.js';
+import { defaultSetup } from '../../host-nbd/devices/defaults.js';
 
 describe('dmkit serve', () => {
   it('the README example works as written (paths moved to a private folder)', async () => {
@@ -126,6 +127,25 @@ describe('dmkit serve', () => {
     expect(r).toMatchObject({ code: 2, stderr: "dmkit create: create needs a device name (see 'dmkit create --help')\n" });
     const u = await dmkit(['frob']);
     expect(u).toMatchObject({ code: 2, stderr: "dmkit frob: unknown command 'frob' (see 'dmkit --help')\n" });
+  });
+
+  it("'dmkit help X' prints the help of X, as 'dmkit X --help' does", async () => {
+    for (const cmd of ['serve', 'status', 'snapshot']) {
+      const viaHelp = await dmkit(['help', cmd]);
+      const viaFlag = await dmkit([cmd, '--help']);
+      expect(viaHelp.code, cmd).toBe(0);
+      expect(viaHelp.stdout, cmd).toBe(viaFlag.stdout);
+    }
+    expect(await dmkit(['help', 'frob'])).toMatchObject({ code: 2, stderr: "dmkit frob: unknown command 'frob' (see 'dmkit --help')\n" });
+  });
+
+  it('an option before the command is reported as an unknown option', async () => {
+    expect(await dmkit(['--frob'])).toMatchObject({ code: 2, stderr: "dmkit: unknown option --frob (see 'dmkit --help')\n" });
+  });
+
+  it('serve --help names every device of the embedded default', async () => {
+    const help = (await dmkit(['serve', '--help'])).stdout;
+    for (const { name } of defaultSetup('/data').devices) expect(help).toContain(`'${name}'`);
   });
 
   it('startup errors are one line and a non-zero exit', async () => {
