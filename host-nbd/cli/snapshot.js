@@ -3,6 +3,7 @@
 // kernel. inspect reads the format directly; merge runs the core's own snapshot-merge target over
 // the two files, so it does exactly what the kernel's merge does, and shows its progress.
 import { open } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
 import { readCow } from '../snapshot/cow-reader.js';
 import { DeviceRegistry } from '../devices/registry.js';
@@ -31,12 +32,7 @@ async function inspect(argv) {
   if (options.help) { process.stdout.write(SNAPSHOT_HELP); return; }
   if (positional.length !== 1) throw new UsageError(`inspect needs one COW device\n\n${SNAPSHOT_HELP}`);
   const path = positional[0];
-  const info = await withFile(path, 'r', async (f, size) => readCow(async (pos, len) => {
-    const buf = new Uint8Array(len);
-    const { bytesRead } = await f.read(buf, 0, len, pos);
-    if (bytesRead < len) throw new Error(`${path}: short read at ${pos}`);
-    return buf;
-  }, size));
+  const info = await inspectCow(path);
   if (options.json) {
     process.stdout.write(JSON.stringify({
       path, chunkSize: info.chunkSize, valid: info.valid, version: info.version,
@@ -64,12 +60,43 @@ async function merge(argv) {
   });
   if (options.help) { process.stdout.write(SNAPSHOT_HELP); return; }
   if (positional.length || !options.origin || !options.cow) throw new UsageError(`merge needs --origin IMG and --cow COW\n\n${SNAPSHOT_HELP}`);
-  const originBytes = await withFile(options.origin, 'r', async (_f, size) => size);
+  const { origin, cow } = options;
+  // Everything is checked before the core opens the files: its snapshot-merge would make a blank
+  // (or foreign) COW device a new snapshot, writing a header and a metadata area into it.
+  const originFile = await withFile(origin, 'r', async (_f, size, st) => ({ size, st }));
+  const info = await inspectCow(cow);
+  const cowFile = await withFile(cow, 'r', async (_f, size, st) => ({ size, st }));
+  if (originFile.st.dev === cowFile.st.dev && originFile.st.ino === cowFile.st.ino && originFile.st.rdev === cowFile.st.rdev) {
+    throw new Error(`${origin} and ${cow} are the same file`);
+  }
+  if (!info.valid) throw new Error(`${cow}: the snapshot is invalid (it overflowed or failed): its exceptions cannot be merged`);
+  if (originFile.size % 512 !== 0) throw new Error(`${origin}: size ${originFile.size} is not a multiple of 512 bytes`);
+  const chunkBytes = info.chunkSize * 512;
+  const outside = info.exceptions.find((e) => e.old * chunkBytes >= originFile.size);
+  if (outside) {
+    throw new Error(`${cow}: exception for origin chunk ${outside.old} lies past the end of ${origin} ` +
+      `(${formatSize(originFile.size)}, chunks of ${formatSize(chunkBytes)}): is it the snapshot's origin?`);
+  }
+  if (info.exceptions.length === 0) {
+    if (!options.quiet) process.stdout.write(`nothing to merge: ${cow} holds no exceptions\n`);
+    return;
+  }
+  // Stopping is safe at any point (the merge commits each step after its copy is flushed, as
+  // Linux's does); the same command finishes the job.
+  const interrupted = (signal) => {
+    if (!options.quiet && process.stderr.isTTY) process.stderr.write('\n');
+    process.stderr.write(`dmkit snapshot: merge interrupted (${signal}); run the same command again to finish it\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   const registry = await DeviceRegistry.create({ log: (l) => process.stderr.write(`dmkit: ${l}\n`) });
   try {
-    const sectors = Math.floor(originBytes / 512);
-    await registry.create('merge', `0 ${sectors} snapshot-merge ${options.origin} ${options.cow} P 0`);
-    const progress = (text) => { if (!options.quiet && process.stderr.isTTY) process.stderr.write(`\r${text}`); };
+    const sectors = originFile.size / 512;
+    await registry.create('merge', `0 ${sectors} snapshot-merge ${origin} ${cow} P 0`);
+    // A progress bar for people only: a log (stderr not a terminal) gets no carriage returns.
+    const tty = !options.quiet && process.stderr.isTTY;
+    const progress = (fraction) => { if (tty) process.stderr.write(`\r${bar(fraction)}`); };
     let total = -1;
     for (;;) {
       const status = registry.status('merge').trim().split(' ').slice(3).join(' ');
@@ -78,15 +105,19 @@ async function merge(argv) {
       if (!m) throw new Error(`unexpected snapshot status '${status}'`);
       const left = Number(m[1]) - Number(m[3]);
       if (total < 0) total = Math.max(left, 1);
-      progress(bar(1 - left / total));
+      progress(1 - left / total);
       if (left <= 0) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    progress(bar(1) + '\n');
+    if (tty) process.stderr.write('\n');
     await registry.engine.flushAll();
-    if (!options.quiet) process.stdout.write(`merged ${options.cow} into ${options.origin}\n`);
+    if (!options.quiet) {
+      process.stdout.write(`merged ${info.exceptions.length} chunk(s) (${formatSize(info.exceptions.length * chunkBytes)}) of ${cow} into ${origin}\n`);
+    }
   } finally {
     await registry.close();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
 }
 
@@ -95,13 +126,53 @@ function bar(fraction) {
   return `merging [${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}%`;
 }
 
+/**
+ * Reads a COW device with the independent reader; every refusal names the file.
+ * @param {string} path
+ */
+async function inspectCow(path) {
+  return withFile(path, 'r', async (f, size) => {
+    try {
+      return await readCow(async (pos, len) => {
+        const buf = new Uint8Array(len);
+        const { bytesRead } = await f.read(buf, 0, len, pos);
+        if (bytesRead < len) throw new Error(`short read at ${pos}`);
+        return buf;
+      }, size);
+    } catch (e) {
+      throw new Error(`${path}: ${e instanceof Error ? e.message : e}`);
+    }
+  });
+}
+
+/**
+ * Opens a regular file or block device; fn gets its size in bytes (a block device's from sysfs:
+ * stat says 0) and its stat.
+ * @template T @param {string} path @param {string} flags
+ * @param {(f: import('node:fs/promises').FileHandle, size: number, st: import('node:fs').Stats) => Promise<T>} fn
+ */
 async function withFile(path, flags, fn) {
   let f;
-  try { f = await open(path, flags); } catch (e) { throw new Error(`${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`); }
+  try {
+    f = await open(path, flags);
+  } catch (e) {
+    const code = /** @type {any} */ (e).code;
+    const why = { ENOENT: 'no such file', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory' }[code];
+    throw new Error(`${path}: ${why ?? /** @type {Error} */ (e).message}`);
+  }
   try {
     const st = await f.stat();
-    return await fn(f, st.size);
+    if (st.isDirectory()) throw new Error(`${path}: is a directory`);
+    if (!st.isFile() && !st.isBlockDevice()) throw new Error(`${path}: not a regular file or block device`);
+    return await fn(f, st.isBlockDevice() ? blockDeviceBytes(st.rdev) : st.size, st);
   } finally {
     await f.close();
   }
+}
+
+/** A block device's size: /sys/dev/block/MAJOR:MINOR/size counts 512-byte sectors. */
+function blockDeviceBytes(rdev) {
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
+  return Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512;
 }
