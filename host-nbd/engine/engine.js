@@ -17,6 +17,7 @@ import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dm
 import { statSync } from 'node:fs';
 import { FileBacking, identityOf } from './file-backing.js';
 import { TransferPlug } from './transfer-plug.js';
+import { loadImageLocks } from './image-locks.js';
 
 const COMMAND_WORDS = 8; // 32-byte command records
 const DONE_WORDS = 3; // 12-byte completion records
@@ -68,8 +69,11 @@ function isFileOrBlockDevice(path) {
 export class Engine {
   /**
    * @param {DmCore} core
-   * @param {{log?: (line: string) => void, syncMaxBytes?: number, virtualTime?: boolean, writeLanes?: import('./write-lane.js').WriteLanes | null}} [opts]
+   * @param {{log?: (line: string) => void, syncMaxBytes?: number, virtualTime?: boolean, writeLanes?: import('./write-lane.js').WriteLanes | null,
+   *   imageLocks?: import('./image-locks.js').ImageLocks | null}} [opts]
    * writeLanes: large writes of each file on a thread of that file's own (write-lane.js).
+   * imageLocks: how images opened for writing are locked against other processes; by default the
+   * native addon's flock (image-locks.js), null for none.
    * virtualTime: the clock of time-driven targets (flakey, delay) starts at 0 and moves only by
    * setTime(), or by jumping to the core's next timer when nothing but time is awaited (the
    * discrete-event clock the vector runners use), so tests are deterministic.
@@ -83,6 +87,13 @@ export class Engine {
     core.onFault = (fault) => this.log(`${fault.message}\n${fault.cause instanceof Error ? fault.cause.stack : ''}`);
     this.syncMaxBytes = opts.syncMaxBytes;
     this.writeLanes = opts.writeLanes ?? null;
+    if (opts.imageLocks !== undefined) {
+      this.imageLocks = opts.imageLocks;
+    } else {
+      const { locks, why } = loadImageLocks();
+      this.imageLocks = locks;
+      if (why) this.log(`image files are not locked against a second server: ${why}`);
+    }
     this.virtualTime = !!opts.virtualTime;
     this.now = 0;
     this.lastJump = -1;
@@ -143,7 +154,7 @@ export class Engine {
   addFile(path, opts = {}) {
     const existing = this.byPath.get(path);
     if (existing !== undefined) return existing;
-    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes });
+    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes, locks: this.imageLocks });
     let id;
     try {
       id = this.core.addBacking(path, file.sectors);

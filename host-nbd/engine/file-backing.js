@@ -28,17 +28,21 @@ const ZEROES = Buffer.alloc(ZERO_CHUNK);
 /** @typedef {import('./write-lane.js').WriteLanes} WriteLanes */
 /** @typedef {import('./write-lane.js').FileWriteLane} FileWriteLane */
 /** @typedef {{at: number, length: number, position: number, done: Done}} Part one transfer of a run (readRun, writeRun) */
+/** @typedef {import('./image-locks.js').ImageLocks} ImageLocks */
 
 export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
-   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string}} [opts]
+   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string,
+   *   lock?: {fd: number, locks: ImageLocks} | null}} [opts]
    */
   constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
     this.fd = fd;
     /** Which file this is, whatever its name (identityOf): the engine opens one file once. */
     this.identity = opts.identity ?? '';
+    /** The lock that keeps other processes from writing this image (image-locks.js), held until close. */
+    this.lock = opts.lock ?? null;
     this.bytes = bytes;
     this.readOnly = readOnly;
     /** Transfers up to this size run synchronously (see the top of the file). */
@@ -65,8 +69,10 @@ export class FileBacking {
 
   /**
    * Opens an existing image (or block device). With createBytes, a missing file is created
-   * sparse at that size. Sizes must be whole sectors.
-   * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number, writeLanes?: WriteLanes | null}} [opts]
+   * sparse at that size. Sizes must be whole sectors. With `locks`, an image opened for writing
+   * is locked first; one locked by another process is refused (image-locks.js).
+   * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number, writeLanes?: WriteLanes | null,
+   *   locks?: ImageLocks | null}} [opts]
    */
   static open(path, opts = {}) {
     const readOnly = !!opts.readOnly;
@@ -83,7 +89,9 @@ export class FileBacking {
         throw describeOpenError(path, e2);
       }
     }
+    let lockFd = -1;
     try {
+      if (!readOnly && opts.locks) lockFd = opts.locks.lock(path);
       const st = fs.fstatSync(fd);
       let bytes = st.size;
       if (st.isBlockDevice()) bytes = blockDeviceSize(st.rdev);
@@ -92,9 +100,11 @@ export class FileBacking {
       const sparseAtOpen = st.isFile() && st.blocks === 0;
       return new FileBacking(path, fd, bytes, readOnly, {
         syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity: identityOf(st),
+        lock: lockFd >= 0 && opts.locks ? { fd: lockFd, locks: opts.locks } : null,
       });
     } catch (e) {
       fs.closeSync(fd);
+      if (lockFd >= 0) opts.locks?.unlock(lockFd);
       throw e;
     }
   }
@@ -302,6 +312,7 @@ export class FileBacking {
       if (!this.readOnly) fs.fdatasyncSync(this.fd);
     } finally {
       fs.closeSync(this.fd);
+      if (this.lock) this.lock.locks.unlock(this.lock.fd);
     }
   }
 }

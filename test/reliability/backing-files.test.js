@@ -93,3 +93,42 @@ describe('one file, one name', () => {
     }
   });
 });
+
+describe('one process per image file', () => {
+  it('a second server on the same origin and COW device is refused, the first goes on; a killed holder leaves no lock', async () => {
+    const dir = tempDir();
+    const base = image(dir, 'base.img', 4 * MiB, 5);
+    const cow = join(dir, 'cow.img');
+    writeFileSync(cow, Buffer.alloc(MiB));
+    const tables = ['--device', 'base', `0 8192 snapshot-origin ${base.path}`, '--device', 'snap', `0 8192 snapshot ${base.path} ${cow} P 8`];
+    const first = await startServer(tables, { dir });
+    const second = tempDir();
+    try {
+      const err = await startServer(tables, { dir: second }).then(() => null, (e) => e);
+      expect(err?.message).toMatch(/base\.img: in use by another process, which holds a lock on it/);
+      // Through the control socket of a server that holds neither: refused too.
+      const other = await startServer(['--empty'], { dir: second });
+      const r = await other.ctl('create', 'snap', '--table', `0 8192 snapshot ${base.path} ${cow} P 8`);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/in use by another process/);
+      // The first server's snapshot still keeps what the origin had.
+      const origin = await NbdClient.connect({ socket: first.socket, exportName: 'base' });
+      await origin.write(0, Buffer.alloc(4096, 0x11));
+      await origin.flush();
+      const snap = await NbdClient.connect({ socket: first.socket, exportName: 'snap' });
+      expect((await snap.read(0, 4096)).equals(base.data.subarray(0, 4096))).toBe(true);
+      await snap.close();
+      await origin.close();
+      // Killed, the first leaves no lock behind: the files load elsewhere, snapshot intact.
+      await first.stop('SIGKILL');
+      expect((await other.ctl('create', 'base', '--table', `0 8192 snapshot-origin ${base.path}`)).code).toBe(0);
+      expect((await other.ctl('create', 'snap', '--table', `0 8192 snapshot ${base.path} ${cow} P 8`)).code).toBe(0);
+      const again = await NbdClient.connect({ socket: other.socket, exportName: 'snap' });
+      expect((await again.read(0, 4096)).equals(base.data.subarray(0, 4096))).toBe(true);
+      await again.close();
+      expect((await other.stop()).code).toBe(0);
+    } finally {
+      await first.stop();
+    }
+  });
+});
