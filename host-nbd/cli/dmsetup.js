@@ -41,10 +41,17 @@ export async function runDmsetupCommand(cmd, argv) {
   const name = positional[0];
   const needsName = !['ls', 'status', 'table', 'info', 'set-time', 'exports'].includes(cmd);
   if (needsName && !name) throw new UsageError(`${cmd} needs a device name\n\n${dmsetupHelp(cmd)}`);
-  const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
-  if (cmd === 'create' || cmd === 'reload' || cmd === 'load') {
-    request.table = options.table ?? (options.file ? readFileSync(options.file, 'utf8') : readFileSync(0, 'utf8'));
+  // Nothing given is ignored: an extra name or option would otherwise look done and not be.
+  const maxArgs = cmd === 'message' ? Infinity : ['ls', 'exports'].includes(cmd) ? 0 : 1;
+  if (positional.length > maxArgs) throw new UsageError(`unexpected argument '${positional[maxArgs]}'\n\n${dmsetupHelp(cmd)}`);
+  const takesTable = cmd === 'create' || cmd === 'reload' || cmd === 'load';
+  for (const opt of ['table', 'file']) {
+    if (options[opt] !== undefined && !takesTable) throw new UsageError(`--${opt} is for create, reload and load\n\n${dmsetupHelp(cmd)}`);
   }
+  if (options.inactive && cmd !== 'table') throw new UsageError(`--inactive is for table\n\n${dmsetupHelp(cmd)}`);
+  if (options.table !== undefined && options.file !== undefined) throw new UsageError(`give the table with --table or --file, not both\n\n${dmsetupHelp(cmd)}`);
+  const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
+  if (takesTable) request.table = options.table ?? readTable(options.file);
   if (cmd === 'table') request.inactive = !!options.inactive;
   if (cmd === 'set-time') {
     if (!/^\d+(\.\d+)?$/.test(name ?? '')) throw new UsageError(`set-time needs a time in milliseconds\n\n${dmsetupHelp(cmd)}`);
@@ -64,5 +71,16 @@ export async function runDmsetupCommand(cmd, argv) {
     const code = /** @type {any} */ (e).code;
     if (code === 'EBUSY' && name) throw new Error(`${name}: Device or resource busy (${e.message})`);
     throw e;
+  }
+}
+
+/** The table from --file, or from standard input (as dmsetup create reads it). */
+function readTable(file) {
+  try {
+    return readFileSync(file ?? 0, 'utf8');
+  } catch (e) {
+    const code = /** @type {any} */ (e).code;
+    const why = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory' }[code];
+    throw new Error(`${file ?? 'standard input'}: ${why ?? /** @type {Error} */ (e).message}`);
   }
 }

@@ -125,7 +125,7 @@ async function run(registry, req, verbs) {
     return name;
   };
   switch (req.cmd) {
-    case 'ls': return registry.names().map((n) => `${n}\t(${registry.info(n).sectors} sectors)`).join('\n');
+    case 'ls': return registry.names().map((n) => `${n}\t(${registry.info(n).sectors} sectors)`).join('\n') || 'No devices found';
     case 'create': await registry.create(need(), String(req.table ?? '')); return '';
     case 'reload': await registry.reload(need(), String(req.table ?? '')); return '';
     case 'suspend': await registry.suspend(need()); return '';
@@ -146,13 +146,19 @@ async function run(registry, req, verbs) {
   }
 }
 
-/** One device: its lines; all devices: each line prefixed "name: ", as dmsetup does. */
+/**
+ * One device: its lines; all devices: each line prefixed "name: ", as dmsetup does (a device
+ * without such a table, e.g. no inactive one, gets the bare "name: " line dmsetup prints).
+ */
 function perDevice(registry, name, fn, separator = '') {
   if (name) return fn(name).replace(/\n$/, '');
   const names = registry.names();
   if (names.length === 0) return 'No devices found';
   if (separator) return names.map(fn).join(separator);
-  return names.map((n) => fn(n).split('\n').filter((l) => l).map((l) => `${n}: ${l}`).join('\n')).join('\n');
+  return names.map((n) => {
+    const lines = fn(n).split('\n').filter((l) => l);
+    return lines.length ? lines.map((l) => `${n}: ${l}`).join('\n') : `${n}: `;
+  }).join('\n');
 }
 
 function formatInfo(registry, name) {

@@ -69,6 +69,38 @@ describe('dmkit control verbs', () => {
     expect(usage.stderr).toMatch(/^dmkit suspend: suspend needs a device name/);
   });
 
+  it('extra arguments and options a verb does not take are refused, not ignored', async () => {
+    const cases = [
+      [['remove', 'base', 'other'], "dmkit remove: unexpected argument 'other' (see 'dmkit remove --help')"],
+      [['status', 'base', 'other'], "dmkit status: unexpected argument 'other' (see 'dmkit status --help')"],
+      [['ls', 'base'], "dmkit ls: unexpected argument 'base' (see 'dmkit ls --help')"],
+      [['resume', 'base', '--table', '0 8 zero'], "dmkit resume: --table is for create, reload and load (see 'dmkit resume --help')"],
+      [['status', 'base', '--inactive'], "dmkit status: --inactive is for table (see 'dmkit status --help')"],
+      [['create', 'both', '--table', '0 8 zero', '--file', join(dir, 'x')], "dmkit create: give the table with --table or --file, not both (see 'dmkit create --help')"],
+    ];
+    for (const [args, stderr] of cases) expect(await srv.ctl(...args), args.join(' ')).toMatchObject({ code: 2, stdout: '', stderr: `${stderr}\n` });
+    expect((await srv.ctl('ls')).stdout).toMatch(/^base\t/m);
+    expect((await srv.ctl('ls')).stdout).not.toMatch(/^both\t/m);
+  });
+
+  it('a --file that cannot be read is one line naming it', async () => {
+    const r = await srv.ctl('create', 'nofile', '--file', join(dir, 'missing.table'));
+    expect(r).toMatchObject({ code: 1, stderr: `dmkit create: ${join(dir, 'missing.table')}: no such file\n` });
+    const d = await srv.ctl('create', 'nofile', '--file', dir);
+    expect(d).toMatchObject({ code: 1, stderr: `dmkit create: ${dir}: is a directory\n` });
+  });
+
+  it('table --inactive of all devices prints "NAME: " for a device without an inactive table, as dmsetup', async () => {
+    await srv.ctl('create', 'inact', '--table', '0 8 zero');
+    await srv.ctl('reload', 'inact', '--table', '0 8 error');
+    const lines = (await srv.ctl('table', '--inactive')).stdout.split('\n');
+    expect(lines).toContain('base: ');
+    expect(lines).toContain('inact: 0 8 error ');
+    expect(lines.slice(0, -1)).not.toContain('');
+    await srv.ctl('clear', 'inact');
+    expect((await srv.ctl('remove', 'inact')).code).toBe(0);
+  });
+
   it('every verb has --help', async () => {
     for (const verb of ['ls', 'create', 'reload', 'suspend', 'resume', 'remove', 'status', 'table', 'info', 'message', 'serve', 'snapshot']) {
       const r = await srv.ctl(verb, '--help');
@@ -103,6 +135,17 @@ describe('dmkit control verbs', () => {
     expect(r.stderr).toMatch(/lower: Device or resource busy \(device lower is busy: used by 1 other table\(s\)\)/);
     expect((await srv.ctl('remove', 'upper')).code).toBe(0);
     expect((await srv.ctl('remove', 'lower')).code).toBe(0);
+  });
+});
+
+describe('dmkit control verbs on a server with no device', () => {
+  it('ls, table and status print "No devices found", as dmsetup', async () => {
+    const srv = await startServer(['--empty']);
+    try {
+      for (const verb of ['ls', 'table', 'status']) expect(await srv.ctl(verb), verb).toMatchObject({ code: 0, stdout: 'No devices found\n' });
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
   });
 });
 
