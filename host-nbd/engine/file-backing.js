@@ -112,8 +112,10 @@ export class FileBacking {
   get sectors() { return this.bytes / SECTOR; }
 
   /**
-   * Reads `length` bytes at `position` into buf[at...]. Bytes past the end of a file that
-   * shrank under us read as zeroes.
+   * Reads `length` bytes at `position` into buf[at...]. A read that finds the end of the file
+   * before its end fails with EIO (shortenedError): the file was opened longer, so it shrank
+   * under us, and zeroes in place of its data would pass for what was written (as nbdkit's
+   * file plugin, which fails such a read too).
    * @param {Buffer} buf @param {number} at @param {number} length @param {number} position @param {Done} done
    */
   read(buf, at, length, position, done) {
@@ -123,7 +125,7 @@ export class FileBacking {
         let got = 0;
         while (got < length) {
           const n = fs.readSync(this.fd, buf, at + got, length - got, position + got);
-          if (n === 0) { buf.fill(0, at + got, at + length); break; }
+          if (n === 0) { error = this.shortenedError(length, position); break; }
           got += n;
         }
       } catch (e) {
@@ -140,12 +142,20 @@ export class FileBacking {
     const more = (got) => {
       fs.read(this.fd, buf, at + got, length - got, position + got, (err, n) => {
         if (err) done(err);
-        else if (n === 0) { buf.fill(0, at + got, at + length); done(null); }
+        else if (n === 0) done(this.shortenedError(length, position));
         else if (got + n < length) more(got + n);
         else done(null);
       });
     };
     more(0);
+  }
+
+  /** The EIO of a read that ran into the end of a file shortened while in use. */
+  shortenedError(length, position) {
+    let now = '';
+    try { now = `${fs.fstatSync(this.fd).size} bytes now, `; } catch { /* the message does without */ }
+    return Object.assign(new Error(`read of ${length} bytes at ${position} runs past the end of the file ` +
+      `(${now}${this.bytes} when opened): it was shortened while in use`), { code: 'EIO' });
   }
 
   /**

@@ -3,12 +3,13 @@
 // shortened while served. Each must get a clear error (a refused table, an NBD error) while the
 // devices already serving go on, and nothing acknowledged may be lost on their side.
 import { describe, it, expect, afterAll } from 'vitest';
-import { writeFileSync, renameSync, unlinkSync } from 'node:fs';
+import { writeFileSync, renameSync, unlinkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, stopAllServers, tempDir, testBytes } from '../nbd/helpers.js';
 import { NbdClient } from './lib/nbd-client.js';
 
 const MiB = 1 << 20;
+const EIO = 5;
 afterAll(stopAllServers);
 
 /** A file of known bytes. */
@@ -129,6 +130,58 @@ describe('one process per image file', () => {
       expect((await other.stop()).code).toBe(0);
     } finally {
       await first.stop();
+    }
+  });
+});
+
+describe('files shortened while served', () => {
+  it('an image truncated under its device: reads past its new end fail with EIO and a log line, not zeroes; the rest goes on', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 6);
+    const srv = await startServer(['--device', 'disk', `0 8192 linear ${d.path} 0`, '--device', 'z', '0 8192 zero'], { dir });
+    try {
+      const c = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      await c.write(3 * MiB, Buffer.alloc(4096, 0x33));
+      await c.flush();
+      truncateSync(d.path, MiB);
+      await expect(c.read(3 * MiB, 4096)).rejects.toMatchObject({ errno: EIO });
+      await expect(c.read(MiB - 512, 1024)).rejects.toMatchObject({ errno: EIO }); // straddles the new end
+      await srv.waitLog(/d\.img: read of \d+ bytes at \d+ runs past the end of the file \(1048576 bytes now, 4194304 when opened\): it was shortened while in use/);
+      // What is left of the file reads as it was; the connection and another export go on.
+      expect((await c.read(0, 4096)).equals(d.data.subarray(0, 4096))).toBe(true);
+      const z = await NbdClient.connect({ socket: srv.socket, exportName: 'z' });
+      expect((await z.read(0, 4096)).equals(Buffer.alloc(4096))).toBe(true);
+      await z.close();
+      // A write past the new end grows the file again and is read back.
+      await c.write(2 * MiB, Buffer.alloc(4096, 0x22));
+      expect((await c.read(2 * MiB, 4096)).equals(Buffer.alloc(4096, 0x22))).toBe(true);
+      await c.close();
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+
+  it('a COW device truncated under its snapshot: the copied chunks read as EIO, not as zeroes; the origin goes on', async () => {
+    const dir = tempDir();
+    const base = image(dir, 'base.img', 4 * MiB, 7);
+    const cow = join(dir, 'cow.img');
+    writeFileSync(cow, Buffer.alloc(MiB));
+    const srv = await startServer(['--device', 'base', `0 8192 snapshot-origin ${base.path}`,
+      '--device', 'snap', `0 8192 snapshot ${base.path} ${cow} P 8`], { dir });
+    try {
+      const origin = await NbdClient.connect({ socket: srv.socket, exportName: 'base' });
+      await origin.write(0, Buffer.alloc(4096, 0x44)); // chunk 0 copied to COW chunk 2
+      await origin.flush();
+      truncateSync(cow, 8192); // header and first metadata area only
+      const snap = await NbdClient.connect({ socket: srv.socket, exportName: 'snap' });
+      await expect(snap.read(0, 4096)).rejects.toMatchObject({ errno: EIO });
+      await srv.waitLog(/cow\.img: read of 4096 bytes at 8192 runs past the end of the file/);
+      expect((await snap.read(4096, 4096)).equals(base.data.subarray(4096, 8192))).toBe(true); // not copied: from the origin
+      expect((await origin.read(0, 4096)).equals(Buffer.alloc(4096, 0x44))).toBe(true);
+      await snap.close();
+      await origin.close();
+    } finally {
+      await srv.stop();
     }
   });
 });
