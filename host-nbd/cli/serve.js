@@ -186,7 +186,7 @@ function stdioStreams() {
   for (const fd of [0, 1]) {
     const st = fstatSync(fd);
     if (!st.isSocket() && !st.isFIFO()) {
-      throw new UsageError(`--stdio needs a socket or pipe on ${fd === 0 ? 'stdin' : 'stdout'}: it is meant to be started by an NBD client, e.g. nbdinfo [ dmkit serve --stdio ... ] or nbdsh --connect-command`);
+      throw new UsageError(`--stdio needs a socket or pipe on ${fd === 0 ? 'stdin' : 'stdout'}: it is meant to be started by an NBD client through libnbd's connect_command, e.g. nbdsh -c 'h.connect_command(["dmkit", "serve", "--stdio", ...])' (nbdinfo [ dmkit serve ... ] uses socket activation instead: no --stdio)`);
     }
   }
   const input = new net.Socket({ fd: 0, readable: true, writable: false, allowHalfOpen: true });

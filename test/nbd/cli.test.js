@@ -5,7 +5,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV, stopAllServers } from './helpers.js';
+import { startServer, tempDir, ok, run, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV, stopAllServers } from './helpers.js';
 import { defaultSetup } from '../../host-nbd/devices/defaults.js';
 
 describe('dmkit serve', () => {
@@ -146,6 +146,16 @@ describe('dmkit serve', () => {
   it('serve --help names every device of the embedded default', async () => {
     const help = (await dmkit(['serve', '--help'])).stdout;
     for (const { name } of defaultSetup('/data').devices) expect(help).toContain(`'${name}'`);
+  });
+
+  it("--stdio's refusal of a file on stdin suggests connect_command, not nbdinfo [ ] (socket activation)", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'in'), '');
+    const f = await run('bash', ['-c', `set -o pipefail; "${process.execPath}" "${DMKIT}" serve --stdio --device z '0 8 zero' < "${dir}/in" | cat`], { env: process.env });
+    expect(f.code).toBe(2);
+    expect(f.stderr.trim().split('\n')).toHaveLength(1);
+    expect(f.stderr).toContain(`nbdsh -c 'h.connect_command(["dmkit", "serve", "--stdio", ...])'`);
+    expect(f.stderr).not.toContain('nbdinfo [ dmkit serve --stdio');
   });
 
   it('startup errors are one line and a non-zero exit', async () => {
