@@ -209,7 +209,9 @@ function collectSetup(options) {
   for (const spec of options.image ?? []) {
     const eq = spec.lastIndexOf('=');
     if (eq <= 0) throw new UsageError(`--image expects PATH=SIZE, got '${spec}'`);
-    setup.images.push({ path: spec.slice(0, eq), bytes: parseSize(spec.slice(eq + 1)) });
+    let bytes;
+    try { bytes = parseSize(spec.slice(eq + 1)); } catch (e) { throw new UsageError(`--image ${spec}: ${e.message}`); }
+    setup.images.push({ path: spec.slice(0, eq), bytes });
   }
   for (const [name, table] of options.device ?? []) setup.devices.push({ name, table });
   if (options.empty) {
@@ -238,7 +240,7 @@ function parseListen(text, allowRemote) {
   if (!m) throw new UsageError(`--listen expects HOST:PORT, got '${text}'`);
   const host = m[1] ?? m[2];
   const port = Number(m[3]);
-  if (port > 65535) throw new UsageError(`invalid port ${port}`);
+  if (port > 65535) throw new UsageError(`--listen port must be 0-65535, got ${m[3]}`);
   if (!LOOPBACK.test(host) && !allowRemote) {
     throw new UsageError(`refusing to listen on ${host}, which is not loopback: NBD has no authentication here; pass --allow-remote if you mean it`);
   }

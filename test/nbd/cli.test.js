@@ -166,10 +166,16 @@ describe('dmkit serve', () => {
       [['--listen', '10.1.2.3:10809', '--device', 'd', '0 8 zero'], 2, /^dmkit serve: refusing to listen on 10\.1\.2\.3, which is not loopback/],
       [['--listen', 'nope', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --listen expects HOST:PORT, got 'nope'"],
       [['--frob'], 2, /^dmkit serve: unknown option --frob/],
+      [['--listen', '127.0.0.1:99999', '--device', 'd', '0 8 zero'], 2, 'dmkit serve: --listen port must be 0-65535, got 99999'],
+      [['--image', `${dir}/i.img=12Q`, '--device', 'd', '0 8 zero'], 2, `dmkit serve: --image ${dir}/i.img=12Q: invalid size '12Q' (use bytes or a number with K, M, G or T, e.g. 64M)`],
+      [['--sync-io-max', '-1', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --sync-io-max expects a number of bytes, got '-1'"],
+      [['--device', 'd'], 2, 'dmkit serve: --device needs two values'],
+      [['--device', 'd', `0 8 linear ${dir} 0`], 1, `dmkit serve: d: ${dir}: is a directory`],
     ];
     for (const [args, code, message] of cases) {
       const r = await dmkit(['serve', '--control', join(dir, 'c.sock'), ...args]);
       expect(r.code, r.stderr).toBe(code);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
       const first = r.stderr.split('\n')[0];
       if (typeof message === 'string') expect(first).toBe(message);
       else expect(first).toMatch(message);
