@@ -76,6 +76,7 @@ export class FileBacking {
    */
   static open(path, opts = {}) {
     const readOnly = !!opts.readOnly;
+    refuseUnservable(path);
     let fd;
     try {
       fd = fs.openSync(path, readOnly ? 'r' : 'r+');
@@ -387,6 +388,24 @@ export class WrittenMap {
  */
 export function identityOf(st) {
   return st.isBlockDevice() ? `block ${st.rdev}` : `file ${st.dev}:${st.ino}`;
+}
+
+/**
+ * Refuses, before opening it, a path that is neither a regular file nor a block device (a
+ * missing one is left to open). Opening decides too late: open(2) of a FIFO for reading waits
+ * for a writer, and that would stop the whole server's event loop.
+ * @param {string} path
+ */
+function refuseUnservable(path) {
+  let st;
+  try {
+    st = fs.statSync(path);
+  } catch (e) {
+    if (/** @type {any} */ (e).code === 'ENOENT') return;
+    throw describeOpenError(path, e);
+  }
+  if (st.isDirectory()) throw new Error(`${path}: is a directory`);
+  if (!st.isFile() && !st.isBlockDevice()) throw new Error(`${path}: not a regular file or block device`);
 }
 
 function readOnlyError(path) {

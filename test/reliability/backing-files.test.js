@@ -5,7 +5,8 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, renameSync, unlinkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, stopAllServers, tempDir, testBytes } from '../nbd/helpers.js';
+import { execFileSync } from 'node:child_process';
+import { startServer, stopAllServers, tempDir, testBytes, dmkit } from '../nbd/helpers.js';
 import { NbdClient } from './lib/nbd-client.js';
 
 const MiB = 1 << 20;
@@ -182,6 +183,26 @@ describe('files shortened while served', () => {
       await origin.close();
     } finally {
       await srv.stop();
+    }
+  });
+});
+
+describe('names that are no image', () => {
+  it('a FIFO named in a table of a read-only server is refused, instead of blocking the server in open()', async () => {
+    const dir = tempDir();
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const srv = await startServer(['--read-only', '--device', 'z', '0 2048 zero'], { dir });
+    try {
+      const r = await dmkit(['create', 'f', '--table', `0 2048 linear ${fifo} 0`, '--control', srv.control], { timeout: 10_000 });
+      expect(r.stderr).toMatch(/fifo: not a regular file or block device/);
+      expect(r.code).toBe(1);
+      const z = await NbdClient.connect({ socket: srv.socket, exportName: 'z' });
+      expect((await z.read(0, 512)).equals(Buffer.alloc(512))).toBe(true);
+      await z.close();
+      expect((await srv.stop()).code).toBe(0);
+    } finally {
+      await srv.stop('SIGKILL'); // a server stuck in open() takes no SIGTERM
     }
   });
 });
