@@ -1,7 +1,8 @@
 // @ts-check
 // dmkit serve: mapped devices from a config file and/or the command line, each served as an
 // NBD export, with a control socket for dmsetup-style changes while serving.
-import { mkdirSync, fstatSync } from 'node:fs';
+import { mkdirSync, fstatSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import net from 'node:net';
 import { parseArgs, UsageError } from './args.js';
 import { DeviceRegistry } from '../devices/registry.js';
@@ -119,8 +120,11 @@ export async function serve(argv) {
 
   const files = loadFileSender(sendfileMin);
   if (files.why) info(`large reads pass through memory: ${files.why}`);
+  // Until it listens, a listener's failure is the one line serve exits with, not a log line too.
+  let listened = false;
   const server = new NbdServer({
-    exports: security.exports(registry), tls: security.tls, limits: security.limits, log: info, onError: log, sendFiles: files.sender,
+    exports: security.exports(registry), tls: security.tls, limits: security.limits, log: info,
+    onError: (line) => { if (listened) log(line); }, sendFiles: files.sender,
   });
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
@@ -129,16 +133,18 @@ export async function serve(argv) {
   else if (options.control) control = await startControlServer(registry, options.control, info, attacher.verbs, log);
 
   let stopping = false;
-  const stop = async (why) => {
+  /** @param {string} why @param {boolean} [quiet] a failed start: its error is all there is to say */
+  const stop = async (why, quiet = false) => {
     if (stopping) return;
     stopping = true;
-    info(`${why}: stopping`);
+    const say = quiet ? () => {} : info;
+    say(`${why}: stopping`);
     // Attached devices first: their flush needs the server still serving.
     await attacher.manager.detachAll().catch((e) => { log(e.message); process.exitCode = 1; });
     await server.close();
     if (control) await control.close();
     await registry.close();
-    info('flushed and closed');
+    say('flushed and closed');
   };
   /** @type {Promise<string>} */
   const signalled = new Promise((resolve) => {
@@ -147,6 +153,7 @@ export async function serve(argv) {
   });
 
   if (streams) {
+    listened = true;
     await stop(await Promise.race([server.serveStream(streams.input, streams.output).then(() => 'client disconnected'), signalled]));
     return;
   }
@@ -157,17 +164,23 @@ export async function serve(argv) {
       const n = server.serveSystemdSockets();
       info(`listening on ${n} socket-activated descriptor(s)`);
     } else {
-      if (options.socket) await server.listenUnix(options.socket);
+      if (options.socket) {
+        const dir = dirname(options.socket);
+        if (!existsSync(dir)) throw new Error(`cannot listen on ${options.socket}: no such directory ${dir}`);
+        await server.listenUnix(options.socket);
+      }
       if (tcp || !options.socket) {
         const host = tcp?.host ?? '127.0.0.1';
-        const address = await server.listenTcp(host, tcp?.port ?? 10809);
+        const port = tcp?.port ?? 10809;
+        const address = await server.listenTcp(host, port).catch((e) => { throw listenError(e, host, port); });
         listening = { host, port: address.port };
       }
     }
   } catch (e) {
-    await stop('cannot listen');
+    await stop('cannot listen', true);
     throw e;
   }
+  listened = true;
   printAttachHelp(say, registry, options.socket, listening, control);
   try {
     await attachAtStart(attacher.manager, attachSpecs, say);
@@ -247,6 +260,16 @@ function parseListen(text, allowRemote) {
   return { host, port };
 }
 
+/** A TCP listen failure in words, with what to do about the common ones. */
+function listenError(e, host, port) {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const code = /** @type {any} */ (e).code;
+  if (code === 'EADDRINUSE') return new Error(`cannot listen on ${where}: address already in use (another server runs there; pick another with --listen HOST:PORT)`);
+  if (code === 'EADDRNOTAVAIL') return new Error(`cannot listen on ${where}: no such local address`);
+  if (code === 'EACCES') return new Error(`cannot listen on ${where}: permission denied (ports below 1024 need root)`);
+  return new Error(`cannot listen on ${where}: ${e.message}`);
+}
+
 async function openControl(registry, explicit, info, verbs, logError) {
   if (explicit) return startControlServer(registry, explicit, info, verbs, logError);
   try {
@@ -259,7 +282,8 @@ async function openControl(registry, explicit, info, verbs, logError) {
 
 function printAttachHelp(say, registry, socketPath, tcp, control) {
   const exportsList = registry.listExports();
-  const where = [socketPath ? `unix:${socketPath}` : '', tcp ? `${tcp.host}:${tcp.port}` : ''].filter(Boolean).join(' and ');
+  const tcpWhere = tcp ? `${tcp.host.includes(':') ? `[${tcp.host}]` : tcp.host}:${tcp.port}` : '';
+  const where = [socketPath ? `unix:${socketPath}` : '', tcpWhere].filter(Boolean).join(' and ');
   say(`dmkit: serving ${exportsList.length} export(s) on ${where || 'socket-activated descriptors'}`);
   let n = 0;
   for (const ex of exportsList) {

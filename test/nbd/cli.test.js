@@ -1,7 +1,8 @@
 // The dmkit serve command as a user meets it: the README's example, the embedded default
 // (origin + snapshot in a data folder, created on first start, reused after), TCP with the
 // attach instructions it prints, clean exit on SIGINT/SIGTERM, and one-line startup errors.
-import { describe, it, expect, afterAll } from 'vitest';
+import { describe, it, expect, afterAll, onTestFinished } from 'vitest';
+import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, statSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -73,6 +74,13 @@ describe('dmkit serve', () => {
     expect(srv.stdout).toContain(`attach: nbd-client 127.0.0.1 ${port} /dev/nbd0 -N z`);
     expect(await ok('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/z`])).toBe('1048576\n');
     expect((await srv.stop('SIGINT')).code).toBe(0);
+  });
+
+  it('an IPv6 address is printed in brackets, as HOST:PORT needs it', async () => {
+    const srv = await startServer(['--listen', '[::1]:0', '--device', 'z', '0 8 zero'], { socket: false });
+    expect(srv.stdout).toMatch(/^dmkit: serving 1 export\(s\) on \[::1\]:\d+$/m);
+    expect(srv.stdout).toMatch(/uri: {4}nbd:\/\/\[::1\]:\d+\/z/);
+    expect((await srv.stop()).code).toBe(0);
   });
 
   it('SIGTERM with a client writing: its requests complete, files are flushed, exit 0', async () => {
@@ -160,7 +168,13 @@ describe('dmkit serve', () => {
 
   it('startup errors are one line and a non-zero exit', async () => {
     const dir = tempDir();
+    const taken = net.createServer();
+    await new Promise((resolve) => taken.listen(0, '127.0.0.1', () => resolve(undefined)));
+    const port = /** @type {import('node:net').AddressInfo} */ (taken.address()).port;
+    onTestFinished(() => { taken.close(); });
     const cases = [
+      [['--listen', `127.0.0.1:${port}`, '--device', 'd', '0 8 zero'], 1, `dmkit serve: cannot listen on 127.0.0.1:${port}: address already in use (another server runs there; pick another with --listen HOST:PORT)`],
+      [['--socket', `${dir}/no/s.sock`, '--device', 'd', '0 8 zero'], 1, `dmkit serve: cannot listen on ${dir}/no/s.sock: no such directory ${dir}/no`],
       [['--device', 'd', `0 100 linear ${dir}/missing.img 0`], 1, `dmkit serve: d: line 1: linear: unknown device ${dir}/missing.img`],
       [['--device', 'd', '0 100 frobnicate'], 1, /^dmkit serve: d: line 1: .*frobnicate/],
       [['--listen', '10.1.2.3:10809', '--device', 'd', '0 8 zero'], 2, /^dmkit serve: refusing to listen on 10\.1\.2\.3, which is not loopback/],
