@@ -5,6 +5,7 @@ import net from 'node:net';
 import { mkdirSync, chmodSync, existsSync, unlinkSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DmError } from '../../core-as/js/dmcore.js';
+import { AttachError } from '../attach/errors.js';
 
 const MAX_LINE = 1 << 20;
 
@@ -111,8 +112,10 @@ async function handle(registry, line, log, verbs, logError) {
   } catch (e) {
     // code: the errno name for errors from the core (EINVAL, EBUSY...), as dmsetup's ioctls fail
     const code = e instanceof DmError ? e.code : undefined;
-    // Anything but a refusal by the core or a usage error is a bug: its stack goes to the log.
-    if (!(e instanceof DmError) && e instanceof Error && !(e.constructor === Error)) logError(`control: ${req.cmd} failed: ${e.stack}`);
+    // Anything but a refusal (by the core, or an attach refused in words meant for the user) or a
+    // usage error is a bug: its stack goes to the log.
+    const refusal = e instanceof DmError || e instanceof AttachError;
+    if (!refusal && e instanceof Error && !(e.constructor === Error)) logError(`control: ${req.cmd} failed: ${e.stack}`);
     return { ok: false, error: e instanceof Error ? e.message : String(e), code };
   }
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DeviceRegistry } from '../devices/registry.js';
 import { startControlServer } from './server.js';
 import { controlRequest } from './client.js';
+import { AttachError, MODULE_HINT } from '../attach/errors.js';
 
 const cleanups = [];
 afterEach(async () => {
@@ -40,6 +41,20 @@ describe('control socket: internal failures', () => {
     const { path, errors } = await quietServer();
     const failure = await controlRequest(path, { cmd: 'create', name: 'a', table: '0 8 nosuchtarget' }).catch((e) => e);
     expect(failure.code).toBe('EINVAL');
+    expect(errors).toEqual([]);
+  });
+});
+
+describe('control socket: refusals of other verbs', () => {
+  it('an attach refused in words for the user is an answer, not a stack in the error log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dmkit-control-'));
+    const registry = await DeviceRegistry.create();
+    const errors = [];
+    const verbs = { attach: async () => { throw new AttachError(MODULE_HINT); } };
+    const control = await startControlServer(registry, join(dir, 'control.sock'), () => {}, verbs, (l) => errors.push(l));
+    cleanups.push(async () => { await control.close(); await registry.close(); rmSync(dir, { recursive: true, force: true }); });
+    const failure = await controlRequest(control.path, { cmd: 'attach', name: 'a' }).catch((e) => e);
+    expect(failure.message).toBe(MODULE_HINT);
     expect(errors).toEqual([]);
   });
 });
