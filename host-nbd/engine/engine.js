@@ -188,16 +188,19 @@ export class Engine {
    */
   openDepsOf(table, opts = {}) {
     const { names, scanned } = this.depsOf(table);
+    /** Names this table uses that are open now: not to be closed for another of its names. */
+    const mine = new Set();
     for (const name of names) {
-      const problem = this.identityProblem(name);
+      const problem = this.identityProblem(name, mine);
       if (problem) {
         // Guessed words of a table the core could not scan: its load fails with the core's message.
         if (!scanned) continue;
         throw new DmError(ERRNO.EINVAL, problem);
       }
-      if (this.byPath.has(name)) continue;
+      if (this.byPath.has(name)) { mine.add(name); continue; }
       try {
         this.addFile(name, opts);
+        mine.add(name);
       } catch (e) {
         if (/** @type {any} */ (e).code !== 'ENOENT') throw e;
       }
@@ -206,10 +209,10 @@ export class Engine {
 
   /**
    * Why `name` cannot name a backing device now (see openDepsOf), or '' if it can. An open file
-   * in the way that no table uses is closed instead.
-   * @param {string} name
+   * in the way that no table uses (and that is not among `mine`) is closed instead.
+   * @param {string} name @param {Set<string>} mine
    */
-  identityProblem(name) {
+  identityProblem(name, mine) {
     const id = this.byPath.get(name);
     const open = id === undefined ? undefined : this.files[id];
     const now = identityOfPath(name);
@@ -223,7 +226,7 @@ export class Engine {
     if (now === null) return '';
     for (const [other, otherId] of this.byPath) {
       if (this.files[otherId]?.identity !== now) continue;
-      if (this.closeIfUnused(other)) return '';
+      if (!mine.has(other) && this.closeIfUnused(other)) return '';
       return `${name} is the file already open as ${other}: name it ${other} in every table ` +
         '(a device is known by its name; under two names one file would be two devices)';
     }

@@ -48,6 +48,20 @@ describe('one file, one name', () => {
     }
   });
 
+  it('one table naming a file by two paths is refused with the alias named (not as an unknown device)', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 8);
+    const srv = await startServer(['--empty'], { dir });
+    try {
+      const r = await srv.ctl('create', 'two', '--table', `0 1024 linear ${d.path} 0\n1024 1024 linear ${dir}/./d.img 0`);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/\/\.\/d\.img is the file already open as .*d\.img: name it/);
+      expect((await srv.ctl('create', 'two', '--table', `0 1024 linear ${d.path} 0\n1024 1024 linear ${d.path} 0`)).code).toBe(0);
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+
   it('a file replaced (renamed over) while served: a new table naming it is refused, the old device goes on', async () => {
     const dir = tempDir();
     const d = image(dir, 'd.img', 4 * MiB, 2);
