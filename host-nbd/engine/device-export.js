@@ -25,6 +25,8 @@ const PASS_THROUGH = new Set(['linear', 'striped']);
 export const MAX_REQUEST = 32 << 20;
 /** Zero-filled writes (NO_HOLE, targets without write-zeroes) go in pieces of this size. */
 const ZERO_WRITE_BYTES = 1 << 20;
+/** The most sectors one DISCARD / WRITE_ZEROES goes to the core with (its count is a u32). */
+const RANGE_SECTORS_MAX = 2 ** 31;
 
 /** @typedef {(error: NbdError | null) => void} Done */
 
@@ -254,8 +256,15 @@ export class DeviceExport {
     await new Promise((resolve, reject) => this.write(offset, length, ptr, fua, (e) => (e ? reject(e) : resolve(undefined))));
   }
 
-  /** DISCARD / WRITE_ZEROES on whole sectors, held like an aligned write. */
+  /**
+   * DISCARD / WRITE_ZEROES on whole sectors, held like an aligned write. The core counts sectors
+   * in 32 bits, so a range from a 64-bit request (extended headers) goes in pieces.
+   */
   async rangeOp(op, fua, first, last, what) {
+    for (let s = first; s < last; s += RANGE_SECTORS_MAX) await this.rangeOpOnce(op, fua, s, Math.min(last, s + RANGE_SECTORS_MAX), what);
+  }
+
+  async rangeOpOnce(op, fua, first, last, what) {
     const release = await this.locks.lock(first, last, false);
     try {
       let detail = '';

@@ -45,6 +45,7 @@ export const REP = Object.freeze({
   ERR_SHUTDOWN: 0x80000007,
   ERR_BLOCK_SIZE_REQD: 0x80000008,
   ERR_TOO_BIG: 0x80000009,
+  ERR_EXT_HEADER_REQD: 0x8000000a,
 });
 
 /** Information types in NBD_REP_INFO (answers to NBD_OPT_INFO / NBD_OPT_GO). */
@@ -70,6 +71,9 @@ export const TFLAG = Object.freeze({
 export const REQUEST_MAGIC = 0x25609513;
 export const SIMPLE_REPLY_MAGIC = 0x67446698;
 export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
+/** With NBD_OPT_EXTENDED_HEADERS: 32-byte requests and replies, 64-bit lengths. */
+export const EXTENDED_REQUEST_MAGIC = 0x21e41c71;
+export const EXTENDED_REPLY_MAGIC = 0x6e8a278c;
 
 /** Commands. */
 export const CMD = Object.freeze({
@@ -91,6 +95,8 @@ export const CMD_FLAG = Object.freeze({
   DF: 1 << 2,
   REQ_ONE: 1 << 3,
   FAST_ZERO: 1 << 4,
+  /** Extended headers only: a payload of `length` bytes follows (else `length` is an effect length). */
+  PAYLOAD_LEN: 1 << 5,
 });
 
 /** Structured reply flags and chunk types. */
@@ -100,6 +106,8 @@ export const REPLY_TYPE = Object.freeze({
   OFFSET_DATA: 1,
   OFFSET_HOLE: 2,
   BLOCK_STATUS: 5,
+  /** Extended headers only: 64-bit extent lengths. */
+  BLOCK_STATUS_EXT: 6,
   ERROR: 0x8001,
   ERROR_OFFSET: 0x8002,
 });
@@ -125,7 +133,9 @@ export const BASE_ALLOCATION = 'base:allocation';
 export const GREETING_BYTES = 18;
 export const OPTION_HEADER_BYTES = 16;
 export const REQUEST_BYTES = 28;
+export const EXTENDED_REQUEST_BYTES = 32;
 export const SIMPLE_REPLY_BYTES = 16;
 export const STRUCTURED_HEADER_BYTES = 20;
+export const EXTENDED_HEADER_BYTES = 32;
 /** Strings (export names, queries, messages) may be at most this long. */
 export const MAX_STRING = 4096;

@@ -39,7 +39,7 @@ export class Connection {
   constructor(host, id, input, output, peer, scratch) {
     this.host = host;
     this.scratch = scratch ?? null;
-    /** The scratch buffer's first REQUEST_BYTES: a read of exactly one request header. */
+    /** The scratch buffer's first REQUEST_BYTES (in transmission: one header of its kind): a read of exactly one request header. */
     this.scratchHead = scratch ? scratch.subarray(0, REQUEST_BYTES) : Buffer.alloc(0);
     /** The core-memory view the pending read was pointed at, if any. */
     this.direct = /** @type {Buffer | null} */ (null);
@@ -287,6 +287,7 @@ export class Connection {
       exp,
       flags: transmissionFlags(exp, neg.structured),
       structured: neg.structured,
+      extended: neg.extended,
       contexts,
       writer: new ReplyWriter(this.output, this.fileSender()),
       limits: this.host.limits,
@@ -303,7 +304,9 @@ export class Connection {
     this.watchdog = setInterval(() => this.checkStall(stallMs), Math.max(50, stallMs / 4));
     this.watchdog.unref?.();
     // Said once, when the connection closes: one log line per connection.
-    this.what = [`export ${exp.name}`, neg.structured ? 'structured replies' : 'simple replies', ...contexts.map((c) => c.name)].join(', ');
+    if (this.scratch) this.scratchHead = this.scratch.subarray(0, this.tx.reader.headerBytes);
+    const replies = neg.extended ? 'extended headers' : neg.structured ? 'structured replies' : 'simple replies';
+    this.what = [`export ${exp.name}`, replies, ...contexts.map((c) => c.name)].join(', ');
     return true;
   }
 

@@ -3,8 +3,9 @@
 // No sockets here: server/connection.js reads options and writes the replies this returns.
 //
 // Supported: EXPORT_NAME, ABORT, LIST, INFO, GO (INFO_EXPORT, NAME, DESCRIPTION, BLOCK_SIZE),
-// STRUCTURED_REPLY, LIST_META_CONTEXT and SET_META_CONTEXT with base:allocation, and STARTTLS
-// when the server has TLS (server/tls.js). Anything else gets NBD_REP_ERR_UNSUP and haggling
+// STRUCTURED_REPLY, EXTENDED_HEADERS (32-byte headers and 64-bit lengths in transmission; it
+// stands in for structured replies), LIST_META_CONTEXT and SET_META_CONTEXT with
+// base:allocation, and STARTTLS when the server has TLS (server/tls.js). Anything else gets NBD_REP_ERR_UNSUP and haggling
 // goes on. With TLS required, everything but STARTTLS and ABORT waits for TLS.
 import { OPT, REP, INFO, TFLAG, BASE_ALLOCATION } from '../protocol/constants.js';
 import {
@@ -44,7 +45,9 @@ export class Negotiation {
     this.exports = exports;
     this.client = client;
     this.tls = tls;
+    /** Structured replies (also true with extended headers, which include them). */
     this.structured = false;
+    this.extended = false;
     /** Metadata contexts selected by the last SET_META_CONTEXT, and for which export. */
     this.contexts = /** @type {{id: number, name: string}[]} */ ([]);
     this.contextsExport = /** @type {string | null} */ (null);
@@ -75,6 +78,7 @@ export class Negotiation {
       case OPT.LIST: return this.list(data);
       case OPT.INFO: case OPT.GO: return this.infoOrGo(option, data);
       case OPT.STRUCTURED_REPLY: return this.structuredReply(data);
+      case OPT.EXTENDED_HEADERS: return this.extendedHeaders(data);
       case OPT.LIST_META_CONTEXT: case OPT.SET_META_CONTEXT: return this.metaContext(option, data);
       case OPT.STARTTLS: return this.startTls(data);
       default: return this.error(option, REP.ERR_UNSUP, `option ${option} is not supported`);
@@ -98,6 +102,7 @@ export class Negotiation {
 
   /** NBD_OPT_EXPORT_NAME cannot fail politely: an unknown export ends the session. @returns {Outcome} */
   exportName(data) {
+    if (this.extended) return { next: 'close', replies: [], reason: 'NBD_OPT_EXPORT_NAME after extended headers were negotiated (the spec asks for NBD_OPT_GO)' };
     let name;
     try { name = utf8.decode(data); } catch { return { next: 'close', replies: [], reason: 'export name is not valid UTF-8' }; }
     const exp = this.exports.getExport(name);
@@ -135,7 +140,19 @@ export class Negotiation {
   structuredReply(data) {
     const option = OPT.STRUCTURED_REPLY;
     if (data.length > 0) return this.error(option, REP.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
+    // No way back from extended headers to structured replies: the spec's answer for it.
+    if (this.extended) return this.error(option, REP.ERR_EXT_HEADER_REQD, 'extended headers are negotiated already, and take the place of structured replies');
     if (this.structured) return this.error(option, REP.ERR_INVALID, 'structured replies are already negotiated');
+    this.structured = true;
+    return { next: 'continue', replies: [optionReply(option, REP.ACK)] };
+  }
+
+  /** @returns {Outcome} */
+  extendedHeaders(data) {
+    const option = OPT.EXTENDED_HEADERS;
+    if (data.length > 0) return this.error(option, REP.ERR_INVALID, 'NBD_OPT_EXTENDED_HEADERS takes no data');
+    if (this.extended) return this.error(option, REP.ERR_INVALID, 'extended headers are already negotiated');
+    this.extended = true;
     this.structured = true;
     return { next: 'continue', replies: [optionReply(option, REP.ACK)] };
   }
@@ -144,7 +161,7 @@ export class Negotiation {
   metaContext(option, data) {
     const set = option === OPT.SET_META_CONTEXT;
     if (set) { this.contexts = []; this.contextsExport = null; } // replaced even when this fails
-    if (!this.structured) return this.error(option, REP.ERR_INVALID, 'negotiate structured replies first');
+    if (!this.structured) return this.error(option, REP.ERR_INVALID, 'negotiate structured replies or extended headers first');
     const req = parseMetaContextRequest(data);
     if (!req.ok) return this.error(option, REP.ERR_INVALID, req.error);
     if (!this.exports.getExport(req.name)) return this.error(option, REP.ERR_UNKNOWN, `no export named '${req.name}'`);

@@ -13,7 +13,7 @@
 import { read as readFile } from 'node:fs';
 import {
   writeSimpleReply, writeNoneChunk, writeOffsetDataHeader, writeOffsetHole, writeErrorChunk,
-  errorChunkBytes, writeBlockStatusChunk, blockStatusChunkBytes,
+  errorChunkBytes, writeBlockStatusChunk, blockStatusChunkBytes, chunkHeaderBytes,
 } from '../protocol/transmission.js';
 
 const OUT_BYTES = 256 * 1024;
@@ -32,6 +32,7 @@ const SEND_WAIT_MS = 50;
  */
 /** @typedef {Omit<FileSender, 'fd'>} FileSenderSpec what a server hands each plain connection (file-sender.js) */
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} FileDone */
+/** @typedef {import('../protocol/transmission.js').Echo} Echo */
 /** @typedef {[Buffer, (() => void) | null, FilePiece[]?, FileDone?]} Item bytes and their release; or a header, its file pieces and their done */
 
 export class ReplyWriter {
@@ -244,49 +245,53 @@ export class ReplyWriter {
     this.queue.push([mem.subarray(start, start + length), release]);
   }
 
+  // Chunks take `ext`, the request they answer, when headers are extended (protocol/transmission.js).
+
   /**
    * A read reply whose payload is file pieces (header, then the pieces in order): simple, or one
    * OFFSET_DATA chunk. `done` once it was sent, or with the error that stopped it.
    * @param {boolean} structured @param {number} hi @param {number} lo @param {number} offset
-   * @param {FilePiece[]} pieces @param {FileDone} done
+   * @param {FilePiece[]} pieces @param {FileDone} done @param {Echo} [ext]
    */
-  fileReply(structured, hi, lo, offset, pieces, done) {
+  fileReply(structured, hi, lo, offset, pieces, done, ext) {
     let length = 0;
     for (const p of pieces) length += p[2];
-    const b = this.room(28);
-    this.fill = structured ? writeOffsetDataHeader(b, this.fill, true, hi, lo, offset, length) : writeSimpleReply(b, this.fill, 0, hi, lo);
+    const b = this.room(chunkHeaderBytes(ext) + 8);
+    this.fill = structured ? writeOffsetDataHeader(b, this.fill, true, hi, lo, offset, length, ext) : writeSimpleReply(b, this.fill, 0, hi, lo);
     // The header leaves with its pieces, and so do the bytes packed before it.
     this.queue.push([b.subarray(this.start, this.fill), null, pieces, done]);
     this.start = this.fill;
     this.fileBytes += length;
   }
 
-  none(hi, lo) {
-    const b = this.room(20);
-    this.fill = writeNoneChunk(b, this.fill, hi, lo);
+  /** @param {Echo} [ext] */
+  none(hi, lo, ext) {
+    const b = this.room(chunkHeaderBytes(ext));
+    this.fill = writeNoneChunk(b, this.fill, hi, lo, ext);
   }
 
-  /** An OFFSET_DATA chunk header; its payload must follow (payload()). */
-  dataHeader(done, hi, lo, offset, length) {
-    const b = this.room(28);
-    this.fill = writeOffsetDataHeader(b, this.fill, done, hi, lo, offset, length);
+  /** An OFFSET_DATA chunk header; its payload must follow (payload()). @param {Echo} [ext] */
+  dataHeader(done, hi, lo, offset, length, ext) {
+    const b = this.room(chunkHeaderBytes(ext) + 8);
+    this.fill = writeOffsetDataHeader(b, this.fill, done, hi, lo, offset, length, ext);
   }
 
-  hole(done, hi, lo, offset, length) {
-    const b = this.room(32);
-    this.fill = writeOffsetHole(b, this.fill, done, hi, lo, offset, length);
+  /** @param {Echo} [ext] */
+  hole(done, hi, lo, offset, length, ext) {
+    const b = this.room(chunkHeaderBytes(ext) + 12);
+    this.fill = writeOffsetHole(b, this.fill, done, hi, lo, offset, length, ext);
   }
 
-  /** A final error chunk (ERROR, or ERROR_OFFSET when offset is given). */
-  error(hi, lo, errno, message, offset) {
-    const b = this.room(errorChunkBytes(message, offset !== undefined));
-    this.fill = writeErrorChunk(b, this.fill, hi, lo, errno, message, offset);
+  /** A final error chunk (ERROR, or ERROR_OFFSET when offset is given). @param {number} [offset] @param {Echo} [ext] */
+  error(hi, lo, errno, message, offset, ext) {
+    const b = this.room(errorChunkBytes(message, offset !== undefined, ext));
+    this.fill = writeErrorChunk(b, this.fill, hi, lo, errno, message, offset, ext);
   }
 
-  /** @param {{length:number, flags:number}[]} extents */
-  blockStatus(done, hi, lo, contextId, extents) {
-    const b = this.room(blockStatusChunkBytes(extents.length));
-    this.fill = writeBlockStatusChunk(b, this.fill, done, hi, lo, contextId, extents);
+  /** @param {{length:number, flags:number}[]} extents @param {Echo} [ext] */
+  blockStatus(done, hi, lo, contextId, extents, ext) {
+    const b = this.room(blockStatusChunkBytes(extents.length, ext));
+    this.fill = writeBlockStatusChunk(b, this.fill, done, hi, lo, contextId, extents, ext);
   }
 }
 

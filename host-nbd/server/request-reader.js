@@ -3,8 +3,8 @@
 // chunk straight into the core buffer the sink allocated for it (or skipped, when the request
 // is refused). The reader stops between requests whenever the sink says so (memory or socket
 // backpressure, shutdown) and reports where, so no byte is lost or parsed twice.
-import { readRequest } from '../protocol/transmission.js';
-import { REQUEST_BYTES } from '../protocol/constants.js';
+import { readRequest, readExtendedRequest } from '../protocol/transmission.js';
+import { REQUEST_BYTES, EXTENDED_REQUEST_BYTES } from '../protocol/constants.js';
 
 /** What to do with the payload that follows a request header. */
 export const PAYLOAD = Object.freeze({ NONE: 0, STORE: 1, SKIP: 2 });
@@ -16,6 +16,9 @@ export class NbdRequest {
     this.type = 0;
     this.cookieHi = 0;
     this.cookieLo = 0;
+    /** The offset as sent (echoed in extended replies), and as a number. */
+    this.offsetHi = 0;
+    this.offsetLo = 0;
     this.offset = 0;
     this.length = 0;
     /** Core buffer for a WRITE payload (STORE). */
@@ -38,11 +41,13 @@ export class NbdRequest {
 const HEADER = 0, STORE = 1, SKIP = 2, DEAD = 3;
 
 export class RequestReader {
-  /** @param {RequestSink} sink */
-  constructor(sink) {
+  /** @param {RequestSink} sink @param {boolean} [extended] 32-byte headers (NBD_OPT_EXTENDED_HEADERS) */
+  constructor(sink, extended = false) {
     this.sink = sink;
+    this.headerBytes = extended ? EXTENDED_REQUEST_BYTES : REQUEST_BYTES;
+    this.decode = extended ? readExtendedRequest : readRequest;
     this.state = HEADER;
-    this.head = Buffer.alloc(REQUEST_BYTES);
+    this.head = Buffer.alloc(this.headerBytes);
     this.headFill = 0;
     /** @type {NbdRequest | null} the request whose payload is being read */
     this.req = null;
@@ -87,8 +92,8 @@ export class RequestReader {
    */
   headerTarget(minBytes) {
     if (this.lastStored < minBytes) return 0;
-    if (this.state === HEADER) return REQUEST_BYTES - this.headFill;
-    if (this.state === STORE) return /** @type {NbdRequest} */ (this.req).length - this.got + REQUEST_BYTES;
+    if (this.state === HEADER) return this.headerBytes - this.headFill;
+    if (this.state === STORE) return /** @type {NbdRequest} */ (this.req).length - this.got + this.headerBytes;
     return 0;
   }
 
@@ -115,15 +120,15 @@ export class RequestReader {
     while (at < end) {
       if (this.state === HEADER) {
         if (this.headFill === 0 && this.sink.stopped()) return at;
-        if (this.headFill === 0 && end - at >= REQUEST_BYTES) {
+        if (this.headFill === 0 && end - at >= this.headerBytes) {
           this.onHeader(chunk, at);
-          at += REQUEST_BYTES;
+          at += this.headerBytes;
         } else {
-          const n = Math.min(REQUEST_BYTES - this.headFill, end - at);
+          const n = Math.min(this.headerBytes - this.headFill, end - at);
           chunk.copy(this.head, this.headFill, at, at + n);
           this.headFill += n;
           at += n;
-          if (this.headFill === REQUEST_BYTES) {
+          if (this.headFill === this.headerBytes) {
             this.headFill = 0;
             this.onHeader(this.head, 0);
           }
@@ -159,7 +164,7 @@ export class RequestReader {
 
   onHeader(b, at) {
     const req = new NbdRequest();
-    if (!readRequest(b, at, req)) {
+    if (!this.decode(b, at, req)) {
       this.state = DEAD;
       this.sink.badMagic(req);
       return;

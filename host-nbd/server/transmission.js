@@ -8,7 +8,10 @@
 // OFFSET_DATA / OFFSET_HOLE chunks (a hole wherever whole 64 KiB pieces, or the whole read,
 // came back as zeroes), errors carry a message in an ERROR / ERROR_OFFSET chunk, and
 // BLOCK_STATUS answers base:allocation. Successful replies to other commands stay simple, as
-// the spec allows.
+// the spec allows. With extended headers every reply is a chunk with a 32-byte header that
+// echoes the request's offset, a payload follows a WRITE or a request that carries
+// NBD_CMD_FLAG_PAYLOAD_LEN, and lengths are 64-bit: TRIM, WRITE_ZEROES and BLOCK_STATUS may
+// cover any part of the export (READ, WRITE and CACHE stay within the maximum request size).
 import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.js';
 import { NbdError, nbdErrorName } from '../protocol/errors.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
@@ -43,6 +46,7 @@ function allZero(mem, start, length) {
  * @property {import('../engine/device-export.js').DeviceExport} exp
  * @property {number} flags transmission flags sent to the client
  * @property {boolean} structured
+ * @property {boolean} [extended] extended headers (structured is true with them)
  * @property {{id: number, name: string}[]} contexts selected metadata contexts
  * @property {import('./reply-writer.js').ReplyWriter} writer
  * @property {import('./limits.js').Limits} limits
@@ -60,11 +64,12 @@ export class Transmission {
     this.exp = o.exp;
     this.flags = o.flags;
     this.structured = o.structured;
+    this.extended = o.extended ?? false;
     this.contexts = o.contexts;
     this.writer = o.writer;
     this.limits = o.limits;
     this.o = o;
-    this.reader = new RequestReader(this);
+    this.reader = new RequestReader(this, this.extended);
     /** Requests started and not yet answered. */
     this.inflight = 0;
     /** Payload and read bytes held for this connection (and in o.memory, for the server). */
@@ -98,10 +103,24 @@ export class Transmission {
 
   /** @param {NbdRequest} req */
   header(req) {
+    // A WRITE carries its payload with extended headers too, flag or not: the spec asks writes to
+    // set PAYLOAD_LEN, but qemu's client does not (and qemu's server takes them all the same).
+    const payload = req.type === CMD.WRITE || (this.extended && (req.flags & CMD_FLAG.PAYLOAD_LEN) !== 0);
+    if (this.extended && payload && req.length > this.limits.maxRequest) {
+      // Skipping it could take forever (64-bit lengths): the spec asks to disconnect instead.
+      this.closing = true;
+      this.o.onFatal(`${CMD_NAMES[req.type] ?? `command ${req.type}`}: a payload of ${req.length} bytes is larger than the maximum request size ${this.limits.maxRequest}`);
+      return PAYLOAD.NONE;
+    }
     this.requests++;
     this.inflight++; // every request is answered exactly once, which counts it down
     const refusal = this.check(req);
-    if (req.type === CMD.WRITE) {
+    if (payload && req.type !== CMD.WRITE) {
+      // A payload this command cannot take: read and dropped, then refused (check() said why).
+      req.refusal = refusal ?? new NbdError(NBD_ERR.EINVAL, `${CMD_NAMES[req.type]}: takes no payload`);
+      return PAYLOAD.SKIP;
+    }
+    if (payload) {
       if (refusal) { req.refusal = refusal; return PAYLOAD.SKIP; }
       try {
         req.ptr = this.exp.allocBuffer(req.length);
@@ -138,6 +157,7 @@ export class Transmission {
     const name = CMD_NAMES[type];
     if (name === undefined) return new NbdError(NBD_ERR.EINVAL, `unknown command ${type}`);
     let allowed = ALLOWED_FLAGS[type];
+    if (this.extended && type === CMD.WRITE) allowed |= CMD_FLAG.PAYLOAD_LEN;
     if (!this.canFua) allowed &= ~CMD_FLAG.FUA;
     if (!this.canDf) allowed &= ~CMD_FLAG.DF;
     if (!this.canFastZero) allowed &= ~CMD_FLAG.FAST_ZERO;
@@ -218,7 +238,7 @@ export class Transmission {
     const { offset, length } = req;
     this.hold(length);
     this.exp.readToSink(offset, length, (pieces, complete) => {
-      this.writer.fileReply(this.structured, req.cookieHi, req.cookieLo, offset, pieces, complete);
+      this.writer.fileReply(this.structured, req.cookieHi, req.cookieLo, offset, pieces, complete, this.echo(req));
     }, (e, ptr, skip, sunk) => {
       if (!sunk) { this.answerRead(req, e, ptr, skip); return; }
       if (!e) this.exp.sentFromFiles++;
@@ -238,18 +258,19 @@ export class Transmission {
     const mem = this.mem();
     const start = ptr + skip;
     const w = this.writer;
+    const ext = this.echo(req);
     if (!this.structured) {
       w.simple(0, req.cookieHi, req.cookieLo);
       w.payload(mem, start, length, release);
     } else if (length === 0) {
-      w.none(req.cookieHi, req.cookieLo);
+      w.none(req.cookieHi, req.cookieLo, ext);
       release();
     } else if (length <= HOLE_GRANULE || (req.flags & CMD_FLAG.DF)) {
       if (allZero(mem, start, length)) {
-        w.hole(true, req.cookieHi, req.cookieLo, offset, length);
+        w.hole(true, req.cookieHi, req.cookieLo, offset, length, ext);
         release();
       } else {
-        w.dataHeader(true, req.cookieHi, req.cookieLo, offset, length);
+        w.dataHeader(true, req.cookieHi, req.cookieLo, offset, length, ext);
         w.payload(mem, start, length, release);
       }
     } else {
@@ -260,6 +281,7 @@ export class Transmission {
   /** A structured read reply cut into data and hole chunks at 64 KiB pieces. */
   chunkedRead(req, mem, start, release) {
     const { offset, length, cookieHi: hi, cookieLo: lo } = req;
+    const ext = this.echo(req);
     /** @type {Array<[boolean, number, number]>} zero?, from, bytes */
     const runs = [];
     for (let at = 0; at < length; at += HOLE_GRANULE) {
@@ -271,7 +293,7 @@ export class Transmission {
     }
     const w = this.writer;
     if (runs.length === 1 && !runs[0][0]) { // all data (the usual case): one chunk
-      w.dataHeader(true, hi, lo, offset, length);
+      w.dataHeader(true, hi, lo, offset, length, ext);
       w.payload(mem, start, length, release);
       return;
     }
@@ -280,10 +302,10 @@ export class Transmission {
     runs.forEach(([zero, at, n], i) => {
       const done = i === runs.length - 1;
       if (zero) {
-        w.hole(done, hi, lo, offset + at, n);
+        w.hole(done, hi, lo, offset + at, n, ext);
       } else {
         users++;
-        w.dataHeader(done, hi, lo, offset + at, n);
+        w.dataHeader(done, hi, lo, offset + at, n, ext);
         w.payload(mem, start + at, n, drop);
       }
     });
@@ -303,14 +325,20 @@ export class Transmission {
     if (reqOne && extents[0].length > req.length) extents = [{ length: req.length, flags: extents[0].flags }];
     this.answered();
     this.contexts.forEach((c, i) => {
-      this.writer.blockStatus(i === this.contexts.length - 1, req.cookieHi, req.cookieLo, c.id, extents);
+      this.writer.blockStatus(i === this.contexts.length - 1, req.cookieHi, req.cookieLo, c.id, extents, this.echo(req));
     });
   }
 
   /** @param {NbdRequest} req */
   ok(req) {
     this.answered();
-    this.writer.simple(0, req.cookieHi, req.cookieLo);
+    if (this.extended) this.writer.none(req.cookieHi, req.cookieLo, req); // no simple replies then
+    else this.writer.simple(0, req.cookieHi, req.cookieLo);
+  }
+
+  /** What extended reply headers echo (the request), or undefined without extended headers. @param {NbdRequest} req */
+  echo(req) {
+    return this.extended ? req : undefined;
   }
 
   /**
@@ -321,7 +349,7 @@ export class Transmission {
     this.answered();
     this.errors++;
     this.o.onError(req, e);
-    if (this.structured) this.writer.error(req.cookieHi, req.cookieLo, e.errno, e.message, offset);
+    if (this.structured) this.writer.error(req.cookieHi, req.cookieLo, e.errno, e.message, offset, this.echo(req));
     else this.writer.simple(e.errno, req.cookieHi, req.cookieLo);
   }
 
