@@ -46,8 +46,13 @@ async function inspect(argv) {
     `format:       dm-snapshot persistent, version ${info.version}`,
     `valid:        ${info.valid ? 'yes' : 'no (invalidated: the snapshot overflowed or failed)'}`,
     `chunk size:   ${info.chunkSize} sectors (${formatSize(chunkBytes)})`,
-    `usage:        ${info.usage.allocated}/${info.usage.total} ${info.usage.metadata}  (allocated/total metadata, in sectors, as dmsetup status)`,
-    `exceptions:   ${info.exceptions.length} chunk(s) copied, ${formatSize(info.exceptions.length * chunkBytes)}`,
+    // An invalid snapshot's metadata is not read (as in Linux, whose status then says Invalid).
+    info.valid
+      ? `usage:        ${info.usage.allocated}/${info.usage.total} ${info.usage.metadata}  (allocated/total metadata, in sectors, as dmsetup status)`
+      : 'usage:        Invalid  (as dmsetup status)',
+    info.valid
+      ? `exceptions:   ${info.exceptions.length} chunk(s) copied, ${formatSize(info.exceptions.length * chunkBytes)}`
+      : 'exceptions:   not read (an invalid snapshot has none that count)',
   ];
   for (const e of info.exceptions.slice(0, 1000)) lines.push(`  origin chunk ${e.old} -> COW chunk ${e.new}`);
   if (info.exceptions.length > 1000) lines.push(`  ... ${info.exceptions.length - 1000} more (use --json for all)`);

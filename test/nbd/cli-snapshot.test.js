@@ -73,6 +73,18 @@ describe('dmkit snapshot on the wrong files', () => {
     expect(readFileSync(join(dir, 'cow.img')).equals(cow)).toBe(true);
   });
 
+  it('inspect of an invalid snapshot says Invalid, as dmsetup status does, not 0 exceptions', async () => {
+    const dir = tempDir();
+    const cow = cowImage([{ old: 1, data: Buffer.alloc(CHUNK, 1) }]);
+    cow.writeUInt32LE(0, 4); // valid = 0
+    writeFileSync(join(dir, 'cow.img'), cow);
+    const r = await dmkit(['snapshot', 'inspect', join(dir, 'cow.img')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^valid: {8}no /m);
+    expect(r.stdout).toMatch(/^usage: {8}Invalid /m);
+    expect(r.stdout).toMatch(/^exceptions: {3}not read /m);
+  });
+
   it('inspect errors are one line naming the file', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'folder'));
