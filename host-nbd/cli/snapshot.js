@@ -21,7 +21,11 @@ export const SNAPSHOT_HELP = `Usage:
 /** @param {string[]} argv */
 export async function snapshotCommand(argv) {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h') { process.stdout.write(SNAPSHOT_HELP); return; }
+  if (!sub || sub === '--help' || sub === '-h') {
+    process.stdout.write(SNAPSHOT_HELP);
+    if (!sub) process.exitCode = 2; // as 'dmkit' alone: nothing was done
+    return;
+  }
   if (sub === 'inspect') return inspect(rest);
   if (sub === 'merge') return merge(rest);
   throw new UsageError(`unknown snapshot command '${sub}'\n\n${SNAPSHOT_HELP}`);

@@ -85,6 +85,13 @@ describe('dmkit snapshot on the wrong files', () => {
     expect(r.stdout).toMatch(/^exceptions: {3}not read /m);
   });
 
+  it("'dmkit snapshot' without a subcommand prints its usage and exits 2, as 'dmkit' alone does", async () => {
+    const r = await dmkit(['snapshot']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(/^Usage:\n {2}dmkit snapshot inspect/);
+    expect((await dmkit(['snapshot', '--help'])).code).toBe(0);
+  });
+
   it('inspect errors are one line naming the file', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'folder'));
