@@ -22,6 +22,9 @@ import { loadImageLocks } from './image-locks.js';
 const COMMAND_WORDS = 8; // 32-byte command records
 const DONE_WORDS = 3; // 12-byte completion records
 const RESERVE_BYTES = 256 << 20;
+/** Failed commands of one file logged in full, and then one in how many (logIoError). */
+const IO_ERRORS_LOGGED = 10;
+const IO_ERRORS_EVERY = 1000;
 
 /** Maps a Node fs error to the errno the core and NBD understand. */
 export function errnoOf(e) {
@@ -576,6 +579,20 @@ export class Engine {
   }
 
   /**
+   * Logs a failed file command: the first IO_ERRORS_LOGGED of each file, then one in every
+   * IO_ERRORS_EVERY with the count, as connections log their first refusals only (a failing
+   * disk under a busy client must not fill the log with one line per request).
+   * @param {FileBacking | null} file @param {NodeJS.ErrnoException} error @param {number} status
+   */
+  logIoError(file, error, status) {
+    const n = file ? ++file.ioErrors : 1;
+    if (n > IO_ERRORS_LOGGED && n % IO_ERRORS_EVERY !== 0) return;
+    const count = n < IO_ERRORS_LOGGED ? '' : ` [${n} I/O errors on this file so far; ` +
+      `from now on one in ${IO_ERRORS_EVERY} is logged]`;
+    this.log(`I/O error on ${file?.path ?? 'an unknown device'}: ${error.message} (${errnoName(status)})${count}`);
+  }
+
+  /**
    * @param {number} cmd @param {FileBacking | null} file @param {NodeJS.ErrnoException | null | undefined} error
    * @param {boolean} [quiet] the error is logged by whoever caused it (a sink's connection)
    */
@@ -585,7 +602,7 @@ export class Engine {
     let status = 0;
     if (error) {
       status = errnoOf(error);
-      if (!quiet) this.log(`I/O error on ${file?.path ?? 'an unknown device'}: ${error.message} (${errnoName(status)})`);
+      if (!quiet) this.logIoError(file, error, status);
     }
     if (this.x.dm_complete(cmd, status) < 0) this.log(`bug: ${this.core.message()}`);
     this.schedule();

@@ -65,6 +65,8 @@ export class FileBacking {
     /** The fdatasync running: the writes done when it began and who waits for it. */
     this.syncing = /** @type {{covers: number, waiters: Done[]} | null} */ (null);
     this.syncFailed = false;
+    /** Commands on this file that failed (the engine logs only some of them). */
+    this.ioErrors = 0;
   }
 
   /**

@@ -162,6 +162,10 @@ describe('files shortened while served', () => {
       await expect(c.read(3 * MiB, 4096)).rejects.toMatchObject({ errno: EIO });
       await expect(c.read(MiB - 512, 1024)).rejects.toMatchObject({ errno: EIO }); // straddles the new end
       await srv.waitLog(/d\.img: read of \d+ bytes at \d+ runs past the end of the file \(1048576 bytes now, 4194304 when opened\): it was shortened while in use/);
+      // A client that keeps hitting it does not get a log line per request from the file's side.
+      for (let i = 0; i < 30; i++) await expect(c.read(2 * MiB + i * 4096, 4096)).rejects.toMatchObject({ errno: EIO });
+      await srv.waitLog(/\[10 I\/O errors on this file so far; from now on one in 1000 is logged\]/);
+      expect(srv.stderr.match(/I\/O error on .*d\.img/g)).toHaveLength(10);
       // What is left of the file reads as it was; the connection and another export go on.
       expect((await c.read(0, 4096)).equals(d.data.subarray(0, 4096))).toBe(true);
       const z = await NbdClient.connect({ socket: srv.socket, exportName: 'z' });
