@@ -15,6 +15,7 @@ import { NbdServer } from '../server/server.js';
 import { loadFileSender, DEFAULT_SENDFILE_MIN } from '../server/file-sender.js';
 import { loadWriteLanes } from '../engine/write-lane.js';
 import { SECURITY_SPEC, SECURITY_HELP, securityOf } from './security.js';
+import { readPskFile } from '../server/tls.js';
 import { createAttacher, parseAttachSpec, attachAtStart } from '../attach/serve-hooks.js';
 
 export const SERVE_HELP = `Usage: dmkit serve [options]
@@ -181,7 +182,7 @@ export async function serve(argv) {
     throw e;
   }
   listened = true;
-  printAttachHelp(say, registry, options.socket, listening, control);
+  printAttachHelp(say, registry, options.socket, listening, control, tlsClientHint(options));
   try {
     await attachAtStart(attacher.manager, attachSpecs, say);
   } catch (e) {
@@ -280,7 +281,22 @@ async function openControl(registry, explicit, info, verbs, logError) {
   }
 }
 
-function printAttachHelp(say, registry, socketPath, tcp, control) {
+/**
+ * How a client reaches the exports when TLS is on: libnbd's URI scheme and query (the PSK user
+ * is the file's first), and whether a plain client (nbd-client without TLS options) is refused.
+ * @returns {{scheme: string, user: string, query: string, required: boolean} | null}
+ */
+function tlsClientHint(options) {
+  if (!options.tls || options.tls === 'off') return null;
+  const required = options.tls === 'require';
+  if (options['tls-psk']) {
+    const user = [...readPskFile(options['tls-psk']).keys()][0];
+    return { scheme: 'nbds', user: `${user}@`, query: `tls-psk-file=${options['tls-psk']}`, required };
+  }
+  return { scheme: 'nbds', user: '', query: `tls-certificates=${options['tls-certificates']}`, required };
+}
+
+function printAttachHelp(say, registry, socketPath, tcp, control, tls) {
   const exportsList = registry.listExports();
   const tcpWhere = tcp ? `${tcp.host.includes(':') ? `[${tcp.host}]` : tcp.host}:${tcp.port}` : '';
   const where = [socketPath ? `unix:${socketPath}` : '', tcpWhere].filter(Boolean).join(' and ');
@@ -288,14 +304,19 @@ function printAttachHelp(say, registry, socketPath, tcp, control) {
   let n = 0;
   for (const ex of exportsList) {
     say(`  ${ex.name}  ${formatSize(ex.size())}`);
+    // With TLS, the URIs a libnbd client needs (nbdinfo, nbdcopy, nbdsh); nbd-client needs its
+    // own TLS options (-x, -A...) when TLS is required.
+    const scheme = tls?.scheme ?? 'nbd';
+    const user = tls?.user ?? '';
+    const attach = (line) => say(tls?.required ? '    attach: nbd-client needs its TLS options (-x, -A CA-CERT...; nbd-client(8))' : `    attach: ${line}`);
     if (tcp) {
       const host = tcp.host.includes(':') ? `[${tcp.host}]` : tcp.host;
-      say(`    uri:    nbd://${host}:${tcp.port}/${ex.name}`);
-      say(`    attach: nbd-client ${tcp.host} ${tcp.port} /dev/nbd${n} -N ${ex.name}`);
+      say(`    uri:    ${scheme}://${user}${host}:${tcp.port}/${ex.name}${tls ? `?${tls.query}` : ''}`);
+      attach(`nbd-client ${tcp.host} ${tcp.port} /dev/nbd${n} -N ${ex.name}`);
     }
     if (socketPath) {
-      say(`    uri:    nbd+unix:///${ex.name}?socket=${socketPath}`);
-      say(`    attach: nbd-client -u ${socketPath} /dev/nbd${n} -N ${ex.name}`);
+      say(`    uri:    ${scheme}+unix://${user}/${ex.name}?socket=${socketPath}${tls ? `&${tls.query}` : ''}`);
+      attach(`nbd-client -u ${socketPath} /dev/nbd${n} -N ${ex.name}`);
     }
     n++;
   }

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync, statSync, mkdirSync, symlinkSync, existsSy
 import { join } from 'node:path';
 import { startServer, tempDir, ok, run, dmkit, nbdsh, DMKIT, ROOT, CLIENT_ENV, stopAllServers } from './helpers.js';
 import { defaultSetup } from '../../host-nbd/devices/defaults.js';
+import { makePki } from '../reliability/lib/pki.js';
 
 describe('dmkit serve', () => {
   it('the README example works as written (paths moved to a private folder)', async () => {
@@ -81,6 +82,19 @@ describe('dmkit serve', () => {
     expect(srv.stdout).toMatch(/^dmkit: serving 1 export\(s\) on \[::1\]:\d+$/m);
     expect(srv.stdout).toMatch(/uri: {4}nbd:\/\/\[::1\]:\d+\/z/);
     expect((await srv.stop()).code).toBe(0);
+  });
+
+  it('with --tls=require the URIs it prints are TLS ones that work as printed', async () => {
+    const dir = tempDir();
+    const pki = makePki(dir);
+    for (const creds of [['--tls-psk', pki.psk], ['--tls-certificates', pki.certs]]) {
+      const srv = await startServer(['--tls=require', ...creds, '--device', 'z', '0 8 zero'], { dir });
+      const uri = /uri: {4}(\S+)/.exec(srv.stdout)?.[1] ?? '';
+      expect(uri, creds[0]).toMatch(/^nbds\+unix:\/\//);
+      expect(await ok('nbdinfo', ['--size', uri])).toBe('4096\n');
+      expect(srv.stdout).toContain('attach: nbd-client needs its TLS options');
+      expect((await srv.stop()).code).toBe(0);
+    }
   });
 
   it('SIGTERM with a client writing: its requests complete, files are flushed, exit 0', async () => {
