@@ -123,8 +123,9 @@ export async function serve(argv) {
   if (files.why) info(`large reads pass through memory: ${files.why}`);
   // Until it listens, a listener's failure is the one line serve exits with, not a log line too.
   let listened = false;
+  const exportsView = security.exports(registry);
   const server = new NbdServer({
-    exports: security.exports(registry), tls: security.tls, limits: security.limits, log: info,
+    exports: exportsView, tls: security.tls, limits: security.limits, log: info,
     onError: (line) => { if (listened) log(line); }, sendFiles: files.sender,
   });
   const attacher = createAttacher(server, registry, info);
@@ -182,7 +183,7 @@ export async function serve(argv) {
     throw e;
   }
   listened = true;
-  printAttachHelp(say, registry, options.socket, listening, control, tlsClientHint(options));
+  printAttachHelp(say, exportsView, options.socket, listening, control, tlsClientHint(options));
   try {
     await attachAtStart(attacher.manager, attachSpecs, say);
   } catch (e) {
@@ -296,8 +297,9 @@ function tlsClientHint(options) {
   return { scheme: 'nbds', user: '', query: `tls-certificates=${options['tls-certificates']}`, required };
 }
 
-function printAttachHelp(say, registry, socketPath, tcp, control, tls) {
-  const exportsList = registry.listExports();
+/** @param {{listExports(): {name: string, size(): number}[]}} exportsView what clients can open */
+function printAttachHelp(say, exportsView, socketPath, tcp, control, tls) {
+  const exportsList = exportsView.listExports();
   const tcpWhere = tcp ? `${tcp.host.includes(':') ? `[${tcp.host}]` : tcp.host}:${tcp.port}` : '';
   const where = [socketPath ? `unix:${socketPath}` : '', tcpWhere].filter(Boolean).join(' and ');
   say(`dmkit: serving ${exportsList.length} export(s) on ${where || 'socket-activated descriptors'}`);

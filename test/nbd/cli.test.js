@@ -97,6 +97,14 @@ describe('dmkit serve', () => {
     }
   });
 
+  it('with --allow-export it prints only the exports clients can open', async () => {
+    const srv = await startServer(['--allow-export', 'a', '--device', 'a', '0 8 zero', '--device', 'b', '0 8 zero']);
+    expect(srv.stdout).toMatch(/serving 1 export\(s\)/);
+    expect(srv.stdout).toContain(`uri:    ${srv.uri('a')}`);
+    expect(srv.stdout).not.toContain(srv.uri('b'));
+    expect((await srv.stop()).code).toBe(0);
+  });
+
   it('SIGTERM with a client writing: its requests complete, files are flushed, exit 0', async () => {
     const dir = tempDir();
     const srv = await startServer(['--image', `${dir}/w.img=16M`, '--device', 'w', `0 32768 linear ${dir}/w.img 0`], { dir });
