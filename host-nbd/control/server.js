@@ -170,7 +170,7 @@ function formatInfo(registry, name) {
   const targets = registry.table(name).split('\n').filter((l) => l).length;
   return [
     `Name:              ${info.name}`,
-    `State:             ${info.state}`,
+    `State:             ${info.state}${registry.readOnly ? ' (READ-ONLY)' : ''}`,
     `Tables present:    ${tables}`,
     `Open count:        ${info.openCount}`,
     `Number of targets: ${targets}`,

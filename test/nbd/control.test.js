@@ -138,6 +138,17 @@ describe('dmkit control verbs', () => {
   });
 });
 
+describe('dmkit info on a --read-only server', () => {
+  it('says ACTIVE (READ-ONLY), as dmsetup info does for a read-only device', async () => {
+    const srv = await startServer(['--read-only', '--device', 'z', '0 8 zero']);
+    try {
+      expect((await srv.ctl('info', 'z')).stdout).toMatch(/^State: {13}ACTIVE \(READ-ONLY\)$/m);
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+});
+
 describe('dmkit control verbs on a server with no device', () => {
   it('ls, table and status print "No devices found", as dmsetup', async () => {
     const srv = await startServer(['--empty']);
