@@ -102,7 +102,10 @@ async function merge(argv) {
   const registry = await DeviceRegistry.create({ log: (l) => process.stderr.write(`dmkit: ${l}\n`) });
   try {
     const sectors = originFile.size / 512;
-    await registry.create('merge', `0 ${sectors} snapshot-merge ${origin} ${cow} P 0`);
+    // The device is ours, not the user's: its name stays out of the messages.
+    await registry.create('merge', `0 ${sectors} snapshot-merge ${origin} ${cow} P 0`).catch((e) => {
+      throw new Error(String(e instanceof Error ? e.message : e).replace(/^merge: (line 1: )?/, ''));
+    });
     // A progress bar for people only: a log (stderr not a terminal) gets no carriage returns.
     const tty = !options.quiet && process.stderr.isTTY;
     const progress = (fraction) => { if (tty) process.stderr.write(`\r${bar(fraction)}`); };

@@ -1,9 +1,10 @@
 // dmkit snapshot inspect / merge on files that are not what they should be: each is refused with
 // one line naming the file, before anything is written to either file.
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir, dmkit, testBytes } from './helpers.js';
+import { tempDir, dmkit, testBytes, startServer, stopAllServers } from './helpers.js';
+import { loadImageLocks } from '../../host-nbd/engine/image-locks.js';
 
 const CHUNK = 8 * 512; // chunk size 8 sectors
 
@@ -92,6 +93,23 @@ describe('dmkit snapshot on the wrong files', () => {
     expect((await dmkit(['snapshot', '--help'])).code).toBe(0);
   });
 
+  it('merge of images a running server holds is refused in its own words, without the internal device name', async (ctx) => {
+    if (!loadImageLocks().locks) ctx.skip(); // the lock needs the native addon
+    const dir = tempDir();
+    const cow = cowImage([{ old: 1, data: Buffer.alloc(CHUNK, 1) }]);
+    writeFileSync(join(dir, 'cow.img'), cow);
+    writeFileSync(join(dir, 'origin.img'), Buffer.alloc(16 * CHUNK));
+    const srv = await startServer(['--device', 'o', `0 128 snapshot-origin ${join(dir, 'origin.img')}`], { dir });
+    try {
+      const r = await dmkit(['snapshot', 'merge', '--origin', join(dir, 'origin.img'), '--cow', join(dir, 'cow.img')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^dmkit snapshot: ${join(dir, 'origin.img')}: in use by another process[^\n]*\n$`));
+      expect(readFileSync(join(dir, 'cow.img')).equals(cow)).toBe(true);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('inspect errors are one line naming the file', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'folder'));
@@ -111,3 +129,5 @@ describe('dmkit snapshot on the wrong files', () => {
     }
   });
 });
+
+afterAll(stopAllServers); // servers a failed test left running
