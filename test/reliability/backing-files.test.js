@@ -135,6 +135,10 @@ describe('one process per image file', () => {
       expect((await snap.read(0, 4096)).equals(base.data.subarray(0, 4096))).toBe(true);
       await snap.close();
       await origin.close();
+      // Nor may the offline merge fold the COW device into the origin under the running server.
+      const merge = await dmkit(['snapshot', 'merge', '--origin', base.path, '--cow', cow]);
+      expect(merge.code).toBe(1);
+      expect(merge.stderr).toMatch(/in use by another process/);
       // Killed, the first leaves no lock behind: the files load elsewhere, snapshot intact.
       await first.stop('SIGKILL');
       expect((await other.ctl('create', 'base', '--table', `0 8192 snapshot-origin ${base.path}`)).code).toBe(0);
