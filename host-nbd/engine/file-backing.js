@@ -34,15 +34,15 @@ export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
    * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string,
-   *   lock?: {fd: number, locks: ImageLocks} | null}} [opts]
+   *   locks?: ImageLocks | null}} [opts] locks: what locked this image (released at close)
    */
   constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
     this.fd = fd;
     /** Which file this is, whatever its name (identityOf): the engine opens one file once. */
     this.identity = opts.identity ?? '';
-    /** The lock that keeps other processes from writing this image (image-locks.js), held until close. */
-    this.lock = opts.lock ?? null;
+    /** Holds the lock that keeps other processes from writing this image (image-locks.js) until close. */
+    this.locks = opts.locks ?? null;
     this.bytes = bytes;
     this.readOnly = readOnly;
     /** Transfers up to this size run synchronously (see the top of the file). */
@@ -92,22 +92,23 @@ export class FileBacking {
         throw describeOpenError(path, e2);
       }
     }
-    let lockFd = -1;
+    const locks = !readOnly && opts.locks ? opts.locks : null;
+    let locked = '';
     try {
-      if (!readOnly && opts.locks) lockFd = opts.locks.lock(path);
       const st = fs.fstatSync(fd);
       let bytes = st.size;
       if (st.isBlockDevice()) bytes = blockDeviceSize(st.rdev);
       else if (!st.isFile()) throw new Error(`${path}: not a regular file or block device`);
       if (bytes % SECTOR !== 0) throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
       const sparseAtOpen = st.isFile() && st.blocks === 0;
+      const identity = identityOf(st);
+      if (locks) { locks.lock(path, identity); locked = identity; }
       return new FileBacking(path, fd, bytes, readOnly, {
-        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity: identityOf(st),
-        lock: lockFd >= 0 && opts.locks ? { fd: lockFd, locks: opts.locks } : null,
+        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity, locks,
       });
     } catch (e) {
       fs.closeSync(fd);
-      if (lockFd >= 0) opts.locks?.unlock(lockFd);
+      if (locked) locks?.unlock(locked);
       throw e;
     }
   }
@@ -325,7 +326,7 @@ export class FileBacking {
       if (!this.readOnly) fs.fdatasyncSync(this.fd);
     } finally {
       fs.closeSync(this.fd);
-      if (this.lock) this.lock.locks.unlock(this.lock.fd);
+      this.locks?.unlock(this.identity);
     }
   }
 }

@@ -7,13 +7,21 @@
 // when its holder exits, however it exits, so a killed server leaves no stale lock. Read-only
 // opens take no lock. flock does not see qemu's fcntl (OFD) locks or anyone who takes none
 // (nbdkit): it keeps dmkit processes apart (`dmkit serve`, `dmkit snapshot merge`).
+//
+// Within this process a file is locked once, however many times it is open: flock also refuses
+// a second descriptor of the same process, and a file closed after its last command (a retired
+// table's) may still be open when a new table opens it again.
 import { loadBuiltAddon } from '../addon/built.js';
 
 /**
- * @typedef {{lock: (path: string) => number, unlock: (fd: number) => void}} ImageLocks
- * lock returns the descriptor holding the lock; throws an Error naming the file when another
- * process holds it or the lock cannot be taken.
+ * @typedef {{lock: (path: string, identity: string) => void, unlock: (identity: string) => void}} ImageLocks
+ * identity: the file's, whatever its name (file-backing.js identityOf). lock throws an Error
+ * naming the file when another process holds it or the lock cannot be taken; each lock is
+ * matched by one unlock.
  */
+
+/** identity -> the descriptor holding the lock, and how many openings in this process use it */
+const held = new Map();
 
 /** @returns {{locks: ImageLocks | null, why: string | null}} */
 export function loadImageLocks() {
@@ -21,9 +29,12 @@ export function loadImageLocks() {
   if (!addon) return { locks: null, why };
   return {
     locks: {
-      lock(path) {
+      lock(path, identity) {
+        const mine = held.get(identity);
+        if (mine) { mine.users++; return; }
+        let fd;
         try {
-          return addon.lockFile(path);
+          fd = addon.lockFile(path);
         } catch (e) {
           const code = /** @type {any} */ (e).code;
           if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
@@ -32,8 +43,14 @@ export function loadImageLocks() {
           }
           throw new Error(`${path}: cannot lock it: ${e instanceof Error ? e.message : e}`);
         }
+        held.set(identity, { fd, users: 1 });
       },
-      unlock(fd) { addon.closeFd(fd); },
+      unlock(identity) {
+        const mine = held.get(identity);
+        if (!mine || --mine.users > 0) return;
+        held.delete(identity);
+        addon.closeFd(mine.fd);
+      },
     },
     why: null,
   };
