@@ -5,6 +5,8 @@
 // server's code; a case is just bytes to send.
 
 const NBDMAGIC_REQ = 0x25609513;
+const EXTENDED_REQ = 0x21e41c71;
+const PAYLOAD_LEN = 1 << 5;
 const IHAVEOPT = Buffer.from('IHAVEOPT');
 const OPT = { EXPORT_NAME: 1, ABORT: 2, LIST: 3, PEEK: 4, STARTTLS: 5, INFO: 6, GO: 7, STRUCTURED: 8, LIST_META: 9, SET_META: 10, EXTENDED: 11 };
 
@@ -97,23 +99,34 @@ function lengthOf(r) {
   return pick(r, [0, 1, 511, 512, 4096, 4097, 65536, 1 << 20, 32 << 20, (32 << 20) + 1, 0x7fffffff, 0xffffffff, int(r, 200000)]);
 }
 
-/** One transmission-phase request; WRITEs carry all, part or none of their payload. */
-function request(r, size) {
+/** A 64-bit length (extended headers): the 32-bit ones, and past 32 bits up to 2^64 - 1. */
+function longLengthOf(r, size) {
+  return r() < 0.6 ? BigInt(lengthOf(r)) : pick(r, [2n ** 32n, 2n ** 32n + 512n, BigInt(size), 2n ** 40n, 2n ** 63n, MAX_U64]);
+}
+
+/**
+ * One transmission-phase request (compact, or extended: 32 bytes, a 64-bit length, PAYLOAD_LEN
+ * sometimes set); a WRITE, or a request with PAYLOAD_LEN, carries all, part or none of a payload.
+ */
+function request(r, size, extended = false) {
   const type = r() < 0.9 ? pick(r, [0, 0, 1, 1, 2, 3, 4, 5, 6, 7]) : pick(r, [8, 9, 11, 255, 0xffff]);
-  const flags = r() < 0.7 ? pick(r, [0, 0, 1, 2, 4, 8, 16]) : int(r, 65536);
+  let flags = r() < 0.7 ? pick(r, [0, 0, 1, 2, 4, 8, 16]) : int(r, 65536);
+  if (extended && r() < 0.4) flags |= PAYLOAD_LEN;
   let offset = offsetField(r, size);
-  let length = lengthOf(r);
-  if (r() < 0.5) { length = pick(r, [512, 4096, 1000, 65536]); offset = BigInt(int(r, Math.max(1, size - length))); }
-  const h = Buffer.alloc(28);
-  h.writeUInt32BE(r() < 0.97 ? NBDMAGIC_REQ : int(r, 2 ** 32), 0);
+  let length = extended ? longLengthOf(r, size) : BigInt(lengthOf(r));
+  if (r() < 0.5) { length = BigInt(pick(r, [512, 4096, 1000, 65536])); offset = BigInt(int(r, Math.max(1, size - Number(length)))); }
+  const h = Buffer.alloc(extended ? 32 : 28);
+  h.writeUInt32BE(r() < 0.97 ? (extended ? EXTENDED_REQ : NBDMAGIC_REQ) : int(r, 2 ** 32), 0);
   h.writeUInt16BE(flags, 4);
   h.writeUInt16BE(type, 6);
   h.writeBigUInt64BE(BigInt(int(r, 2 ** 32)), 8);
   h.writeBigUInt64BE(offset, 16);
-  h.writeUInt32BE(length >>> 0, 24);
-  if (type !== 1) return h;
-  // A WRITE: the payload, sometimes only part of it (the connection then ends mid-payload).
-  const full = Math.min(length, 256 * 1024);
+  if (extended) h.writeBigUInt64BE(length, 24);
+  else h.writeUInt32BE(Number(length) >>> 0, 24);
+  const hasPayload = type === 1 || (extended && (flags & PAYLOAD_LEN) !== 0);
+  if (!hasPayload) return h;
+  // The payload, sometimes only part of it (the connection then ends mid-payload).
+  const full = Number(length > 256n * 1024n ? 256n * 1024n : length);
   const sent = r() < 0.85 ? full : int(r, full + 1);
   return Buffer.concat([h, randomBytes(r, Math.min(sent, 4096)), Buffer.alloc(Math.max(0, sent - 4096), 0x5a)]);
 }
@@ -130,15 +143,17 @@ export function generate(r, target) {
     for (let i = int(r, 12); i >= 0; i--) parts.push(anyOption(r, target.names));
     if (r() < 0.5) parts.push(option(r, OPT.ABORT, Buffer.alloc(0)));
   } else {
-    // Get into transmission (usually), then requests.
+    // Get into transmission (usually), then requests: compact, or extended after EXTENDED_HEADERS.
+    const extended = r() < 0.25;
+    if (extended) parts.push(Buffer.concat([IHAVEOPT, u32(OPT.EXTENDED), u32(0)]));
     if (r() < 0.5) parts.push(option(r, OPT.STRUCTURED, Buffer.alloc(0)));
     if (r() < 0.3) parts.push(option(r, OPT.SET_META, Buffer.concat([str(pick(r, target.names)), u32(1), str('base:allocation')])));
     for (let i = int(r, 3); i > 0; i--) parts.push(anyOption(r, target.names));
     const name = Buffer.from(r() < 0.9 ? pick(r, target.names) : exportName(r, target.names));
     if (r() < 0.2) parts.push(Buffer.concat([IHAVEOPT, u32(OPT.EXPORT_NAME), u32(name.length), name]));
     else parts.push(Buffer.concat([IHAVEOPT, u32(OPT.GO), u32(name.length + 6), u32(name.length), name, u16(0)]));
-    for (let i = 1 + int(r, 40); i > 0; i--) parts.push(request(r, target.size));
-    if (r() < 0.3) parts.push(request(r, target.size).fill(0, 4, 8)); // DISC-ish with garbage flags
+    for (let i = 1 + int(r, 40); i > 0; i--) parts.push(request(r, target.size, extended));
+    if (r() < 0.3) parts.push(request(r, target.size, extended).fill(0, 4, 8)); // DISC-ish with garbage flags
   }
   let bytes = Buffer.concat(parts);
   if (r() < 0.15) bytes = bytes.subarray(0, int(r, bytes.length + 1)); // truncated

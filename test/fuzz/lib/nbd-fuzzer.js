@@ -5,7 +5,7 @@
 // the server answers. The server must never crash or hang a healthy connection, its memory and
 // descriptors must stay bounded, and the verifier must see correct data throughout.
 //
-// Feedback: what the server answered (option reply types, error numbers, structured reply types,
+// Feedback: what the server answered (option reply types, error numbers, structured and extended reply types,
 // whether it closed) is a case's signature; a case with a new signature joins the corpus, and
 // `save` writes such cases to the corpus folder so later runs start from them.
 import net from 'node:net';
@@ -28,6 +28,7 @@ const DISK_BYTES = 16 * MiB;
 const OPTION_REPLY_MAGIC = Buffer.from([0, 3, 0xe8, 0x89, 0x04, 0x55, 0x65, 0xa9]);
 const SIMPLE = Buffer.from([0x67, 0x44, 0x66, 0x98]);
 const STRUCTURED = Buffer.from([0x66, 0x8e, 0x33, 0xef]);
+const EXTENDED = Buffer.from([0x6e, 0x8a, 0x27, 0x8c]);
 
 /** What the server answered, as a set of tokens (see the top of the file). @param {Buffer} out */
 export function signature(out, closedByServer) {
@@ -51,6 +52,13 @@ export function signature(out, closedByServer) {
     if (i < 0 || i + 20 > out.length) break;
     const type = out.readUInt16BE(i + 6);
     tokens.add(`structured:${type}:${out.readUInt16BE(i + 4)}${type & 0x8000 && i + 24 <= out.length ? `:${out.readUInt32BE(i + 20)}` : ''}`);
+    at = i + 4;
+  }
+  for (at = 18; ;) {
+    const i = out.indexOf(EXTENDED, at);
+    if (i < 0 || i + 32 > out.length) break;
+    const type = out.readUInt16BE(i + 6);
+    tokens.add(`extended:${type}:${out.readUInt16BE(i + 4)}${type & 0x8000 && i + 36 <= out.length ? `:${out.readUInt32BE(i + 32)}` : ''}`);
     at = i + 4;
   }
   tokens.add(closedByServer ? 'closed' : 'open');
