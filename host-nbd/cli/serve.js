@@ -236,7 +236,12 @@ function collectSetup(options) {
   if (setup.devices.length === 0) {
     if (setup.images.length > 0) throw new UsageError('--image creates files but no --device uses them');
     const dir = options.data ?? defaultDataDir();
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      const why = { EACCES: 'permission denied', EPERM: 'permission denied', ENOTDIR: 'a part of its path is a file', EROFS: 'read-only file system', EEXIST: 'it exists and is not a folder' }[e.code];
+      throw new Error(`cannot create the data folder ${dir}: ${why ?? e.message} (choose another with --data DIR or $DMKIT_DATA)`);
+    }
     return defaultSetup(dir);
   }
   return setup;

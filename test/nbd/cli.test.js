@@ -194,6 +194,7 @@ describe('dmkit serve', () => {
     await new Promise((resolve) => taken.listen(0, '127.0.0.1', () => resolve(undefined)));
     const port = /** @type {import('node:net').AddressInfo} */ (taken.address()).port;
     onTestFinished(() => { taken.close(); });
+    writeFileSync(join(dir, 'a-file'), '');
     const cases = [
       [['--listen', `127.0.0.1:${port}`, '--device', 'd', '0 8 zero'], 1, `dmkit serve: cannot listen on 127.0.0.1:${port}: address already in use (another server runs there; pick another with --listen HOST:PORT)`],
       [['--socket', `${dir}/no/s.sock`, '--device', 'd', '0 8 zero'], 1, `dmkit serve: cannot listen on ${dir}/no/s.sock: no such directory ${dir}/no`],
@@ -207,6 +208,7 @@ describe('dmkit serve', () => {
       [['--sync-io-max', '-1', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --sync-io-max expects a number of bytes, got '-1'"],
       [['--device', 'd'], 2, 'dmkit serve: --device needs two values'],
       [['--device', 'd', `0 8 linear ${dir} 0`], 1, `dmkit serve: d: ${dir}: is a directory`],
+      [['--data', `${dir}/a-file/data`], 1, `dmkit serve: cannot create the data folder ${dir}/a-file/data: a part of its path is a file (choose another with --data DIR or $DMKIT_DATA)`],
     ];
     for (const [args, code, message] of cases) {
       const r = await dmkit(['serve', '--control', join(dir, 'c.sock'), ...args]);
