@@ -34,9 +34,14 @@ export function parseArgs(argv, spec) {
     const s = spec[name];
     if (!s) throw new UsageError(`unknown option --${name}`);
     const take = () => {
-      if (inline !== undefined) { const v = inline; inline = undefined; return v; }
-      if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
-      return argv[++i];
+      let v;
+      if (inline !== undefined) { v = inline; inline = undefined; } else {
+        if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
+        v = argv[++i];
+      }
+      // An empty value is a variable that was not set (--control "$X"), never a choice.
+      if (v === '') throw new UsageError(`--${name} needs a value, got an empty one`);
+      return v;
     };
     if (s.type === 'boolean') {
       if (inline !== undefined) throw new UsageError(`--${name} takes no value`);

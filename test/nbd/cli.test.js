@@ -169,6 +169,11 @@ describe('dmkit serve', () => {
     expect(await dmkit(['help', 'frob'])).toMatchObject({ code: 2, stderr: "dmkit frob: unknown command 'frob' (see 'dmkit --help')\n" });
   });
 
+  it('an empty option value (an unset variable) is a usage error naming the option', async () => {
+    expect(await dmkit(['ls', '--control', ''])).toMatchObject({ code: 2, stderr: "dmkit ls: --control needs a value, got an empty one\n" });
+    expect(await dmkit(['serve', '--socket=', '--device', 'z', '0 8 zero'])).toMatchObject({ code: 2, stderr: "dmkit serve: --socket needs a value, got an empty one\n" });
+  });
+
   it('an option before the command is reported as an unknown option', async () => {
     expect(await dmkit(['--frob'])).toMatchObject({ code: 2, stderr: "dmkit: unknown option --frob (see 'dmkit --help')\n" });
   });
