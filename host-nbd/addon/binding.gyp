@@ -6,6 +6,8 @@
         "src/addon.cc",
         "src/fds.cc",
         "src/genl.cc",
+        "src/holes.cc",
+        "src/holes_binding.cc",
         "src/nbd_ioctl.cc",
         "src/nbd_netlink.cc",
         "src/off_thread.cc",

@@ -3,10 +3,11 @@
 // zeroes. Honest by construction: a range is HOLE|ZERO only when we know it reads as zeroes;
 // everything else is 0 ("allocated, or not known"), which the spec says is always safe.
 //
-// Known zero: a `zero` target; `linear` / `snapshot-origin` / `striped` onto an image that had
-// no blocks allocated when it was opened and that we have not written there since (the file's
-// WrittenMap, 1 MiB granules; Node offers no lseek(SEEK_DATA)); and the same through stacked
-// mapped devices. snapshot, error and every other target report 0.
+// Known zero: a `zero` target; `linear` / `snapshot-origin` / `striped` onto the holes of an
+// image (lseek(SEEK_DATA) through the native addon; without it, only an image that had no
+// blocks allocated when opened, where we have not written since: the file's WrittenMap, 1 MiB
+// granules); and the same through stacked mapped devices. snapshot, error and every other
+// target report 0.
 //
 // The live table is parsed from its dmsetup text and cached per device until the registry
 // says it changed (resume, remove).
@@ -138,10 +139,10 @@ export class AllocationMap {
   walkDevice(dev, at, len, emit, depth) {
     // A mapped device's name wins over a file's, as the core resolves names.
     if (this.isDevice(dev)) return this.walk(dev, at, at + len, emit, depth + 1);
-    const file = this.engine.fileByPath(dev);
-    if (!file || !file.sparseAtOpen) return emit(len, 0);
-    for (const run of file.written.runs(at, len)) {
-      if (!emit(run.length, run.written ? 0 : ZERO)) return false;
+    const runs = this.engine.fileByPath(dev)?.zeroRuns(at, len);
+    if (!runs) return emit(len, 0);
+    for (const run of runs) {
+      if (!emit(run.length, run.hole ? ZERO : 0)) return false;
     }
     return true;
   }

@@ -18,6 +18,7 @@ import { statSync } from 'node:fs';
 import { FileBacking, identityOf } from './file-backing.js';
 import { TransferPlug } from './transfer-plug.js';
 import { loadImageLocks } from './image-locks.js';
+import { loadFileHoles } from './file-holes.js';
 
 const COMMAND_WORDS = 8; // 32-byte command records
 const DONE_WORDS = 3; // 12-byte completion records
@@ -73,10 +74,12 @@ export class Engine {
   /**
    * @param {DmCore} core
    * @param {{log?: (line: string) => void, syncMaxBytes?: number, virtualTime?: boolean, writeLanes?: import('./write-lane.js').WriteLanes | null,
-   *   imageLocks?: import('./image-locks.js').ImageLocks | null}} [opts]
+   *   imageLocks?: import('./image-locks.js').ImageLocks | null, holes?: import('./file-holes.js').FileHoles | null}} [opts]
    * writeLanes: large writes of each file on a thread of that file's own (write-lane.js).
    * imageLocks: how images opened for writing are locked against other processes; by default the
    * native addon's flock (image-locks.js), null for none.
+   * holes: where image files have holes, and punching them (file-holes.js); by default the
+   * native addon's, null for none (block status then knows less, and zeroing reads the range).
    * virtualTime: the clock of time-driven targets (flakey, delay) starts at 0 and moves only by
    * setTime(), or by jumping to the core's next timer when nothing but time is awaited (the
    * discrete-event clock the vector runners use), so tests are deterministic.
@@ -96,6 +99,13 @@ export class Engine {
       const { locks, why } = loadImageLocks();
       this.imageLocks = locks;
       if (why) this.log(`image files are not locked against a second server: ${why}`);
+    }
+    if (opts.holes !== undefined) {
+      this.holes = opts.holes;
+    } else {
+      const { holes, why } = loadFileHoles();
+      this.holes = holes;
+      if (why) this.log(`holes in image files are not seen (block status knows less, and zeroing reads the range): ${why}`);
     }
     this.virtualTime = !!opts.virtualTime;
     this.now = 0;
@@ -157,7 +167,7 @@ export class Engine {
   addFile(path, opts = {}) {
     const existing = this.byPath.get(path);
     if (existing !== undefined) return existing;
-    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes, locks: this.imageLocks });
+    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes, locks: this.imageLocks, holes: this.holes });
     let id;
     try {
       id = this.core.addBacking(path, file.sectors);

@@ -7,8 +7,10 @@
 // Large transfers go to the thread pool, where the kernel's copy runs beside the event loop on
 // another core. fdatasync (flush, FUA) is always asynchronous. docs/performance.md has figures.
 //
-// Zeroing (discard, write-zeroes) reads the range first and writes zeroes only where the file
-// is not zero already, so zeroing a sparse image allocates nothing (Node has no fallocate).
+// Zeroing (discard, write-zeroes) punches a hole where the native addon can (file-holes.js):
+// the range then reads as zeroes, whatever its size, and frees its blocks. Without it, or on a
+// file system that cannot punch, it reads the range and writes zeroes only where the file is not
+// zero already, so zeroing a sparse image allocates nothing (Node has no fallocate).
 //
 // A flush with nothing to make durable costs no fdatasync: when every write completed so far had
 // completed before an fdatasync that succeeded began, that one covered them, and a flush while
@@ -17,6 +19,7 @@
 // after the copies it waits for had landed. The first flush after opening always syncs (a
 // previous owner may have left pages dirty), and after a failed fdatasync every flush syncs.
 import fs from 'node:fs';
+import { loadFileHoles } from './file-holes.js';
 
 const SECTOR = 512;
 const ZERO_CHUNK = 1 << 20;
@@ -29,12 +32,14 @@ const ZEROES = Buffer.alloc(ZERO_CHUNK);
 /** @typedef {import('./write-lane.js').FileWriteLane} FileWriteLane */
 /** @typedef {{at: number, length: number, position: number, done: Done}} Part one transfer of a run (readRun, writeRun) */
 /** @typedef {import('./image-locks.js').ImageLocks} ImageLocks */
+/** @typedef {import('./file-holes.js').FileHoles} FileHoles */
 
 export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
    * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string,
-   *   locks?: ImageLocks | null}} [opts] locks: what locked this image (released at close)
+   *   locks?: ImageLocks | null, holes?: FileHoles | null}} [opts] locks: what locked this image (released
+   *   at close); holes: the addon's (file-holes.js) unless null
    */
   constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
@@ -55,6 +60,10 @@ export class FileBacking {
     this.lane = null;
     /** Written to since opened (by us): with sparseAtOpen, untouched ranges still read as zero. */
     this.written = new WrittenMap(bytes);
+    /** Where the file's holes are, and punching new ones; null: not known (no addon). */
+    this.holes = opts.holes === undefined ? loadFileHoles().holes : opts.holes;
+    /** Cleared when the file system cannot punch holes: zeroing then writes zeroes. */
+    this.canPunch = true;
     this.closed = false;
     /** Commands running on this file, and whether to close it once there are none (engine). */
     this.busy = 0;
@@ -74,7 +83,7 @@ export class FileBacking {
    * sparse at that size. Sizes must be whole sectors. With `locks`, an image opened for writing
    * is locked first; one locked by another process is refused (image-locks.js).
    * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number, writeLanes?: WriteLanes | null,
-   *   locks?: ImageLocks | null}} [opts]
+   *   locks?: ImageLocks | null, holes?: FileHoles | null}} [opts]
    */
   static open(path, opts = {}) {
     const readOnly = !!opts.readOnly;
@@ -104,7 +113,7 @@ export class FileBacking {
       const identity = identityOf(st);
       if (locks) { locks.lock(path, identity); locked = identity; }
       return new FileBacking(path, fd, bytes, readOnly, {
-        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity, locks,
+        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity, locks, holes: opts.holes,
       });
     } catch (e) {
       fs.closeSync(fd);
@@ -289,6 +298,14 @@ export class FileBacking {
    */
   zero(position, length, done) {
     if (this.readOnly) { done(readOnlyError(this.path)); return; }
+    if (this.holes && this.canPunch && length > 0) {
+      this.holes.punch(this.fd, position, length, (err) => {
+        if (err && (err.code === 'EOPNOTSUPP' || err.code === 'ENOTSUP')) { this.canPunch = false; this.zero(position, length, done); return; }
+        this.writesDone++; // a flush must make the deallocation durable too
+        done(err);
+      });
+      return;
+    }
     const end = position + length;
     const scratch = Buffer.allocUnsafe(Math.min(ZERO_CHUNK, length));
     const step = (at) => {
@@ -309,9 +326,28 @@ export class FileBacking {
     step(position);
   }
 
-  /** Whether [position, position + length) is known to read as zeroes (see WrittenMap). */
+  /**
+   * [position, position + length) cut into runs known to read as zeroes (holes) and the rest:
+   * from the file system where the addon can ask it (a hole past the end of the file is not
+   * known: it counts as data), else from WrittenMap for a file that was sparse when opened;
+   * null when nothing is known.
+   * @returns {{length: number, hole: boolean}[] | null}
+   */
+  zeroRuns(position, length) {
+    if (this.holes && !this.closed) {
+      const inFile = Math.max(0, Math.min(length, this.bytes - position));
+      const runs = inFile > 0 ? this.holes.runs(this.fd, position, inFile) : [];
+      if (inFile < length) runs.push({ length: length - inFile, hole: false });
+      return runs;
+    }
+    if (!this.sparseAtOpen) return null;
+    return this.written.runs(position, length).map((r) => ({ length: r.length, hole: !r.written }));
+  }
+
+  /** Whether [position, position + length) is known to read as zeroes (zeroRuns). */
   knownZero(position, length) {
-    return this.sparseAtOpen && !this.written.any(position, length);
+    const runs = this.zeroRuns(position, length);
+    return runs !== null && runs.every((r) => r.hole);
   }
 
   /**

@@ -98,10 +98,10 @@ describe('extended headers', () => {
     img = join(dir, 'disk.img');
     big = join(dir, 'big.img');
     sparseFile(img, 6 * GiB);
-    sparseFile(big, 2 * TiB);
+    sparseFile(big, 3 * TiB);
     srv = await startServer([
       '--device', 'disk', `0 ${(6 * GiB) / 512} linear ${img} 0`,
-      '--device', 'big', `0 ${(2 * TiB) / 512} linear ${big} 0`,
+      '--device', 'big', `0 ${(3 * TiB) / 512} linear ${big} 0`,
     ], { dir });
   });
 
@@ -186,20 +186,24 @@ describe('extended headers', () => {
     await srv.waitLog(/NBD_OPT_EXPORT_NAME after extended headers/);
   });
 
-  it('64-bit effect lengths: 5 GiB trimmed and 6 GiB zeroed in one request each, status in 64-bit extents', async () => {
-    // (Zeroing over a file reads the range to skip what is zero already, so these stay in GiB.)
+  it('64-bit effect lengths: 2.5 TiB trimmed and 6 GiB zeroed in one request each, status in 64-bit extents', async () => {
+    // More sectors than 32 bits count: the trim reaches the core in pieces, and the file as holes.
     putBytes(big, 4.5 * GiB, Buffer.alloc(4096, 0x77));
-    putBytes(big, TiB + 5 * GiB, Buffer.alloc(4096, 0x66));
+    putBytes(big, 2.25 * TiB, Buffer.alloc(4096, 0x77));
+    putBytes(big, 2.5 * TiB, Buffer.alloc(4096, 0x78)); // just past the trim: kept
     const c = await extendedClient(srv.socket, 'big');
-    c.write(extRequest(CMD.TRIM, 0, 1, GiB, 5 * GiB));
+    c.write(extRequest(CMD.TRIM, 0, 1, GiB, 2.5 * TiB - GiB));
     expect(await extReply(c)).toMatchObject({ type: TYPE.NONE, cookie: 1n, offset: BigInt(GiB) });
     expect(fileBytes(big, 4.5 * GiB, 4096).equals(Buffer.alloc(4096))).toBe(true);
+    expect(fileBytes(big, 2.25 * TiB, 4096).equals(Buffer.alloc(4096))).toBe(true);
+    expect(fileBytes(big, 2.5 * TiB, 4096).equals(Buffer.alloc(4096, 0x78))).toBe(true);
+    putBytes(big, TiB + 5 * GiB, Buffer.alloc(4096, 0x66));
     c.write(extRequest(CMD.WRITE_ZEROES, 0, 2, TiB, 6 * GiB));
     expect(await extReply(c)).toMatchObject({ type: TYPE.NONE, cookie: 2n });
     expect(fileBytes(big, TiB + 5 * GiB, 4096).equals(Buffer.alloc(4096))).toBe(true);
-    c.write(Buffer.concat([extRequest(CMD.WRITE, FLAG.PAYLOAD_LEN, 4, 1.75 * TiB, 4096), Buffer.alloc(4096, 0x55)]));
+    c.write(Buffer.concat([extRequest(CMD.WRITE, FLAG.PAYLOAD_LEN, 4, 2.75 * TiB, 4096), Buffer.alloc(4096, 0x55)]));
     expect(await extReply(c)).toMatchObject({ type: TYPE.NONE, cookie: 4n });
-    c.write(extRequest(CMD.BLOCK_STATUS, 0, 3, 0, 2 * TiB));
+    c.write(extRequest(CMD.BLOCK_STATUS, 0, 3, 0, 3 * TiB));
     const s = await extReply(c);
     expect(s).toMatchObject({ flags: 1, type: TYPE.BLOCK_STATUS_EXT, cookie: 3n, offset: 0n });
     const p = /** @type {Buffer} */ (s?.payload);
@@ -210,7 +214,7 @@ describe('extended headers', () => {
     expect(extents[0].length).toBeGreaterThan(2 ** 32); // a hole longer than 32 bits can say
     expect(extents[0].flags & 2).toBe(2); // reads as zeroes
     let at = 0;
-    for (const e of extents) { if (at <= 1.75 * TiB && 1.75 * TiB < at + e.length) expect(e.flags & 1).toBe(0); at += e.length; }
+    for (const e of extents) { if (at <= 2.75 * TiB && 2.75 * TiB < at + e.length) expect(e.flags & 1).toBe(0); at += e.length; }
     c.destroy();
   });
 });

@@ -20,6 +20,7 @@
 #include "nbd_netlink.h"
 #include "off_thread.h"
 #include "send_file.h"
+#include "holes_binding.h"
 #include "write_lane_binding.h"
 
 namespace dmkit {
@@ -328,6 +329,7 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("syncAll", Napi::Function::New(env, SyncAllJs));
   exports.Set("sendPieces", Napi::Function::New(env, SendPiecesJs));
   InitWriteLane(env, exports);
+  InitHoles(env, exports);
   return exports;
 }
 
