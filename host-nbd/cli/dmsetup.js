@@ -8,8 +8,8 @@ import { defaultControlPath } from '../control/paths.js';
 
 const HELP = {
   ls: ['dmkit ls', 'List the mapped devices of the running server, with their sizes in sectors.'],
-  create: ['dmkit create NAME [--table TABLE | --file FILE]', 'Create a device and activate TABLE (dmsetup syntax; several lines allowed). Without --table or --file the table is read from standard input.'],
-  reload: ['dmkit reload NAME [--table TABLE | --file FILE]', 'Load TABLE as the inactive table of NAME; it takes effect at the next resume.'],
+  create: ['dmkit create NAME [--table TABLE | --file FILE]', 'Create a device and activate TABLE (dmsetup syntax; several lines allowed). Without --table or --file the table is read from standard input. Image paths are resolved in the server\'s working directory, not yours: give absolute paths.'],
+  reload: ['dmkit reload NAME [--table TABLE | --file FILE]', 'Load TABLE as the inactive table of NAME; it takes effect at the next resume. Image paths are resolved in the server\'s working directory: give absolute paths.'],
   load: ['dmkit load NAME [--table TABLE | --file FILE]', 'Same as reload.'],
   suspend: ['dmkit suspend NAME', 'Hold new I/O to NAME and wait for the I/O in flight to finish.'],
   resume: ['dmkit resume NAME', 'Swap in the inactive table (if any) and release held I/O.'],
