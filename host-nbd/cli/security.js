@@ -2,7 +2,7 @@
 // dmkit serve's security options: TLS (server/tls.js), the export allow-list
 // (server/export-allow-list.js) and the cap on clients (server/limits.js). Listening beyond
 // loopback (--allow-remote) stays in serve.js.
-import { loadTls } from '../server/tls.js';
+import { loadTls, TLS_MODES } from '../server/tls.js';
 import { allowExports } from '../server/export-allow-list.js';
 import { DEFAULT_LIMITS } from '../server/limits.js';
 import { UsageError } from './args.js';
@@ -28,6 +28,7 @@ export const SECURITY_SPEC = /** @type {const} */ ({
  * @param {Record<string, any>} options
  */
 export function securityOf(options) {
+  if (options.tls !== undefined && !TLS_MODES.includes(options.tls)) throw new UsageError(`--tls must be one of ${TLS_MODES.join(', ')}, not '${options.tls}'`);
   const tls = loadTls({ mode: options.tls, certificates: options['tls-certificates'], psk: options['tls-psk'], verifyPeer: !!options['tls-verify-peer'] });
   const names = options['allow-export'];
   return {

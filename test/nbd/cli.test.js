@@ -210,6 +210,7 @@ describe('dmkit serve', () => {
       [['--frob'], 2, /^dmkit serve: unknown option --frob/],
       [['--listen', '127.0.0.1:99999', '--device', 'd', '0 8 zero'], 2, 'dmkit serve: --listen port must be 0-65535, got 99999'],
       [['--image', `${dir}/i.img=12Q`, '--device', 'd', '0 8 zero'], 2, `dmkit serve: --image ${dir}/i.img=12Q: invalid size '12Q' (use bytes or a number with K, M, G or T, e.g. 64M)`],
+      [['--tls=bogus', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --tls must be one of off, on, require, not 'bogus'"],
       [['--sync-io-max', '-1', '--device', 'd', '0 8 zero'], 2, "dmkit serve: --sync-io-max expects a number of bytes, got '-1'"],
       [['--device', 'd'], 2, 'dmkit serve: --device needs two values'],
       [['--device', 'd', `0 8 linear ${dir} 0`], 1, `dmkit serve: d: ${dir}: is a directory`],
