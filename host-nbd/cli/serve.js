@@ -9,7 +9,7 @@ import { DeviceRegistry } from '../devices/registry.js';
 import { readConfig } from '../devices/config.js';
 import { parseSize, formatSize } from '../devices/sizes.js';
 import { defaultDataDir, defaultSetup } from '../devices/defaults.js';
-import { startControlServer } from '../control/server.js';
+import { startControlServer, formatExports } from '../control/server.js';
 import { defaultControlPath } from '../control/paths.js';
 import { NbdServer } from '../server/server.js';
 import { loadFileSender, DEFAULT_SENDFILE_MIN } from '../server/file-sender.js';
@@ -131,8 +131,9 @@ export async function serve(argv) {
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */
   let control = null;
-  if (!stdio && !activated) control = await openControl(registry, options.control, info, attacher.verbs, log);
-  else if (options.control) control = await startControlServer(registry, options.control, info, attacher.verbs, log);
+  const verbs = { ...attacher.verbs, exports: async () => formatExports(registry, exportsView.listExports()) };
+  if (!stdio && !activated) control = await openControl(registry, options.control, info, verbs, log);
+  else if (options.control) control = await startControlServer(registry, options.control, info, verbs, log);
 
   let stopping = false;
   /** @param {string} why @param {boolean} [quiet] a failed start: its error is all there is to say */

@@ -140,13 +140,23 @@ async function run(registry, req, verbs) {
     case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
     case 'set-time': registry.setTime(Number(req.ms)); return '';
-    case 'exports': return registry.listExports()
-      .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files`).join('\n');
+    // The server may serve fewer exports than devices (--allow-export): it then says which.
+    case 'exports': return Object.hasOwn(verbs, 'exports') ? verbs.exports(req) : formatExports(registry, registry.listExports());
     default:
       // Verbs of other parts of the server (attach: {@link ../attach/control-verbs.js}).
       if (Object.hasOwn(verbs, req.cmd)) return verbs[req.cmd](req);
       throw new Error(`unknown control command '${req.cmd}'`);
   }
+}
+
+/**
+ * `dmkit exports`: one line per export, with its connections and requests.
+ * @param {import('../devices/registry.js').DeviceRegistry} registry
+ * @param {{name: string, started: number, sentFromFiles: number}[]} exportsList
+ */
+export function formatExports(registry, exportsList) {
+  return exportsList
+    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files`).join('\n');
 }
 
 /**

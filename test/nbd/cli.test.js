@@ -97,11 +97,12 @@ describe('dmkit serve', () => {
     }
   });
 
-  it('with --allow-export it prints only the exports clients can open', async () => {
+  it('with --allow-export it prints, and dmkit exports lists, only the exports clients can open', async () => {
     const srv = await startServer(['--allow-export', 'a', '--device', 'a', '0 8 zero', '--device', 'b', '0 8 zero']);
     expect(srv.stdout).toMatch(/serving 1 export\(s\)/);
     expect(srv.stdout).toContain(`uri:    ${srv.uri('a')}`);
     expect(srv.stdout).not.toContain(srv.uri('b'));
+    expect((await srv.ctl('exports')).stdout).toBe('a\t0 connection(s)\t0 request(s)\t0 read(s) sent from files\n');
     expect((await srv.stop()).code).toBe(0);
   });
 
