@@ -165,12 +165,12 @@ export class ReplyWriter {
         return;
       }
       const [fd, position, length] = piece;
-      const buf = Buffer.alloc(length - skip); // zeroes past the end of a file that shrank
+      const buf = Buffer.allocUnsafe(length - skip);
       const fill = (got) => {
         if (got === buf.length) { this.writeSpilled(buf); next(); return; }
         readFile(fd, buf, got, buf.length - got, position + skip + got, (e, n) => {
           if (e) done(e);
-          else if (n === 0) { this.writeSpilled(buf); next(); }
+          else if (n === 0) done(Object.assign(new Error('the file ends before the read does (shortened while in use?)'), { code: 'EIO' }));
           else fill(got + n);
         });
       };

@@ -184,6 +184,24 @@ describe('files shortened while served', () => {
     }
   });
 
+  it('a large read sent from the file (sendfile) past its new end ends that connection, never sends zeroes as data', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 9);
+    const srv = await startServer(['--device', 'disk', `0 8192 linear ${d.path} 0`], { dir });
+    try {
+      const c = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      truncateSync(d.path, MiB);
+      const got = await c.read(MiB - 4096, 512 * 1024).then((b) => b, (e) => e);
+      expect(got).not.toBeInstanceOf(Buffer); // no reply at all rather than zeroes for the lost part
+      await srv.waitLog(/closed: .*sendfile: the file ends before the read does \(shortened while in use\?\)/);
+      const again = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      expect((await again.read(0, 4096)).equals(d.data.subarray(0, 4096))).toBe(true);
+      await again.close();
+    } finally {
+      expect((await srv.stop()).code).toBe(0);
+    }
+  });
+
   it('a COW device truncated under its snapshot: the copied chunks read as EIO, not as zeroes; the origin goes on', async () => {
     const dir = tempDir();
     const base = image(dir, 'base.img', 4 * MiB, 7);

@@ -31,26 +31,22 @@ bool WaitForRoom(int sock, int64_t deadline) {
   }
 }
 
-const uint8_t kZeroes[64 * 1024] = {};
+// Marks a file piece that reached the end of its file: the file was shortened under us. The
+// host's reads fail with EIO there rather than pass zeroes off as the data (file-backing.js);
+// so does this, and since the reply's header has gone, the connection cannot go on.
+constexpr int64_t kFileEnded = INT64_MIN;
 
-// One step of a piece: bytes written, 0 when the socket is full, -errno on failure. `ended`
-// marks a file piece past the end of its file (it shrank under us): the rest reads as zeroes,
-// as the host's preads make it.
-int64_t SendSome(int sock, const SendPiece& p, uint64_t done, bool more, bool* ended) {
+// One step of a piece: bytes written, 0 when the socket is full, -errno on failure, kFileEnded.
+int64_t SendSome(int sock, const SendPiece& p, uint64_t done, bool more) {
   uint64_t left = p.len - done;
   int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0);
   ssize_t n;
   if (p.data) {
     n = send(sock, p.data + done, left, flags);
-  } else if (*ended) {
-    n = send(sock, kZeroes, std::min<uint64_t>(left, sizeof kZeroes), flags);
   } else {
     off_t pos = off_t(p.pos + done);
     n = sendfile(sock, p.fd, &pos, std::min<uint64_t>(left, 1u << 30));
-    if (n == 0) {
-      *ended = true;
-      return SendSome(sock, p, done, more, ended);
-    }
+    if (n == 0) return kFileEnded;
   }
   if (n >= 0) return n;
   if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
@@ -65,9 +61,9 @@ Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_m
   for (size_t i = 0; i < pieces.size(); i++) {
     const SendPiece& p = pieces[i];
     uint64_t done = 0;
-    bool ended = false;
     while (done < p.len) {
-      int64_t n = SendSome(sock, p, done, i + 1 < pieces.size(), &ended);
+      int64_t n = SendSome(sock, p, done, i + 1 < pieces.size());
+      if (n == kFileEnded) return Status::Fail(EIO, "sendfile: the file ends before the read does (shortened while in use?)");
       if (n < 0) return Status::Fail(int(-n), p.data ? "send" : "sendfile");
       if (n == 0 && !WaitForRoom(sock, deadline)) return Status::Ok();
       done += uint64_t(n);

@@ -20,7 +20,8 @@ struct SendPiece {
 
 // Writes the pieces to the non-blocking socket in order. Waits for room in the socket while the
 // client reads, but gives up waiting after max_wait_ms in all and returns Ok with *sent short of
-// the total: the caller sends the rest itself. Bytes past the end of a file are sent as zeroes.
+// the total: the caller sends the rest itself. A file piece past the end of its file fails with
+// EIO (the file was shortened under us; its bytes are not known, zeroes would be a lie).
 Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_ms, uint64_t* sent);
 
 }  // namespace dmkit
