@@ -2,6 +2,7 @@
 // for resume, a suspended flag that holds new I/O, and the counts that make remove safe.
 import { Table } from "./table";
 import { Io } from "./io";
+import { noteEvent } from "./boxes";
 
 export class MappedDevice {
   live: Table | null = null;
@@ -17,6 +18,8 @@ export class MappedDevice {
   /** A table whose targets are still preparing (a load in progress), and why the last load failed. */
   loading: Table | null = null;
   loadError: string = "";
+  /** Events its live table raised (dmsetup info's "Event number"): a snapshot invalidated. */
+  eventNr: u32 = 0;
 
   constructor(public id: i32, public name: string) {}
 
@@ -64,4 +67,16 @@ export function deviceRemove(d: MappedDevice): void {
 
 export function deviceCount(): i32 {
   return devices.length;
+}
+
+/**
+ * dm_table_event: a target of `t` has news for whoever watches its device (a snapshot went
+ * Invalid). Counted on the device whose live table `t` is; a table not live yet raises none, as
+ * in Linux, where the event callback is set when a table is bound.
+ */
+export function tableEvent(t: Table): void {
+  const d = t.device;
+  if (d == null || d.live != t) return;
+  d.eventNr++;
+  noteEvent();
 }

@@ -280,7 +280,7 @@ export function dm_dev_info(id: i32): i32 {
   if (d == null) return settle(-ENXIO);
   const state = d.suspended ? "SUSPENDED" : "ACTIVE";
   setMsg(d.name + " " + state + " " + d.openCount.toString() + " " + d.liveSectors().toString() + " " +
-    (d.inactive != null ? "1" : "0"));
+    (d.inactive != null ? "1" : "0") + " " + d.eventNr.toString());
   return settle(0);
 }
 

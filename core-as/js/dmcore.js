@@ -233,8 +233,14 @@ export class DmCore {
   /** @returns {{name:string, state:string, openCount:number, sectors:bigint, hasInactive:boolean}} */
   info(id) {
     this.check(this.x.dm_dev_info(id));
-    const [name, state, open, sectors, inactive] = this.message().split(' ');
-    return { name, state, openCount: Number(open), sectors: BigInt(sectors), hasInactive: inactive === '1' };
+    const [name, state, open, sectors, inactive, events] = this.message().split(' ');
+    return { name, state, openCount: Number(open), sectors: BigInt(sectors), hasInactive: inactive === '1', eventNr: Number(events) };
+  }
+
+  /** Device events raised so far, all devices together (read from the boxes' state: no call in). */
+  eventsRaised() {
+    this.refreshViews();
+    return /** @type {Uint32Array} */ (this.u32)[this.boxes + 4];
   }
   listDevices() {
     const n = this.check(this.x.dm_dev_list());

@@ -16,7 +16,7 @@ import { ExceptionTable } from "../snapshot/exceptions";
 import { PendingException } from "../snapshot/pending";
 import { chunkSizeError } from "../snapshot/chunks";
 import { registerSnapshot, unregisterSnapshot, snapshotResumed, validateHandover, findSnapshotsSharingCow } from "../snapshot/origins";
-import { MappedDevice } from "../device";
+import { MappedDevice, tableEvent } from "../device";
 import { originWrite, exceptionDone } from "../snapshot/origin-write";
 import { SnapshotFeatures, parseSnapshotFeatures } from "../snapshot/features";
 import { zeroException } from "../snapshot/zero-exception";
@@ -406,6 +406,8 @@ export class SnapshotTarget extends Target {
     if (!this.valid) return;
     this.store.dropSnapshot();
     this.valid = false;
+    const t = this.table;
+    if (t != null) tableEvent(t);
   }
 
   // ---- tracked reads

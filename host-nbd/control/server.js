@@ -183,6 +183,7 @@ function formatInfo(registry, name) {
     `State:             ${info.state}${registry.readOnly ? ' (READ-ONLY)' : ''}`,
     `Tables present:    ${tables}`,
     `Open count:        ${info.openCount}`,
+    `Event number:      ${info.eventNr}`,
     `Number of targets: ${targets}`,
     `Size:              ${info.sectors} sectors`,
   ].join('\n') + '\n';

@@ -125,6 +125,9 @@ export class Engine {
     this.scheduled = false;
     this.pumping = false;
     this.pumpBound = () => this.pump();
+    /** Device events seen (the core's count, and each device's number by id when last logged). */
+    this.eventsSeen = 0;
+    this.deviceEvents = /** @type {Map<number, number>} */ (new Map());
     /** @type {Map<number, FileReadRegion>} tag -> a large read whose bytes may skip core memory */
     this.sendRegions = new Map();
     /** @type {Array<{dev:number, resolve: () => void}>} callers waiting for a device to drain */
@@ -463,7 +466,24 @@ export class Engine {
       if (!this.plug.empty && !this.unplugging) this.unplugging = setImmediate(this.unplugBound);
     }
     if (this.drainWaiters.length > 0) this.wakeDrained();
+    if (this.core.eventsRaised() !== this.eventsSeen) this.logDeviceEvents();
     this.armTimer();
+  }
+
+  /**
+   * A device's live table raised an event (a snapshot went Invalid): one log line per device
+   * with its event number and the status it has now, as Linux logs "Invalidating snapshot".
+   */
+  logDeviceEvents() {
+    this.eventsSeen = this.core.eventsRaised();
+    for (const name of this.core.listDevices()) {
+      const id = this.core.findDevice(name);
+      const nr = this.core.info(id).eventNr;
+      if (nr === (this.deviceEvents.get(id) ?? 0)) continue; // ids are never reused
+      this.deviceEvents.set(id, nr);
+      const status = this.core.status(id).split('\n').filter((l) => l).join('; ');
+      this.log(`device ${name}: event ${nr}, status now: ${status}`);
+    }
   }
 
   /** Virtual time: moves the clock forward (never back) and runs what became due. */

@@ -176,8 +176,14 @@ describe('persistent snapshot (Linux on-disk format)', () => {
     const { o, s } = pair(); // 128 sectors = 16 chunks: header, area, 14 data chunks
     for (let i = 0; i < 14; i++) expect(h.write(o, i * 8, sectorBytes(1, 3))).toBe(0);
     expect(h.core.status(s)).toBe('0 256 snapshot 128/128 16\n');
+    const events = h.core.eventsRaised();
+    expect(h.core.info(s).eventNr).toBe(0);
     expect(h.write(o, 14 * 8, sectorBytes(1, 4))).toBe(0);
     expect(h.core.status(s)).toBe('0 256 snapshot Invalid\n');
+    // dm_table_event, as Linux raises it: the snapshot's device counts one, the origin's none.
+    expect(h.core.info(s).eventNr).toBe(1);
+    expect(h.core.info(o).eventNr).toBe(0);
+    expect(h.core.eventsRaised()).toBe(events + 1);
     expect(h.read(s, 0, 1).status).toBe(ERRNO.EIO);
     expect(first(o, 14 * 8)).toBe(4);
     expect((await cowInfo()).valid).toBe(false); // the header says so, for the next load

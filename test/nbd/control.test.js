@@ -45,6 +45,7 @@ describe('dmkit control verbs', () => {
       'State:             ACTIVE',
       'Tables present:    LIVE',
       'Open count:        0',
+      'Event number:      0',
       'Number of targets: 2',
       'Size:              2048 sectors',
       '',

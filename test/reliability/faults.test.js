@@ -143,6 +143,11 @@ describe('a COW device that fills up', () => {
       const load = await drive(base, view, 2000, { maxSectors: 64 });
       expect(load.stats.errors).toBe(0);
       expect(snapshotStatus(await control(srv.control, { cmd: 'status', name: 'snap' })).word).toBe('Invalid');
+      // Said once, when it happened (Linux: "Invalidating snapshot"), and counted as dmsetup does.
+      await srv.waitLog(/device snap: event 1, status now: 0 16384 snapshot Invalid/);
+      expect(srv.stderr.match(/device snap: event/g)).toHaveLength(1);
+      expect((await srv.ctl('info', 'snap')).stdout).toMatch(/^Event number: {6}1$/m);
+      expect((await srv.ctl('info', 'base')).stdout).toMatch(/^Event number: {6}0$/m);
       await expect(snap.read(0, 4096)).rejects.toMatchObject({ errno: EIO });
       expect(view.check(await readAll(base, 16384 * 512), 0, 'acked')).toEqual([]);
       await base.close();
