@@ -37,7 +37,7 @@ const ZEROES = Buffer.alloc(ZERO_CHUNK);
 export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
-   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string,
+   * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, allocatedAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string,
    *   locks?: ImageLocks | null, holes?: FileHoles | null}} [opts] locks: what locked this image (released
    *   at close); holes: the addon's (file-holes.js) unless null
    */
@@ -64,6 +64,11 @@ export class FileBacking {
     this.holes = opts.holes === undefined ? loadFileHoles().holes : opts.holes;
     /** Cleared when the file system cannot punch holes: zeroing then writes zeroes. */
     this.canPunch = true;
+    /**
+     * Whether the file may have holes: not when every block was allocated at open, until we punch
+     * one (our writes only fill holes). Saves a large read's lseeks on a full image.
+     */
+    this.mayHaveHoles = opts.allocatedAtOpen !== true;
     this.closed = false;
     /** Commands running on this file, and whether to close it once there are none (engine). */
     this.busy = 0;
@@ -110,10 +115,11 @@ export class FileBacking {
       else if (!st.isFile()) throw new Error(`${path}: not a regular file or block device`);
       if (bytes % SECTOR !== 0) throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
       const sparseAtOpen = st.isFile() && st.blocks === 0;
+      const allocatedAtOpen = st.isFile() && st.blocks * 512 >= st.size;
       const identity = identityOf(st);
       if (locks) { locks.lock(path, identity); locked = identity; }
       return new FileBacking(path, fd, bytes, readOnly, {
-        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, writeLanes: opts.writeLanes, identity, locks, holes: opts.holes,
+        syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, allocatedAtOpen, writeLanes: opts.writeLanes, identity, locks, holes: opts.holes,
       });
     } catch (e) {
       fs.closeSync(fd);
@@ -301,6 +307,7 @@ export class FileBacking {
     if (this.holes && this.canPunch && length > 0) {
       this.holes.punch(this.fd, position, length, (err) => {
         if (err && (err.code === 'EOPNOTSUPP' || err.code === 'ENOTSUP')) { this.canPunch = false; this.zero(position, length, done); return; }
+        this.mayHaveHoles = true;
         this.writesDone++; // a flush must make the deallocation durable too
         done(err);
       });
@@ -336,7 +343,9 @@ export class FileBacking {
   zeroRuns(position, length) {
     if (this.holes && !this.closed) {
       const inFile = Math.max(0, Math.min(length, this.bytes - position));
-      const runs = inFile > 0 ? this.holes.runs(this.fd, position, inFile) : [];
+      /** @type {{length: number, hole: boolean}[]} */
+      let runs = [];
+      if (inFile > 0) runs = this.mayHaveHoles ? this.holes.runs(this.fd, position, inFile) : [{ length: inFile, hole: false }];
       if (inFile < length) runs.push({ length: length - inFile, hole: false });
       return runs;
     }

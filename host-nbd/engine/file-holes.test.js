@@ -46,6 +46,20 @@ describe('holes in image files', () => {
     expect(f.knownZero(2 * MiB - 1, MiB)).toBe(false);
   });
 
+  it('an image with every block allocated at open is all data without asking; a hole we punch is seen', async () => {
+    const path = join(fs.mkdtempSync(join(tmpdir(), 'dmkit-holes-')), 'full');
+    fs.writeFileSync(path, Buffer.alloc(MiB, 3));
+    const real = /** @type {import('./file-holes.js').FileHoles} */ (loadFileHoles().holes);
+    let asked = 0;
+    const f = FileBacking.open(path, { holes: { runs: (...a) => { asked++; return real.runs(...a); }, punch: real.punch } });
+    open.push(f);
+    expect(f.zeroRuns(0, MiB)).toEqual([{ length: MiB, hole: false }]);
+    expect(asked).toBe(0);
+    await zero(f, 256 * KiB, 256 * KiB);
+    expect(f.zeroRuns(0, MiB)).toEqual([{ length: 256 * KiB, hole: false }, { length: 256 * KiB, hole: true }, { length: 512 * KiB, hole: false }]);
+    expect(asked).toBe(1);
+  });
+
   it('zeroing punches a hole, and the next flush syncs it', async () => {
     const f = image();
     await flush(f);
