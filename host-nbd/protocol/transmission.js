@@ -56,27 +56,16 @@ export function readExtendedRequest(b, at, out) {
   return out.magic === EXTENDED_REQUEST_MAGIC;
 }
 
-/** Encodes an extended request (clients and tests). @returns {Buffer} 32 bytes */
-export function encodeExtendedRequest(type, flags, cookie, offset, length) {
-  const b = Buffer.alloc(32);
-  b.writeUInt32BE(EXTENDED_REQUEST_MAGIC, 0);
+/** Encodes a request (clients and tests). @returns {Buffer} 28 bytes, or 32 when extended */
+export function encodeRequest(type, flags, cookie, offset, length, extended = false) {
+  const b = Buffer.alloc(extended ? 32 : 28);
+  b.writeUInt32BE(extended ? EXTENDED_REQUEST_MAGIC : REQUEST_MAGIC, 0);
   b.writeUInt16BE(flags, 4);
   b.writeUInt16BE(type, 6);
   b.writeBigUInt64BE(BigInt(cookie), 8);
   b.writeBigUInt64BE(BigInt(offset), 16);
-  b.writeBigUInt64BE(BigInt(length), 24);
-  return b;
-}
-
-/** Encodes a request (clients and tests). @returns {Buffer} 28 bytes */
-export function encodeRequest(type, flags, cookie, offset, length) {
-  const b = Buffer.alloc(28);
-  b.writeUInt32BE(REQUEST_MAGIC, 0);
-  b.writeUInt16BE(flags, 4);
-  b.writeUInt16BE(type, 6);
-  b.writeBigUInt64BE(BigInt(cookie), 8);
-  b.writeBigUInt64BE(BigInt(offset), 16);
-  b.writeUInt32BE(length, 24);
+  if (extended) b.writeBigUInt64BE(BigInt(length), 24);
+  else b.writeUInt32BE(length, 24);
   return b;
 }
 

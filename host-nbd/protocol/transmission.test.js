@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import {
   readRequest, encodeRequest, newRequest, writeSimpleReply, writeNoneChunk, writeOffsetDataHeader,
   writeOffsetHole, writeErrorChunk, errorChunkBytes, writeBlockStatusChunk, blockStatusChunkBytes,
-  readExtendedRequest, encodeExtendedRequest,
+  readExtendedRequest,
 } from './transmission.js';
 
 const hex = (b) => Buffer.from(b).toString('hex');
@@ -18,7 +18,7 @@ describe('transmission encoding', () => {
 
   it('reads an extended request header with its 64-bit length, and refuses the compact magic', () => {
     const r = newRequest();
-    expect(readExtendedRequest(encodeExtendedRequest(4, 0x20, 7n, 2 ** 33, 2 ** 36 + 3), 0, r)).toBe(true);
+    expect(readExtendedRequest(encodeRequest(4, 0x20, 7n, 2 ** 33, 2 ** 36 + 3, true), 0, r)).toBe(true);
     expect(r).toMatchObject({ magic: 0x21e41c71, flags: 0x20, type: 4, cookieHi: 0, cookieLo: 7, offsetHi: 2, offsetLo: 0, offset: 2 ** 33, length: 2 ** 36 + 3 });
     expect(readExtendedRequest(Buffer.concat([encodeRequest(4, 0, 7n, 0, 0), Buffer.alloc(4)]), 0, r)).toBe(false);
   });
