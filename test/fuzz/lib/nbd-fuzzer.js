@@ -47,19 +47,15 @@ export function signature(out, closedByServer) {
     tokens.add(`simple:${out.readUInt32BE(i + 4)}`);
     at = i + 4;
   }
-  for (at = 18; ;) {
-    const i = out.indexOf(STRUCTURED, at);
-    if (i < 0 || i + 20 > out.length) break;
-    const type = out.readUInt16BE(i + 6);
-    tokens.add(`structured:${type}:${out.readUInt16BE(i + 4)}${type & 0x8000 && i + 24 <= out.length ? `:${out.readUInt32BE(i + 20)}` : ''}`);
-    at = i + 4;
-  }
-  for (at = 18; ;) {
-    const i = out.indexOf(EXTENDED, at);
-    if (i < 0 || i + 32 > out.length) break;
-    const type = out.readUInt16BE(i + 6);
-    tokens.add(`extended:${type}:${out.readUInt16BE(i + 4)}${type & 0x8000 && i + 36 <= out.length ? `:${out.readUInt32BE(i + 32)}` : ''}`);
-    at = i + 4;
+  // Reply chunks: type, flags, and an error chunk's error (after the 20- or 32-byte header).
+  for (const [kind, magic, header] of /** @type {const} */ ([['structured', STRUCTURED, 20], ['extended', EXTENDED, 32]])) {
+    for (at = 18; ;) {
+      const i = out.indexOf(magic, at);
+      if (i < 0 || i + header > out.length) break;
+      const type = out.readUInt16BE(i + 6);
+      tokens.add(`${kind}:${type}:${out.readUInt16BE(i + 4)}${type & 0x8000 && i + header + 4 <= out.length ? `:${out.readUInt32BE(i + header)}` : ''}`);
+      at = i + 4;
+    }
   }
   tokens.add(closedByServer ? 'closed' : 'open');
   return [...tokens].sort().join(' ');
