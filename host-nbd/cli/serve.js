@@ -92,8 +92,15 @@ export async function serve(argv) {
   const activated = systemdActivated();
   // With --stdio, stdout is the NBD stream; when a client started us (socket activation), our
   // stdout is its stdout: everything human goes to stderr then.
-  const say = (line) => (stdio || activated ? process.stderr : process.stdout).write(line + '\n');
-  const log = (line) => process.stderr.write(`dmkit: ${line}\n`);
+  // A reader that goes away (dmkit serve | head -1) must not take the server down: output to a
+  // closed pipe is dropped.
+  const closed = new Set();
+  for (const out of [process.stdout, process.stderr]) {
+    out.on('error', (e) => { if (/** @type {any} */ (e).code === 'EPIPE') closed.add(out); else throw e; });
+  }
+  const write = (out, text) => { if (!closed.has(out)) out.write(text); };
+  const say = (line) => write(stdio || activated ? process.stderr : process.stdout, line + '\n');
+  const log = (line) => write(process.stderr, `dmkit: ${line}\n`);
   const info = options.quiet ? () => {} : log;
 
   const tcp = options.listen ? parseListen(options.listen, !!options['allow-remote']) : null;

@@ -106,6 +106,28 @@ describe('dmkit serve', () => {
     expect((await srv.stop()).code).toBe(0);
   });
 
+  it('a reader of its output that goes away (dmkit serve | head -1) does not take the server down', async () => {
+    const dir = tempDir();
+    const proc = spawn(process.execPath, [DMKIT, 'serve', '--socket', `${dir}/s.sock`, '--control', `${dir}/c.sock`, '--device', 'z', '0 8 zero'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout.destroy(); // its first line meets a closed pipe: EPIPE
+    let stderr = '';
+    proc.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+    try {
+      for (let t0 = Date.now(); !existsSync(`${dir}/c.sock`);) {
+        if (Date.now() - t0 > 20_000 || proc.exitCode !== null) throw new Error(`no start:\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 200)); // past the lines it prints once listening
+      expect(await ok('nbdinfo', ['--size', `nbd+unix:///z?socket=${dir}/s.sock`])).toBe('4096\n');
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+  });
+
   it('SIGTERM with a client writing: its requests complete, files are flushed, exit 0', async () => {
     const dir = tempDir();
     const srv = await startServer(['--image', `${dir}/w.img=16M`, '--device', 'w', `0 32768 linear ${dir}/w.img 0`], { dir });
