@@ -51,7 +51,7 @@ export async function runDmsetupCommand(cmd, argv) {
   if (options.inactive && cmd !== 'table') throw new UsageError(`--inactive is for table\n\n${dmsetupHelp(cmd)}`);
   if (options.table !== undefined && options.file !== undefined) throw new UsageError(`give the table with --table or --file, not both\n\n${dmsetupHelp(cmd)}`);
   const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
-  if (takesTable) request.table = options.table ?? readTable(options.file);
+  if (takesTable) request.table = options.table ?? readTable(options.file, cmd);
   if (cmd === 'table') request.inactive = !!options.inactive;
   if (cmd === 'set-time') {
     if (!/^\d+(\.\d+)?$/.test(name ?? '')) throw new UsageError(`set-time needs a time in milliseconds\n\n${dmsetupHelp(cmd)}`);
@@ -75,7 +75,9 @@ export async function runDmsetupCommand(cmd, argv) {
 }
 
 /** The table from --file, or from standard input (as dmsetup create reads it). */
-function readTable(file) {
+function readTable(file, cmd) {
+  // At a terminal, say so: otherwise the command just seems to hang.
+  if (file === undefined && process.stdin.isTTY) process.stderr.write(`dmkit ${cmd}: reading the table from standard input; end it with Ctrl-D (or give --table TABLE)\n`);
   try {
     return readFileSync(file ?? 0, 'utf8');
   } catch (e) {

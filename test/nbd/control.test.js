@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, DMKIT, stopAllServers } from './helpers.js';
+import { startServer, tempDir, ok, run, DMKIT, stopAllServers } from './helpers.js';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
 const COMMON = readFileSync(join(SCRIPTS, 'common.py'), 'utf8');
@@ -89,6 +89,14 @@ describe('dmkit control verbs', () => {
     expect(r).toMatchObject({ code: 1, stderr: `dmkit create: ${join(dir, 'missing.table')}: no such file\n` });
     const d = await srv.ctl('create', 'nofile', '--file', dir);
     expect(d).toMatchObject({ code: 1, stderr: `dmkit create: ${dir}: is a directory\n` });
+  });
+
+  it('create at a terminal without --table says it reads the table from standard input', async () => {
+    const r = await run('script', ['-qec', `"${process.execPath}" "${DMKIT}" create fromtty --control "${srv.control}"`, '/dev/null'],
+      { input: '0 8 zero\n\x04', env: process.env });
+    expect(r.stdout).toContain('dmkit create: reading the table from standard input; end it with Ctrl-D (or give --table TABLE)');
+    expect((await srv.ctl('table', 'fromtty')).stdout).toBe('0 8 zero \n');
+    expect((await srv.ctl('remove', 'fromtty')).code).toBe(0);
   });
 
   it('table --inactive of all devices prints "NAME: " for a device without an inactive table, as dmsetup', async () => {
