@@ -2,7 +2,7 @@
 // dmkit snapshot inspect COW | merge --origin IMG --cow COW: dm-snapshot COW devices without a
 // kernel. inspect reads the format directly; merge runs the core's own snapshot-merge target over
 // the two files, so it does exactly what the kernel's merge does, and shows its progress.
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
 import { readCow } from '../snapshot/cow-reader.js';
@@ -75,7 +75,8 @@ async function merge(argv) {
   const originFile = await withFile(origin, 'r', async (_f, size, st) => ({ size, st }));
   const info = await inspectCow(cow);
   const cowFile = await withFile(cow, 'r', async (_f, size, st) => ({ size, st }));
-  if (originFile.st.dev === cowFile.st.dev && originFile.st.ino === cowFile.st.ino && originFile.st.rdev === cowFile.st.rdev) {
+  const a = originFile.st, b = cowFile.st;
+  if (a.isBlockDevice() && b.isBlockDevice() ? a.rdev === b.rdev : a.dev === b.dev && a.ino === b.ino) {
     throw new Error(`${origin} and ${cow} are the same file`);
   }
   if (!info.valid) throw new Error(`${cow}: the snapshot is invalid (it overflowed or failed): its exceptions cannot be merged`);
@@ -95,7 +96,7 @@ async function merge(argv) {
   const interrupted = (signal) => {
     if (!options.quiet && process.stderr.isTTY) process.stderr.write('\n');
     process.stderr.write(`dmkit snapshot: merge interrupted (${signal}); run the same command again to finish it\n`);
-    process.exit(130);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
@@ -164,17 +165,23 @@ async function inspectCow(path) {
  * @param {(f: import('node:fs/promises').FileHandle, size: number, st: import('node:fs').Stats) => Promise<T>} fn
  */
 async function withFile(path, flags, fn) {
+  const why = (e) => {
+    const code = /** @type {any} */ (e).code;
+    const words = { ENOENT: 'no such file', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory' }[code];
+    return new Error(`${path}: ${words ?? /** @type {Error} */ (e).message}`);
+  };
+  // Checked before opening: opening a FIFO for reading waits for a writer, forever.
+  const before = await stat(path).catch((e) => { throw why(e); });
+  if (before.isDirectory()) throw new Error(`${path}: is a directory`);
+  if (!before.isFile() && !before.isBlockDevice()) throw new Error(`${path}: not a regular file or block device`);
   let f;
   try {
     f = await open(path, flags);
   } catch (e) {
-    const code = /** @type {any} */ (e).code;
-    const why = { ENOENT: 'no such file', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory' }[code];
-    throw new Error(`${path}: ${why ?? /** @type {Error} */ (e).message}`);
+    throw why(e);
   }
   try {
     const st = await f.stat();
-    if (st.isDirectory()) throw new Error(`${path}: is a directory`);
     if (!st.isFile() && !st.isBlockDevice()) throw new Error(`${path}: not a regular file or block device`);
     return await fn(f, st.isBlockDevice() ? blockDeviceBytes(st.rdev) : st.size, st);
   } finally {

@@ -3,6 +3,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { tempDir, dmkit, testBytes, startServer, stopAllServers } from './helpers.js';
 import { loadImageLocks } from '../../host-nbd/engine/image-locks.js';
 
@@ -113,6 +114,7 @@ describe('dmkit snapshot on the wrong files', () => {
   it('inspect errors are one line naming the file', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'folder'));
+    execFileSync('mkfifo', [join(dir, 'fifo')]); // opening it to read would wait for a writer
     const bad = cowImage([]);
     bad.write('XXXX', 0);
     writeFileSync(join(dir, 'bad.cow'), bad);
@@ -120,6 +122,7 @@ describe('dmkit snapshot on the wrong files', () => {
     const cases = [
       ['missing.cow', 'no such file'],
       ['folder', 'is a directory'],
+      ['fifo', 'not a regular file or block device'],
       ['bad.cow', 'not a dm-snapshot COW device: bad magic 0x58585858 (expected 0x70416e53)'],
       ['short.cow', 'corrupt COW device: metadata area 0 lies past its end'],
     ];
