@@ -3,11 +3,11 @@
 // kernel. inspect reads the format directly; merge runs the core's own snapshot-merge target over
 // the two files, so it does exactly what the kernel's merge does, and shows its progress.
 import { open, stat } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
 import { readCow } from '../snapshot/cow-reader.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { formatSize } from '../devices/sizes.js';
+import { blockDeviceSize } from '../engine/file-backing.js';
 
 export const SNAPSHOT_HELP = `Usage:
   dmkit snapshot inspect COW [--json]
@@ -183,15 +183,9 @@ async function withFile(path, flags, fn) {
   try {
     const st = await f.stat();
     if (!st.isFile() && !st.isBlockDevice()) throw new Error(`${path}: not a regular file or block device`);
-    return await fn(f, st.isBlockDevice() ? blockDeviceBytes(st.rdev) : st.size, st);
+    return await fn(f, st.isBlockDevice() ? blockDeviceSize(st.rdev) : st.size, st);
   } finally {
     await f.close();
   }
 }
 
-/** A block device's size: /sys/dev/block/MAJOR:MINOR/size counts 512-byte sectors. */
-function blockDeviceBytes(rdev) {
-  const major = Math.floor(rdev / 256) & 0xfff;
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
-  return Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim()) * 512;
-}

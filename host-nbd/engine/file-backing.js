@@ -461,7 +461,7 @@ function readOnlyError(path) {
 }
 
 /** A block device's size from sysfs (fstat says 0 for those; Node has no lseek). */
-function blockDeviceSize(rdev) {
+export function blockDeviceSize(rdev) {
   const major = Math.floor(rdev / 256) & 0xfff;
   const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
   const text = fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
