@@ -8,8 +8,8 @@ import { defaultControlPath } from '../control/paths.js';
 
 const HELP = {
   ls: ['dmkit ls', 'List the mapped devices of the running server, with their sizes in sectors.'],
-  create: ['dmkit create NAME [--table TABLE | --file FILE]', 'Create a device and activate TABLE (dmsetup syntax; several lines allowed). Without --table or --file the table is read from standard input. Image paths are resolved in the server\'s working directory, not yours: give absolute paths.'],
-  reload: ['dmkit reload NAME [--table TABLE | --file FILE]', 'Load TABLE as the inactive table of NAME; it takes effect at the next resume. Image paths are resolved in the server\'s working directory: give absolute paths.'],
+  create: ['dmkit create NAME [--table TABLE | --file FILE]', 'Create a device and activate TABLE (dmsetup syntax; several lines allowed). Without --table or --file the table is read from standard input. Image paths are resolved in the server\'s working directory; a relative one that would name another file than in yours is refused: give absolute paths.'],
+  reload: ['dmkit reload NAME [--table TABLE | --file FILE]', 'Load TABLE as the inactive table of NAME; it takes effect at the next resume. Image paths are resolved in the server\'s working directory (a relative one that would name another file than in yours is refused): give absolute paths.'],
   load: ['dmkit load NAME [--table TABLE | --file FILE]', 'Same as reload.'],
   suspend: ['dmkit suspend NAME', 'Hold new I/O to NAME and wait for the I/O in flight to finish.'],
   resume: ['dmkit resume NAME', 'Swap in the inactive table (if any) and release held I/O.'],
@@ -51,7 +51,10 @@ export async function runDmsetupCommand(cmd, argv) {
   if (options.inactive && cmd !== 'table') throw new UsageError(`--inactive is for table\n\n${dmsetupHelp(cmd)}`);
   if (options.table !== undefined && options.file !== undefined) throw new UsageError(`give the table with --table or --file, not both\n\n${dmsetupHelp(cmd)}`);
   const request = { cmd: cmd === 'load' ? 'reload' : cmd, name };
-  if (takesTable) request.table = options.table ?? readTable(options.file, cmd);
+  if (takesTable) {
+    request.table = options.table ?? readTable(options.file, cmd);
+    request.cwd = process.cwd(); // relative file names in it are the caller's (see registry.js)
+  }
   if (cmd === 'table') request.inactive = !!options.inactive;
   if (cmd === 'set-time') {
     if (!/^\d+(\.\d+)?$/.test(name ?? '')) throw new UsageError(`set-time needs a time in milliseconds\n\n${dmsetupHelp(cmd)}`);

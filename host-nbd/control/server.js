@@ -129,8 +129,8 @@ async function run(registry, req, verbs) {
   };
   switch (req.cmd) {
     case 'ls': return registry.names().map((n) => `${n}\t(${registry.info(n).sectors} sectors)`).join('\n') || 'No devices found';
-    case 'create': await registry.create(need(), String(req.table ?? '')); return '';
-    case 'reload': await registry.reload(need(), String(req.table ?? '')); return '';
+    case 'create': await registry.create(need(), String(req.table ?? ''), { cwd: typeof req.cwd === 'string' ? req.cwd : undefined }); return '';
+    case 'reload': await registry.reload(need(), String(req.table ?? ''), { cwd: typeof req.cwd === 'string' ? req.cwd : undefined }); return '';
     case 'suspend': await registry.suspend(need()); return '';
     case 'resume': await registry.resume(need()); return '';
     case 'remove': await registry.remove(need()); return '';

@@ -5,7 +5,9 @@
 import { Engine } from '../engine/engine.js';
 import { DeviceExport } from '../engine/device-export.js';
 import { AllocationMap } from '../engine/allocation.js';
-import { DmError, CoreFault } from '../../core-as/js/dmcore.js';
+import { existsSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { DmError, CoreFault, ERRNO } from '../../core-as/js/dmcore.js';
 
 export class DeviceRegistry {
   /** @param {Engine} engine @param {{readOnly?: boolean, log?: (s: string) => void}} [opts] */
@@ -37,7 +39,9 @@ export class DeviceRegistry {
   }
 
   /** dmsetup create NAME --table TABLE: create, load, resume. */
-  async create(name, table) {
+  /** @param {string} name @param {string} table @param {{cwd?: string}} [from] where the caller is (control clients) */
+  async create(name, table, from = {}) {
+    this.checkRelativePaths(name, table, from.cwd);
     this.openDeps(name, table);
     let id;
     try {
@@ -60,6 +64,32 @@ export class DeviceRegistry {
     return id;
   }
 
+  /**
+   * A relative file name in a table from a control client would be found in the server's working
+   * directory, not the caller's: refused when the two differ and either holds such a file (the
+   * wrong one would be used silently). Names of mapped devices are not paths.
+   * @param {string} name @param {string} table @param {string} [cwd]
+   */
+  checkRelativePaths(name, table, cwd) {
+    if (!cwd || resolve(cwd) === process.cwd()) return;
+    for (const dep of this.engine.depsOf(table).names) {
+      if (isAbsolute(dep) || this.isDevice(dep)) continue;
+      const yours = resolve(cwd, dep), mine = resolve(dep);
+      if (!existsSync(yours) && !existsSync(mine)) continue;
+      throw new DmError(ERRNO.EINVAL, `${name}: '${dep}' is a relative path, and the server resolves it in its own directory ` +
+        `(${mine}), not in yours (${yours}): give the absolute path`);
+    }
+  }
+
+  isDevice(name) {
+    try {
+      this.core.findDevice(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Opens the files a table names; errors name the device, as the core's load errors do. */
   openDeps(name, table) {
     try {
@@ -76,8 +106,10 @@ export class DeviceRegistry {
   }
 
   /** dmsetup reload: the new table waits as the inactive table until resume. */
-  async reload(name, table) {
+  /** @param {string} name @param {string} table @param {{cwd?: string}} [from] where the caller is (control clients) */
+  async reload(name, table, from = {}) {
     const id = this.core.findDevice(name);
+    this.checkRelativePaths(name, table, from.cwd);
     this.openDeps(name, table);
     try {
       await this.engine.loadTable(id, table);

@@ -3,7 +3,7 @@
 // and holding new I/O, remove refused while a client has the device open.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { startServer, tempDir, ok, run, DMKIT, stopAllServers } from './helpers.js';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
@@ -54,6 +54,22 @@ describe('dmkit control verbs', () => {
     expect(await ok('nbdinfo', ['--size', srv.uri('two')])).toBe(`${2048 * 512}\n`);
     expect((await srv.ctl('remove', 'two')).code).toBe(0);
     expect((await srv.ctl('ls')).stdout).toBe('base\t(65536 sectors)\n');
+  });
+
+  it('a relative image path from another directory than the server\'s is refused, naming both files', async () => {
+    // The server runs in the test's directory; the caller stands in `dir`, next to b.img.
+    const r = await run(process.execPath, [DMKIT, 'create', 'rel', '--table', '0 1024 linear b.img 0', '--control', srv.control], { cwd: dir, env: process.env });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(`'b.img' is a relative path, and the server resolves it in its own directory (${join(process.cwd(), 'b.img')}), not in yours (${b})`);
+    expect((await srv.ctl('ls')).stdout).not.toMatch(/rel/);
+    // An absolute path is fine from anywhere; a relative one from the server's own directory too.
+    const abs = await run(process.execPath, [DMKIT, 'create', 'rel', '--table', `0 1024 linear ${b} 0`, '--control', srv.control], { cwd: dir, env: process.env });
+    expect(abs.code).toBe(0);
+    expect((await srv.ctl('remove', 'rel')).code).toBe(0);
+    const here = await run(process.execPath, [DMKIT, 'create', 'rel', '--table', `0 1024 linear ${relative(process.cwd(), b)} 0`, '--control', srv.control], { env: process.env });
+    expect(here.code).toBe(0);
+    expect((await srv.ctl('remove', 'rel')).code).toBe(0);
   });
 
   it('errors are one line and a non-zero exit; a failed create leaves no device', async () => {

@@ -25,7 +25,7 @@ export function tempDir(prefix = 'dmkit-nbd-') {
 export function run(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, {
-      env: opts.env ?? CLIENT_ENV, timeout: opts.timeout ?? 60_000, maxBuffer: 64 << 20, encoding: 'utf8',
+      env: opts.env ?? CLIENT_ENV, timeout: opts.timeout ?? 60_000, maxBuffer: 64 << 20, encoding: 'utf8', cwd: opts.cwd,
     }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') { reject(new Error(`${cmd}: ${err.message}\n${stderr}`)); return; }
       resolve({ code: err ? /** @type {number} */ (err.code) : 0, stdout, stderr });
