@@ -48,6 +48,16 @@ export function parseConfig(text, file = 'config') {
 
 export function readConfig(path) {
   let text;
-  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new Error(`cannot read config ${path}: ${e.message}`); }
+  try { text = readFileSync(path, 'utf8'); } catch (e) { throw new Error(`cannot read config ${path}: ${reason(e)}`); }
   return parseConfig(text, path);
+}
+
+/** Why a file could not be read, in words (not Node's "ENOENT: no such file or directory, open '...'"). */
+function reason(e) {
+  switch (e && e.code) {
+    case 'ENOENT': return 'no such file';
+    case 'EACCES': case 'EPERM': return 'permission denied';
+    case 'EISDIR': return 'it is a directory';
+    default: return e instanceof Error ? e.message : String(e);
+  }
 }

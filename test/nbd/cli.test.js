@@ -238,6 +238,8 @@ describe('dmkit serve', () => {
       [['--device', 'd'], 2, 'dmkit serve: --device needs two values'],
       [['--device', 'd', `0 8 linear ${dir} 0`], 1, `dmkit serve: d: ${dir}: is a directory`],
       [['--data', `${dir}/a-file/data`], 1, `dmkit serve: cannot create the data folder ${dir}/a-file/data: a part of its path is a file (choose another with --data DIR or $DMKIT_DATA)`],
+      [['--config', `${dir}/missing.conf`], 1, `dmkit serve: cannot read config ${dir}/missing.conf: no such file`],
+      [['--config', dir], 1, `dmkit serve: cannot read config ${dir}: it is a directory`],
     ];
     for (const [args, code, message] of cases) {
       const r = await dmkit(['serve', '--control', join(dir, 'c.sock'), ...args]);
