@@ -1,5 +1,5 @@
 // @ts-check
-// dmkit ls | create | reload | suspend | resume | remove | clear | status | table | info | message:
+// dmkit ls | create | reload | suspend | resume | remove | clear | status | table | info | message | wait:
 // dmsetup's verbs, sent to a running server over its control socket.
 import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
@@ -19,6 +19,7 @@ const HELP = {
   table: ['dmkit table [NAME] [--inactive]', 'Print the table, as dmsetup table does.'],
   info: ['dmkit info [NAME]', 'Print state, tables present and open count.'],
   message: ['dmkit message NAME SECTOR MESSAGE...', 'Send a message to the target at SECTOR, as dmsetup message does.'],
+  wait: ['dmkit wait NAME [EVENT_NR]', 'Wait until the event number of NAME is above EVENT_NR (default 0), as dmsetup wait does. A snapshot that goes Invalid raises an event; dmkit info NAME shows the number, so `dmkit wait NAME N` with the number info printed waits for the next one.'],
   exports: ['dmkit exports', 'List the NBD exports: the connections that have each open, the requests they started, and the reads whose bytes went from the backing files straight to the socket (sendfile).'],
   'set-time': ['dmkit set-time MS', 'Move the clock of a server started with --test-clock to MS milliseconds (flakey and delay targets follow it).'],
 };
@@ -42,7 +43,7 @@ export async function runDmsetupCommand(cmd, argv) {
   const needsName = !['ls', 'status', 'table', 'info', 'set-time', 'exports'].includes(cmd);
   if (needsName && !name) throw new UsageError(`${cmd} needs a device name\n\n${dmsetupHelp(cmd)}`);
   // Nothing given is ignored: an extra name or option would otherwise look done and not be.
-  const maxArgs = cmd === 'message' ? Infinity : ['ls', 'exports'].includes(cmd) ? 0 : 1;
+  const maxArgs = cmd === 'message' ? Infinity : ['ls', 'exports'].includes(cmd) ? 0 : cmd === 'wait' ? 2 : 1;
   if (positional.length > maxArgs) throw new UsageError(`unexpected argument '${positional[maxArgs]}'\n\n${dmsetupHelp(cmd)}`);
   const takesTable = cmd === 'create' || cmd === 'reload' || cmd === 'load';
   for (const opt of ['table', 'file']) {
@@ -60,6 +61,10 @@ export async function runDmsetupCommand(cmd, argv) {
     if (!/^\d+(\.\d+)?$/.test(name ?? '')) throw new UsageError(`set-time needs a time in milliseconds\n\n${dmsetupHelp(cmd)}`);
     request.ms = Number(name);
     delete request.name;
+  }
+  if (cmd === 'wait' && positional[1] !== undefined) {
+    if (!/^\d+$/.test(positional[1])) throw new UsageError(`invalid event number '${positional[1]}'\n\n${dmsetupHelp(cmd)}`);
+    request.eventNr = Number(positional[1]);
   }
   if (cmd === 'message') {
     if (positional.length < 3) throw new UsageError(`message needs NAME SECTOR MESSAGE\n\n${dmsetupHelp(cmd)}`);

@@ -10,7 +10,7 @@ Serving:
   demo         serve the in-browser dmkit on loopback and print its URL
 
 Changing a running server (dmsetup's verbs, over its control socket):
-  ls, create, reload, load, suspend, resume, remove, clear, status, table, info, message
+  ls, create, reload, load, suspend, resume, remove, clear, status, table, info, message, wait
   exports      the NBD exports with their connections and requests
   set-time     move the clock of a server started with --test-clock
 

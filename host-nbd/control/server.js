@@ -139,6 +139,7 @@ async function run(registry, req, verbs) {
     case 'status': return perDevice(registry, name, (n) => registry.status(n));
     case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
+    case 'wait': await registry.waitEvent(need(), Number(req.eventNr ?? 0)); return '';
     case 'set-time': registry.setTime(Number(req.ms)); return '';
     // The server may serve fewer exports than devices (--allow-export): it then says which.
     case 'exports': return Object.hasOwn(verbs, 'exports') ? verbs.exports(req) : formatExports(registry, registry.listExports());

@@ -21,6 +21,37 @@ export class DeviceRegistry {
     this.exports = new Map();
     /** The export an empty export name selects: the first device created. */
     this.defaultName = '';
+    /** dmsetup wait: who waits for a device's event number to pass theirs. */
+    this.eventWaiters = /** @type {{id: number, name: string, after: number, resolve: (nr: number) => void, reject: (e: Error) => void}[]} */ ([]);
+    engine.onDeviceEvents = () => this.wakeEventWaiters();
+  }
+
+  /**
+   * dmsetup wait: resolves with the device's event number once it is above `after` (a snapshot
+   * that goes Invalid raises one); rejects if the device is removed first. A caller that gives up
+   * leaves its waiter until then (one closure).
+   * @param {string} name @param {number} after @returns {Promise<number>}
+   */
+  waitEvent(name, after) {
+    const id = this.core.findDevice(name);
+    const nr = this.core.info(id).eventNr;
+    if (nr > after) return Promise.resolve(nr);
+    return new Promise((resolve, reject) => this.eventWaiters.push({ id, name, after, resolve, reject }));
+  }
+
+  wakeEventWaiters() {
+    this.eventWaiters = this.eventWaiters.filter((w) => {
+      let nr;
+      try {
+        nr = this.core.info(w.id).eventNr;
+      } catch {
+        w.reject(new DmError(ERRNO.ENXIO, `${w.name} was removed while waiting for an event`));
+        return false;
+      }
+      if (nr <= w.after) return true;
+      w.resolve(nr);
+      return false;
+    });
   }
 
   /**
@@ -148,6 +179,7 @@ export class DeviceRegistry {
     this.allocation.forget(name);
     if (this.defaultName === name) this.defaultName = this.core.listDevices()[0] ?? '';
     this.engine.closeUnused();
+    this.wakeEventWaiters(); // its waiters learn it is gone
   }
 
   clear(name) {

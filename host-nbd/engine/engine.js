@@ -127,6 +127,8 @@ export class Engine {
     this.pumpBound = () => this.pump();
     /** Device events seen (the core's count, and each device's number by id when last logged). */
     this.eventsSeen = 0;
+    /** Called after device events were logged (the registry wakes `dmkit wait`). */
+    this.onDeviceEvents = () => {};
     this.deviceEvents = /** @type {Map<number, number>} */ (new Map());
     /** @type {Map<number, FileReadRegion>} tag -> a large read whose bytes may skip core memory */
     this.sendRegions = new Map();
@@ -484,6 +486,7 @@ export class Engine {
       const status = this.core.status(id).split('\n').filter((l) => l).join('; ');
       this.log(`device ${name}: event ${nr}, status now: ${status}`);
     }
+    this.onDeviceEvents();
   }
 
   /** Virtual time: moves the clock forward (never back) and runs what became due. */

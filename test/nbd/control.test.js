@@ -94,6 +94,8 @@ describe('dmkit control verbs', () => {
       [['resume', 'base', '--table', '0 8 zero'], "dmkit resume: --table is for create, reload and load (see 'dmkit resume --help')"],
       [['status', 'base', '--inactive'], "dmkit status: --inactive is for table (see 'dmkit status --help')"],
       [['create', 'both', '--table', '0 8 zero', '--file', join(dir, 'x')], "dmkit create: give the table with --table or --file, not both (see 'dmkit create --help')"],
+      [['wait', 'base', 'soon'], "dmkit wait: invalid event number 'soon' (see 'dmkit wait --help')"],
+      [['wait', 'base', '1', '2'], "dmkit wait: unexpected argument '2' (see 'dmkit wait --help')"],
     ];
     for (const [args, stderr] of cases) expect(await srv.ctl(...args), args.join(' ')).toMatchObject({ code: 2, stdout: '', stderr: `${stderr}\n` });
     expect((await srv.ctl('ls')).stdout).toMatch(/^base\t/m);

@@ -137,6 +137,9 @@ describe('a COW device that fills up', () => {
   it('P: origin writes fill it; the snapshot becomes Invalid and fails I/O, the origin loses nothing', async () => {
     const srv = await snapshotServer('P');
     try {
+      // dmsetup wait: returns once the snapshot's event number passes 0 (it is 0 now).
+      const waiting = srv.ctl('wait', 'snap', '0');
+      const other = srv.ctl('wait', 'base', '0');
       const base = await NbdClient.connect({ socket: srv.socket, exportName: 'base' });
       const snap = await NbdClient.connect({ socket: srv.socket, exportName: 'snap' });
       const view = new View('base', 16384, 0);
@@ -146,12 +149,22 @@ describe('a COW device that fills up', () => {
       // Said once, when it happened (Linux: "Invalidating snapshot"), and counted as dmsetup does.
       await srv.waitLog(/device snap: event 1, status now: 0 16384 snapshot Invalid/);
       expect(srv.stderr.match(/device snap: event/g)).toHaveLength(1);
+      expect(await waiting).toMatchObject({ code: 0, stdout: '' });
+      expect((await srv.ctl('wait', 'snap', '0')).code).toBe(0); // passed already: at once
       expect((await srv.ctl('info', 'snap')).stdout).toMatch(/^Event number: {6}1$/m);
       expect((await srv.ctl('info', 'base')).stdout).toMatch(/^Event number: {6}0$/m);
       await expect(snap.read(0, 4096)).rejects.toMatchObject({ errno: EIO });
       expect(view.check(await readAll(base, 16384 * 512), 0, 'acked')).toEqual([]);
       await base.close();
       snap.destroy();
+      // The origin raised no event: its waiter is still waiting, until its device goes.
+      const raced = await Promise.race([other, new Promise((r) => setTimeout(() => r('still waiting'), 300))]);
+      expect(raced).toBe('still waiting');
+      expect((await srv.ctl('remove', 'snap')).code).toBe(0);
+      expect((await srv.ctl('remove', 'base')).code).toBe(0);
+      const gone = await other;
+      expect(gone.code).toBe(1);
+      expect(gone.stderr).toMatch(/base was removed while waiting for an event/);
     } finally {
       expect((await srv.stop()).code).toBe(0);
     }
