@@ -353,11 +353,6 @@ export class FileBacking {
     return this.written.runs(position, length).map((r) => ({ length: r.length, hole: !r.written }));
   }
 
-  /** Whether [position, position + length) is known to read as zeroes (zeroRuns). */
-  knownZero(position, length) {
-    const runs = this.zeroRuns(position, length);
-    return runs !== null && runs.every((r) => r.hole);
-  }
 
   /**
    * Closes the file, after an fdatasync: a file leaves when no table uses it any more, and a
@@ -377,9 +372,9 @@ export class FileBacking {
 }
 
 /**
- * Which parts of a file we have written since opening it, in 1 MiB granules: enough to keep
- * reporting never-touched parts of a fresh sparse image as zeroes (block status, fast zero)
- * without lseek(SEEK_DATA), which Node does not offer.
+ * Which parts of a file we have written since opening it, in 1 MiB granules: without the addon's
+ * lseek(SEEK_DATA) (file-holes.js), what keeps never-touched parts of a fresh sparse image
+ * reported as zeroes (block status, fast zero).
  */
 export class WrittenMap {
   static GRANULE = 1 << 20;
@@ -420,13 +415,6 @@ export class WrittenMap {
     return out;
   }
 
-  any(position, length) {
-    if (this.empty || length <= 0) return false;
-    const first = Math.floor(position / WrittenMap.GRANULE);
-    const last = Math.floor((position + length - 1) / WrittenMap.GRANULE);
-    for (let g = first; g <= last; g++) if (this.bits[g >> 3] & (1 << (g & 7))) return true;
-    return false;
-  }
 }
 
 /**

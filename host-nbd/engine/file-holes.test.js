@@ -42,8 +42,8 @@ describe('holes in image files', () => {
     expect(f.zeroRuns(0, 4 * MiB)).toEqual([{ length: MiB, hole: true }, { length: MiB, hole: false }, { length: 2 * MiB, hole: true }]);
     expect(f.zeroRuns(MiB + 512, 1024)).toEqual([{ length: 1024, hole: false }]);
     expect(f.zeroRuns(3 * MiB, 2 * MiB)).toEqual([{ length: MiB, hole: true }, { length: MiB, hole: false }]);
-    expect(f.knownZero(2 * MiB, MiB)).toBe(true);
-    expect(f.knownZero(2 * MiB - 1, MiB)).toBe(false);
+    expect(f.zeroRuns(2 * MiB, MiB)).toEqual([{ length: MiB, hole: true }]);
+    expect(f.zeroRuns(2 * MiB - 1, MiB)).toEqual([{ length: 1, hole: false }, { length: MiB - 1, hole: true }]);
   });
 
   it('an image with every block allocated at open is all data without asking; a hole we punch is seen', async () => {
