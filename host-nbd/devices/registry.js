@@ -104,20 +104,11 @@ export class DeviceRegistry {
   checkRelativePaths(name, table, cwd) {
     if (!cwd || resolve(cwd) === process.cwd()) return;
     for (const dep of this.engine.depsOf(table).names) {
-      if (isAbsolute(dep) || this.isDevice(dep)) continue;
+      if (isAbsolute(dep) || this.allocation.isDevice(dep)) continue;
       const yours = resolve(cwd, dep), mine = resolve(dep);
       if (!existsSync(yours) && !existsSync(mine)) continue;
       throw new DmError(ERRNO.EINVAL, `${name}: '${dep}' is a relative path, and the server resolves it in its own directory ` +
         `(${mine}), not in yours (${yours}): give the absolute path`);
-    }
-  }
-
-  isDevice(name) {
-    try {
-      this.core.findDevice(name);
-      return true;
-    } catch {
-      return false;
     }
   }
 
