@@ -41,13 +41,6 @@ std::string StringArg(const Napi::CallbackInfo& info, size_t i, const char* what
   return info[i].As<Napi::String>().Utf8Value();
 }
 
-int FdArg(const Napi::CallbackInfo& info, size_t i) {
-  if (info.Length() <= i || !info[i].IsNumber()) ThrowType(info.Env(), "fd must be a number");
-  int64_t fd = info[i].As<Napi::Number>().Int64Value();
-  if (fd < 0 || fd > INT32_MAX) ThrowType(info.Env(), "fd out of range");
-  return static_cast<int>(fd);
-}
-
 // A non-negative integer field; numbers only (sizes fit a double exactly up to 2^53).
 uint64_t U64Field(Napi::Object obj, const char* key) {
   Napi::Value v = obj.Get(key);

@@ -1,6 +1,5 @@
 #include "holes_binding.h"
 
-#include <string>
 
 #include "holes.h"
 #include "js_numbers.h"
@@ -10,24 +9,11 @@ namespace dmkit {
 
 namespace {
 
-int FdAt(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "fd must be a number");
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  if (fd < 0) throw Napi::TypeError::New(info.Env(), "fd out of range");
-  return fd;
-}
-
-uint64_t ByteCountAt(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  double v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
-  if (!IsByteCount(v)) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a non-negative integer");
-  return uint64_t(v);
-}
-
 // seekData(fd, offset) / seekHole(fd, offset): an offset, or -1 (no data / past the end).
 template <Status (*Seek)(int, uint64_t, int64_t*)>
 Napi::Value SeekJs(const Napi::CallbackInfo& info) {
-  int fd = FdAt(info);
-  uint64_t from = ByteCountAt(info, 1, "offset");
+  int fd = FdArg(info, 0);
+  uint64_t from = ByteCountArg(info, 1, "offset");
   int64_t at = -1;
   Status st = Seek(fd, from, &at);
   if (!st.ok()) throw ErrorFrom(info.Env(), st);
@@ -52,9 +38,9 @@ class PunchWorker : public Napi::AsyncWorker {
 
 // punchHole(fd, offset, length, callback(err)). The caller keeps fd open until the callback.
 Napi::Value PunchHoleJs(const Napi::CallbackInfo& info) {
-  int fd = FdAt(info);
-  uint64_t offset = ByteCountAt(info, 1, "offset");
-  uint64_t length = ByteCountAt(info, 2, "length");
+  int fd = FdArg(info, 0);
+  uint64_t offset = ByteCountArg(info, 1, "offset");
+  uint64_t length = ByteCountArg(info, 2, "length");
   if (info.Length() < 4 || !info[3].IsFunction()) throw Napi::TypeError::New(info.Env(), "punchHole(fd, offset, length, callback)");
   (new PunchWorker(info[3].As<Napi::Function>(), fd, offset, length))->Queue();
   return info.Env().Undefined();

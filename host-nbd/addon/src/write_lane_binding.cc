@@ -72,8 +72,7 @@ class WriteLaneJs : public Napi::ObjectWrap<WriteLaneJs> {
     if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsFunction()) {
       throw Napi::TypeError::New(env, "new WriteLane(fd, onDone)");
     }
-    int fd = info[0].As<Napi::Number>().Int32Value();
-    if (fd < 0) throw Napi::TypeError::New(env, "fd out of range");
+    int fd = FdArg(info, 0);
     state_ = std::make_shared<LaneState>();
     Tsfn tsfn = Tsfn::New(env, info[1].As<Napi::Function>(), "dmkit-write-lane", 0, 1,
                           new SharedState(state_), FinalizeTsfn);
@@ -98,13 +97,9 @@ class WriteLaneJs : public Napi::ObjectWrap<WriteLaneJs> {
     if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsArray() || !info[2].IsNumber()) {
       throw Napi::TypeError::New(env, "write(id, buffers, position)");
     }
-    double pos = info[2].As<Napi::Number>().DoubleValue();
-    if (!IsByteCount(pos)) {
-      throw Napi::TypeError::New(env, "position must be a non-negative integer");
-    }
     LaneWrite w;
     w.id = uint64_t(info[0].As<Napi::Number>().DoubleValue());
-    w.pos = uint64_t(pos);
+    w.pos = ByteCountArg(info, 2, "position");
     Napi::Array bufs = info[1].As<Napi::Array>();
     for (uint32_t i = 0; i < bufs.Length(); i++) {
       Napi::Value v = bufs.Get(i);
