@@ -1,0 +1,363 @@
+// @ts-check
+// A thread per connection reads the socket and does plain writes itself (receive threads,
+// host-nbd/server/receive-threads.js). What a client sees must not change: the bytes land where
+// the table maps them, writes the thread may not do go through the event loop in stream order,
+// suspend holds every write (the thread's included) and a reload takes effect at resume, stream
+// damage or a half-sent write cost only that connection, and a FLUSH covers the thread's writes.
+import { describe, it, expect, afterAll, vi } from 'vitest';
+import fs, { writeFileSync, readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
+import { NbdServer } from '../../host-nbd/server/server.js';
+import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
+import { tempDir, testBytes, startServer, stopAllServers, ok, run, CLIENT_ENV } from './helpers.js';
+import { RawClient, MAGIC, requestHeader as header } from './raw-client.js';
+
+const MiB = 1 << 20;
+const READ = 0, WRITE = 1, FLUSH = 3;
+const ACK = 1;
+const { threads, why } = loadReceiveThreads();
+const noAddon = threads === null;
+if (noAddon) console.warn(`receive-thread tests skipped: the native addon is not built (${why}); run npm run build:addon`);
+
+afterAll(stopAllServers);
+
+function sparse(path, bytes) {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+}
+
+/** `dmkit exports` counters of one export. */
+async function counters(srv, name) {
+  const out = (await srv.ctl('exports')).stdout;
+  const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
+  const m = /\t(\d+) request\(s\)\t.*\t(\d+) write\(s\) by receive threads$/.exec(line ?? '');
+  if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
+  return { requests: Number(m[1]), threadWrites: Number(m[2]) };
+}
+
+const sha = (path) => createHash('sha1').update(readFileSync(path)).digest('hex');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function rawOpen(socket, name) {
+  const c = await RawClient.connect(socket);
+  await c.handshake();
+  expect(await c.go(name)).toBe(ACK);
+  return c;
+}
+
+describe('receive threads against real clients (dmkit serve)', () => {
+  it.skipIf(noAddon)('nbdcopy over Unix and TCP: the image holds the bytes, written by the threads; --loop-receive writes none there', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'd.img'), src = join(dir, 'src.bin');
+    const SIZE = 33 * MiB;
+    sparse(img, 40 * MiB);
+    const table = `0 ${(40 * MiB) / 512} linear ${img} 0`;
+    const srv = await startServer(['--listen', '127.0.0.1:0', '--device', 'd', table], { dir });
+    const port = /uri: {4}nbd:\/\/127\.0\.0\.1:(\d+)\/d/.exec(srv.stdout)?.[1];
+    expect(port).toBeDefined();
+    const unixBytes = testBytes(SIZE, 11);
+    writeFileSync(src, unixBytes);
+    await ok('nbdcopy', [src, srv.uri('d')]);
+    expect(readFileSync(img).subarray(0, SIZE).equals(unixBytes)).toBe(true);
+    const afterUnix = await counters(srv, 'd');
+    expect(afterUnix.threadWrites).toBeGreaterThan(0);
+    // TCP, other bytes over the same range.
+    const tcpBytes = testBytes(SIZE, 12);
+    writeFileSync(src, tcpBytes);
+    await ok('nbdcopy', [src, `nbd://127.0.0.1:${port}/d`]);
+    expect(readFileSync(img).subarray(0, SIZE).equals(tcpBytes)).toBe(true);
+    expect((await counters(srv, 'd')).threadWrites).toBeGreaterThan(afterUnix.threadWrites);
+    expect((await srv.stop()).code).toBe(0);
+
+    // The same copy with the threads off: the bytes arrive, none through a thread.
+    const dir2 = tempDir();
+    const img2 = join(dir2, 'd.img');
+    sparse(img2, 40 * MiB);
+    const loop = await startServer(['--loop-receive', '--device', 'd', `0 ${(40 * MiB) / 512} linear ${img2} 0`], { dir: dir2 });
+    await ok('nbdcopy', [src, loop.uri('d')]);
+    expect(readFileSync(img2).subarray(0, SIZE).equals(tcpBytes)).toBe(true);
+    const c = await counters(loop, 'd');
+    expect(c.requests).toBeGreaterThan(0);
+    expect(c.threadWrites).toBe(0);
+    expect((await loop.stop()).code).toBe(0);
+  });
+
+  it.skipIf(noAddon)('qemu-io mixed traffic in one session: aligned, unaligned, FUA and overlapping writes match a model; only plain aligned ones go by the thread', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'd.img');
+    const SIZE = 4 * MiB;
+    sparse(img, SIZE);
+    const srv = await startServer(['--device', 'd', `0 ${SIZE / 512} linear ${img} 0`], { dir });
+    const model = Buffer.alloc(SIZE);
+    /** [pattern, offset, length, fua] in the order sent */
+    const writes = [
+      [0x11, 0, 8192, false], // aligned
+      [0x22, 4096, 4096, false], // aligned, over the second half of the first
+      [0x33, 100, 1000, false], // unaligned, over both
+      [0x44, 65536, 65536, true], // FUA
+      [0x55, 65536 + 512, 1024, false], // aligned, inside the FUA one
+      [0x66, 70000, 5000, false], // unaligned, inside the FUA one
+      [0x77, 1 * MiB, 1 * MiB, false], // a large aligned one
+      [0x88, 1 * MiB + 300, 200, true], // unaligned FUA inside it
+      [0x99, 2 * MiB - 4096, 8192, false], // aligned, across the large one's end
+      [0xaa, 3 * MiB + 1, 511, false], // unaligned, one sector short
+    ];
+    const cmds = [];
+    let plainAligned = 0;
+    for (const [p, off, len, fua] of writes) {
+      model.fill(p, off, off + len);
+      cmds.push('-c', `write ${fua ? '-f ' : ''}-P ${p} ${off} ${len}`);
+      if (!fua && off % 512 === 0 && len % 512 === 0) plainAligned++;
+    }
+    // Reads back what the model says of a few places (qemu-io fails the command on a mismatch).
+    cmds.push('-c', `read -P 0x33 100 1000`, '-c', `read -P 0x22 4096 4096`, '-c', `read -P 0x55 66048 1024`,
+      '-c', `read -P 0x88 ${MiB + 300} 200`, '-c', `read -P 0x99 ${2 * MiB - 4096} 8192`);
+    // writeback: qemu-io's default (writethrough) would make every write FUA.
+    const out = await ok('qemu-io', ['-t', 'writeback', '-f', 'raw', srv.uri('d'), ...cmds]);
+    expect(out).not.toMatch(/Pattern verification failed|error/i);
+    expect(readFileSync(img).equals(model)).toBe(true);
+    const c = await counters(srv, 'd');
+    // qemu-io waits for each reply, so no event-loop write is ever pending when one arrives.
+    expect(c.threadWrites).toBe(plainAligned);
+    expect(c.requests).toBeGreaterThan(writes.length);
+    expect((await srv.stop()).code).toBe(0);
+  });
+
+  it.skipIf(noAddon)('two linear segments onto two files and a zero segment: each write lands in its file at its offset, one across the boundary too', async () => {
+    const dir = tempDir();
+    const a = join(dir, 'a.img'), b = join(dir, 'b.img');
+    sparse(a, 8 * MiB);
+    sparse(b, 8 * MiB);
+    // 0-4 MiB: a from 2 MiB on; 4-8 MiB: b from 1 MiB on; 8-9 MiB: zero.
+    const table = `0 8192 linear ${a} 4096\n8192 8192 linear ${b} 2048\n16384 2048 zero`;
+    const srv = await startServer(['--device', 'd', table], { dir });
+    const inA = testBytes(65536, 1), inB = testBytes(32768, 2), across = testBytes(16384, 3), inZero = testBytes(4096, 4);
+    const data = { inA, inB, across, inZero };
+    for (const [n, bytes] of Object.entries(data)) writeFileSync(join(dir, `${n}.bin`), bytes);
+    const load = (n) => `open('${join(dir, `${n}.bin`)}', 'rb').read()`;
+    const script = [
+      `h.pwrite(${load('inA')}, 65536)`,
+      `h.pwrite(${load('inB')}, ${4 * MiB + 131072})`,
+      `h.pwrite(${load('across')}, ${4 * MiB - 4096})`,
+      `h.pwrite(${load('inZero')}, ${8 * MiB + 8192})`,
+      `assert h.pread(${across.length}, ${4 * MiB - 4096}) == ${load('across')}`,
+      `assert h.pread(4096, ${8 * MiB + 8192}) == bytes(4096)`,
+    ].join('\n');
+    await ok('nbdsh', ['-u', srv.uri('d'), '-c', script], { env: CLIENT_ENV });
+    const fa = readFileSync(a), fb = readFileSync(b);
+    const expectA = Buffer.alloc(8 * MiB), expectB = Buffer.alloc(8 * MiB);
+    inA.copy(expectA, 2 * MiB + 65536);
+    across.subarray(0, 4096).copy(expectA, 2 * MiB + 4 * MiB - 4096);
+    inB.copy(expectB, MiB + 131072);
+    across.subarray(4096).copy(expectB, MiB);
+    expect(fa.equals(expectA)).toBe(true);
+    expect(fb.equals(expectB)).toBe(true);
+    // The two inside one linear segment went by the thread; the one across and the zero one did not.
+    expect((await counters(srv, 'd')).threadWrites).toBe(2);
+    expect((await srv.stop()).code).toBe(0);
+  });
+
+  it.skipIf(noAddon)('suspend while a client keeps writing: the file stands still and writes wait for resume, then all complete', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'd.img');
+    const SIZE = 64 * MiB;
+    sparse(img, SIZE);
+    const srv = await startServer(['--device', 'd', `0 ${SIZE / 512} linear ${img} 0`], { dir });
+    const c = await rawOpen(srv.socket, 'd');
+    const model = Buffer.alloc(SIZE);
+    /** @type {Map<number, number>} cookie -> time its reply came */
+    const replied = new Map();
+    const sentAt = new Map();
+    let cookie = 0, at = 0, outstanding = 0, stop = false, failure = /** @type {Error | null} */ (null);
+    const send = () => {
+      const len = 4096 * (1 + (cookie % 16)); // 4-64 KiB
+      if (at + len > SIZE) at = 0;
+      const payload = Buffer.alloc(len, (cookie % 255) + 1);
+      payload.writeUInt32BE(cookie, 0);
+      payload.copy(model, at);
+      c.request(WRITE, 0, ++cookie, at, len, payload);
+      sentAt.set(cookie, Date.now());
+      at += len;
+      outstanding++;
+    };
+    // Replies, as they come (the client keeps up to 16 writes in flight).
+    const reader = (async () => {
+      while (!stop || outstanding > 0) {
+        if (outstanding === 0) { await sleep(1); continue; } // none to wait for (yet)
+        const r = await c.simpleReply().catch((e) => { failure = e; return null; });
+        if (!r) { failure ??= new Error('connection closed'); return; }
+        if (r.error !== 0) failure = new Error(`write ${r.cookie} failed: ${r.error}`);
+        replied.set(r.cookie, Date.now());
+        outstanding--;
+      }
+    })();
+    const writer = (async () => {
+      while (!stop && !failure) {
+        while (outstanding < 16) send();
+        await sleep(1);
+      }
+    })();
+    await sleep(300);
+    const before = (await counters(srv, 'd')).threadWrites;
+    expect(before).toBeGreaterThan(0);
+    expect((await srv.ctl('suspend', 'd')).code).toBe(0);
+    const suspendedAt = Date.now();
+    // Writes sent now, past the writer's window.
+    const lateFrom = cookie + 1;
+    for (let i = 0; i < 4; i++) send();
+    const h1 = sha(img);
+    await sleep(300);
+    const h2 = sha(img);
+    expect(h2).toBe(h1);
+    for (let k = lateFrom; k < lateFrom + 4; k++) expect(replied.has(k)).toBe(false);
+    const resumedAt = Date.now();
+    expect((await srv.ctl('resume', 'd')).code).toBe(0);
+    // Nothing sent after the suspend returned was answered before resume.
+    for (const [k, t] of replied) if (sentAt.get(k) >= suspendedAt) expect(t).toBeGreaterThanOrEqual(resumedAt);
+    await sleep(300);
+    stop = true;
+    await writer;
+    await reader;
+    expect(failure?.message ?? null).toBeNull();
+    for (let k = lateFrom; k < lateFrom + 4; k++) expect(replied.has(k)).toBe(true);
+    expect(replied.size).toBe(cookie);
+    expect(readFileSync(img).equals(model)).toBe(true);
+    // The threads wrote again after resume.
+    expect((await counters(srv, 'd')).threadWrites).toBeGreaterThan(before);
+    c.destroy();
+    expect((await srv.stop()).code).toBe(0);
+  });
+
+  it.skipIf(noAddon)('a reload to another file while connected: after resume the same connection writes into the new file', async () => {
+    const dir = tempDir();
+    const a = join(dir, 'a.img'), b = join(dir, 'b.img');
+    sparse(a, 4 * MiB);
+    sparse(b, 4 * MiB);
+    const srv = await startServer(['--device', 'd', `0 8192 linear ${a} 0`], { dir });
+    const c = await rawOpen(srv.socket, 'd');
+    const one = Buffer.alloc(65536, 0x5a), two = Buffer.alloc(65536, 0xa5);
+    c.request(WRITE, 0, 1, 0, one.length, one);
+    expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 1 });
+    expect((await counters(srv, 'd')).threadWrites).toBe(1);
+    expect((await srv.ctl('suspend', 'd')).code).toBe(0);
+    expect((await srv.ctl('reload', 'd', '--table', `0 8192 linear ${b} 0`)).code).toBe(0);
+    expect((await srv.ctl('resume', 'd')).code).toBe(0);
+    c.request(WRITE, 0, 2, 0, two.length, two);
+    expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
+    c.request(READ, 0, 3, 0, 65536);
+    expect((await c.simpleReply(65536))?.data?.equals(two)).toBe(true);
+    expect(readFileSync(b).subarray(0, 65536).equals(two)).toBe(true);
+    expect(readFileSync(a).subarray(0, 65536).equals(one)).toBe(true);
+    expect((await counters(srv, 'd')).threadWrites).toBe(2); // the new map was published
+    c.destroy();
+    expect((await srv.stop()).code).toBe(0);
+  });
+});
+
+/** An in-process server with receive threads on one linear device (or the given table). */
+async function inProcess(opts = {}) {
+  const dir = tempDir();
+  const socket = join(dir, 'nbd.sock');
+  const files = { a: join(dir, 'a.img'), b: join(dir, 'b.img') };
+  for (const f of Object.values(files)) sparse(f, 8 * MiB);
+  const th = /** @type {NonNullable<typeof threads>} */ (threads);
+  const registry = await DeviceRegistry.create({ writeMaps: th.WriteMap });
+  await registry.create('d', opts.table?.(files) ?? `0 16384 linear ${files.a} 0`);
+  const logs = /** @type {string[]} */ ([]);
+  const server = new NbdServer({
+    exports: registry, receiveThreads: th, limits: opts.limits, log: (l) => logs.push(l), onError: (l) => logs.push(l),
+  });
+  await server.listenUnix(socket);
+  return {
+    registry, server, socket, files, logs, exp: registry.getExport('d'),
+    async close() { await server.close(); await registry.close(); },
+  };
+}
+
+describe('receive threads in process', () => {
+  it.skipIf(noAddon)('bad magic after fast writes closes only that connection; a half-sent write is cut by the stall watchdog, unanswered', async () => {
+    const s = await inProcess({ limits: { stallMs: 400 } });
+    try {
+      const bad = await rawOpen(s.socket, 'd');
+      const good = await rawOpen(s.socket, 'd');
+      const half = await rawOpen(s.socket, 'd');
+      // Fast writes, pipelined; once answered, a request with a damaged magic. (Not in the same
+      // batch: a connection closed for a bad magic drops replies still queued, thread or not.)
+      const batch = [];
+      for (let i = 0; i < 8; i++) batch.push(header(WRITE, i + 1, i * 65536, 65536), Buffer.alloc(65536, i + 1));
+      bad.write(Buffer.concat(batch));
+      for (let i = 0; i < 8; i++) expect(await bad.simpleReply()).toMatchObject({ error: 0, cookie: i + 1 });
+      const damaged = header(READ, 99, 0, 4096);
+      damaged.writeUInt32BE(0x12345678, 0);
+      bad.write(damaged);
+      expect(await bad.closed(5000)).toBe(true);
+      expect(bad.buf.length).toBe(0); // nothing answered the damaged request
+      expect(s.exp.writtenByThreads).toBe(8);
+      const a = readFileSync(s.files.a);
+      for (let i = 0; i < 8; i++) expect(a.subarray(i * 65536, (i + 1) * 65536).every((x) => x === i + 1)).toBe(true);
+
+      // Half of a 512 KiB write, then nothing.
+      half.request(WRITE, 0, 7, 4 * MiB, 512 * 1024, Buffer.alloc(256 * 1024, 0xee));
+      // The other client keeps working meanwhile.
+      const mine = testBytes(131072, 9);
+      for (let i = 0; i < 4; i++) {
+        good.request(WRITE, 0, 10 + i, 2 * MiB + i * 131072, mine.length, mine);
+        expect(await good.simpleReply()).toMatchObject({ error: 0, cookie: 10 + i });
+      }
+      expect(await half.closed(5000)).toBe(true);
+      expect(half.buf.length).toBe(0); // no reply to the half-sent write
+      expect(s.logs.join('\n')).toMatch(/a request stopped arriving half-way: nothing for 400 ms/);
+      expect(readFileSync(s.files.a).subarray(4 * MiB, 4 * MiB + 512 * 1024).every((x) => x === 0)).toBe(true);
+      expect(good.ended).toBe(false);
+      for (let i = 0; i < 4; i++) {
+        good.request(READ, 0, 20 + i, 2 * MiB + i * 131072, mine.length);
+        expect((await good.simpleReply(mine.length))?.data?.equals(mine)).toBe(true);
+      }
+      expect(s.exp.writtenByThreads).toBe(12);
+      good.destroy();
+      // Every thread write was accounted for: a suspend does not wait forever.
+      await s.registry.suspend('d');
+      await s.registry.resume('d');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it.skipIf(noAddon)('a FLUSH after thread writes calls fdatasync for the files they wrote, and not again with nothing new', async () => {
+    const s = await inProcess({ table: (f) => `0 8192 linear ${f.a} 0\n8192 8192 linear ${f.b} 0` });
+    try {
+      const fdOf = (p) => /** @type {any} */ (s.registry.engine.fileByPath(p)).fd;
+      const synced = /** @type {number[]} */ ([]);
+      const real = fs.fdatasync;
+      vi.spyOn(fs, 'fdatasync').mockImplementation((fd, cb) => { synced.push(fd); return real(fd, cb); });
+      const c = await rawOpen(s.socket, 'd');
+      const flush = async (cookie) => {
+        c.request(FLUSH, 0, cookie, 0, 0);
+        expect(await c.simpleReply()).toMatchObject({ error: 0, cookie });
+      };
+      await flush(1); // the files as opened (the engine syncs each once)
+      synced.length = 0;
+      c.request(WRITE, 0, 2, 8192, 4096, Buffer.alloc(4096, 1)); // onto a
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
+      expect(s.exp.writtenByThreads).toBe(1);
+      expect(synced).toEqual([]);
+      await flush(3);
+      expect(synced).toEqual([fdOf(s.files.a)]);
+      synced.length = 0;
+      await flush(4);
+      expect(synced).toEqual([]);
+      c.request(WRITE, 0, 5, 4 * MiB + 512, 1024, Buffer.alloc(1024, 2)); // onto b
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 5 });
+      expect(s.exp.writtenByThreads).toBe(2);
+      await flush(6);
+      expect(synced).toEqual([fdOf(s.files.b)]);
+      c.destroy();
+    } finally {
+      vi.restoreAllMocks();
+      await s.close();
+    }
+  });
+});
