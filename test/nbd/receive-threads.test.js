@@ -5,14 +5,14 @@
 // suspend holds every write (the thread's included) and a reload takes effect at resume, stream
 // damage or a half-sent write cost only that connection, and a FLUSH covers the thread's writes.
 import { describe, it, expect, afterAll, vi } from 'vitest';
-import fs, { writeFileSync, readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import fs, { writeFileSync, readFileSync, openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { tempDir, testBytes, startServer, stopAllServers, ok, run, CLIENT_ENV } from './helpers.js';
-import { RawClient, MAGIC, requestHeader as header } from './raw-client.js';
+import { tempDir as newTempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV } from './helpers.js';
+import { RawClient, requestHeader as header } from './raw-client.js';
 
 const MiB = 1 << 20;
 const READ = 0, WRITE = 1, FLUSH = 3;
@@ -21,7 +21,13 @@ const { threads, why } = loadReceiveThreads();
 const noAddon = threads === null;
 if (noAddon) console.warn(`receive-thread tests skipped: the native addon is not built (${why}); run npm run build:addon`);
 
-afterAll(stopAllServers);
+/** Temp folders (images of up to 64 MiB): removed once the servers using them stopped. */
+const dirs = /** @type {string[]} */ ([]);
+const tempDir = () => { const d = newTempDir(); dirs.push(d); return d; };
+afterAll(async () => {
+  await stopAllServers();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function sparse(path, bytes) {
   const fd = openSync(path, 'w');
@@ -321,6 +327,49 @@ describe('receive threads in process', () => {
       // Every thread write was accounted for: a suspend does not wait forever.
       await s.registry.suspend('d');
       await s.registry.resume('d');
+    } finally {
+      await s.close();
+    }
+  });
+
+  // BUG (found by this test, not fixed here): the thread writes W at once, but its record waits in
+  // the connection's inbox behind READ headers the event loop has not parsed yet (it stopped at
+  // pipelineBytes: the stash). A suspend then waits for W's record (withdrawWrites), while the
+  // stash is fed again as the reads in flight finish and the next READ is held by the
+  // suspended device: the record is never taken, and suspend returns only once something
+  // resumes the device. Through the event loop alone, the same stream suspends at once (the
+  // held READs and W simply wait). Unskip once fixed.
+  it.skip('suspend returns while a thread write waits behind READs the event loop has not parsed yet', async () => {
+    const s = await inProcess({ table: (f) => `0 16384 linear ${f.a} 0` });
+    try {
+      const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
+      for (const m of ['read', 'readAsync']) { // reads in flight for a while
+        const real = file[m].bind(file);
+        file[m] = (buf, at, len, pos, done) => real(buf, at, len, pos, (e) => setTimeout(() => done(e), 300));
+      }
+      const c = await rawOpen(s.socket, 'd');
+      const parts = [];
+      for (let i = 0; i < 6; i++) parts.push(header(READ, i + 1, (i % 2) * MiB, MiB * 4));
+      parts.push(header(WRITE, 100, 6 * MiB, 4096), Buffer.alloc(4096, 7));
+      c.write(Buffer.concat(parts));
+      const reader = (async () => { // replies taken as they come
+        for (;;) {
+          const h = await c.read(16, 20_000).catch(() => null);
+          if (!h) return;
+          if (Number(h.readBigUInt64BE(8)) !== 100 && !(await c.read(4 * MiB, 20_000).catch(() => null))) return;
+        }
+      })();
+      await sleep(100);
+      expect(readFileSync(s.files.a)[6 * MiB]).toBe(7); // the thread wrote W already
+      let suspended = false;
+      const suspending = s.registry.suspend('d').then(() => { suspended = true; });
+      for (let t0 = Date.now(); !suspended && Date.now() - t0 < 3000;) await sleep(20);
+      const inTime = suspended;
+      await s.registry.resume('d');
+      await suspending;
+      c.destroy();
+      await reader;
+      expect(inTime).toBe(true);
     } finally {
       await s.close();
     }
