@@ -11,9 +11,12 @@
         "src/nbd_ioctl.cc",
         "src/nbd_netlink.cc",
         "src/off_thread.cc",
+        "src/receiver.cc",
+        "src/receiver_binding.cc",
         "src/send_file.cc",
         "src/write_lane.cc",
-        "src/write_lane_binding.cc"
+        "src/write_lane_binding.cc",
+        "src/write_map.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

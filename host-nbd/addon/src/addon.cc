@@ -22,6 +22,7 @@
 #include "send_file.h"
 #include "holes_binding.h"
 #include "write_lane_binding.h"
+#include "receiver_binding.h"
 
 namespace dmkit {
 
@@ -323,6 +324,7 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("sendPieces", Napi::Function::New(env, SendPiecesJs));
   InitWriteLane(env, exports);
   InitHoles(env, exports);
+  InitReceiver(env, exports);
   return exports;
 }
 

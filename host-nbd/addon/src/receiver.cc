@@ -1,0 +1,322 @@
+#include "receiver.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+namespace dmkit {
+
+namespace {
+
+constexpr uint32_t kRequestMagic = 0x25609513;
+constexpr uint16_t kCmdWrite = 1;
+constexpr size_t kHeader = 28;                 // a simple request header
+constexpr size_t kRecvBytes = 256 * 1024;      // one read of the stream
+constexpr uint32_t kFastMax = 2 * 1024 * 1024;  // larger writes go to the event loop (the thread holds a whole payload)
+constexpr uint32_t kLargeWrite = 32 * 1024;    // after one, read the next header alone (its payload may be large too)
+
+uint16_t Be16(const uint8_t* b) { return uint16_t((b[0] << 8) | b[1]); }
+uint32_t Be32(const uint8_t* b) { return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3]; }
+uint64_t Be64(const uint8_t* b) { return (uint64_t(Be32(b)) << 32) | Be32(b + 4); }
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// pwrite until all of it is written: 0, or the errno.
+int32_t PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t pos) {
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, off_t(pos));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (w == 0) return EIO;  // a regular file never takes nothing for good
+    p += w;
+    n -= size_t(w);
+    pos += uint64_t(w);
+  }
+  return 0;
+}
+
+void DrainEventFd(int fd) {
+  uint64_t v;
+  (void)!read(fd, &v, sizeof v);
+}
+
+}  // namespace
+
+Receiver::Receiver(int fd, std::shared_ptr<WriteMap> map, uint32_t max_write, std::vector<uint8_t> initial,
+                   std::function<void()> notify)
+    : fd_(fd), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), map_(std::move(map)), max_write_(max_write),
+      notify_(std::move(notify)), buf_(std::max(kRecvBytes, initial.size())) {
+  if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
+  std::copy(initial.begin(), initial.end(), buf_.begin());
+  have_ = initial.size();
+}
+
+Receiver::~Receiver() {
+  Stop();
+  close(fd_);
+  close(wake_fd_);
+}
+
+void Receiver::Start() {
+  // Signals belong to the JS thread: the receiver starts with all of them blocked.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  try {
+    thread_ = std::thread([this] { Run(); });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_setname_np(thread_.native_handle(), "dmkit-recv");
+}
+
+void Receiver::Stop() {
+  if (joined_) return;
+  stopping_ = true;
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+  joined_ = true;
+}
+
+void Receiver::SetPaused(bool paused) {
+  paused_ = paused;
+  if (!paused) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+  }
+}
+
+int64_t Receiver::MidRequestMs() const {
+  int64_t since = mid_since_ms_.load();
+  return since == 0 ? 0 : std::max<int64_t>(1, NowMs() - since);
+}
+
+void Receiver::MarkMid(bool mid) {
+  if (!mid) mid_since_ms_ = 0;
+  else if (mid_since_ms_.load() == 0) mid_since_ms_ = NowMs();
+}
+
+void Receiver::Take(std::vector<ReceiverEvent>* out, std::string* end, bool* end_is_error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  out->assign(events_.begin(), events_.end());
+  events_.clear();
+  notified_ = false;
+  *end = end_;
+  *end_is_error = end_is_error_;
+}
+
+void Receiver::Push(ReceiverEvent e) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(e);
+    wake = !notified_;
+    notified_ = true;
+  }
+  if (wake) notify_();
+}
+
+void Receiver::End(const std::string& why, bool error) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_) return;
+    ended_ = true;
+    end_ = why;
+    end_is_error_ = error;
+    wake = !notified_;
+    notified_ = true;
+  }
+  if (wake) notify_();
+}
+
+void Receiver::Forward(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  ReceiverEvent e;
+  e.bytes.data = static_cast<uint8_t*>(malloc(n));
+  if (!e.bytes.data) {
+    End("out of memory for received bytes", true);
+    stopping_ = true;
+    return;
+  }
+  memcpy(e.bytes.data, p, n);
+  e.bytes.len = n;
+  Push(e);
+}
+
+// Waits until the socket has bytes or the thread is woken (stop, resume): false to stop.
+bool Receiver::WaitReadable() {
+  pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  while (poll(fds, 2, -1) < 0) {
+    if (errno != EINTR) {
+      End(std::string("input error: poll: ") + strerror(errno), true);
+      return false;
+    }
+  }
+  if (fds[1].revents) DrainEventFd(wake_fd_);
+  return !stopping_;
+}
+
+// Receives up to max bytes (at least one, or none when woken while pause is honoured): false
+// when the stream ended or the thread stops.
+bool Receiver::RecvSome(uint8_t* to, size_t max, size_t* got, bool honour_pause) {
+  *got = 0;
+  for (;;) {
+    if (stopping_) return false;
+    ssize_t n = recv(fd_, to, max, MSG_DONTWAIT);
+    if (n > 0) {
+      *got = size_t(n);
+      return true;
+    }
+    if (n == 0) {
+      End("client disconnected", false);
+      return false;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      End(std::string("input error: ") + strerror(errno), true);
+      return false;
+    }
+    if (!WaitReadable()) return false;
+    if (honour_pause && paused_) return true;
+  }
+}
+
+void Receiver::Run() {
+  if (!Parse()) return;  // bytes that came with the handshake's last reply
+  while (!stopping_) {
+    if (paused_) {
+      pollfd wake = {wake_fd_, POLLIN, 0};
+      if (poll(&wake, 1, -1) > 0) DrainEventFd(wake_fd_);
+      continue;
+    }
+    // After a large write, the next header alone: its payload goes straight to payload_.
+    size_t want = header_only_ && have_ < kHeader ? kHeader - have_ : buf_.size() - have_;
+    size_t got;
+    if (!RecvSome(buf_.data() + have_, want, &got, true)) return;
+    have_ += got;
+    if (!Parse()) return;
+  }
+}
+
+bool Receiver::Parse() {
+  pos_ = 0;
+  size_t forward_from = 0;
+  for (;;) {
+    if (raw_) {
+      pos_ = have_;
+      break;
+    }
+    if (forward_left_ > 0) {
+      size_t k = size_t(std::min<uint64_t>(forward_left_, have_ - pos_));
+      pos_ += k;
+      forward_left_ -= k;
+      if (forward_left_ > 0) break;
+      continue;
+    }
+    if (have_ - pos_ < kHeader) break;
+    const uint8_t* h = buf_.data() + pos_;
+    if (Be32(h) != kRequestMagic) {
+      raw_ = true;  // the event loop says why and closes the connection
+      continue;
+    }
+    uint16_t flags = Be16(h + 4), type = Be16(h + 6);
+    uint32_t len = Be32(h + 24);
+    if (type != kCmdWrite) {
+      header_only_ = false;
+      pos_ += kHeader;  // no other command carries a payload with simple headers
+      continue;
+    }
+    uint64_t off = Be64(h + 16);
+    bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= max_write_ && len % 512 == 0 && off % 512 == 0 &&
+                js_writes_.load() == 0 && map_ && map_->Covers(off, len);
+    if (!fast) {
+      header_only_ = false;
+      js_writes_.fetch_add(1);
+      pos_ += kHeader;
+      forward_left_ = len;
+      continue;
+    }
+    Forward(buf_.data() + forward_from, pos_ - forward_from);
+    uint8_t header[kHeader];
+    memcpy(header, h, kHeader);
+    pos_ += kHeader;
+    const uint8_t* payload = ReceivePayload(len);
+    if (!payload) return false;  // the stream ended, or the thread stops: never answered
+    WriteTarget t;
+    if (!map_->Acquire(off, len, &t)) {
+      // Withdrawn while the payload arrived (a suspend): the event loop takes the request.
+      header_only_ = false;
+      js_writes_.fetch_add(1);
+      ForwardRequest(header, payload, len);
+    } else {
+      WriteDone done;
+      done.cookie_hi = Be32(header + 8);
+      done.cookie_lo = Be32(header + 12);
+      done.tag = t.tag;
+      done.file_pos = t.pos;
+      done.offset = off;
+      done.len = len;
+      done.err = PwriteAll(t.fd, payload, len, t.pos);
+      header_only_ = len >= kLargeWrite;
+      ReceiverEvent e;
+      e.is_write = true;
+      e.write = done;
+      Push(e);
+    }
+    forward_from = pos_;
+  }
+  Forward(buf_.data() + forward_from, pos_ - forward_from);
+  memmove(buf_.data(), buf_.data() + pos_, have_ - pos_);
+  have_ -= pos_;
+  pos_ = 0;
+  MarkMid(!raw_ && (have_ > 0 || forward_left_ > 0));
+  return true;
+}
+
+// A fast WRITE's whole payload, before the map is asked where it goes: a client that stops
+// half-way must not hold up a suspend. Points into buf_ when all of it came with the header,
+// else into payload_; null when the stream ended or the thread stops.
+const uint8_t* Receiver::ReceivePayload(uint32_t len) {
+  MarkMid(true);
+  size_t in_buf = std::min<size_t>(len, have_ - pos_);
+  if (in_buf == len) {
+    pos_ += len;
+    return buf_.data() + pos_ - len;
+  }
+  if (payload_.size() < len) payload_.resize(len);
+  memcpy(payload_.data(), buf_.data() + pos_, in_buf);
+  pos_ += in_buf;
+  size_t got = in_buf;
+  while (got < len) {
+    size_t n;
+    if (!RecvSome(payload_.data() + got, len - got, &n, false)) return nullptr;
+    got += n;
+  }
+  return payload_.data();
+}
+
+void Receiver::ForwardRequest(const uint8_t* header, const uint8_t* payload, uint32_t len) {
+  std::vector<uint8_t> whole(header, header + kHeader);
+  whole.insert(whole.end(), payload, payload + len);
+  Forward(whole.data(), whole.size());
+}
+
+}  // namespace dmkit

@@ -1,0 +1,113 @@
+// A thread per NBD connection that reads the socket in the transmission phase (simple request
+// headers only) and does the connection's plain writes itself.
+//
+// Why: a WRITE that crosses from the event loop to a file's thread and back costs two wake-ups
+// on two busy cores; nbdkit's threads receive and write in one place, and that is what made it
+// faster on sequential writes (docs/performance.md, "A thread per connection"). Here a WRITE
+// with no flags, whole sectors, at most 2 MiB, that the device's published map (write_map.h) puts
+// on one file, is received whole into this thread's buffer and written with pwrite right away; the event loop only
+// learns that it was written (to reply, and for its flush and allocation bookkeeping). Every
+// other byte of the stream, requests and payloads alike, goes to the event loop unchanged and in
+// order, where the server parses and checks it as if it had read it itself.
+//
+// Ordering: the events (bytes to parse, writes done) reach the event loop in stream order. While
+// a WRITE handed to the event loop is unanswered, later writes are handed over too, so that a
+// connection's writes never overtake one another across the two paths. Stream damage (a bad
+// magic) makes the thread hand over everything from there on: the event loop closes the
+// connection.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "write_map.h"
+
+namespace dmkit {
+
+struct ReceivedBytes {
+  uint8_t* data = nullptr;  // malloc'd; the event loop frees it
+  size_t len = 0;
+};
+
+struct WriteDone {
+  uint32_t cookie_hi = 0, cookie_lo = 0, tag = 0;
+  uint64_t file_pos = 0;
+  uint64_t offset = 0;  // on the device, as the request said
+  uint32_t len = 0;
+  int32_t err = 0;  // errno of a failed pwrite, 0 when written
+};
+
+struct ReceiverEvent {
+  bool is_write = false;
+  ReceivedBytes bytes;
+  WriteDone write;
+};
+
+class Receiver {
+ public:
+  // fd: a duplicate this owns. `initial`: bytes already read from the socket, parsed first.
+  // `notify` runs on the thread when events wait after none did.
+  Receiver(int fd, std::shared_ptr<WriteMap> map, uint32_t max_write, std::vector<uint8_t> initial,
+           std::function<void()> notify);
+  ~Receiver();
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  void Start();
+  // Stops the thread (it finishes a write in progress first) and closes the descriptor.
+  void Stop();
+  void SetPaused(bool paused);
+  // A WRITE handed to the event loop was answered.
+  void WriteAnswered() { js_writes_.fetch_sub(1); }
+  // How long a request has been arriving in part (0: none is).
+  int64_t MidRequestMs() const;
+  // Events so far, and why the stream ended (empty while it goes on).
+  void Take(std::vector<ReceiverEvent>* out, std::string* end, bool* end_is_error);
+
+ private:
+  void Run();
+  bool Parse();  // false: the stream ended inside a payload
+  const uint8_t* ReceivePayload(uint32_t len);
+  void ForwardRequest(const uint8_t* header, const uint8_t* payload, uint32_t len);
+  bool RecvSome(uint8_t* to, size_t max, size_t* got, bool honour_pause);
+  bool WaitReadable();
+  void Forward(const uint8_t* p, size_t n);
+  void Push(ReceiverEvent e);
+  void End(const std::string& why, bool error);
+  void MarkMid(bool mid);
+
+  const int fd_;
+  const int wake_fd_;
+  const std::shared_ptr<WriteMap> map_;
+  const uint32_t max_write_;
+  const std::function<void()> notify_;
+  std::vector<uint8_t> buf_;   // received, not parsed yet: [0, have_)
+  size_t have_ = 0;
+  size_t pos_ = 0;             // Parse's cursor
+  std::vector<uint8_t> payload_;  // a fast WRITE's payload that did not come with its header
+  uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
+  bool raw_ = false;           // stream damaged: hand over everything
+  bool header_only_ = false;   // the next read stops at the end of a header
+  std::atomic<int32_t> js_writes_{0};
+  std::atomic<int64_t> mid_since_ms_{0};
+  std::atomic<bool> paused_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::deque<ReceiverEvent> events_;
+  bool notified_ = false;
+  std::string end_;
+  bool end_is_error_ = false;
+  bool ended_ = false;
+  std::thread thread_;
+  bool joined_ = false;
+};
+
+}  // namespace dmkit

@@ -1,0 +1,276 @@
+#include "receiver_binding.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "js_numbers.h"
+#include "receiver.h"
+#include "write_map.h"
+
+namespace dmkit {
+
+namespace {
+
+class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
+ public:
+  static Napi::FunctionReference* constructor;
+
+  static Napi::Function Define(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "WriteMap", {
+      InstanceMethod<&WriteMapJs::Publish>("publish"),
+      InstanceMethod<&WriteMapJs::Withdraw>("withdraw"),
+      InstanceMethod<&WriteMapJs::Release>("release"),
+      InstanceMethod<&WriteMapJs::Inflight>("inflight"),
+    });
+    constructor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  explicit WriteMapJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WriteMapJs>(info), map_(std::make_shared<WriteMap>()) {}
+
+  std::shared_ptr<WriteMap> map() const { return map_; }
+
+ private:
+  // publish([[start, end, fd, filePos, tag], ...]): device byte ranges, sorted, not overlapping;
+  // the descriptors are duplicated (the caller may close its own).
+  Napi::Value Publish(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "publish(extents)");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    auto extents = std::make_shared<WriteExtents>();
+    uint64_t last_end = 0;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsArray() || v.As<Napi::Array>().Length() != 5) throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag]");
+      Napi::Array a = v.As<Napi::Array>();
+      double d[5];
+      for (uint32_t k = 0; k < 5; k++) {
+        d[k] = a.Get(k).IsNumber() ? a.Get(k).As<Napi::Number>().DoubleValue() : -1;
+        if (!IsByteCount(d[k])) throw Napi::TypeError::New(env, "an extent holds non-negative integers");
+      }
+      WriteExtent e;
+      e.start = uint64_t(d[0]);
+      e.end = uint64_t(d[1]);
+      e.file_pos = uint64_t(d[3]);
+      e.tag = uint32_t(d[4]);
+      if (e.end <= e.start || e.start < last_end) throw Napi::RangeError::New(env, "extents must be sorted, not empty and not overlapping");
+      last_end = e.end;
+      e.fd = fcntl(int(d[2]), F_DUPFD_CLOEXEC, 0);
+      if (e.fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
+      extents->list.push_back(e);
+    }
+    map_->Publish(std::move(extents));
+    return env.Undefined();
+  }
+
+  Napi::Value Withdraw(const Napi::CallbackInfo& info) {
+    map_->Withdraw();
+    return info.Env().Undefined();
+  }
+
+  // release(n): n writes reported by receivers are accounted for.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    map_->Release(int64_t(ByteCountArg(info, 0, "n")));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Inflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(map_->Inflight())); }
+
+  std::shared_ptr<WriteMap> map_;
+};
+
+Napi::FunctionReference* WriteMapJs::constructor = nullptr;
+
+// A write done, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length, errno, offset
+// (receive-threads.js WRITE_RECORD).
+constexpr size_t kRecord = 7;
+
+void PutRecord(Napi::Float64Array w, size_t k, const WriteDone& d) {
+  w[k] = d.cookie_hi;
+  w[k + 1] = d.cookie_lo;
+  w[k + 2] = d.tag;
+  w[k + 3] = double(d.file_pos);
+  w[k + 4] = d.len;
+  w[k + 5] = d.err;
+  w[k + 6] = double(d.offset);
+}
+
+struct ReceiverState;
+using SharedState = std::shared_ptr<ReceiverState>;
+void Deliver(Napi::Env env, Napi::Function on_events, SharedState* state, void*);
+using Tsfn = Napi::TypedThreadSafeFunction<SharedState, void, Deliver>;
+
+// Shared by the JS object and the thread-safe function; whichever goes last frees it.
+struct ReceiverState {
+  std::unique_ptr<Receiver> receiver;
+  Tsfn tsfn;
+  bool tsfn_gone = false;
+  bool end_delivered = false;
+};
+
+// onEvents(items, end): items are Buffers (stream bytes to parse) and Float64Arrays of writes
+// done, kRecord numbers each; end is null, or
+// [reason, isError] once the stream ended.
+void Deliver(Napi::Env env, Napi::Function on_events, SharedState* state, void*) {
+  ReceiverState* st = state->get();
+  if (env == nullptr || !st->receiver) return;
+  Napi::HandleScope scope(env);
+  std::vector<ReceiverEvent> events;
+  std::string end;
+  bool end_is_error = false;
+  st->receiver->Take(&events, &end, &end_is_error);
+  Napi::Array items = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (size_t i = 0; i < events.size();) {
+    if (!events[i].is_write) {
+      ReceivedBytes b = events[i++].bytes;
+      items.Set(n++, Napi::Buffer<uint8_t>::New(env, b.data, b.len, [](Napi::Env, uint8_t* p) { free(p); }));
+      continue;
+    }
+    size_t j = i;
+    while (j < events.size() && events[j].is_write) j++;
+    Napi::Float64Array w = Napi::Float64Array::New(env, (j - i) * kRecord);
+    for (size_t k = 0; i < j; i++, k += kRecord) PutRecord(w, k, events[i].write);
+    items.Set(n++, w);
+  }
+  Napi::Value end_value = env.Null();
+  if (!end.empty() && !st->end_delivered) {
+    st->end_delivered = true;
+    Napi::Array e = Napi::Array::New(env, 2);
+    e.Set(0u, end);
+    e.Set(1u, Napi::Boolean::New(env, end_is_error));
+    end_value = e;
+  }
+  if (n > 0 || !end_value.IsNull()) on_events.Call({items, end_value});
+}
+
+void FinalizeTsfn(Napi::Env, void*, SharedState* state) {
+  (*state)->receiver.reset();
+  (*state)->tsfn_gone = true;
+  delete state;
+}
+
+class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Receiver", {
+      InstanceMethod<&ReceiverJs::Pause>("pause"),
+      InstanceMethod<&ReceiverJs::Resume>("resume"),
+      InstanceMethod<&ReceiverJs::WriteAnswered>("writeAnswered"),
+      InstanceMethod<&ReceiverJs::MidRequestMs>("midRequestMs"),
+      InstanceMethod<&ReceiverJs::Stop>("stop"),
+    });
+  }
+
+  // new Receiver(sockFd, initialBytes, writeMap | null, maxWrite, onEvents): reads a duplicate
+  // of sockFd on a thread from now on (the caller stops reading it).
+  explicit ReceiverJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReceiverJs>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[1].IsBuffer() || !info[4].IsFunction()) {
+      throw Napi::TypeError::New(env, "new Receiver(sockFd, initialBytes, writeMap, maxWrite, onEvents)");
+    }
+    int sock = FdArg(info, 0);
+    auto initial = info[1].As<Napi::Buffer<uint8_t>>();
+    std::shared_ptr<WriteMap> map;
+    if (info[2].IsObject()) {
+      Napi::Object o = info[2].As<Napi::Object>();
+      if (!o.InstanceOf(WriteMapJs::constructor->Value())) throw Napi::TypeError::New(env, "writeMap must be a WriteMap or null");
+      map = WriteMapJs::Unwrap(o)->map();
+    } else if (!info[2].IsNull()) {
+      throw Napi::TypeError::New(env, "writeMap must be a WriteMap or null");
+    }
+    uint64_t max_write = ByteCountArg(info, 3, "maxWrite");
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
+    state_ = std::make_shared<ReceiverState>();
+    Tsfn tsfn = Tsfn::New(env, info[4].As<Napi::Function>(), "dmkit-receiver", 0, 1, new SharedState(state_), FinalizeTsfn);
+    state_->tsfn = tsfn;
+    try {
+      state_->receiver = std::make_unique<Receiver>(fd, map, uint32_t(std::min<uint64_t>(max_write, UINT32_MAX)),
+                                                    std::vector<uint8_t>(initial.Data(), initial.Data() + initial.Length()),
+                                                    [tsfn]() mutable { tsfn.NonBlockingCall(); });
+      state_->receiver->Start();
+    } catch (const std::exception& e) {
+      if (!state_->receiver) close(fd);
+      StopNow();
+      throw Napi::Error::New(env, std::string("cannot start a receive thread: ") + e.what());
+    }
+  }
+
+  ~ReceiverJs() override { StopNow(); }
+
+ private:
+  Receiver* receiver(Napi::Env env) {
+    if (!state_ || !state_->receiver) throw Napi::Error::New(env, "receiver is stopped");
+    return state_->receiver.get();
+  }
+
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    receiver(info.Env())->SetPaused(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    receiver(info.Env())->SetPaused(false);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value WriteAnswered(const Napi::CallbackInfo& info) {
+    if (state_ && state_->receiver) state_->receiver->WriteAnswered();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value MidRequestMs(const Napi::CallbackInfo& info) {
+    double ms = state_ && state_->receiver ? double(state_->receiver->MidRequestMs()) : 0;
+    return Napi::Number::New(info.Env(), ms);
+  }
+
+  // stop(): joins the thread (it finishes a write in progress) and returns the events not
+  // delivered yet, as onEvents would get them (items only).
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!state_ || !state_->receiver) return Napi::Array::New(env);
+    state_->receiver->Stop();
+    std::vector<ReceiverEvent> events;
+    std::string end;
+    bool is_error;
+    state_->receiver->Take(&events, &end, &is_error);
+    Napi::Array items = Napi::Array::New(env);
+    uint32_t n = 0;
+    for (const ReceiverEvent& e : events) {
+      if (!e.is_write) {
+        free(e.bytes.data);  // nobody will parse them now
+        continue;
+      }
+      Napi::Float64Array w = Napi::Float64Array::New(env, kRecord);
+      PutRecord(w, 0, e.write);
+      items.Set(n++, w);
+    }
+    StopNow();
+    return items;
+  }
+
+  void StopNow() {
+    if (!state_) return;
+    state_->receiver.reset();
+    if (!state_->tsfn_gone) state_->tsfn.Release();
+    state_.reset();
+  }
+
+  SharedState state_;
+};
+
+}  // namespace
+
+void InitReceiver(Napi::Env env, Napi::Object exports) {
+  exports.Set("WriteMap", WriteMapJs::Define(env));
+  exports.Set("Receiver", ReceiverJs::Define(env));
+}
+
+}  // namespace dmkit

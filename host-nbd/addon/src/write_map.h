@@ -1,0 +1,57 @@
+// Where a mapped device's plain writes land, published for the connections' receive threads
+// (receiver.h): byte ranges of the device that a `linear` target maps straight onto an image
+// file. The event loop publishes it when the device's table goes live and withdraws it when the
+// device is suspended; between the two, a receive thread may write there without asking.
+//
+// Each write taken through the map is counted until the event loop has done its bookkeeping
+// for it (Release), so that a suspend can wait for every such write, not only for its pwrite.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace dmkit {
+
+struct WriteExtent {
+  uint64_t start = 0;     // device bytes [start, end)
+  uint64_t end = 0;
+  int fd = -1;            // a duplicate owned by the extents (closed with them)
+  uint64_t file_pos = 0;  // file offset of `start`
+  uint32_t tag = 0;       // the host's name for the file (the engine's backing id)
+};
+
+// One published generation; closes its descriptors when the last writer holding it is done.
+struct WriteExtents {
+  std::vector<WriteExtent> list;  // sorted by start, not overlapping
+  ~WriteExtents();
+};
+
+// Where one write goes: held extents keep the descriptor open until the write is done.
+struct WriteTarget {
+  std::shared_ptr<const WriteExtents> hold;
+  int fd = -1;
+  uint64_t pos = 0;
+  uint32_t tag = 0;
+};
+
+class WriteMap {
+ public:
+  void Publish(std::shared_ptr<const WriteExtents> extents);
+  void Withdraw();
+  // A write of len bytes at device offset off, if one extent holds all of it: counted until Release.
+  bool Acquire(uint64_t off, uint64_t len, WriteTarget* out);
+  // Whether Acquire would succeed now (nothing counted).
+  bool Covers(uint64_t off, uint64_t len);
+  void Release(int64_t n) { inflight_.fetch_sub(n); }
+  int64_t Inflight() const { return inflight_.load(); }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<const WriteExtents> extents_;
+  std::atomic<int64_t> inflight_{0};
+};
+
+}  // namespace dmkit
