@@ -14,6 +14,7 @@ import { defaultControlPath } from '../control/paths.js';
 import { NbdServer } from '../server/server.js';
 import { loadFileSender, DEFAULT_SENDFILE_MIN } from '../server/file-sender.js';
 import { loadWriteLanes } from '../engine/write-lane.js';
+import { loadReceiveThreads } from '../server/receive-threads.js';
 import { SECURITY_SPEC, SECURITY_HELP, securityOf } from './security.js';
 import { readPskFile } from '../server/tls.js';
 import { createAttacher, parseAttachSpec, attachAtStart } from '../attach/serve-hooks.js';
@@ -68,6 +69,10 @@ Tuning:
   --pool-writes         writes larger than --sync-io-max go to libuv's thread pool. By default
                         each image file has a write thread of its own for them (needs the native
                         addon; without it they go to the pool)
+  --loop-receive        read every request on the event loop. By default a plain TCP or Unix
+                        socket connection has a thread that reads its requests and does their
+                        plain writes (no FUA, whole sectors) to linear targets over image files
+                        itself (needs the native addon)
   -h, --help            this help
 
 Example:
@@ -80,7 +85,7 @@ const SPEC = /** @type {const} */ ({
   data: { type: 'string' }, listen: { type: 'string' }, 'allow-remote': { type: 'boolean' }, socket: { type: 'string' },
   stdio: { type: 'boolean' }, control: { type: 'string' }, quiet: { type: 'boolean' }, 'test-clock': { type: 'boolean' },
   empty: { type: 'boolean' }, 'sync-io-max': { type: 'string' }, 'sendfile-min': { type: 'string' },
-  'pool-writes': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
+  'pool-writes': { type: 'boolean' }, 'loop-receive': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, attach: { type: 'list' },
 });
 
 /** @param {string[]} argv */
@@ -115,7 +120,11 @@ export async function serve(argv) {
   const sendfileMin = options['sendfile-min'] === undefined ? DEFAULT_SENDFILE_MIN : parseBytesOption('--sendfile-min', options['sendfile-min']);
   const lanes = options['pool-writes'] ? { lanes: null, why: null } : loadWriteLanes(log);
   if (lanes.why) info(`large writes go to the thread pool: ${lanes.why}`);
-  const registry = await DeviceRegistry.create({ readOnly, log, testClock: !!options['test-clock'], syncMaxBytes, writeLanes: lanes.lanes });
+  const receive = options['loop-receive'] ? { threads: null, why: null } : loadReceiveThreads();
+  if (receive.why) info(`requests are read on the event loop: ${receive.why}`);
+  const registry = await DeviceRegistry.create({
+    readOnly, log, testClock: !!options['test-clock'], syncMaxBytes, writeLanes: lanes.lanes, writeMaps: receive.threads?.WriteMap ?? null,
+  });
   try {
     for (const img of setup.images) registry.engine.addFile(img.path, { createBytes: img.bytes, readOnly });
     // Errors name the device already (as dmsetup's do).
@@ -133,7 +142,7 @@ export async function serve(argv) {
   const exportsView = security.exports(registry);
   const server = new NbdServer({
     exports: exportsView, tls: security.tls, limits: security.limits, log: info,
-    onError: (line) => { if (listened) log(line); }, sendFiles: files.sender,
+    onError: (line) => { if (listened) log(line); }, sendFiles: files.sender, receiveThreads: receive.threads,
   });
   const attacher = createAttacher(server, registry, info);
   /** @type {{close: () => Promise<unknown>} | null} */

@@ -10,9 +10,14 @@ import { isAbsolute, resolve } from 'node:path';
 import { DmError, CoreFault, ERRNO } from '../../core-as/js/dmcore.js';
 
 export class DeviceRegistry {
-  /** @param {Engine} engine @param {{readOnly?: boolean, log?: (s: string) => void}} [opts] */
+  /**
+   * @param {Engine} engine
+   * @param {{readOnly?: boolean, log?: (s: string) => void, writeMaps?: (new () => import('../server/receive-threads.js').NativeWriteMap) | null}} [opts]
+   *   writeMaps: each export gets one, where receive threads may write (receive-threads.js)
+   */
   constructor(engine, opts = {}) {
     this.engine = engine;
+    this.WriteMap = opts.writeMaps ?? null;
     this.core = engine.core;
     this.readOnly = !!opts.readOnly;
     this.log = opts.log ?? (() => {});
@@ -55,7 +60,8 @@ export class DeviceRegistry {
   }
 
   /**
-   * @param {{readOnly?: boolean, log?: (s: string) => void, syncMaxBytes?: number, testClock?: boolean, writeLanes?: import('../engine/write-lane.js').WriteLanes | null}} [opts]
+   * @param {{readOnly?: boolean, log?: (s: string) => void, syncMaxBytes?: number, testClock?: boolean, writeLanes?: import('../engine/write-lane.js').WriteLanes | null,
+   *   writeMaps?: (new () => import('../server/receive-threads.js').NativeWriteMap) | null}} [opts]
    * testClock: time-driven targets see the engine's virtual clock (see Engine), set by setTime().
    */
   static async create(opts = {}) {
@@ -90,7 +96,8 @@ export class DeviceRegistry {
       this.engine.closeUnused();
       throw e;
     }
-    this.exports.set(name, new DeviceExport(this.engine, this.allocation, name, { readOnly: this.readOnly }));
+    const writeMap = this.WriteMap ? new this.WriteMap() : null;
+    this.exports.set(name, new DeviceExport(this.engine, this.allocation, name, { readOnly: this.readOnly, writeMap }));
     if (!this.defaultName) this.defaultName = name;
     return id;
   }
@@ -140,10 +147,11 @@ export class DeviceRegistry {
     }
   }
 
-  /** Holds new I/O and waits for the I/O in flight to finish. */
+  /** Holds new I/O and waits for the I/O in flight to finish (receive threads' writes included). */
   async suspend(name) {
     const id = this.core.findDevice(name);
     this.core.suspend(id);
+    await this.exports.get(name)?.withdrawWrites();
     await this.engine.drained(id);
   }
 
@@ -166,6 +174,7 @@ export class DeviceRegistry {
   async remove(name) {
     const id = this.core.findDevice(name);
     this.core.removeDevice(id);
+    this.exports.get(name)?.writeMap?.withdraw();
     this.exports.delete(name);
     this.allocation.forget(name);
     if (this.defaultName === name) this.defaultName = this.core.listDevices()[0] ?? '';

@@ -13,6 +13,7 @@ import { OP, FLAG, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
 import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
+import { WRITE_RECORD } from '../server/receive-threads.js';
 
 const SECTOR = 512;
 /**
@@ -45,7 +46,8 @@ export class DeviceExport {
    * @param {import('./engine.js').Engine} engine
    * @param {import('./allocation.js').AllocationMap} allocation
    * @param {string} name mapped device name
-   * @param {{readOnly?: boolean, description?: string}} [opts]
+   * @param {{readOnly?: boolean, description?: string, writeMap?: import('../server/receive-threads.js').NativeWriteMap | null}} [opts]
+   *   writeMap: where connections' receive threads may write by themselves (publishWrites)
    */
   constructor(engine, allocation, name, opts = {}) {
     this.engine = engine;
@@ -60,14 +62,92 @@ export class DeviceExport {
     this.started = 0;
     /** READs whose bytes went from the backing files straight to a socket (readToSink). */
     this.sentFromFiles = 0;
+    /** WRITEs a connection's receive thread did by itself (threadWritesDone). */
+    this.writtenByThreads = 0;
     this.bytes = 0;
+    this.writeMap = opts.writeMap ?? null;
+    /** The write map holds something: a connection's receive thread could write (publishWrites). */
+    this.threadWritable = false;
+    /** Suspends waiting for the receive threads' writes to be accounted for (withdrawWrites). */
+    this.writeWaiters = /** @type {Array<() => void>} */ ([]);
     this.refresh();
   }
 
-  /** Re-reads the size after the live table changed (resume). */
+  /** Re-reads the size after the live table changed (resume), and where threads may write. */
   refresh() {
     this.bytes = Number(this.core.deviceSize(this.id)) * SECTOR;
     this.filesOnly = this.passesFilesThrough();
+    this.publishWrites();
+  }
+
+  /**
+   * Publishes where receive threads may do plain writes by themselves (receive-threads.js): each
+   * `linear` segment straight onto a writable image file, while the device is live. The thread
+   * does what the core's mapping would have asked for (one pwrite at the remapped offset); the
+   * rest of the table's segments, and everything while suspended, go through the core.
+   */
+  publishWrites() {
+    const map = this.writeMap;
+    if (!map) return;
+    const extents = this.writeExtents();
+    if (extents.length > 0) map.publish(extents);
+    else map.withdraw();
+    this.threadWritable = extents.length > 0;
+  }
+
+  /** @returns {number[][]} [start, end, fd, filePos, backing id] in bytes, per linear segment onto a file */
+  writeExtents() {
+    if (this.readOnly || this.core.info(this.id).state !== 'ACTIVE') return [];
+    let segs;
+    try { segs = this.allocation.segments(this.name); } catch { return []; }
+    const out = [];
+    for (const seg of segs) {
+      if (seg.target !== 'linear' || this.allocation.isDevice(seg.args[0])) continue;
+      const tag = this.engine.backingIdOf(seg.args[0]);
+      const file = tag === undefined ? undefined : this.engine.files[tag];
+      if (!file || file.readOnly || file.closed) continue;
+      out.push([seg.start * SECTOR, (seg.start + seg.length) * SECTOR, file.fd, Number(seg.args[1]) * SECTOR, /** @type {number} */ (tag)]);
+    }
+    return out;
+  }
+
+  /**
+   * Stops receive threads writing this device by themselves; resolves once every write they did
+   * is accounted for (threadWritesDone), so that a suspend holds all of the device's I/O.
+   * @returns {Promise<void>}
+   */
+  withdrawWrites() {
+    const map = this.writeMap;
+    if (!map) return Promise.resolve();
+    map.withdraw();
+    if (map.inflight() === 0) return Promise.resolve();
+    return new Promise((resolve) => this.writeWaiters.push(resolve));
+  }
+
+  /**
+   * Writes a receive thread did on this device (WRITE_RECORD numbers each), before they are
+   * answered: what a write through the engine does to its file (the flush and allocation
+   * bookkeeping, the error log), then the map's count.
+   * @param {Float64Array} records
+   */
+  threadWritesDone(records) {
+    let n = 0;
+    for (let i = 0; i < records.length; i += WRITE_RECORD, n++) {
+      const file = this.engine.files[records[i + 2]];
+      if (!file) continue;
+      const pos = records[i + 3], length = records[i + 4], errno = records[i + 5];
+      file.written.mark(pos, length);
+      file.writesDone++;
+      if (errno) this.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);
+    }
+    const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.writeMap);
+    map.release(n);
+    this.writtenByThreads += n;
+    if (this.writeWaiters.length > 0 && map.inflight() === 0) {
+      const waiters = this.writeWaiters;
+      this.writeWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
   }
 
   /** Whether every target of the live table is pass-through onto backing files (not devices). */

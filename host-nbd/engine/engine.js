@@ -185,6 +185,11 @@ export class Engine {
     return id;
   }
 
+  /** The backing id a file was registered under (the core's name for it), or undefined. @param {string} path */
+  backingIdOf(path) {
+    return this.byPath.get(path);
+  }
+
   /** @param {string} path */
   fileByPath(path) {
     const id = this.byPath.get(path);

@@ -22,6 +22,8 @@ const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSI
  * @property {(line: string) => void} log      one line per connection
  * @property {(line: string) => void} logError one line per error
  * @property {(c: Connection) => void} closed
+ * @property {import('./receive-threads.js').ReceiveThreads | null} [receiveThreads] a thread per plain
+ *   socket reads it in the transmission phase and does plain writes itself (receive-threads.js)
  */
 
 /** WRITE payloads with at least this much still to come are read straight into core memory. */
@@ -78,6 +80,14 @@ export class Connection {
     this.sockFd = -1;
     this.lastOutputLength = 0;
     this.lastOutput = 0;
+    /** @type {import('./receive-threads.js').NativeReceiver | null} the thread reading the socket (startReceiver) */
+    this.receiver = null;
+    this.receiverPaused = false;
+    this.receiverResumedAt = 0;
+    /** Stream bytes from the thread not parsed yet, in order. */
+    this.inbox = /** @type {Buffer[]} */ ([]);
+    /** How the thread's stream ended, once the inbox before it is taken: [reason, isError]. */
+    this.inputEnd = /** @type {[string, boolean] | null} */ (null);
     /** @type {Promise<void>} */
     this.done = new Promise((resolve) => { this.resolveDone = resolve; });
   }
@@ -144,7 +154,7 @@ export class Connection {
    * @param {number} n @param {Buffer} buf
    */
   onRead(n, buf) {
-    if (this.phase === CLOSED) return false;
+    if (this.phase === CLOSED || this.receiver) return false;
     if (buf === this.direct) {
       this.lastInput = performance.now();
       /** @type {Transmission} */ (this.tx).reader.stored(n);
@@ -297,8 +307,12 @@ export class Connection {
       onReady: () => this.resumeInput(),
       onDisconnect: () => { this.closeReason = 'client sent NBD_CMD_DISC'; },
       onIdle: () => this.finish(),
+      onWriteAnswered: () => this.receiver?.writeAnswered(),
     });
     this.phase = TRANSMISSION;
+    const threads = this.host.receiveThreads;
+    // Only where it can write: for other devices it would be one more hop for every request.
+    if (threads && this.sockFd >= 0 && !this.secure && !neg.extended && exp.threadWritable) this.startReceiver(threads, exp);
     this.lastInput = this.lastOutput = performance.now();
     const stallMs = this.host.limits.stallMs;
     this.watchdog = setInterval(() => this.checkStall(stallMs), Math.max(50, stallMs / 4));
@@ -308,6 +322,82 @@ export class Connection {
     const replies = neg.extended ? 'extended headers' : neg.structured ? 'structured replies' : 'simple replies';
     this.what = [`export ${exp.name}`, replies, ...contexts.map((c) => c.name)].join(', ');
     return true;
+  }
+
+  /**
+   * From here on a thread reads the socket (receive-threads.js): Node stops reading it, and the
+   * bytes that came after the GO option are the thread's first input.
+   * @param {import('./receive-threads.js').ReceiveThreads} threads
+   * @param {import('../engine/device-export.js').DeviceExport} exp
+   */
+  startReceiver(threads, exp) {
+    this.input.pause();
+    const initial = this.pending;
+    try {
+      this.receiver = new threads.Receiver(this.sockFd, initial, exp.writeMap, this.host.limits.maxRequest,
+        (items, end) => this.onThreadEvents(items, end));
+    } catch (e) {
+      this.log(`requests are read on the event loop: ${e instanceof Error ? e.message : e}`);
+      this.input.resume();
+      return;
+    }
+    this.pending = Buffer.alloc(0);
+    this.receiverResumedAt = performance.now();
+  }
+
+  /**
+   * The thread's writes are answered at once, even while stream bytes before them wait for the
+   * stash (replies may go in any order, and a suspend waits for them to be accounted for); stream
+   * bytes are parsed in order.
+   * @param {Array<Buffer | Float64Array>} items @param {[string, boolean] | null} end
+   */
+  onThreadEvents(items, end) {
+    for (const item of items) {
+      if (item instanceof Float64Array) this.threadWrites(item);
+      else this.inbox.push(item);
+    }
+    if (end) this.inputEnd = end;
+    this.takeInbox();
+  }
+
+  /** Parses the thread's stream bytes in order, until requests wait in the stash (backpressure). */
+  takeInbox() {
+    while (this.inbox.length > 0 && !this.stash && this.phase === TRANSMISSION) {
+      this.lastInput = performance.now();
+      this.feed(/** @type {Buffer} */ (this.inbox.shift()), 0);
+    }
+    if (this.inputEnd && this.inbox.length === 0 && !this.stash && this.phase === TRANSMISSION) {
+      const [reason, bad] = this.inputEnd;
+      this.inputEnd = null;
+      if (bad) this.close(reason, true);
+      else this.shutdown(reason);
+    }
+  }
+
+  /** Writes the thread did: accounted for on the export, then answered. @param {Float64Array} records */
+  threadWrites(records) {
+    const tx = /** @type {Transmission} */ (this.tx);
+    /** @type {import('../engine/device-export.js').DeviceExport} */ (this.exp).threadWritesDone(records);
+    if (this.phase !== TRANSMISSION) return;
+    tx.threadWrites(records);
+    if (tx.stopped()) this.pauseInput(); // replies pile up: the client is not reading them
+  }
+
+  pauseInput() {
+    if (!this.receiver) { this.input.pause(); return; }
+    this.receiver.pause();
+    this.receiverPaused = true;
+  }
+
+  /** Stops the thread; the writes it did and nobody answered are still accounted for. */
+  stopReceiver() {
+    const receiver = this.receiver;
+    if (!receiver) return;
+    this.receiver = null;
+    const exp = /** @type {import('../engine/device-export.js').DeviceExport} */ (this.exp);
+    for (const records of receiver.stop()) exp.threadWritesDone(records);
+    this.inbox = [];
+    this.inputEnd = null;
   }
 
   /** Large reads from files straight to this socket: when the server can, and it is a plain one (not TLS, not stdio). */
@@ -327,7 +417,8 @@ export class Connection {
     const tx = this.tx;
     if (!tx || this.phase !== TRANSMISSION) return;
     const now = performance.now();
-    if (tx.reader.midRequest && !this.stash && now - this.lastInput > stallMs) {
+    const threadMid = this.receiver && !this.receiverPaused ? Math.min(this.receiver.midRequestMs(), now - this.receiverResumedAt) : 0;
+    if ((tx.reader.midRequest && !this.stash && now - this.lastInput > stallMs) || threadMid > stallMs) {
       this.close(`a request stopped arriving half-way: nothing for ${stallMs} ms`, true);
       return;
     }
@@ -343,7 +434,7 @@ export class Connection {
     const stop = tx.reader.feed(chunk, at);
     if (stop < chunk.length && this.phase === TRANSMISSION && !tx.closing) {
       this.stash = [chunk, stop];
-      this.input.pause();
+      this.pauseInput();
     }
   }
 
@@ -356,7 +447,14 @@ export class Connection {
       this.feed(stash[0], stash[1]);
       if (this.stash) return;
     }
-    this.input.resume();
+    if (!this.receiver) { this.input.resume(); return; }
+    this.takeInbox();
+    if (this.stash || this.phase !== TRANSMISSION || tx.closing || tx.stopped() || !this.receiver) return;
+    if (this.receiverPaused) {
+      this.receiverPaused = false;
+      this.receiverResumedAt = performance.now();
+      this.receiver.resume();
+    }
   }
 
   requestError(req, e) {
@@ -385,8 +483,10 @@ export class Connection {
     if (this.phase !== TRANSMISSION) { this.close(reason); return; }
     const tx = /** @type {Transmission} */ (this.tx);
     this.closeReason ||= reason; // NBD_CMD_DISC, if it came first, is the better reason
-    this.input.pause();
+    this.pauseInput();
     this.stash = null;
+    this.inbox = []; // stream bytes not parsed yet are dropped, as the stash is
+    this.inputEnd = null;
     tx.stopReading();
     if (tx.inflight === 0) this.finish();
   }
@@ -401,6 +501,7 @@ export class Connection {
     this.phase = CLOSED;
     // No read may land after this (a directed read could target a payload buffer freed below).
     this.input.pause();
+    this.stopReceiver();
     if (this.timer) clearTimeout(this.timer);
     if (this.watchdog) clearInterval(this.watchdog);
     const tx = this.tx;

@@ -25,6 +25,8 @@ export class NbdRequest {
     this.ptr = 0;
     /** Set when the request was refused at header time: replied once its payload is skipped. */
     this.refusal = /** @type {import('../protocol/errors.js').NbdError | null} */ (null);
+    /** A WRITE a receive thread did by itself (receive-threads.js), answered here. */
+    this.viaThread = false;
   }
 }
 

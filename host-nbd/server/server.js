@@ -24,6 +24,8 @@ const SD_LISTEN_FDS_START = 3;
  * @property {import('./tls.js').TlsConfig | null} [tls] offer NBD_OPT_STARTTLS (see tls.js)
  * @property {import('./reply-writer.js').FileSenderSpec | null} [sendFiles]
  *   large reads of pass-through devices go from the files to plain sockets (file-sender.js)
+ * @property {import('./receive-threads.js').ReceiveThreads | null} [receiveThreads]
+ *   a thread per plain socket reads it and does plain writes itself (receive-threads.js)
  */
 
 export class NbdServer {
@@ -35,6 +37,7 @@ export class NbdServer {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.tls = opts.tls ?? null;
     this.sendFiles = opts.sendFiles ?? null;
+    this.receiveThreads = opts.receiveThreads ?? null;
     /** Payload and read bytes all connections hold (limits.serverMemory caps it). */
     this.memory = { held: 0 };
     /** @type {Set<Connection>} */

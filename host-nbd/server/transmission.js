@@ -13,8 +13,10 @@
 // NBD_CMD_FLAG_PAYLOAD_LEN, and lengths are 64-bit: TRIM, WRITE_ZEROES and BLOCK_STATUS may
 // cover any part of the export (READ, WRITE and CACHE stay within the maximum request size).
 import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.js';
-import { NbdError, nbdErrorName } from '../protocol/errors.js';
+import { NbdError, nbdErrorName, nbdErrnoOf } from '../protocol/errors.js';
+import { errnoName } from '../../core-as/js/dmcore.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
+import { WRITE_RECORD } from './receive-threads.js';
 
 const HOLE_GRANULE = 64 * 1024;
 const ZEROES = Buffer.alloc(HOLE_GRANULE);
@@ -56,6 +58,7 @@ function allZero(mem, start, length) {
  * @property {() => void} onReady                 input may flow again (memory or socket drained)
  * @property {() => void} onDisconnect            NBD_CMD_DISC received
  * @property {() => void} onIdle                  closing, and the last request was answered
+ * @property {() => void} [onWriteAnswered]       a WRITE parsed here was answered (receive-threads.js)
  */
 
 export class Transmission {
@@ -329,8 +332,32 @@ export class Transmission {
     });
   }
 
+  /**
+   * Answers the writes a receive thread did by itself (receive-threads.js; WRITE_RECORD numbers
+   * each). The export has accounted for them already (DeviceExport.threadWritesDone).
+   * @param {Float64Array} records
+   */
+  threadWrites(records) {
+    for (let i = 0; i < records.length; i += WRITE_RECORD) {
+      const req = new NbdRequest();
+      req.type = CMD.WRITE;
+      req.cookieHi = records[i];
+      req.cookieLo = records[i + 1];
+      req.length = records[i + 4];
+      req.offset = records[i + 6];
+      req.viaThread = true;
+      this.requests++;
+      this.inflight++;
+      this.exp.started++;
+      const errno = records[i + 5];
+      if (errno === 0) this.ok(req);
+      else this.fail(req, new NbdError(nbdErrnoOf(errno), `write of ${req.length} bytes at ${req.offset} failed: ${errnoName(errno)}`));
+    }
+  }
+
   /** @param {NbdRequest} req */
   ok(req) {
+    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.();
     this.answered();
     if (this.extended) this.writer.none(req.cookieHi, req.cookieLo, req); // no simple replies then
     else this.writer.simple(0, req.cookieHi, req.cookieLo);
@@ -346,6 +373,7 @@ export class Transmission {
    * @param {NbdRequest} req @param {NbdError} e @param {number} [offset]
    */
   fail(req, e, offset) {
+    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.();
     this.answered();
     this.errors++;
     this.o.onError(req, e);

@@ -1,0 +1,41 @@
+// @ts-check
+// A thread per connection that reads the socket and does plain writes itself (the native addon's
+// Receiver; why: host-nbd/addon/src/receiver.h). The event loop gets every other byte of the
+// stream as before, parsed by the same code, and a list of writes the thread did, to answer.
+//
+// Where the thread may write is published per device (WriteMap): the ranges a `linear` target
+// maps straight onto a writable image file, while the device is live (withdrawn at suspend).
+// Serving works without the addon; everything is read on the event loop then.
+import { loadBuiltAddon } from '../addon/built.js';
+
+/** Numbers per write in a receiver's records: cookieHi, cookieLo, tag, filePos, length, errno, offset. */
+export const WRITE_RECORD = 7;
+
+/**
+ * @typedef {object} NativeReceiver
+ * @property {() => void} pause
+ * @property {() => void} resume
+ * @property {() => void} writeAnswered a WRITE the event loop parsed was answered
+ * @property {() => number} midRequestMs how long a request has been arriving in part (0: none)
+ * @property {() => Float64Array[]} stop joins the thread; returns writes done but not delivered
+ */
+/**
+ * @typedef {object} NativeWriteMap
+ * @property {(extents: number[][]) => void} publish [start, end, fd, filePos, tag] per extent
+ * @property {() => void} withdraw
+ * @property {(n: number) => void} release
+ * @property {() => number} inflight
+ */
+/**
+ * @typedef {object} ReceiveThreads
+ * @property {new (sockFd: number, initial: Buffer, map: NativeWriteMap | null, maxWrite: number,
+ *   onEvents: (items: Array<Buffer | Float64Array>, end: [string, boolean] | null) => void) => NativeReceiver} Receiver
+ * @property {new () => NativeWriteMap} WriteMap
+ */
+
+/** @returns {{threads: ReceiveThreads | null, why: string | null}} */
+export function loadReceiveThreads() {
+  const { addon, why } = loadBuiltAddon('receive threads', 'Receiver');
+  if (!addon) return { threads: null, why };
+  return { threads: { Receiver: addon.Receiver, WriteMap: addon.WriteMap }, why: null };
+}
