@@ -24,6 +24,18 @@ constexpr size_t kHeader = 28;                 // a simple request header
 constexpr size_t kRecvBytes = 256 * 1024;      // one read of the stream
 constexpr uint32_t kFastMax = 2 * 1024 * 1024;  // larger writes go to the event loop (the thread holds a whole payload)
 constexpr uint32_t kLargeWrite = 32 * 1024;    // after one, read the next header alone (its payload may be large too)
+constexpr uint32_t kReplyMagic = 0x67446698;
+// Writes the thread answered itself wake the event loop (for their bookkeeping) once this many
+// wait, or when the thread is about to sleep: not once per write.
+constexpr size_t kQuietMax = 64;
+constexpr int kReplyFinishMs = 5000;            // a reply sent in part must be finished within this
+
+void PutBe32(uint8_t* b, uint32_t v) {
+  b[0] = uint8_t(v >> 24);
+  b[1] = uint8_t(v >> 16);
+  b[2] = uint8_t(v >> 8);
+  b[3] = uint8_t(v);
+}
 
 uint16_t Be16(const uint8_t* b) { return uint16_t((b[0] << 8) | b[1]); }
 uint32_t Be32(const uint8_t* b) { return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3]; }
@@ -122,15 +134,76 @@ void Receiver::Take(std::vector<ReceiverEvent>* out, std::string* end, bool* end
   *end_is_error = end_is_error_;
 }
 
-void Receiver::Push(ReceiverEvent e) {
-  bool wake;
+void Receiver::Push(ReceiverEvent e, bool quiet) {
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     events_.push_back(e);
+    if (quiet && ++quiet_ < kQuietMax) return;
+    quiet_ = 0;
     wake = !notified_;
     notified_ = true;
   }
   if (wake) notify_();
+}
+
+// Before the thread sleeps: the quiet events waiting go to the event loop now (a suspend waits
+// for them to be accounted for).
+void Receiver::WakeForQuiet() {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (events_.empty() || notified_) return;
+    quiet_ = 0;
+    wake = notified_ = true;
+  }
+  if (wake) notify_();
+}
+
+void Receiver::ClaimOutput() {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  js_output_ = true;
+}
+
+void Receiver::ReleaseOutput() {
+  std::lock_guard<std::mutex> lock(out_mu_);
+  js_output_ = false;
+}
+
+// A simple reply (success) sent by the thread, when the socket is not the event loop's right
+// now and takes it at once; false leaves the reply to the event loop. A reply the socket took
+// in part is finished here (nothing else may be sent in between); if the client does not make
+// room for the rest in time, the stream is broken and the connection ends.
+bool Receiver::TrySendReply(uint32_t cookie_hi, uint32_t cookie_lo) {
+  uint8_t reply[16];
+  PutBe32(reply, kReplyMagic);
+  PutBe32(reply + 4, 0);
+  PutBe32(reply + 8, cookie_hi);
+  PutBe32(reply + 12, cookie_lo);
+  std::lock_guard<std::mutex> lock(out_mu_);
+  if (js_output_) return false;
+  ssize_t n = send(fd_, reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n <= 0) return false;
+  size_t sent = size_t(n);
+  int64_t deadline = NowMs() + kReplyFinishMs;
+  while (sent < sizeof reply) {
+    pollfd out = {fd_, POLLOUT, 0};
+    int64_t left = deadline - NowMs();
+    if (left <= 0 || stopping_) {
+      End("the client stopped reading replies (one was sent in part)", true);
+      stopping_ = true;
+      return true;
+    }
+    poll(&out, 1, int(left));
+    n = send(fd_, reply + sent, sizeof reply - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) sent += size_t(n);
+    else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      End(std::string("output error: ") + strerror(errno), true);
+      stopping_ = true;
+      return true;
+    }
+  }
+  return true;
 }
 
 void Receiver::End(const std::string& why, bool error) {
@@ -163,6 +236,7 @@ void Receiver::Forward(const uint8_t* p, size_t n) {
 
 // Waits until the socket has bytes or the thread is woken (stop, resume): false to stop.
 bool Receiver::WaitReadable() {
+  WakeForQuiet();
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (poll(fds, 2, -1) < 0) {
     if (errno != EINTR) {
@@ -203,6 +277,7 @@ void Receiver::Run() {
   if (!Parse()) return;  // bytes that came with the handshake's last reply
   while (!stopping_) {
     if (paused_) {
+      WakeForQuiet();
       pollfd wake = {wake_fd_, POLLIN, 0};
       if (poll(&wake, 1, -1) > 0) DrainEventFd(wake_fd_);
       continue;
@@ -275,11 +350,12 @@ bool Receiver::Parse() {
       done.offset = off;
       done.len = len;
       done.err = PwriteAll(t.fd, payload, len, t.pos);
+      done.replied = done.err == 0 && TrySendReply(done.cookie_hi, done.cookie_lo);
       header_only_ = len >= kLargeWrite;
       ReceiverEvent e;
       e.is_write = true;
       e.write = done;
-      Push(e);
+      Push(e, done.replied);
     }
     forward_from = pos_;
   }

@@ -5,8 +5,10 @@
 // on two busy cores; nbdkit's threads receive and write in one place, and that is what made it
 // faster on sequential writes (docs/performance.md, "A thread per connection"). Here a WRITE
 // with no flags, whole sectors, at most 2 MiB, that the device's published map (write_map.h) puts
-// on one file, is received whole into this thread's buffer and written with pwrite right away; the event loop only
-// learns that it was written (to reply, and for its flush and allocation bookkeeping). Every
+// on one file, is received whole into this thread's buffer, written with pwrite right away, and
+// answered from here too when nothing of the event loop's is leaving the socket (ClaimOutput:
+// replies never interleave). The event loop learns of these writes in batches, for its
+// bookkeeping (and to reply, where the thread could not). Every
 // other byte of the stream, requests and payloads alike, goes to the event loop unchanged and in
 // order, where the server parses and checks it as if it had read it itself.
 //
@@ -43,6 +45,7 @@ struct WriteDone {
   uint64_t offset = 0;  // on the device, as the request said
   uint32_t len = 0;
   int32_t err = 0;  // errno of a failed pwrite, 0 when written
+  bool replied = false;  // the thread sent the reply itself
 };
 
 struct ReceiverEvent {
@@ -67,6 +70,10 @@ class Receiver {
   void SetPaused(bool paused);
   // A WRITE handed to the event loop was answered.
   void WriteAnswered() { js_writes_.fetch_sub(1); }
+  // The event loop is about to write to the socket (its replies, sendfile), or is done with it:
+  // while it has replies leaving, the thread leaves its replies to it (they never interleave).
+  void ClaimOutput();
+  void ReleaseOutput();
   // How long a request has been arriving in part (0: none is).
   int64_t MidRequestMs() const;
   // Events so far, and why the stream ended (empty while it goes on).
@@ -80,7 +87,9 @@ class Receiver {
   bool RecvSome(uint8_t* to, size_t max, size_t* got, bool honour_pause);
   bool WaitReadable();
   void Forward(const uint8_t* p, size_t n);
-  void Push(ReceiverEvent e);
+  void Push(ReceiverEvent e, bool quiet = false);
+  void WakeForQuiet();
+  bool TrySendReply(uint32_t cookie_hi, uint32_t cookie_lo);
   void End(const std::string& why, bool error);
   void MarkMid(bool mid);
 
@@ -103,6 +112,9 @@ class Receiver {
   std::mutex mu_;
   std::deque<ReceiverEvent> events_;
   bool notified_ = false;
+  size_t quiet_ = 0;           // events pushed without waking the event loop (replied writes)
+  std::mutex out_mu_;          // held while the thread sends a reply, and to change js_output_
+  bool js_output_ = true;      // the event loop has bytes leaving: the thread does not send
   std::string end_;
   bool end_is_error_ = false;
   bool ended_ = false;

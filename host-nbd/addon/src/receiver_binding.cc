@@ -87,9 +87,9 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
 
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;
 
-// A write done, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length, errno, offset
-// (receive-threads.js WRITE_RECORD).
-constexpr size_t kRecord = 7;
+// A write done, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length, errno, offset,
+// replied (receive-threads.js WRITE_RECORD).
+constexpr size_t kRecord = 8;
 
 void PutRecord(Napi::Float64Array w, size_t k, const WriteDone& d) {
   w[k] = d.cookie_hi;
@@ -99,6 +99,7 @@ void PutRecord(Napi::Float64Array w, size_t k, const WriteDone& d) {
   w[k + 4] = d.len;
   w[k + 5] = d.err;
   w[k + 6] = double(d.offset);
+  w[k + 7] = d.replied ? 1 : 0;
 }
 
 struct ReceiverState;
@@ -163,6 +164,8 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
       InstanceMethod<&ReceiverJs::Pause>("pause"),
       InstanceMethod<&ReceiverJs::Resume>("resume"),
       InstanceMethod<&ReceiverJs::WriteAnswered>("writeAnswered"),
+      InstanceMethod<&ReceiverJs::ClaimOutput>("claimOutput"),
+      InstanceMethod<&ReceiverJs::ReleaseOutput>("releaseOutput"),
       InstanceMethod<&ReceiverJs::MidRequestMs>("midRequestMs"),
       InstanceMethod<&ReceiverJs::Stop>("stop"),
     });
@@ -223,6 +226,16 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
 
   Napi::Value WriteAnswered(const Napi::CallbackInfo& info) {
     if (state_ && state_->receiver) state_->receiver->WriteAnswered();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ClaimOutput(const Napi::CallbackInfo& info) {
+    if (state_ && state_->receiver) state_->receiver->ClaimOutput();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ReleaseOutput(const Napi::CallbackInfo& info) {
+    if (state_ && state_->receiver) state_->receiver->ReleaseOutput();
     return info.Env().Undefined();
   }
 
