@@ -106,6 +106,7 @@ export class DeviceExport {
       const tag = this.engine.backingIdOf(seg.args[0]);
       const file = tag === undefined ? undefined : this.engine.files[tag];
       if (!file || file.readOnly || file.closed) continue;
+      file.threadWritable = true;
       out.push([seg.start * SECTOR, (seg.start + seg.length) * SECTOR, file.fd, Number(seg.args[1]) * SECTOR, /** @type {number} */ (tag)]);
     }
     return out;

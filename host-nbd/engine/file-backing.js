@@ -79,6 +79,8 @@ export class FileBacking {
     /** The fdatasync running: the writes done when it began and who waits for it. */
     this.syncing = /** @type {{covers: number, waiters: Done[]} | null} */ (null);
     this.syncFailed = false;
+    /** Receive threads may write this file by themselves (DeviceExport.publishWrites): every flush syncs. */
+    this.threadWritable = false;
     /** Commands on this file that failed (the engine logs only some of them). */
     this.ioErrors = 0;
   }
@@ -283,7 +285,9 @@ export class FileBacking {
    */
   flush(done) {
     if (this.readOnly) { done(null); return; }
-    if (!this.syncFailed) {
+    // Receive threads answer writes before the event loop counts them (device-export.js): the
+    // count cannot tell whether everything is covered then.
+    if (!this.syncFailed && !this.threadWritable) {
       if (this.durableWrites === this.writesDone) { done(null); return; }
       if (this.syncing && this.syncing.covers === this.writesDone) { this.syncing.waiters.push(done); return; }
     }

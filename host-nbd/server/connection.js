@@ -343,6 +343,7 @@ export class Connection {
     }
     this.pending = Buffer.alloc(0);
     this.receiverResumedAt = performance.now();
+    /** @type {Transmission} */ (this.tx).writer.share(this.receiver);
   }
 
   /**

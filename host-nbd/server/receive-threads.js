@@ -8,14 +8,16 @@
 // Serving works without the addon; everything is read on the event loop then.
 import { loadBuiltAddon } from '../addon/built.js';
 
-/** Numbers per write in a receiver's records: cookieHi, cookieLo, tag, filePos, length, errno, offset. */
-export const WRITE_RECORD = 7;
+/** Numbers per write in a receiver's records: cookieHi, cookieLo, tag, filePos, length, errno, offset, replied. */
+export const WRITE_RECORD = 8;
 
 /**
  * @typedef {object} NativeReceiver
  * @property {() => void} pause
  * @property {() => void} resume
  * @property {() => void} writeAnswered a WRITE the event loop parsed was answered
+ * @property {() => void} claimOutput the event loop is about to write to the socket: the thread leaves replies to it
+ * @property {() => void} releaseOutput nothing of the event loop's is leaving: the thread may send its replies
  * @property {() => number} midRequestMs how long a request has been arriving in part (0: none)
  * @property {() => Float64Array[]} stop joins the thread; returns writes done but not delivered
  */

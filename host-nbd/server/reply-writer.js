@@ -49,7 +49,11 @@ export class ReplyWriter {
     this.nodeWrites = 0;
     this.sending = false;
     this.fileBytes = 0;
-    this.afterNodeWrite = () => { if (--this.nodeWrites === 0 && this.queue.length > 0) this.soon(); };
+    this.afterNodeWrite = () => {
+      if (--this.nodeWrites > 0) return;
+      if (this.queue.length > 0) this.soon();
+      else if (this.claimed) this.releaseIfIdle();
+    };
     /** Replies are packed into `out`; bytes before `start` are queued, [start, fill) not yet. */
     this.out = Buffer.allocUnsafe(OUT_BYTES);
     this.start = 0;
@@ -58,6 +62,33 @@ export class ReplyWriter {
     this.queue = [];
     this.scheduled = false;
     this.flushBound = () => this.flush();
+    /** @type {{claimOutput: () => void, releaseOutput: () => void} | null} who else sends replies (a receive thread) */
+    this.gate = null;
+    this.claimed = false;
+  }
+
+  /**
+   * Shares the socket with a receive thread that sends replies of its own (receive-threads.js):
+   * it may only while nothing of ours is leaving. Claimed now, released once what was written
+   * before (the handshake's replies) has left.
+   * @param {{claimOutput: () => void, releaseOutput: () => void}} gate
+   */
+  share(gate) {
+    this.gate = gate;
+    this.claimed = true;
+    gate.claimOutput();
+    this.writeToNode(Buffer.alloc(0));
+  }
+
+  claim() {
+    if (this.gate && !this.claimed) { this.claimed = true; this.gate.claimOutput(); }
+  }
+
+  /** Releases the socket to the thread when nothing of ours is queued or leaving. */
+  releaseIfIdle() {
+    if (!this.claimed || this.nodeWrites > 0 || this.sending || this.queue.length > 0 || this.fill !== this.start) return;
+    this.claimed = false;
+    /** @type {{releaseOutput: () => void}} */ (this.gate).releaseOutput();
   }
 
   /**
@@ -100,6 +131,7 @@ export class ReplyWriter {
       for (const [, release, pieces, done] of q) { if (pieces) this.fileSent(pieces, done, gone); else release?.(); }
       return;
     }
+    this.claim();
     const files = this.queue.findIndex((item) => item[2] !== undefined);
     if (files !== 0) this.writeNode(files < 0 ? this.queue.length : files);
     // File replies wait until Node's writes have left: the native send must not overtake them.
@@ -208,6 +240,7 @@ export class ReplyWriter {
     }
     if (error && !this.output.destroyed) this.output.destroy(error);
     if (this.queue.length > 0) this.soon();
+    else this.releaseIfIdle();
   }
 
   /** @param {FilePiece[]} pieces @param {FileDone | undefined} done @param {NodeJS.ErrnoException | null} error */

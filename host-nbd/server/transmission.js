@@ -334,7 +334,8 @@ export class Transmission {
 
   /**
    * Answers the writes a receive thread did by itself (receive-threads.js; WRITE_RECORD numbers
-   * each). The export has accounted for them already (DeviceExport.threadWritesDone).
+   * each), unless it sent the reply itself. The export has accounted for them already
+   * (DeviceExport.threadWritesDone).
    * @param {Float64Array} records
    */
   threadWrites(records) {
@@ -350,7 +351,8 @@ export class Transmission {
       this.inflight++;
       this.exp.started++;
       const errno = records[i + 5];
-      if (errno === 0) this.ok(req);
+      if (records[i + 7]) this.answered(); // replied by the thread
+      else if (errno === 0) this.ok(req);
       else this.fail(req, new NbdError(nbdErrnoOf(errno), `write of ${req.length} bytes at ${req.offset} failed: ${errnoName(errno)}`));
     }
   }
