@@ -14,6 +14,7 @@
         "src/receiver.cc",
         "src/receiver_binding.cc",
         "src/send_file.cc",
+        "src/shared_output.cc",
         "src/write_lane.cc",
         "src/write_lane_binding.cc",
         "src/write_map.cc"

@@ -153,11 +153,11 @@ async function run(registry, req, verbs) {
 /**
  * `dmkit exports`: one line per export, with its connections and requests.
  * @param {import('../devices/registry.js').DeviceRegistry} registry
- * @param {{name: string, started: number, sentFromFiles: number, writtenByThreads: number}[]} exportsList
+ * @param {{name: string, started: number, sentFromFiles: number, writtenByThreads: number, readByThreads: number}[]} exportsList
  */
 export function formatExports(registry, exportsList) {
   return exportsList
-    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files\t${e.writtenByThreads} write(s) by receive threads`).join('\n');
+    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files\t${e.writtenByThreads} write(s) and ${e.readByThreads} read(s) by receive threads`).join('\n');
 }
 
 /**

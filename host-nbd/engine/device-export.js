@@ -13,7 +13,7 @@ import { OP, FLAG, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
 import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
-import { WRITE_RECORD } from '../server/receive-threads.js';
+import { IO_RECORD } from '../server/receive-threads.js';
 
 const SECTOR = 512;
 /**
@@ -62,8 +62,9 @@ export class DeviceExport {
     this.started = 0;
     /** READs whose bytes went from the backing files straight to a socket (readToSink). */
     this.sentFromFiles = 0;
-    /** WRITEs a connection's receive thread did by itself (threadWritesDone). */
+    /** WRITEs and READs a connection's receive thread did by itself (threadIoDone). */
     this.writtenByThreads = 0;
+    this.readByThreads = 0;
     this.bytes = 0;
     this.writeMap = opts.writeMap ?? null;
     /** The write map holds something: a connection's receive thread could write (publishWrites). */
@@ -114,7 +115,7 @@ export class DeviceExport {
 
   /**
    * Stops receive threads writing this device by themselves; resolves once every write they did
-   * is accounted for (threadWritesDone), so that a suspend holds all of the device's I/O.
+   * is accounted for (threadIoDone), so that a suspend holds all of the device's I/O.
    * @returns {Promise<void>}
    */
   withdrawWrites() {
@@ -126,14 +127,16 @@ export class DeviceExport {
   }
 
   /**
-   * Writes a receive thread did on this device (WRITE_RECORD numbers each), before they are
-   * answered: what a write through the engine does to its file (the flush and allocation
-   * bookkeeping, the error log), then the map's count.
+   * Requests a receive thread did on this device (IO_RECORD numbers each): for a write, what a
+   * write through the engine does to its file (the flush and allocation bookkeeping, the error
+   * log); then the map's count.
    * @param {Float64Array} records
    */
-  threadWritesDone(records) {
+  threadIoDone(records) {
     let n = 0;
-    for (let i = 0; i < records.length; i += WRITE_RECORD, n++) {
+    for (let i = 0; i < records.length; i += IO_RECORD, n++) {
+      if (records[i + 8]) { this.readByThreads++; continue; }
+      this.writtenByThreads++;
       const file = this.engine.files[records[i + 2]];
       if (!file) continue;
       const pos = records[i + 3], length = records[i + 4], errno = records[i + 5];
@@ -143,7 +146,6 @@ export class DeviceExport {
     }
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.writeMap);
     map.release(n);
-    this.writtenByThreads += n;
     if (this.writeWaiters.length > 0 && map.inflight() === 0) {
       const waiters = this.writeWaiters;
       this.writeWaiters = [];

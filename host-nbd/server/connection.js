@@ -334,7 +334,9 @@ export class Connection {
     this.input.pause();
     const initial = this.pending;
     try {
-      this.receiver = new threads.Receiver(this.sockFd, initial, exp.writeMap, this.host.limits.maxRequest,
+      const { maxRequest, stallMs } = this.host.limits;
+      const structured = /** @type {Transmission} */ (this.tx).structured;
+      this.receiver = new threads.Receiver(this.sockFd, initial, exp.writeMap, { maxRequest, structured, stallMs },
         (items, end) => this.onThreadEvents(items, end));
     } catch (e) {
       this.log(`requests are read on the event loop: ${e instanceof Error ? e.message : e}`);
@@ -354,7 +356,7 @@ export class Connection {
    */
   onThreadEvents(items, end) {
     for (const item of items) {
-      if (item instanceof Float64Array) this.threadWrites(item);
+      if (item instanceof Float64Array) this.threadRequests(item);
       else this.inbox.push(item);
     }
     if (end) this.inputEnd = end;
@@ -375,12 +377,12 @@ export class Connection {
     }
   }
 
-  /** Writes the thread did: accounted for on the export, then answered. @param {Float64Array} records */
-  threadWrites(records) {
+  /** Requests the thread did: accounted for on the export, then counted (and answered). @param {Float64Array} records */
+  threadRequests(records) {
     const tx = /** @type {Transmission} */ (this.tx);
-    /** @type {import('../engine/device-export.js').DeviceExport} */ (this.exp).threadWritesDone(records);
+    /** @type {import('../engine/device-export.js').DeviceExport} */ (this.exp).threadIoDone(records);
     if (this.phase !== TRANSMISSION) return;
-    tx.threadWrites(records);
+    tx.threadRequests(records);
     if (tx.stopped()) this.pauseInput(); // replies pile up: the client is not reading them
   }
 
@@ -390,13 +392,13 @@ export class Connection {
     this.receiverPaused = true;
   }
 
-  /** Stops the thread; the writes it did and nobody answered are still accounted for. */
+  /** Stops the thread; what it did and nobody took yet is accounted for (and answered, unless closed). */
   stopReceiver() {
     const receiver = this.receiver;
     if (!receiver) return;
     this.receiver = null;
-    const exp = /** @type {import('../engine/device-export.js').DeviceExport} */ (this.exp);
-    for (const records of receiver.stop()) exp.threadWritesDone(records);
+    for (const records of receiver.stop()) this.threadRequests(records);
+    this.tx?.writer.unshare();
     this.inbox = [];
     this.inputEnd = null;
   }
@@ -471,6 +473,7 @@ export class Connection {
     if (this.phase === CLOSED) return;
     const tx = this.tx;
     if (tx && tx.inflight > 0) return;
+    this.stopReceiver(); // the socket is ours alone from here: the last replies leave at once
     tx?.writer.flush();
     this.close(this.closeReason || 'client disconnected', false, true);
   }

@@ -1,22 +1,23 @@
 // @ts-check
-// A thread per connection that reads the socket and does plain writes itself (the native addon's
-// Receiver; why: host-nbd/addon/src/receiver.h). The event loop gets every other byte of the
-// stream as before, parsed by the same code, and a list of writes the thread did, to answer.
+// A thread per connection that reads the socket and does plain reads and writes itself (the
+// native addon's Receiver; why: host-nbd/addon/src/receiver.h). The event loop gets every other
+// byte of the stream as before, parsed by the same code, and a list of requests the thread did
+// (to account for them, and to answer the writes it could not answer itself).
 //
-// Where the thread may write is published per device (WriteMap): the ranges a `linear` target
-// maps straight onto a writable image file, while the device is live (withdrawn at suspend).
+// Where the thread may read and write is published per device (WriteMap): the ranges a `linear`
+// target maps straight onto a writable image file, while the device is live (withdrawn at suspend).
 // Serving works without the addon; everything is read on the event loop then.
 import { loadBuiltAddon } from '../addon/built.js';
 
-/** Numbers per write in a receiver's records: cookieHi, cookieLo, tag, filePos, length, errno, offset, replied. */
-export const WRITE_RECORD = 8;
+/** Numbers per request in a receiver's records: cookieHi, cookieLo, tag, filePos, length, errno, offset, replied, isRead. */
+export const IO_RECORD = 9;
 
 /**
  * @typedef {object} NativeReceiver
  * @property {() => void} pause
  * @property {() => void} resume
  * @property {() => void} writeAnswered a WRITE the event loop parsed was answered
- * @property {() => void} claimOutput the event loop is about to write to the socket: the thread leaves replies to it
+ * @property {() => boolean} tryClaimOutput the event loop is about to write to the socket; false while the thread sends a reply (try again soon)
  * @property {() => void} releaseOutput nothing of the event loop's is leaving: the thread may send its replies
  * @property {() => number} midRequestMs how long a request has been arriving in part (0: none)
  * @property {() => Float64Array[]} stop joins the thread; returns writes done but not delivered
@@ -30,7 +31,7 @@ export const WRITE_RECORD = 8;
  */
 /**
  * @typedef {object} ReceiveThreads
- * @property {new (sockFd: number, initial: Buffer, map: NativeWriteMap | null, maxWrite: number,
+ * @property {new (sockFd: number, initial: Buffer, map: NativeWriteMap | null, opts: {maxRequest: number, structured: boolean, stallMs: number},
  *   onEvents: (items: Array<Buffer | Float64Array>, end: [string, boolean] | null) => void) => NativeReceiver} Receiver
  * @property {new () => NativeWriteMap} WriteMap
  */

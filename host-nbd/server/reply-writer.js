@@ -34,6 +34,7 @@ const SEND_WAIT_MS = 50;
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} FileDone */
 /** @typedef {import('../protocol/transmission.js').Echo} Echo */
 /** @typedef {[Buffer, (() => void) | null, FilePiece[]?, FileDone?]} Item bytes and their release; or a header, its file pieces and their done */
+/** @typedef {{tryClaimOutput: () => boolean, releaseOutput: () => void}} Gate a receive thread's side of the socket (receive-threads.js) */
 
 export class ReplyWriter {
   /**
@@ -62,26 +63,36 @@ export class ReplyWriter {
     this.queue = [];
     this.scheduled = false;
     this.flushBound = () => this.flush();
-    /** @type {{claimOutput: () => void, releaseOutput: () => void} | null} who else sends replies (a receive thread) */
+    /** @type {Gate | null} who else sends replies (a receive thread) */
     this.gate = null;
     this.claimed = false;
+    this.retry = /** @type {NodeJS.Timeout | null} */ (null);
   }
 
   /**
    * Shares the socket with a receive thread that sends replies of its own (receive-threads.js):
-   * it may only while nothing of ours is leaving. Claimed now, released once what was written
-   * before (the handshake's replies) has left.
-   * @param {{claimOutput: () => void, releaseOutput: () => void}} gate
+   * it may only while nothing of ours is leaving. The thread starts with the socket ours: it is
+   * released once what was written before (the handshake's replies) has left.
+   * @param {Gate} gate
    */
   share(gate) {
     this.gate = gate;
     this.claimed = true;
-    gate.claimOutput();
     this.writeToNode(Buffer.alloc(0));
   }
 
+  /** The thread is gone: the socket is ours alone. */
+  unshare() {
+    this.gate = null;
+    this.claimed = false;
+  }
+
+  /** Whether we may write now: false while the thread is in a reply (flush() tries again soon). */
   claim() {
-    if (this.gate && !this.claimed) { this.claimed = true; this.gate.claimOutput(); }
+    if (!this.gate || this.claimed) return true;
+    if (!this.gate.tryClaimOutput()) return false;
+    this.claimed = true;
+    return true;
   }
 
   /** Releases the socket to the thread when nothing of ours is queued or leaving. */
@@ -131,7 +142,10 @@ export class ReplyWriter {
       for (const [, release, pieces, done] of q) { if (pieces) this.fileSent(pieces, done, gone); else release?.(); }
       return;
     }
-    this.claim();
+    if (!this.claim()) {
+      this.retry ??= setTimeout(() => { this.retry = null; this.flush(); }, 1);
+      return;
+    }
     const files = this.queue.findIndex((item) => item[2] !== undefined);
     if (files !== 0) this.writeNode(files < 0 ? this.queue.length : files);
     // File replies wait until Node's writes have left: the native send must not overtake them.

@@ -16,7 +16,7 @@ import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.
 import { NbdError, nbdErrorName, nbdErrnoOf } from '../protocol/errors.js';
 import { errnoName } from '../../core-as/js/dmcore.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
-import { WRITE_RECORD } from './receive-threads.js';
+import { IO_RECORD } from './receive-threads.js';
 
 const HOLE_GRANULE = 64 * 1024;
 const ZEROES = Buffer.alloc(HOLE_GRANULE);
@@ -333,15 +333,15 @@ export class Transmission {
   }
 
   /**
-   * Answers the writes a receive thread did by itself (receive-threads.js; WRITE_RECORD numbers
-   * each), unless it sent the reply itself. The export has accounted for them already
-   * (DeviceExport.threadWritesDone).
+   * Requests a receive thread did by itself (receive-threads.js; IO_RECORD numbers each):
+   * counted, and the writes it could not answer answered. The export has accounted for them
+   * already (DeviceExport.threadIoDone).
    * @param {Float64Array} records
    */
-  threadWrites(records) {
-    for (let i = 0; i < records.length; i += WRITE_RECORD) {
+  threadRequests(records) {
+    for (let i = 0; i < records.length; i += IO_RECORD) {
       const req = new NbdRequest();
-      req.type = CMD.WRITE;
+      req.type = records[i + 8] ? CMD.READ : CMD.WRITE;
       req.cookieHi = records[i];
       req.cookieLo = records[i + 1];
       req.length = records[i + 4];
@@ -351,8 +351,10 @@ export class Transmission {
       this.inflight++;
       this.exp.started++;
       const errno = records[i + 5];
-      if (records[i + 7]) this.answered(); // replied by the thread
-      else if (errno === 0) this.ok(req);
+      if (records[i + 7]) { // answered by the thread
+        this.answered();
+        if (errno !== 0) this.errors++; // a reply that broke off: the connection ends
+      } else if (errno === 0) this.ok(req);
       else this.fail(req, new NbdError(nbdErrnoOf(errno), `write of ${req.length} bytes at ${req.offset} failed: ${errnoName(errno)}`));
     }
   }

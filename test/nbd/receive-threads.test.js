@@ -39,9 +39,9 @@ function sparse(path, bytes) {
 async function counters(srv, name) {
   const out = (await srv.ctl('exports')).stdout;
   const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
-  const m = /\t(\d+) request\(s\)\t.*\t(\d+) write\(s\) by receive threads$/.exec(line ?? '');
+  const m = /\t(\d+) request\(s\)\t.*\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads$/.exec(line ?? '');
   if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
-  return { requests: Number(m[1]), threadWrites: Number(m[2]) };
+  return { requests: Number(m[1]), threadWrites: Number(m[2]), threadReads: Number(m[3]) };
 }
 
 const sha = (path) => createHash('sha1').update(readFileSync(path)).digest('hex');
@@ -55,7 +55,7 @@ async function rawOpen(socket, name) {
 }
 
 describe('receive threads against real clients (dmkit serve)', () => {
-  it.skipIf(noAddon)('nbdcopy over Unix and TCP: the image holds the bytes, written by the threads; --loop-receive writes none there', async () => {
+  it.skipIf(noAddon)('nbdcopy over Unix and TCP: the image holds the bytes, written and read back by the threads; --loop-receive does neither', async () => {
     const dir = tempDir();
     const img = join(dir, 'd.img'), src = join(dir, 'src.bin');
     const SIZE = 33 * MiB;
@@ -76,6 +76,12 @@ describe('receive threads against real clients (dmkit serve)', () => {
     await ok('nbdcopy', [src, `nbd://127.0.0.1:${port}/d`]);
     expect(readFileSync(img).subarray(0, SIZE).equals(tcpBytes)).toBe(true);
     expect((await counters(srv, 'd')).threadWrites).toBeGreaterThan(afterUnix.threadWrites);
+    // And back out, over both: reads of 256 KiB go out from the thread (sendfile).
+    for (const [uri, out] of [[srv.uri('d'), join(dir, 'back-unix.bin')], [`nbd://127.0.0.1:${port}/d`, join(dir, 'back-tcp.bin')]]) {
+      await ok('nbdcopy', [uri, out]);
+      expect(readFileSync(out).subarray(0, SIZE).equals(tcpBytes)).toBe(true);
+    }
+    expect((await counters(srv, 'd')).threadReads).toBeGreaterThan(0);
     expect((await srv.stop()).code).toBe(0);
 
     // The same copy with the threads off: the bytes arrive, none through a thread.
@@ -88,6 +94,8 @@ describe('receive threads against real clients (dmkit serve)', () => {
     const c = await counters(loop, 'd');
     expect(c.requests).toBeGreaterThan(0);
     expect(c.threadWrites).toBe(0);
+    await ok('nbdcopy', [loop.uri('d'), join(dir2, 'back.bin')]);
+    expect((await counters(loop, 'd')).threadReads).toBe(0);
     expect((await loop.stop()).code).toBe(0);
   });
 
@@ -137,8 +145,9 @@ print("ok")
 `;
     try {
       expect((await ok('nbdsh', ['-u', srv.uri('d'), '-c', script], { timeout: 120_000 })).trim()).toBe('ok');
-      const { threadWrites } = await counters(srv, 'd');
+      const { threadWrites, threadReads } = await counters(srv, 'd');
       expect(threadWrites).toBeGreaterThan(300);
+      expect(threadReads).toBeGreaterThan(100);
     } finally {
       expect((await srv.stop()).code).toBe(0);
     }

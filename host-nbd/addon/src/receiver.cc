@@ -28,7 +28,12 @@ constexpr uint32_t kReplyMagic = 0x67446698;
 // Writes the thread answered itself wake the event loop (for their bookkeeping) once this many
 // wait, or when the thread is about to sleep: not once per write.
 constexpr size_t kQuietMax = 64;
-constexpr int kReplyFinishMs = 5000;            // a reply sent in part must be finished within this
+constexpr uint16_t kCmdRead = 0;
+constexpr uint32_t kStructuredMagic = 0x668e33ef;
+constexpr uint16_t kFlagDone = 1;
+constexpr uint16_t kOffsetData = 1;
+constexpr size_t kStructuredDataHead = 28;     // chunk header (20) and the offset (8)
+constexpr uint32_t kReadCopyMax = 64 * 1024;   // larger READs are sent from the file (sendfile)
 
 void PutBe32(uint8_t* b, uint32_t v) {
   b[0] = uint8_t(v >> 24);
@@ -61,6 +66,22 @@ int32_t PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t pos) {
   return 0;
 }
 
+// pread all of it: 0, or the errno (EIO when the file ends first).
+int32_t PreadAll(int fd, uint8_t* p, size_t n, uint64_t pos) {
+  while (n > 0) {
+    ssize_t r = pread(fd, p, n, off_t(pos));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (r == 0) return EIO;
+    p += r;
+    n -= size_t(r);
+    pos += uint64_t(r);
+  }
+  return 0;
+}
+
 void DrainEventFd(int fd) {
   uint64_t v;
   (void)!read(fd, &v, sizeof v);
@@ -68,10 +89,10 @@ void DrainEventFd(int fd) {
 
 }  // namespace
 
-Receiver::Receiver(int fd, std::shared_ptr<WriteMap> map, uint32_t max_write, std::vector<uint8_t> initial,
+Receiver::Receiver(int fd, std::shared_ptr<WriteMap> map, ReceiverOptions opts, std::vector<uint8_t> initial,
                    std::function<void()> notify)
-    : fd_(fd), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), map_(std::move(map)), max_write_(max_write),
-      notify_(std::move(notify)), buf_(std::max(kRecvBytes, initial.size())) {
+    : fd_(fd), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), map_(std::move(map)), opts_(opts),
+      notify_(std::move(notify)), buf_(std::max(kRecvBytes, initial.size())), out_(fd, wake_fd_, &stopping_, opts.stall_ms) {
   if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
   std::copy(initial.begin(), initial.end(), buf_.begin());
   have_ = initial.size();
@@ -160,49 +181,77 @@ void Receiver::WakeForQuiet() {
   if (wake) notify_();
 }
 
-void Receiver::ClaimOutput() {
-  std::lock_guard<std::mutex> lock(out_mu_);
-  js_output_ = true;
-}
-
-void Receiver::ReleaseOutput() {
-  std::lock_guard<std::mutex> lock(out_mu_);
-  js_output_ = false;
-}
-
-// A simple reply (success) sent by the thread, when the socket is not the event loop's right
-// now and takes it at once; false leaves the reply to the event loop. A reply the socket took
-// in part is finished here (nothing else may be sent in between); if the client does not make
-// room for the rest in time, the stream is broken and the connection ends.
-bool Receiver::TrySendReply(uint32_t cookie_hi, uint32_t cookie_lo) {
+// A WRITE's simple reply (success), sent by the thread when the socket is not the event loop's:
+// false leaves it to the event loop. One that broke off half-way ends the connection.
+bool Receiver::SendWriteReply(const ThreadIo& io) {
   uint8_t reply[16];
   PutBe32(reply, kReplyMagic);
   PutBe32(reply + 4, 0);
-  PutBe32(reply + 8, cookie_hi);
-  PutBe32(reply + 12, cookie_lo);
-  std::lock_guard<std::mutex> lock(out_mu_);
-  if (js_output_) return false;
-  ssize_t n = send(fd_, reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
-  if (n <= 0) return false;
-  size_t sent = size_t(n);
-  int64_t deadline = NowMs() + kReplyFinishMs;
-  while (sent < sizeof reply) {
-    pollfd out = {fd_, POLLOUT, 0};
-    int64_t left = deadline - NowMs();
-    if (left <= 0 || stopping_) {
-      End("the client stopped reading replies (one was sent in part)", true);
-      stopping_ = true;
-      return true;
-    }
-    poll(&out, 1, int(left));
-    n = send(fd_, reply + sent, sizeof reply - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) sent += size_t(n);
-    else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      End(std::string("output error: ") + strerror(errno), true);
-      stopping_ = true;
-      return true;
+  PutBe32(reply + 8, io.cookie_hi);
+  PutBe32(reply + 12, io.cookie_lo);
+  std::string why;
+  SharedOutput::Sent sent = out_.Send(reply, sizeof reply, nullptr, 0, -1, 0, 0, &why);
+  if (sent == SharedOutput::Sent::kBroken) {
+    End(why, true);
+    stopping_ = true;
+  }
+  return sent != SharedOutput::Sent::kNotMine;
+}
+
+// A READ with no flags, whole sectors, inside one extent of the map: answered from here (data
+// up to kReadCopyMax read into memory first, larger ones sent from the file). False leaves it to
+// the event loop: outside the map, a file that ends before the read does, or the socket is not
+// the thread's now.
+bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
+  if (!map_ || len == 0 || len > opts_.max_request || off % 512 != 0 || len % 512 != 0) return false;
+  WriteTarget t;
+  if (!map_->Acquire(off, len, &t)) return false;
+  bool copy = len <= kReadCopyMax;
+  if (copy) {
+    if (payload_.size() < len) payload_.resize(len);
+    if (PreadAll(t.fd, payload_.data(), len, t.pos) != 0) {
+      map_->Release(1);
+      return false;
     }
   }
+  uint8_t head[kStructuredDataHead];
+  size_t head_len;
+  if (opts_.structured) {
+    PutBe32(head, kStructuredMagic);
+    PutBe32(head + 4, (uint32_t(kFlagDone) << 16) | kOffsetData);
+    memcpy(head + 8, header + 8, 8);  // the cookie, as sent
+    PutBe32(head + 16, len + 8);
+    memcpy(head + 20, header + 16, 8);  // the offset, as sent
+    head_len = kStructuredDataHead;
+  } else {
+    PutBe32(head, kReplyMagic);
+    PutBe32(head + 4, 0);
+    memcpy(head + 8, header + 8, 8);
+    head_len = 16;
+  }
+  std::string why;
+  SharedOutput::Sent sent = copy ? out_.Send(head, head_len, payload_.data(), len, -1, 0, 0, &why)
+                                 : out_.Send(head, head_len, nullptr, 0, t.fd, t.pos, len, &why);
+  if (sent == SharedOutput::Sent::kNotMine) {
+    map_->Release(1);
+    return false;
+  }
+  ReceiverEvent e;
+  e.is_io = true;
+  e.io.is_read = true;
+  e.io.cookie_hi = Be32(header + 8);
+  e.io.cookie_lo = Be32(header + 12);
+  e.io.tag = t.tag;
+  e.io.file_pos = t.pos;
+  e.io.offset = off;
+  e.io.len = len;
+  e.io.replied = true;
+  if (sent == SharedOutput::Sent::kBroken) {
+    e.io.err = EPIPE;
+    End(why, true);
+    stopping_ = true;
+  }
+  Push(e, e.io.err == 0);
   return true;
 }
 
@@ -314,13 +363,24 @@ bool Receiver::Parse() {
     }
     uint16_t flags = Be16(h + 4), type = Be16(h + 6);
     uint32_t len = Be32(h + 24);
+    if (type == kCmdRead && flags == 0) {
+      Forward(buf_.data() + forward_from, pos_ - forward_from);
+      forward_from = pos_;
+      if (ReadFast(h, Be64(h + 16), len)) {
+        pos_ += kHeader;
+        forward_from = pos_;
+        header_only_ = false;
+        if (stopping_) return false;
+        continue;
+      }
+    }
     if (type != kCmdWrite) {
       header_only_ = false;
       pos_ += kHeader;  // no other command carries a payload with simple headers
       continue;
     }
     uint64_t off = Be64(h + 16);
-    bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= max_write_ && len % 512 == 0 && off % 512 == 0 &&
+    bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= opts_.max_request && len % 512 == 0 && off % 512 == 0 &&
                 js_writes_.load() == 0 && map_ && map_->Covers(off, len);
     if (!fast) {
       header_only_ = false;
@@ -342,20 +402,19 @@ bool Receiver::Parse() {
       js_writes_.fetch_add(1);
       ForwardRequest(header, payload, len);
     } else {
-      WriteDone done;
-      done.cookie_hi = Be32(header + 8);
-      done.cookie_lo = Be32(header + 12);
-      done.tag = t.tag;
-      done.file_pos = t.pos;
-      done.offset = off;
-      done.len = len;
-      done.err = PwriteAll(t.fd, payload, len, t.pos);
-      done.replied = done.err == 0 && TrySendReply(done.cookie_hi, done.cookie_lo);
-      header_only_ = len >= kLargeWrite;
       ReceiverEvent e;
-      e.is_write = true;
-      e.write = done;
-      Push(e, done.replied);
+      e.is_io = true;
+      e.io.cookie_hi = Be32(header + 8);
+      e.io.cookie_lo = Be32(header + 12);
+      e.io.tag = t.tag;
+      e.io.file_pos = t.pos;
+      e.io.offset = off;
+      e.io.len = len;
+      e.io.err = PwriteAll(t.fd, payload, len, t.pos);
+      e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
+      header_only_ = len >= kLargeWrite;
+      Push(e, e.io.replied);
+      if (stopping_) return false;
     }
     forward_from = pos_;
   }

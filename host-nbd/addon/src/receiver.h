@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "shared_output.h"
 #include "write_map.h"
 
 namespace dmkit {
@@ -39,26 +40,34 @@ struct ReceivedBytes {
   size_t len = 0;
 };
 
-struct WriteDone {
+// A request the thread did: a WRITE (written, perhaps answered) or a READ (answered).
+struct ThreadIo {
+  bool is_read = false;
   uint32_t cookie_hi = 0, cookie_lo = 0, tag = 0;
   uint64_t file_pos = 0;
   uint64_t offset = 0;  // on the device, as the request said
   uint32_t len = 0;
-  int32_t err = 0;  // errno of a failed pwrite, 0 when written
+  int32_t err = 0;       // errno of a failed pwrite, or EPIPE for a reply that broke off
   bool replied = false;  // the thread sent the reply itself
 };
 
 struct ReceiverEvent {
-  bool is_write = false;
+  bool is_io = false;
   ReceivedBytes bytes;
-  WriteDone write;
+  ThreadIo io;
+};
+
+struct ReceiverOptions {
+  uint32_t max_request = 0;  // larger READs and WRITEs go to the event loop (it refuses them)
+  bool structured = false;   // READ replies are structured (one OFFSET_DATA chunk)
+  int stall_ms = 5000;       // a reply sent in part must be finished within this
 };
 
 class Receiver {
  public:
   // fd: a duplicate this owns. `initial`: bytes already read from the socket, parsed first.
   // `notify` runs on the thread when events wait after none did.
-  Receiver(int fd, std::shared_ptr<WriteMap> map, uint32_t max_write, std::vector<uint8_t> initial,
+  Receiver(int fd, std::shared_ptr<WriteMap> map, ReceiverOptions opts, std::vector<uint8_t> initial,
            std::function<void()> notify);
   ~Receiver();
   Receiver(const Receiver&) = delete;
@@ -70,10 +79,8 @@ class Receiver {
   void SetPaused(bool paused);
   // A WRITE handed to the event loop was answered.
   void WriteAnswered() { js_writes_.fetch_sub(1); }
-  // The event loop is about to write to the socket (its replies, sendfile), or is done with it:
-  // while it has replies leaving, the thread leaves its replies to it (they never interleave).
-  void ClaimOutput();
-  void ReleaseOutput();
+  // The socket's write side, shared with the event loop.
+  SharedOutput& output() { return out_; }
   // How long a request has been arriving in part (0: none is).
   int64_t MidRequestMs() const;
   // Events so far, and why the stream ended (empty while it goes on).
@@ -89,19 +96,20 @@ class Receiver {
   void Forward(const uint8_t* p, size_t n);
   void Push(ReceiverEvent e, bool quiet = false);
   void WakeForQuiet();
-  bool TrySendReply(uint32_t cookie_hi, uint32_t cookie_lo);
+  bool ReadFast(const uint8_t* header, uint64_t off, uint32_t len);
+  bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);
   void MarkMid(bool mid);
 
   const int fd_;
   const int wake_fd_;
   const std::shared_ptr<WriteMap> map_;
-  const uint32_t max_write_;
+  const ReceiverOptions opts_;
   const std::function<void()> notify_;
   std::vector<uint8_t> buf_;   // received, not parsed yet: [0, have_)
   size_t have_ = 0;
   size_t pos_ = 0;             // Parse's cursor
-  std::vector<uint8_t> payload_;  // a fast WRITE's payload that did not come with its header
+  std::vector<uint8_t> payload_;  // a fast WRITE's payload that did not come with its header; a small READ's data
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything
   bool header_only_ = false;   // the next read stops at the end of a header
@@ -112,9 +120,8 @@ class Receiver {
   std::mutex mu_;
   std::deque<ReceiverEvent> events_;
   bool notified_ = false;
-  size_t quiet_ = 0;           // events pushed without waking the event loop (replied writes)
-  std::mutex out_mu_;          // held while the thread sends a reply, and to change js_output_
-  bool js_output_ = true;      // the event loop has bytes leaving: the thread does not send
+  size_t quiet_ = 0;           // events pushed without waking the event loop (requests it answered)
+  SharedOutput out_;
   std::string end_;
   bool end_is_error_ = false;
   bool ended_ = false;

@@ -87,11 +87,11 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
 
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;
 
-// A write done, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length, errno, offset,
-// replied (receive-threads.js WRITE_RECORD).
-constexpr size_t kRecord = 8;
+// A request the thread did, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length,
+// errno, offset, replied, isRead (receive-threads.js IO_RECORD).
+constexpr size_t kRecord = 9;
 
-void PutRecord(Napi::Float64Array w, size_t k, const WriteDone& d) {
+void PutRecord(Napi::Float64Array w, size_t k, const ThreadIo& d) {
   w[k] = d.cookie_hi;
   w[k + 1] = d.cookie_lo;
   w[k + 2] = d.tag;
@@ -100,6 +100,7 @@ void PutRecord(Napi::Float64Array w, size_t k, const WriteDone& d) {
   w[k + 5] = d.err;
   w[k + 6] = double(d.offset);
   w[k + 7] = d.replied ? 1 : 0;
+  w[k + 8] = d.is_read ? 1 : 0;
 }
 
 struct ReceiverState;
@@ -129,15 +130,15 @@ void Deliver(Napi::Env env, Napi::Function on_events, SharedState* state, void*)
   Napi::Array items = Napi::Array::New(env);
   uint32_t n = 0;
   for (size_t i = 0; i < events.size();) {
-    if (!events[i].is_write) {
+    if (!events[i].is_io) {
       ReceivedBytes b = events[i++].bytes;
       items.Set(n++, Napi::Buffer<uint8_t>::New(env, b.data, b.len, [](Napi::Env, uint8_t* p) { free(p); }));
       continue;
     }
     size_t j = i;
-    while (j < events.size() && events[j].is_write) j++;
+    while (j < events.size() && events[j].is_io) j++;
     Napi::Float64Array w = Napi::Float64Array::New(env, (j - i) * kRecord);
-    for (size_t k = 0; i < j; i++, k += kRecord) PutRecord(w, k, events[i].write);
+    for (size_t k = 0; i < j; i++, k += kRecord) PutRecord(w, k, events[i].io);
     items.Set(n++, w);
   }
   Napi::Value end_value = env.Null();
@@ -164,19 +165,19 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
       InstanceMethod<&ReceiverJs::Pause>("pause"),
       InstanceMethod<&ReceiverJs::Resume>("resume"),
       InstanceMethod<&ReceiverJs::WriteAnswered>("writeAnswered"),
-      InstanceMethod<&ReceiverJs::ClaimOutput>("claimOutput"),
+      InstanceMethod<&ReceiverJs::TryClaimOutput>("tryClaimOutput"),
       InstanceMethod<&ReceiverJs::ReleaseOutput>("releaseOutput"),
       InstanceMethod<&ReceiverJs::MidRequestMs>("midRequestMs"),
       InstanceMethod<&ReceiverJs::Stop>("stop"),
     });
   }
 
-  // new Receiver(sockFd, initialBytes, writeMap | null, maxWrite, onEvents): reads a duplicate
+  // new Receiver(sockFd, initialBytes, writeMap | null, {maxRequest, structured, stallMs}, onEvents): reads a duplicate
   // of sockFd on a thread from now on (the caller stops reading it).
   explicit ReceiverJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ReceiverJs>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[1].IsBuffer() || !info[4].IsFunction()) {
-      throw Napi::TypeError::New(env, "new Receiver(sockFd, initialBytes, writeMap, maxWrite, onEvents)");
+      throw Napi::TypeError::New(env, "new Receiver(sockFd, initialBytes, writeMap, options, onEvents)");
     }
     int sock = FdArg(info, 0);
     auto initial = info[1].As<Napi::Buffer<uint8_t>>();
@@ -188,14 +189,23 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
     } else if (!info[2].IsNull()) {
       throw Napi::TypeError::New(env, "writeMap must be a WriteMap or null");
     }
-    uint64_t max_write = ByteCountArg(info, 3, "maxWrite");
+    if (!info[3].IsObject()) throw Napi::TypeError::New(env, "options must be {maxRequest, structured, stallMs}");
+    Napi::Object o = info[3].As<Napi::Object>();
+    ReceiverOptions opts;
+    for (const char* key : {"maxRequest", "stallMs"}) {
+      double v = o.Get(key).IsNumber() ? o.Get(key).As<Napi::Number>().DoubleValue() : -1;
+      if (!IsByteCount(v)) throw Napi::TypeError::New(env, std::string(key) + " must be a non-negative integer");
+    }
+    opts.max_request = uint32_t(std::min<double>(o.Get("maxRequest").As<Napi::Number>().DoubleValue(), UINT32_MAX));
+    opts.stall_ms = int(std::min<double>(o.Get("stallMs").As<Napi::Number>().DoubleValue(), INT32_MAX));
+    opts.structured = o.Get("structured").ToBoolean().Value();
     int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
     state_ = std::make_shared<ReceiverState>();
     Tsfn tsfn = Tsfn::New(env, info[4].As<Napi::Function>(), "dmkit-receiver", 0, 1, new SharedState(state_), FinalizeTsfn);
     state_->tsfn = tsfn;
     try {
-      state_->receiver = std::make_unique<Receiver>(fd, map, uint32_t(std::min<uint64_t>(max_write, UINT32_MAX)),
+      state_->receiver = std::make_unique<Receiver>(fd, map, opts,
                                                     std::vector<uint8_t>(initial.Data(), initial.Data() + initial.Length()),
                                                     [tsfn]() mutable { tsfn.NonBlockingCall(); });
       state_->receiver->Start();
@@ -229,13 +239,15 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
     return info.Env().Undefined();
   }
 
-  Napi::Value ClaimOutput(const Napi::CallbackInfo& info) {
-    if (state_ && state_->receiver) state_->receiver->ClaimOutput();
-    return info.Env().Undefined();
+  // tryClaimOutput() -> false while the thread is sending a reply (try again soon; it sends no
+  // new one meanwhile). A stopped receiver sends nothing: always true.
+  Napi::Value TryClaimOutput(const Napi::CallbackInfo& info) {
+    bool ok = !(state_ && state_->receiver) || state_->receiver->output().TryClaim();
+    return Napi::Boolean::New(info.Env(), ok);
   }
 
   Napi::Value ReleaseOutput(const Napi::CallbackInfo& info) {
-    if (state_ && state_->receiver) state_->receiver->ReleaseOutput();
+    if (state_ && state_->receiver) state_->receiver->output().Release();
     return info.Env().Undefined();
   }
 
@@ -257,12 +269,12 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
     Napi::Array items = Napi::Array::New(env);
     uint32_t n = 0;
     for (const ReceiverEvent& e : events) {
-      if (!e.is_write) {
+      if (!e.is_io) {
         free(e.bytes.data);  // nobody will parse them now
         continue;
       }
       Napi::Float64Array w = Napi::Float64Array::New(env, kRecord);
-      PutRecord(w, 0, e.write);
+      PutRecord(w, 0, e.io);
       items.Set(n++, w);
     }
     StopNow();

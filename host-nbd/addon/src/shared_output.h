@@ -1,0 +1,50 @@
+// The write side of a connection's socket, shared by the event loop (Node's writes, sendfile in
+// libuv's pool) and the connection's receive thread (receiver.h). Whoever writes owns it for
+// whole replies, so that replies never interleave: the event loop claims it before writing and
+// releases it once nothing of its own is leaving; the thread sends a reply only while it is not
+// claimed, and holds a lock for the whole reply.
+//
+// The event loop never waits for the thread: a claim made while the thread is in a reply fails
+// (try again soon), and the thread starts no new reply once a claim is wanted. The thread sends
+// without blocking: a socket with no room at the start leaves the reply to the event loop; one
+// that took part of a reply must take the rest within the stall limit, or the stream is broken.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace dmkit {
+
+class SharedOutput {
+ public:
+  // wake_fd interrupts a wait (with *stopping set, the thread is stopping).
+  SharedOutput(int fd, int wake_fd, const std::atomic<bool>* stopping, int stall_ms)
+      : fd_(fd), wake_fd_(wake_fd), stopping_(stopping), stall_ms_(stall_ms) {}
+
+  // The event loop's side.
+  bool TryClaim();
+  void Release();
+
+  enum class Sent { kNotMine, kWhole, kBroken };
+  // The thread's side: one reply, `head` then `data` (either may be empty), then file_len bytes
+  // of file_fd from file_pos. kBroken: part of it left and the rest cannot (why says why).
+  Sent Send(const uint8_t* head, size_t head_len, const uint8_t* data, size_t data_len, int file_fd, uint64_t file_pos,
+            uint64_t file_len, std::string* why);
+
+ private:
+  bool WaitWritable(int64_t deadline_ms);
+
+  const int fd_;
+  const int wake_fd_;
+  const std::atomic<bool>* const stopping_;
+  const int stall_ms_;
+  std::mutex mu_;
+  bool claimed_ = true;  // the event loop's until it releases it (the handshake's replies may be leaving)
+  std::atomic<bool> wanted_{false};
+};
+
+}  // namespace dmkit
