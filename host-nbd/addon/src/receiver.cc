@@ -82,6 +82,10 @@ int32_t PreadAll(int fd, uint8_t* p, size_t n, uint64_t pos) {
   return 0;
 }
 
+bool AllZero(const uint8_t* p, size_t n) {
+  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
 void DrainEventFd(int fd) {
   uint64_t v;
   (void)!read(fd, &v, sizeof v);
@@ -200,19 +204,20 @@ bool Receiver::SendWriteReply(const ThreadIo& io) {
 
 // A READ with no flags, whole sectors, inside one extent of the map: answered from here (data
 // up to kReadCopyMax read into memory first, larger ones sent from the file). False leaves it to
-// the event loop: outside the map, a file that ends before the read does, or the socket is not
-// the thread's now.
+// the event loop: outside the map, a file that ends before the read does, zeroes that a
+// structured reply sends as a hole, or the socket is not the thread's now.
 bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   if (!map_ || len == 0 || len > opts_.max_request || off % 512 != 0 || len % 512 != 0) return false;
   WriteTarget t;
   if (!map_->Acquire(off, len, &t)) return false;
+  if (len <= kReadCopyMax && payload_.size() < len) payload_.resize(len);
   bool copy = len <= kReadCopyMax;
-  if (copy) {
-    if (payload_.size() < len) payload_.resize(len);
-    if (PreadAll(t.fd, payload_.data(), len, t.pos) != 0) {
-      map_->Release(1);
-      return false;
-    }
+  // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
+  bool ours = copy ? PreadAll(t.fd, payload_.data(), len, t.pos) == 0 && !(opts_.structured && AllZero(payload_.data(), len))
+                   : !opts_.structured || lseek(t.fd, off_t(t.pos), SEEK_HOLE) >= off_t(t.pos + len);
+  if (!ours) {
+    map_->Release(1);
+    return false;
   }
   uint8_t head[kStructuredDataHead];
   size_t head_len;

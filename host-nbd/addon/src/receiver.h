@@ -1,20 +1,21 @@
 // A thread per NBD connection that reads the socket in the transmission phase (simple request
-// headers only) and does the connection's plain writes itself.
+// headers only) and does the connection's plain reads and writes itself.
 //
-// Why: a WRITE that crosses from the event loop to a file's thread and back costs two wake-ups
-// on two busy cores; nbdkit's threads receive and write in one place, and that is what made it
-// faster on sequential writes (docs/performance.md, "A thread per connection"). Here a WRITE
-// with no flags, whole sectors, at most 2 MiB, that the device's published map (write_map.h) puts
-// on one file, is received whole into this thread's buffer, written with pwrite right away, and
-// answered from here too when nothing of the event loop's is leaving the socket (ClaimOutput:
-// replies never interleave). The event loop learns of these writes in batches, for its
-// bookkeeping (and to reply, where the thread could not). Every
-// other byte of the stream, requests and payloads alike, goes to the event loop unchanged and in
-// order, where the server parses and checks it as if it had read it itself.
+// Why: a request that crosses from the event loop to another thread and back costs wake-ups on
+// two busy cores; nbdkit's threads receive, do the I/O and reply in one place, and that is what
+// made it faster on sequential writes (docs/performance.md, "A thread per connection"). Here a
+// READ or WRITE with no flags and whole sectors that the device's published map (write_map.h)
+// puts inside one file is done right here: a WRITE (at most 2 MiB) received whole into this
+// thread's buffer and written with pwrite, a READ read or sent from the file; either answered
+// from here when the socket's write side is free (shared_output.h: replies never interleave).
+// The event loop learns of them in batches, for its bookkeeping (and to answer a write the
+// thread could not). Every other byte of the stream, requests and payloads alike, goes to the
+// event loop unchanged and in order, where the server parses and checks it as if it had read it.
 //
-// Ordering: the events (bytes to parse, writes done) reach the event loop in stream order. While
-// a WRITE handed to the event loop is unanswered, later writes are handed over too, so that a
-// connection's writes never overtake one another across the two paths. Stream damage (a bad
+// Ordering: the events (bytes to parse, requests done) reach the event loop in stream order.
+// While a WRITE handed to the event loop is unanswered, later writes are handed over too, so that
+// a connection's writes never overtake one another across the two paths. Replies may come in
+// any order (as the spec allows): a READ the thread answers may overtake requests before it. Stream damage (a bad
 // magic) makes the thread hand over everything from there on: the event loop closes the
 // connection.
 #pragma once
@@ -113,7 +114,7 @@ class Receiver {
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything
   bool header_only_ = false;   // the next read stops at the end of a header
-  std::atomic<int32_t> js_writes_{0};
+  std::atomic<int32_t> js_writes_{0};  // WRITEs handed to the event loop and not answered yet
   std::atomic<int64_t> mid_since_ms_{0};
   std::atomic<bool> paused_{false};
   std::atomic<bool> stopping_{false};
