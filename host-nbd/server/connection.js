@@ -311,8 +311,11 @@ export class Connection {
     });
     this.phase = TRANSMISSION;
     const threads = this.host.receiveThreads;
-    // Only where it can write: for other devices it would be one more hop for every request.
-    if (threads && this.sockFd >= 0 && !this.secure && !neg.extended && exp.threadWritable) this.startReceiver(threads, exp);
+    // Only where it can do something: for other devices it would be one more hop for every
+    // request. Only on sockets whose reads we direct (adopted by the server): pausing those stops
+    // Node's reads at once, where a plain Node socket reads ahead into its buffer (bytes the
+    // thread would never see; found by the kernel client over a socket pair, dmkit attach).
+    if (threads && this.scratch && this.sockFd >= 0 && !this.secure && !neg.extended && exp.threadWritable) this.startReceiver(threads, exp);
     this.lastInput = this.lastOutput = performance.now();
     const stallMs = this.host.limits.stallMs;
     this.watchdog = setInterval(() => this.checkStall(stallMs), Math.max(50, stallMs / 4));
