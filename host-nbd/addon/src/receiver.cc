@@ -28,6 +28,7 @@ constexpr uint32_t kReplyMagic = 0x67446698;
 // Writes the thread answered itself wake the event loop (for their bookkeeping) once this many
 // wait, or when the thread is about to sleep: not once per write.
 constexpr size_t kQuietMax = 64;
+constexpr int kQuietLingerMs = 1;
 constexpr uint16_t kCmdRead = 0;
 constexpr uint32_t kStructuredMagic = 0x668e33ef;
 constexpr uint16_t kFlagDone = 1;
@@ -289,14 +290,20 @@ void Receiver::Forward(const uint8_t* p, size_t n) {
 }
 
 // Waits until the socket has bytes or the thread is woken (stop, resume): false to stop.
+// Quiet events wait for the event loop only while the thread is busy, or idle for less than
+// kQuietLingerMs (a client sending its next request): waking it each time the thread catches up
+// with the client would cost a wake-up per request again.
 bool Receiver::WaitReadable() {
-  WakeForQuiet();
   pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-  while (poll(fds, 2, -1) < 0) {
-    if (errno != EINTR) {
-      End(std::string("input error: poll: ") + strerror(errno), true);
-      return false;
-    }
+  int r;
+  while ((r = poll(fds, 2, kQuietLingerMs)) < 0 && errno == EINTR) {}
+  if (r == 0) {
+    WakeForQuiet();
+    while ((r = poll(fds, 2, -1)) < 0 && errno == EINTR) {}
+  }
+  if (r < 0) {
+    End(std::string("input error: poll: ") + strerror(errno), true);
+    return false;
   }
   if (fds[1].revents) DrainEventFd(wake_fd_);
   return !stopping_;
