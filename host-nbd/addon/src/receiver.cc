@@ -1,5 +1,7 @@
 #include "receiver.h"
 
+#include "thread_start.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -83,6 +85,19 @@ int32_t PreadAll(int fd, uint8_t* p, size_t n, uint64_t pos) {
   return 0;
 }
 
+// What the event loop hears of a request the thread took through the map.
+ThreadIo IoOf(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len, bool is_read) {
+  ThreadIo io;
+  io.is_read = is_read;
+  io.cookie_hi = Be32(header + 8);
+  io.cookie_lo = Be32(header + 12);
+  io.tag = t.tag;
+  io.file_pos = t.pos;
+  io.offset = off;
+  io.len = len;
+  return io;
+}
+
 bool AllZero(const uint8_t* p, size_t n) {
   return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
@@ -109,20 +124,7 @@ Receiver::~Receiver() {
   close(wake_fd_);
 }
 
-void Receiver::Start() {
-  // Signals belong to the JS thread: the receiver starts with all of them blocked.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  try {
-    thread_ = std::thread([this] { Run(); });
-  } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_setname_np(thread_.native_handle(), "dmkit-recv");
-}
+void Receiver::Start() { thread_ = StartQuietThread("dmkit-recv", [this] { Run(); }); }
 
 void Receiver::Stop() {
   if (joined_) return;
@@ -244,13 +246,7 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   }
   ReceiverEvent e;
   e.is_io = true;
-  e.io.is_read = true;
-  e.io.cookie_hi = Be32(header + 8);
-  e.io.cookie_lo = Be32(header + 12);
-  e.io.tag = t.tag;
-  e.io.file_pos = t.pos;
-  e.io.offset = off;
-  e.io.len = len;
+  e.io = IoOf(header, t, off, len, true);
   e.io.replied = true;
   if (sent == SharedOutput::Sent::kBroken) {
     e.io.err = EPIPE;
@@ -416,12 +412,7 @@ bool Receiver::Parse() {
     } else {
       ReceiverEvent e;
       e.is_io = true;
-      e.io.cookie_hi = Be32(header + 8);
-      e.io.cookie_lo = Be32(header + 12);
-      e.io.tag = t.tag;
-      e.io.file_pos = t.pos;
-      e.io.offset = off;
-      e.io.len = len;
+      e.io = IoOf(header, t, off, len, false);
       e.io.err = PwriteAll(t.fd, payload, len, t.pos);
       e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
       header_only_ = len >= kLargeWrite;

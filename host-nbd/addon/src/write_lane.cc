@@ -1,5 +1,7 @@
 #include "write_lane.h"
 
+#include "thread_start.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -34,18 +36,7 @@ int64_t WriteAll(int fd, std::vector<iovec> iov, uint64_t pos) {
 }
 
 WriteLane::WriteLane(int fd, std::function<void()> ready) : fd_(fd), ready_(std::move(ready)) {
-  // Signals belong to the JS thread: the lane starts with all of them blocked.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  try {
-    thread_ = std::thread([this] { Run(); });
-  } catch (...) {
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_setname_np(thread_.native_handle(), "dmkit-write");
+  thread_ = StartQuietThread("dmkit-write", [this] { Run(); });
 }
 
 void WriteLane::Stop() {
