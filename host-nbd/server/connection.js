@@ -10,6 +10,7 @@ import { Negotiation, transmissionFlags } from './negotiation.js';
 import { Transmission } from './transmission.js';
 import { ReplyWriter } from './reply-writer.js';
 import { startTls } from './tls.js';
+import { ThreadInput } from './thread-input.js';
 
 const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSION = 4, CLOSED = 5, TLS_HANDSHAKE = 6;
 
@@ -80,14 +81,8 @@ export class Connection {
     this.sockFd = -1;
     this.lastOutputLength = 0;
     this.lastOutput = 0;
-    /** @type {import('./receive-threads.js').NativeReceiver | null} the thread reading the socket (startReceiver) */
-    this.receiver = null;
-    this.receiverPaused = false;
-    this.receiverResumedAt = 0;
-    /** Stream bytes from the thread not parsed yet, in order. */
-    this.inbox = /** @type {Buffer[]} */ ([]);
-    /** How the thread's stream ended, once the inbox before it is taken: [reason, isError]. */
-    this.inputEnd = /** @type {[string, boolean] | null} */ (null);
+    /** @type {ThreadInput | null} a receive thread reads the socket (startReceiver) */
+    this.threadInput = null;
     /** @type {Promise<void>} */
     this.done = new Promise((resolve) => { this.resolveDone = resolve; });
   }
@@ -154,7 +149,7 @@ export class Connection {
    * @param {number} n @param {Buffer} buf
    */
   onRead(n, buf) {
-    if (this.phase === CLOSED || this.receiver) return false;
+    if (this.phase === CLOSED || this.threadInput) return false;
     if (buf === this.direct) {
       this.lastInput = performance.now();
       /** @type {Transmission} */ (this.tx).reader.stored(n);
@@ -307,7 +302,7 @@ export class Connection {
       onReady: () => this.resumeInput(),
       onDisconnect: () => { this.closeReason = 'client sent NBD_CMD_DISC'; },
       onIdle: () => this.finish(),
-      onWriteAnswered: () => this.receiver?.writeAnswered(),
+      onWriteAnswered: () => this.threadInput?.writeAnswered(),
     });
     this.phase = TRANSMISSION;
     const threads = this.host.receiveThreads;
@@ -335,49 +330,22 @@ export class Connection {
    */
   startReceiver(threads, exp) {
     this.input.pause();
-    const initial = this.pending;
+    const tx = /** @type {Transmission} */ (this.tx);
+    const { maxRequest, stallMs } = this.host.limits;
     try {
-      const { maxRequest, stallMs } = this.host.limits;
-      const structured = /** @type {Transmission} */ (this.tx).structured;
-      this.receiver = new threads.Receiver(this.sockFd, initial, exp.writeMap, { maxRequest, structured, stallMs },
-        (items, end) => this.onThreadEvents(items, end));
+      this.threadInput = new ThreadInput(threads, this.sockFd, this.pending, exp.writeMap, { maxRequest, structured: tx.structured, stallMs }, {
+        ready: () => !this.stash && this.phase === TRANSMISSION,
+        parse: (bytes) => { this.lastInput = performance.now(); this.feed(bytes, 0); },
+        requests: (records) => this.threadRequests(records),
+        ended: (reason, bad) => (bad ? this.close(reason, true) : this.shutdown(reason)),
+      });
     } catch (e) {
       this.log(`requests are read on the event loop: ${e instanceof Error ? e.message : e}`);
       this.input.resume();
       return;
     }
     this.pending = Buffer.alloc(0);
-    this.receiverResumedAt = performance.now();
-    /** @type {Transmission} */ (this.tx).writer.share(this.receiver);
-  }
-
-  /**
-   * The thread's writes are answered at once, even while stream bytes before them wait for the
-   * stash (replies may go in any order, and a suspend waits for them to be accounted for); stream
-   * bytes are parsed in order.
-   * @param {Array<Buffer | Float64Array>} items @param {[string, boolean] | null} end
-   */
-  onThreadEvents(items, end) {
-    for (const item of items) {
-      if (item instanceof Float64Array) this.threadRequests(item);
-      else this.inbox.push(item);
-    }
-    if (end) this.inputEnd = end;
-    this.takeInbox();
-  }
-
-  /** Parses the thread's stream bytes in order, until requests wait in the stash (backpressure). */
-  takeInbox() {
-    while (this.inbox.length > 0 && !this.stash && this.phase === TRANSMISSION) {
-      this.lastInput = performance.now();
-      this.feed(/** @type {Buffer} */ (this.inbox.shift()), 0);
-    }
-    if (this.inputEnd && this.inbox.length === 0 && !this.stash && this.phase === TRANSMISSION) {
-      const [reason, bad] = this.inputEnd;
-      this.inputEnd = null;
-      if (bad) this.close(reason, true);
-      else this.shutdown(reason);
-    }
+    tx.writer.share(this.threadInput.native);
   }
 
   /** Requests the thread did: accounted for on the export, then counted (and answered). @param {Float64Array} records */
@@ -390,20 +358,17 @@ export class Connection {
   }
 
   pauseInput() {
-    if (!this.receiver) { this.input.pause(); return; }
-    this.receiver.pause();
-    this.receiverPaused = true;
+    if (this.threadInput) this.threadInput.pause();
+    else this.input.pause();
   }
 
   /** Stops the thread; what it did and nobody took yet is accounted for (and answered, unless closed). */
   stopReceiver() {
-    const receiver = this.receiver;
-    if (!receiver) return;
-    this.receiver = null;
-    for (const records of receiver.stop()) this.threadRequests(records);
+    const input = this.threadInput;
+    if (!input) return;
+    this.threadInput = null;
+    for (const records of input.stop()) this.threadRequests(records);
     this.tx?.writer.unshare();
-    this.inbox = [];
-    this.inputEnd = null;
   }
 
   /** Large reads from files straight to this socket: when the server can, and it is a plain one (not TLS, not stdio). */
@@ -423,7 +388,7 @@ export class Connection {
     const tx = this.tx;
     if (!tx || this.phase !== TRANSMISSION) return;
     const now = performance.now();
-    const threadMid = this.receiver && !this.receiverPaused ? Math.min(this.receiver.midRequestMs(), now - this.receiverResumedAt) : 0;
+    const threadMid = this.threadInput?.midRequestMs(now) ?? 0;
     if ((tx.reader.midRequest && !this.stash && now - this.lastInput > stallMs) || threadMid > stallMs) {
       this.close(`a request stopped arriving half-way: nothing for ${stallMs} ms`, true);
       return;
@@ -453,14 +418,11 @@ export class Connection {
       this.feed(stash[0], stash[1]);
       if (this.stash) return;
     }
-    if (!this.receiver) { this.input.resume(); return; }
-    this.takeInbox();
-    if (this.stash || this.phase !== TRANSMISSION || tx.closing || tx.stopped() || !this.receiver) return;
-    if (this.receiverPaused) {
-      this.receiverPaused = false;
-      this.receiverResumedAt = performance.now();
-      this.receiver.resume();
-    }
+    const input = this.threadInput;
+    if (!input) { this.input.resume(); return; }
+    input.take();
+    if (this.stash || this.phase !== TRANSMISSION || tx.closing || tx.stopped()) return;
+    input.resume();
   }
 
   requestError(req, e) {
@@ -492,8 +454,7 @@ export class Connection {
     this.closeReason ||= reason; // NBD_CMD_DISC, if it came first, is the better reason
     this.pauseInput();
     this.stash = null;
-    this.inbox = []; // stream bytes not parsed yet are dropped, as the stash is
-    this.inputEnd = null;
+    this.threadInput?.drop(); // stream bytes not parsed yet are dropped, as the stash is
     tx.stopReading();
     if (tx.inflight === 0) this.finish();
   }
