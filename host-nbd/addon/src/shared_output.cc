@@ -90,8 +90,8 @@ SharedOutput::Sent SharedOutput::Send(const uint8_t* head, size_t head_len, cons
       file_len -= uint64_t(n);
       continue;
     }
-    if (n == 0) return broken("the file ends before the read does (shortened while in use?)");
-    if (!Again(errno)) return broken(std::string("sendfile: ") + strerror(errno));
+    if (n == 0) return broken("a read reply could not be sent: sendfile: the file ends before the read does (shortened while in use?)");
+    if (!Again(errno)) return broken(std::string("a read reply could not be sent: sendfile: ") + strerror(errno));
     if (!wait()) return broken("the client stopped reading replies (one was sent in part)");
   }
   return Sent::kWhole;
