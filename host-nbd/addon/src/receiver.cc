@@ -197,7 +197,7 @@ bool Receiver::SendWriteReply(const ThreadIo& io) {
   PutBe32(reply + 8, io.cookie_hi);
   PutBe32(reply + 12, io.cookie_lo);
   std::string why;
-  SharedOutput::Sent sent = out_.Send(reply, sizeof reply, nullptr, 0, -1, 0, 0, &why);
+  SharedOutput::Sent sent = out_.Send(reply, sizeof reply, -1, 0, 0, &why);
   if (sent == SharedOutput::Sent::kBroken) {
     End(why, true);
     stopping_ = true;
@@ -213,33 +213,33 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   if (!map_ || len == 0 || len > opts_.max_request || off % 512 != 0 || len % 512 != 0) return false;
   WriteTarget t;
   if (!map_->Acquire(off, len, &t)) return false;
-  if (len <= kReadCopyMax && payload_.size() < len) payload_.resize(len);
   bool copy = len <= kReadCopyMax;
+  // A small read's data lands in payload_ right after room for the reply's header: one send.
+  if (copy && payload_.size() < kStructuredDataHead + len) payload_.resize(kStructuredDataHead + len);
+  uint8_t* data = copy ? payload_.data() + kStructuredDataHead : nullptr;
   // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
-  bool ours = copy ? PreadAll(t.fd, payload_.data(), len, t.pos) == 0 && !(opts_.structured && AllZero(payload_.data(), len))
+  bool ours = copy ? PreadAll(t.fd, data, len, t.pos) == 0 && !(opts_.structured && AllZero(data, len))
                    : !opts_.structured || lseek(t.fd, off_t(t.pos), SEEK_HOLE) >= off_t(t.pos + len);
   if (!ours) {
     map_->Release(1);
     return false;
   }
-  uint8_t head[kStructuredDataHead];
-  size_t head_len;
+  size_t head_len = opts_.structured ? kStructuredDataHead : 16;
+  uint8_t* head = copy ? data - head_len : head_alone_;
   if (opts_.structured) {
     PutBe32(head, kStructuredMagic);
     PutBe32(head + 4, (uint32_t(kFlagDone) << 16) | kOffsetData);
     memcpy(head + 8, header + 8, 8);  // the cookie, as sent
     PutBe32(head + 16, len + 8);
     memcpy(head + 20, header + 16, 8);  // the offset, as sent
-    head_len = kStructuredDataHead;
   } else {
     PutBe32(head, kReplyMagic);
     PutBe32(head + 4, 0);
     memcpy(head + 8, header + 8, 8);
-    head_len = 16;
   }
   std::string why;
-  SharedOutput::Sent sent = copy ? out_.Send(head, head_len, payload_.data(), len, -1, 0, 0, &why)
-                                 : out_.Send(head, head_len, nullptr, 0, t.fd, t.pos, len, &why);
+  SharedOutput::Sent sent = copy ? out_.Send(head, head_len + len, -1, 0, 0, &why)
+                                 : out_.Send(head, head_len, t.fd, t.pos, len, &why);
   if (sent == SharedOutput::Sent::kNotMine) {
     map_->Release(1);
     return false;

@@ -19,13 +19,15 @@ int64_t NowMs() {
   return int64_t(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
 }
 
-// Waits until the socket takes bytes again. False when the wait budget is spent.
-bool WaitForRoom(int sock, int64_t deadline) {
+// Waits until the socket takes bytes again. False when the wait budget is spent, or wake_fd
+// (when given) became readable.
+bool WaitForRoom(int sock, int64_t deadline, int wake_fd) {
   for (;;) {
     int64_t left = deadline - NowMs();
     if (left <= 0) return false;
-    pollfd p = {sock, POLLOUT, 0};
-    int r = poll(&p, 1, int(left));
+    pollfd p[2] = {{sock, POLLOUT, 0}, {wake_fd, POLLIN, 0}};
+    int r = poll(p, wake_fd >= 0 ? 2 : 1, int(left));
+    if (r > 0 && wake_fd >= 0 && p[1].revents) return false;
     if (r > 0) return true;  // writable, or an error the next send reports
     if (r < 0 && errno != EINTR) return true;
   }
@@ -55,7 +57,21 @@ int64_t SendSome(int sock, const SendPiece& p, uint64_t done, bool more) {
 
 }  // namespace
 
-Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_ms, uint64_t* sent) {
+std::vector<SendPiece> PiecesAfter(const std::vector<SendPiece>& pieces, uint64_t skip) {
+  std::vector<SendPiece> rest;
+  for (SendPiece p : pieces) {
+    uint64_t k = std::min(skip, p.len);
+    skip -= k;
+    if (k == p.len) continue;
+    if (p.data) p.data += k;
+    else p.pos += k;
+    p.len -= k;
+    rest.push_back(p);
+  }
+  return rest;
+}
+
+Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_ms, uint64_t* sent, int wake_fd) {
   *sent = 0;
   const int64_t deadline = NowMs() + max_wait_ms;
   for (size_t i = 0; i < pieces.size(); i++) {
@@ -65,7 +81,7 @@ Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_m
       int64_t n = SendSome(sock, p, done, i + 1 < pieces.size());
       if (n == kFileEnded) return Status::Fail(EIO, "sendfile: the file ends before the read does (shortened while in use?)");
       if (n < 0) return Status::Fail(int(-n), p.data ? "send" : "sendfile");
-      if (n == 0 && !WaitForRoom(sock, deadline)) return Status::Ok();
+      if (n == 0 && !WaitForRoom(sock, deadline, wake_fd)) return Status::Ok();
       done += uint64_t(n);
       *sent += uint64_t(n);
     }

@@ -21,7 +21,11 @@ struct SendPiece {
 // Writes the pieces to the non-blocking socket in order. Waits for room in the socket while the
 // client reads, but gives up waiting after max_wait_ms in all and returns Ok with *sent short of
 // the total: the caller sends the rest itself. A file piece past the end of its file fails with
-// EIO (the file was shortened under us; its bytes are not known, zeroes would be a lie).
-Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_ms, uint64_t* sent);
+// EIO (the file was shortened under us; its bytes are not known, zeroes would be a lie). A
+// wake_fd that becomes readable ends the wait early too (a receive thread told to stop).
+Status SendPieces(int sock, const std::vector<SendPiece>& pieces, int max_wait_ms, uint64_t* sent, int wake_fd = -1);
+
+// The pieces left after the first `skip` bytes of them were sent.
+std::vector<SendPiece> PiecesAfter(const std::vector<SendPiece>& pieces, uint64_t skip);
 
 }  // namespace dmkit

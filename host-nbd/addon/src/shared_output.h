@@ -30,14 +30,11 @@ class SharedOutput {
   void Release();
 
   enum class Sent { kNotMine, kWhole, kBroken };
-  // The thread's side: one reply, `head` then `data` (either may be empty), then file_len bytes
-  // of file_fd from file_pos. kBroken: part of it left and the rest cannot (why says why).
-  Sent Send(const uint8_t* head, size_t head_len, const uint8_t* data, size_t data_len, int file_fd, uint64_t file_pos,
-            uint64_t file_len, std::string* why);
+  // The thread's side: one reply, `bytes`, then file_len bytes of file_fd from file_pos (through
+  // SendPieces). kBroken: part of it left and the rest cannot (why says why).
+  Sent Send(const uint8_t* bytes, size_t len, int file_fd, uint64_t file_pos, uint64_t file_len, std::string* why);
 
  private:
-  bool WaitWritable(int64_t deadline_ms);
-
   const int fd_;
   const int wake_fd_;
   const std::atomic<bool>* const stopping_;
