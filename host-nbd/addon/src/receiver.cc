@@ -1,5 +1,6 @@
 #include "receiver.h"
 
+#include "clock_fd.h"
 #include "thread_start.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <stdexcept>
 
 namespace dmkit {
@@ -49,9 +49,6 @@ uint16_t Be16(const uint8_t* b) { return uint16_t((b[0] << 8) | b[1]); }
 uint32_t Be32(const uint8_t* b) { return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3]; }
 uint64_t Be64(const uint8_t* b) { return (uint64_t(Be32(b)) << 32) | Be32(b + 4); }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // pwrite until all of it is written: 0, or the errno.
 int32_t PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t pos) {
@@ -102,10 +99,6 @@ bool AllZero(const uint8_t* p, size_t n) {
   return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-void DrainEventFd(int fd) {
-  uint64_t v;
-  (void)!read(fd, &v, sizeof v);
-}
 
 }  // namespace
 

@@ -1,10 +1,11 @@
 #include "send_file.h"
 
+#include "clock_fd.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <algorithm>
 #include <string>
@@ -12,12 +13,6 @@
 namespace dmkit {
 
 namespace {
-
-int64_t NowMs() {
-  timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return int64_t(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
-}
 
 // Waits until the socket takes bytes again. False when the wait budget is spent, or wake_fd
 // (when given) became readable.

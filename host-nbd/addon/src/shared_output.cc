@@ -1,27 +1,11 @@
 #include "shared_output.h"
 
+#include <string.h>
+
+#include "clock_fd.h"
 #include "send_file.h"
 
-#include <errno.h>
-#include <string.h>
-#include <unistd.h>
-
-#include <chrono>
-
 namespace dmkit {
-
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-void DrainEventFd(int fd) {
-  uint64_t v;
-  (void)!read(fd, &v, sizeof v);
-}
-
-}  // namespace
 
 bool SharedOutput::TryClaim() {
   wanted_ = true;
