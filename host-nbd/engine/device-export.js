@@ -13,7 +13,7 @@ import { OP, FLAG, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
 import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
-import { IO_RECORD } from '../server/receive-threads.js';
+import { IO, IO_RECORD } from '../server/receive-threads.js';
 
 const SECTOR = 512;
 /**
@@ -135,11 +135,11 @@ export class DeviceExport {
   threadIoDone(records) {
     let n = 0;
     for (let i = 0; i < records.length; i += IO_RECORD, n++) {
-      if (records[i + 8]) { this.readByThreads++; continue; }
+      if (records[i + IO.IS_READ]) { this.readByThreads++; continue; }
       this.writtenByThreads++;
-      const file = this.engine.files[records[i + 2]];
+      const file = this.engine.files[records[i + IO.TAG]];
       if (!file) continue;
-      const pos = records[i + 3], length = records[i + 4], errno = records[i + 5];
+      const pos = records[i + IO.FILE_POS], length = records[i + IO.LENGTH], errno = records[i + IO.ERRNO];
       file.written.mark(pos, length);
       file.writesDone++;
       if (errno) this.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);

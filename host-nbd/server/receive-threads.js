@@ -9,8 +9,11 @@
 // Serving works without the addon; everything is read on the event loop then.
 import { loadBuiltAddon } from '../addon/built.js';
 
-/** Numbers per request in a receiver's records: cookieHi, cookieLo, tag, filePos, length, errno, offset, replied, isRead. */
+/** Numbers per request in a receiver's records (receiver_binding.cc PutRecord), and where each is. */
 export const IO_RECORD = 9;
+export const IO = Object.freeze({
+  COOKIE_HI: 0, COOKIE_LO: 1, TAG: 2, FILE_POS: 3, LENGTH: 4, ERRNO: 5, OFFSET: 6, REPLIED: 7, IS_READ: 8,
+});
 
 /**
  * @typedef {object} NativeReceiver

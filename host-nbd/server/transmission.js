@@ -16,7 +16,7 @@ import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.
 import { NbdError, nbdErrorName, nbdErrnoOf } from '../protocol/errors.js';
 import { errnoName } from '../../core-as/js/dmcore.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
-import { IO_RECORD } from './receive-threads.js';
+import { IO, IO_RECORD } from './receive-threads.js';
 
 const HOLE_GRANULE = 64 * 1024;
 const ZEROES = Buffer.alloc(HOLE_GRANULE);
@@ -340,21 +340,23 @@ export class Transmission {
    */
   threadRequests(records) {
     for (let i = 0; i < records.length; i += IO_RECORD) {
-      const req = new NbdRequest();
-      req.type = records[i + 8] ? CMD.READ : CMD.WRITE;
-      req.cookieHi = records[i];
-      req.cookieLo = records[i + 1];
-      req.length = records[i + 4];
-      req.offset = records[i + 6];
-      req.viaThread = true;
       this.requests++;
       this.inflight++;
       this.exp.started++;
-      const errno = records[i + 5];
-      if (records[i + 7]) { // answered by the thread
+      const errno = records[i + IO.ERRNO];
+      if (records[i + IO.REPLIED]) {
         this.answered();
         if (errno !== 0) this.errors++; // a reply that broke off: the connection ends
-      } else if (errno === 0) this.ok(req);
+        continue;
+      }
+      const req = new NbdRequest(); // a WRITE: the thread answers every READ it takes
+      req.type = CMD.WRITE;
+      req.cookieHi = records[i + IO.COOKIE_HI];
+      req.cookieLo = records[i + IO.COOKIE_LO];
+      req.length = records[i + IO.LENGTH];
+      req.offset = records[i + IO.OFFSET];
+      req.viaThread = true;
+      if (errno === 0) this.ok(req);
       else this.fail(req, new NbdError(nbdErrnoOf(errno), `write of ${req.length} bytes at ${req.offset} failed: ${errnoName(errno)}`));
     }
   }
