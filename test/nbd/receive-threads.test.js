@@ -76,7 +76,7 @@ describe('receive threads against real clients (dmkit serve)', () => {
     await ok('nbdcopy', [src, `nbd://127.0.0.1:${port}/d`]);
     expect(readFileSync(img).subarray(0, SIZE).equals(tcpBytes)).toBe(true);
     expect((await counters(srv, 'd')).threadWrites).toBeGreaterThan(afterUnix.threadWrites);
-    // And back out, over both: reads of 256 KiB go out from the thread (sendfile).
+    // And back out, over both: reads of 256 KiB go out from the thread (read, then sent).
     for (const [uri, out] of [[srv.uri('d'), join(dir, 'back-unix.bin')], [`nbd://127.0.0.1:${port}/d`, join(dir, 'back-tcp.bin')]]) {
       await ok('nbdcopy', [uri, out]);
       expect(readFileSync(out).subarray(0, SIZE).equals(tcpBytes)).toBe(true);
@@ -105,7 +105,7 @@ describe('receive threads against real clients (dmkit serve)', () => {
     const size = 16 * MiB;
     writeFileSync(img, testBytes(size, 11));
     const srv = await startServer(['--device', 'd', `0 ${size / 512} linear ${img} 0`], { dir });
-    // Reads of 256 KiB go out with sendfile, 4 KiB ones from memory; writes of 4-256 KiB are the
+    // Reads of 4 MiB go out with sendfile, 4-256 KiB ones from memory; writes of 4-256 KiB are the
     // thread's (no flags) or the event loop's (FUA). libnbd checks every reply's magic, cookie
     // and length: one reply cut into another breaks the connection.
     const script = `
@@ -134,7 +134,7 @@ for i in range(3000):
         flags = nbd.CMD_FLAG_FUA if random.random() < 0.02 else 0
         inflight.append((h.aio_pwrite(data, off, flags=flags), (off, off + n)))
     else:
-        n = random.choice([4096, 262144])
+        n = random.choice([4096, 262144, 4 * MiB])
         off = random.randrange(0, (${size} - n) // 4096) * 4096
         inflight.append((h.aio_pread(nbd.Buffer(n), off), None))
 while inflight:

@@ -36,7 +36,9 @@ constexpr uint32_t kStructuredMagic = 0x668e33ef;
 constexpr uint16_t kFlagDone = 1;
 constexpr uint16_t kOffsetData = 1;
 constexpr size_t kStructuredDataHead = 28;     // chunk header (20) and the offset (8)
-constexpr uint32_t kReadCopyMax = 64 * 1024;   // larger READs are sent from the file (sendfile)
+// Larger READs are sent from the file (sendfile). Up to here pread + send is faster: the client
+// then copies from data this core just wrote, not from cold page-cache pages (docs/performance.md).
+constexpr uint32_t kReadCopyMax = kFastMax;
 
 void PutBe32(uint8_t* b, uint32_t v) {
   b[0] = uint8_t(v >> 24);
@@ -107,7 +109,7 @@ Receiver::Receiver(int fd, std::shared_ptr<WriteMap> map, ReceiverOptions opts, 
     : fd_(fd), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), map_(std::move(map)), opts_(opts),
       notify_(std::move(notify)), buf_(std::max(kRecvBytes, initial.size())), out_(fd, wake_fd_, &stopping_, opts.stall_ms) {
   if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
-  std::copy(initial.begin(), initial.end(), buf_.begin());
+  std::copy(initial.begin(), initial.end(), buf_.data());
   have_ = initial.size();
 }
 
@@ -207,9 +209,9 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   WriteTarget t;
   if (!map_->Acquire(off, len, &t)) return false;
   bool copy = len <= kReadCopyMax;
-  // A small read's data lands in payload_ right after room for the reply's header: one send.
-  if (copy && payload_.size() < kStructuredDataHead + len) payload_.resize(kStructuredDataHead + len);
-  uint8_t* data = copy ? payload_.data() + kStructuredDataHead : nullptr;
+  // A small read's data lands in payload_, its reply's header right before it: one send.
+  if (copy) payload_.Reserve(len);
+  uint8_t* data = copy ? payload_.data() : nullptr;
   // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
   bool ours = copy ? PreadAll(t.fd, data, len, t.pos) == 0 && !(opts_.structured && AllZero(data, len))
                    : !opts_.structured || lseek(t.fd, off_t(t.pos), SEEK_HOLE) >= off_t(t.pos + len);
@@ -432,7 +434,7 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
     pos_ += len;
     return buf_.data() + pos_ - len;
   }
-  if (payload_.size() < len) payload_.resize(len);
+  payload_.Reserve(len);
   memcpy(payload_.data(), buf_.data() + pos_, in_buf);
   pos_ += in_buf;
   size_t got = in_buf;

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "aligned_buffer.h"
 #include "shared_output.h"
 #include "write_map.h"
 
@@ -107,10 +108,10 @@ class Receiver {
   const std::shared_ptr<WriteMap> map_;
   const ReceiverOptions opts_;
   const std::function<void()> notify_;
-  std::vector<uint8_t> buf_;   // received, not parsed yet: [0, have_)
+  AlignedBuffer buf_;          // received, not parsed yet: [0, have_)
   size_t have_ = 0;
   size_t pos_ = 0;             // Parse's cursor
-  std::vector<uint8_t> payload_;  // a fast WRITE's payload that did not come with its header; a small READ's reply
+  AlignedBuffer payload_;         // a fast WRITE's payload that did not come with its header; a small READ's reply
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything
