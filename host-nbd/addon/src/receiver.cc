@@ -101,6 +101,17 @@ bool AllZero(const uint8_t* p, size_t n) {
   return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
+// Whether a structured reply from the event loop would hold a hole chunk: it cuts a read into
+// 64 KiB pieces from its start and sends each piece of zeroes as a hole (transmission.js,
+// HOLE_GRANULE).
+constexpr size_t kHoleGranule = 64 * 1024;
+bool AnyZeroPiece(const uint8_t* p, size_t n) {
+  for (size_t at = 0; at < n; at += kHoleGranule) {
+    if (AllZero(p + at, std::min(kHoleGranule, n - at))) return true;
+  }
+  return false;
+}
+
 
 }  // namespace
 
@@ -213,7 +224,7 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   if (copy) payload_.Reserve(len);
   uint8_t* data = copy ? payload_.data() : nullptr;
   // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
-  bool ours = copy ? PreadAll(t.fd, data, len, t.pos) == 0 && !(opts_.structured && AllZero(data, len))
+  bool ours = copy ? PreadAll(t.fd, data, len, t.pos) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
                    : !opts_.structured || lseek(t.fd, off_t(t.pos), SEEK_HOLE) >= off_t(t.pos + len);
   if (!ours) {
     map_->Release(1);
