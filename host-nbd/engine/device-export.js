@@ -181,7 +181,8 @@ export class DeviceExport {
    * @param {(error: NbdError | null, ptr: number, skip: number, sunk: boolean) => void} done
    */
   readToSink(offset, length, sink, done) {
-    const what = `read of ${length} bytes at ${offset}`;
+    // The message is built only on failure: a template string per request shows in profiles.
+    const what = () => `read of ${length} bytes at ${offset}`;
     let ptr;
     try { ptr = this.allocBuffer(length); } catch (e) { done(/** @type {NbdError} */ (e), 0, 0, false); return; }
     let sunk = false;
@@ -189,11 +190,11 @@ export class DeviceExport {
     const r = this.engine.submitFileRead(this.id, offset / SECTOR, length / SECTOR, ptr, toSink, (status) => {
       if (status === 0 && !sunk) { done(null, ptr, 0, false); return; }
       this.free(ptr);
-      done(status === 0 ? null : ioError(status, what), 0, 0, sunk);
+      done(status === 0 ? null : ioError(status, what()), 0, 0, sunk);
     });
     if (r !== 0) {
       this.free(ptr);
-      done(ioError(r, what, this.core.message()), 0, 0, false);
+      done(ioError(r, what(), this.core.message()), 0, 0, false);
     }
   }
 
@@ -249,12 +250,12 @@ export class DeviceExport {
   writeAligned(offset, length, ptr, fua, done) {
     const first = offset / SECTOR, count = length / SECTOR;
     this.locks.acquire(first, first + count, false, (release) => {
-      const what = `write of ${length} bytes at ${offset}`;
+      const what = () => `write of ${length} bytes at ${offset}`;  // built only on failure
       const r = this.engine.submit(this.id, OP.WRITE, fua ? FLAG.FUA : 0, first, count, ptr, (status) => {
         release();
-        done(status === 0 ? null : ioError(status, what));
+        done(status === 0 ? null : ioError(status, what()));
       });
-      if (r !== 0) { release(); done(ioError(r, what, this.core.message())); }
+      if (r !== 0) { release(); done(ioError(r, what(), this.core.message())); }
     });
   }
 
