@@ -1,10 +1,10 @@
 // dmsetup wait through the registry: a waiter on a device's event number wakes when the device's
 // live table raises an event (a snapshot that goes Invalid), and learns when the device is removed.
 import { describe, it, expect, afterEach } from 'vitest';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRegistry } from './registry.js';
+import { tempDir } from '../../test/temp-dir.js';
 
 let registry;
 afterEach(async () => { await registry?.close(); });
@@ -21,7 +21,7 @@ const settled = (p) => Promise.race([p.then(() => 'settled', () => 'settled'), n
 
 describe('waiting for device events', () => {
   it('a waiter wakes when the snapshot goes Invalid, with the new number; others wait on', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dmkit-wait-'));
+    const dir = tempDir('dmkit-wait-');
     writeFileSync(join(dir, 'base'), Buffer.alloc(1 << 20));
     writeFileSync(join(dir, 'cow'), Buffer.alloc(64 * 512)); // header, one area, 6 chunks of 8 sectors
     registry = await DeviceRegistry.create();

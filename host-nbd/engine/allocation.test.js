@@ -3,10 +3,10 @@
 // the file system (the addon's lseek SEEK_DATA); without the addon, from what a sparse image was
 // at open and what was written since (1 MiB granules).
 import { describe, it, expect, afterEach } from 'vitest';
-import { openSync, ftruncateSync, closeSync, writeFileSync, mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openSync, ftruncateSync, closeSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../devices/registry.js';
+import { tempDir } from '../../test/temp-dir.js';
 
 const MiB = 1 << 20;
 const ZERO = 3;
@@ -22,7 +22,7 @@ function sparse(path, bytes) {
 
 /** @param {{holes?: null}} [opts] holes: null runs without the addon's view of holes */
 async function setup(opts = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'dmkit-alloc-'));
+  const dir = tempDir('dmkit-alloc-');
   registry = await DeviceRegistry.create(opts);
   return dir;
 }

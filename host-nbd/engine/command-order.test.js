@@ -3,10 +3,10 @@
 // one batch in any order: a flush covers only writes completed before it was issued).
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../devices/registry.js';
 import { OP } from '../../core-as/js/dmcore.js';
+import { tempDir } from '../../test/temp-dir.js';
 
 let registry;
 afterEach(async () => {
@@ -17,7 +17,7 @@ afterEach(async () => {
 
 describe('engine command order', () => {
   it('a flush taken in one batch with a write calls fdatasync before the write runs', async () => {
-    const dir = fs.mkdtempSync(join(tmpdir(), 'dmkit-command-order-'));
+    const dir = tempDir('dmkit-command-order-');
     const img = join(dir, 'a');
     fs.writeFileSync(img, Buffer.alloc(1 << 20));
     registry = await DeviceRegistry.create();

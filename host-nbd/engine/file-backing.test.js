@@ -3,9 +3,9 @@
 // never when such an fdatasync already covers every completed write (that one is shared).
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileBacking } from './file-backing.js';
+import { tempDir } from '../../test/temp-dir.js';
 
 const KiB = 1024;
 /** @type {FileBacking[]} */
@@ -17,7 +17,7 @@ afterEach(() => {
 });
 
 function backing() {
-  const dir = fs.mkdtempSync(join(tmpdir(), 'dmkit-file-backing-'));
+  const dir = tempDir('dmkit-file-backing-');
   const path = join(dir, 'img');
   fs.writeFileSync(path, Buffer.alloc(256 * KiB));
   const f = FileBacking.open(path);

@@ -2,10 +2,10 @@
 // one, what a flush then owes, and the way back to writing zeroes where a file system cannot punch.
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileBacking } from './file-backing.js';
 import { loadFileHoles } from './file-holes.js';
+import { tempDir } from '../../test/temp-dir.js';
 
 const KiB = 1024, MiB = 1 << 20;
 /** @type {FileBacking[]} */
@@ -18,7 +18,7 @@ afterEach(() => {
 
 /** A 4 MiB image with data in its second MiB only. */
 function image(opts = {}) {
-  const path = join(fs.mkdtempSync(join(tmpdir(), 'dmkit-holes-')), 'img');
+  const path = join(tempDir('dmkit-holes-'), 'img');
   fs.writeFileSync(path, '');
   fs.truncateSync(path, 4 * MiB);
   const fd = fs.openSync(path, 'r+');
@@ -47,7 +47,7 @@ describe('holes in image files', () => {
   });
 
   it('an image with every block allocated at open is all data without asking; a hole we punch is seen', async () => {
-    const path = join(fs.mkdtempSync(join(tmpdir(), 'dmkit-holes-')), 'full');
+    const path = join(tempDir('dmkit-holes-'), 'full');
     fs.writeFileSync(path, Buffer.alloc(MiB, 3));
     const real = /** @type {import('./file-holes.js').FileHoles} */ (loadFileHoles().holes);
     let asked = 0;

@@ -5,12 +5,12 @@
 // FLUSH.
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../devices/registry.js';
 import { FileBacking } from './file-backing.js';
 import { MERGE_MAX_BYTES } from './transfer-plug.js';
 import { readExport as read } from '../../test/nbd/helpers.js';
+import { tempDir } from '../../test/temp-dir.js';
 
 const KiB = 1024, MiB = 1 << 20;
 const PIECE = 256 * KiB; // nbdcopy's request size: above the synchronous limit
@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 function tempFile(bytes) {
-  const dir = fs.mkdtempSync(join(tmpdir(), 'dmkit-plug-'));
+  const dir = tempDir('dmkit-plug-');
   const path = join(dir, 'img');
   fs.writeFileSync(path, bytes);
   return path;

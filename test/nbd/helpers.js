@@ -2,8 +2,8 @@
 // Shared by the NBD tests: a real `dmkit serve` child process on a private Unix socket and
 // control socket, and the real clients (nbdsh, nbdinfo, nbdcopy, qemu-io) run as processes.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
+import { tempDir as makeTempDir } from '../temp-dir.js';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,24 +13,9 @@ export const DMKIT = join(ROOT, 'bin', 'dmkit.js');
 /** Debian's python3 first: nbdsh runs `python3 -mnbd`, and python3-libnbd is Debian's. */
 export const CLIENT_ENV = { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH}`, LIBNBD_DEBUG: '0' };
 
-/**
- * Temp folders made here (images of up to 100 MB each): removed after each test file under
- * vitest (its workers are not let exit on their own), at exit elsewhere (the fuzzer).
- */
-const tempDirs = /** @type {string[]} */ ([]);
-const removeTempDirs = () => { for (const d of tempDirs.splice(0)) rmSync(d, { recursive: true, force: true }); };
-process.on('exit', removeTempDirs);
-if (process.env.VITEST) {
-  // Registered as the file is collected, so it runs after the file's own afterAll hooks (which
-  // stop its servers).
-  const { afterAll } = await import('vitest');
-  afterAll(removeTempDirs);
-}
-
+/** A temp folder removed after the test file (test/temp-dir.js). */
 export function tempDir(prefix = 'dmkit-nbd-') {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
+  return makeTempDir(prefix);
 }
 
 /**
