@@ -79,8 +79,11 @@ function isLive(path) {
 
 function serveClient(registry, sock, log, verbs, logError) {
   let pending = '';
+  // A verb that waits (dmsetup wait) stops waiting when its client goes away.
+  const gone = new AbortController();
   sock.setEncoding('utf8');
   sock.on('error', () => {});
+  sock.on('close', () => gone.abort());
   sock.on('data', async (chunk) => {
     pending += chunk;
     if (pending.length > MAX_LINE) { sock.destroy(); return; }
@@ -89,14 +92,15 @@ function serveClient(registry, sock, log, verbs, logError) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       sock.pause();
-      const reply = await handle(registry, line, log, verbs, logError);
+      const reply = await handle(registry, line, log, verbs, logError, gone.signal);
       sock.write(JSON.stringify(reply) + '\n');
       sock.resume();
     }
   });
 }
 
-async function handle(registry, line, log, verbs, logError) {
+/** @param {AbortSignal} gone aborts when the client has gone */
+async function handle(registry, line, log, verbs, logError, gone) {
   let req;
   try {
     req = JSON.parse(line);
@@ -104,7 +108,7 @@ async function handle(registry, line, log, verbs, logError) {
     return { ok: false, error: 'malformed control request (not JSON)' };
   }
   try {
-    const output = await run(registry, req, verbs);
+    const output = await run(registry, req, verbs, gone);
     if (['create', 'reload', 'suspend', 'resume', 'remove', 'clear', 'message'].includes(req.cmd)) {
       log(`control: ${req.cmd} ${req.name ?? ''}`.trim());
     }
@@ -120,8 +124,8 @@ async function handle(registry, line, log, verbs, logError) {
   }
 }
 
-/** Runs one verb; returns the text dmsetup would print. */
-async function run(registry, req, verbs) {
+/** Runs one verb; returns the text dmsetup would print. @param {AbortSignal} gone */
+async function run(registry, req, verbs, gone) {
   const name = typeof req.name === 'string' ? req.name : undefined;
   const need = () => {
     if (!name) throw new Error(`${req.cmd} needs a device name`);
@@ -139,7 +143,7 @@ async function run(registry, req, verbs) {
     case 'status': return perDevice(registry, name, (n) => registry.status(n));
     case 'info': return perDevice(registry, name, (n) => formatInfo(registry, n), '\n');
     case 'message': return registry.message(need(), req.sector ?? 0, String(req.message ?? ''));
-    case 'wait': await registry.waitEvent(need(), Number(req.eventNr ?? 0)); return '';
+    case 'wait': await registry.waitEvent(need(), Number(req.eventNr ?? 0), gone); return '';
     case 'set-time': registry.setTime(Number(req.ms)); return '';
     // The server may serve fewer exports than devices (--allow-export): it then says which.
     case 'exports': return Object.hasOwn(verbs, 'exports') ? verbs.exports(req) : formatExports(registry, registry.listExports());

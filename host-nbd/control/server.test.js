@@ -91,3 +91,30 @@ describe('control socket: its directory', () => {
     await expect(controlRequest(control.path, { cmd: 'ls' })).resolves.toBeDefined();
   });
 });
+
+describe('control socket: dmsetup wait', () => {
+  it('a client that stops waiting takes its waiter with it; one still connected is woken', async () => {
+    const { registry, path, errors } = await quietServer();
+    await registry.create('z', '0 8 zero');
+    const { connect } = await import('node:net');
+    const waitFrom = () => {
+      const sock = connect(path);
+      sock.write(JSON.stringify({ cmd: 'wait', name: 'z', eventNr: 0 }) + '\n');
+      return sock;
+    };
+    const leaving = waitFrom();
+    const staying = waitFrom();
+    const answer = new Promise((resolve) => staying.once('data', (d) => resolve(JSON.parse(String(d)))));
+    const until = async (cond) => { for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5)); };
+    await until(() => registry.eventWaiters.length === 2);
+    expect(registry.eventWaiters.length).toBe(2);
+    leaving.destroy();
+    await until(() => registry.eventWaiters.length === 1);
+    expect(registry.eventWaiters.length).toBe(1);
+    await registry.remove('z'); // wakes the one left, with the reason
+    expect(await answer).toMatchObject({ ok: false, error: 'z was removed while waiting for an event' });
+    expect(registry.eventWaiters.length).toBe(0);
+    staying.destroy();
+    expect(errors).toEqual([]);
+  });
+});

@@ -33,15 +33,23 @@ export class DeviceRegistry {
 
   /**
    * dmsetup wait: resolves with the device's event number once it is above `after` (a snapshot
-   * that goes Invalid raises one); rejects if the device is removed first. A caller that gives up
-   * leaves its waiter until then (one closure).
-   * @param {string} name @param {number} after @returns {Promise<number>}
+   * that goes Invalid raises one); rejects if the device is removed first, or when `signal`
+   * aborts (the control client went away: its waiter goes with it).
+   * @param {string} name @param {number} after @param {AbortSignal} [signal] @returns {Promise<number>}
    */
-  waitEvent(name, after) {
+  waitEvent(name, after, signal) {
     const id = this.core.findDevice(name);
     const nr = this.core.info(id).eventNr;
     if (nr > after) return Promise.resolve(nr);
-    return new Promise((resolve, reject) => this.eventWaiters.push({ id, name, after, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const waiter = { id, name, after, resolve, reject };
+      if (signal?.aborted) { reject(new Error(`gave up waiting for an event of ${name}`)); return; }
+      signal?.addEventListener('abort', () => {
+        this.eventWaiters = this.eventWaiters.filter((w) => w !== waiter);
+        reject(new Error(`gave up waiting for an event of ${name}`));
+      }, { once: true });
+      this.eventWaiters.push(waiter);
+    });
   }
 
   wakeEventWaiters() {
