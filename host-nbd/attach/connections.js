@@ -10,8 +10,9 @@ import net from 'node:net';
 import { negotiate } from './handshake.js';
 
 /**
- * @typedef {(socket: net.Socket) => Promise<void>} ServeSocket
- * Serves one connection on an already connected socket; settles when the connection ends.
+ * @typedef {(fd: number) => {socket: net.Socket, done: Promise<void>}} ServeFd
+ * Serves one connection on a connected socket descriptor, which it takes over: `socket` is the
+ * stream it made of it, `done` settles when the connection ends.
  */
 
 /**
@@ -25,14 +26,15 @@ import { negotiate } from './handshake.js';
 
 /**
  * @param {import('./native.js').NativeAddon} native
- * @param {ServeSocket} serveSocket
+ * @param {ServeFd} serveFd
  * @param {string} exportName
  * @returns {Promise<{connection: Connection, info: import('./handshake.js').ExportInfo}>}
  */
-export async function openConnection(native, serveSocket, exportName) {
+export async function openConnection(native, serveFd, exportName) {
   const [serverFd, clientFd] = native.socketPair();
-  const serverSide = new net.Socket({ fd: serverFd, readable: true, writable: true });
-  const served = serveSocket(serverSide).catch(() => {}); // the server reports its own errors
+  const server = serveFd(serverFd);
+  const serverSide = server.socket;
+  const served = server.done.catch(() => {}); // the server reports its own errors
   let clientOpen = true;
   const connection = {
     clientFd,

@@ -4,22 +4,28 @@
 // writes on the descriptor play the kernel.
 import { describe, it, expect } from 'vitest';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { readSync, writeSync } from 'node:fs';
 import { loadNative } from './native.js';
 import { openConnection } from './connections.js';
 import { REQUEST_MAGIC, SIMPLE_REPLY_MAGIC, CMD } from '../protocol/constants.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import { NbdServer } from '../server/server.js';
+import { loadReceiveThreads } from '../server/receive-threads.js';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const native = loadNative();
 
-/** Serves the socket with `nbdkit -s` in a child process: the child gets the descriptor itself. */
+/** Serves the descriptor with `nbdkit -s` in a child process: the child gets its own copy. */
 function nbdkitServes(args) {
-  return (socket) => new Promise((resolve) => {
+  return (/** @type {number} */ fd) => {
+    const socket = new net.Socket({ fd, readable: true, writable: true });
     const child = spawn('nbdkit', ['-s', '--exit-with-parent', ...args], { stdio: [socket, socket, 'ignore'] });
-    socket.destroy(); // the child holds its own copy
-    child.once('exit', () => resolve());
-  });
+    socket.destroy();
+    return { socket, done: new Promise((resolve) => child.once('exit', () => resolve(undefined))) };
+  };
 }
 
 function request(type, handle, offset, length) {
@@ -70,12 +76,62 @@ describe('openConnection', () => {
     /** @type {import('node:net').Socket | null} */
     let serverSide = null;
     try {
-      await expect(openConnection(native, (s) => { serverSide = s; return server.serveSocket(s, 'test').done; }, 'nosuch'))
+      const serveFd = (/** @type {number} */ fd) => {
+        const conn = server.serveFd(fd, 'test');
+        serverSide = /** @type {import('node:net').Socket} */ (conn.input);
+        return { socket: serverSide, done: conn.done };
+      };
+      await expect(openConnection(native, serveFd, 'nosuch'))
         .rejects.toThrow(/no export named 'nosuch'/);
       expect(serverSide?.destroyed).toBe(true);
     } finally {
       await server.close();
       await registry.close();
+    }
+  });
+  it.skipIf(!loadReceiveThreads().threads)('gives the kernel\'s socket a receive thread: its plain WRITE and READ are done by the thread', async () => {
+    const { threads } = loadReceiveThreads();
+    const dir = mkdtempSync(join(tmpdir(), 'dmkit-attach-conn-'));
+    const img = join(dir, 'd.img');
+    writeFileSync(img, Buffer.alloc(1 << 20));
+    const registry = await DeviceRegistry.create({ writeMaps: threads?.WriteMap });
+    await registry.create('lin', `0 ${(1 << 20) / 512} linear ${img} 0`);
+    const server = new NbdServer({ exports: registry, receiveThreads: threads });
+    const serveFd = (/** @type {number} */ fd) => {
+      const conn = server.serveFd(fd, 'test');
+      return { socket: /** @type {net.Socket} */ (conn.input), done: conn.done };
+    };
+    const { connection } = await openConnection(native, serveFd, 'lin');
+    // The kernel's side, read without blocking this process (the server runs in it too).
+    const kernel = new net.Socket({ fd: native.dupFd(connection.clientFd), readable: true, writable: true });
+    connection.closeClient();
+    try {
+      const data = Buffer.alloc(4096, 0x5a);
+      let got = Buffer.alloc(0);
+      const replies = new Promise((resolve) => kernel.on('data', (d) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= 16 + 16 + 4096) resolve(got);
+      }));
+      kernel.write(Buffer.concat([request(CMD.WRITE, 1, 8192, 4096), data]));
+      kernel.write(request(CMD.READ, 2, 8192, 4096));
+      await replies;
+      expect(got.readUInt32BE(4)).toBe(0);
+      expect(got.readBigUInt64BE(8)).toBe(1n);
+      expect(got.readUInt32BE(16 + 4)).toBe(0);
+      expect(got.readBigUInt64BE(16 + 8)).toBe(2n);
+      expect(got.subarray(32).equals(data)).toBe(true);
+      expect(readFileSync(img).subarray(8192, 8192 + 4096).equals(data)).toBe(true);
+      // The event loop hears of the thread's requests in batches, a millisecond after the last.
+      const exp = /** @type {any} */ (registry.getExport('lin'));
+      for (let i = 0; i < 100 && exp.writtenByThreads + exp.readByThreads < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(exp.writtenByThreads).toBe(1);
+      expect(exp.readByThreads).toBe(1);
+    } finally {
+      kernel.destroy();
+      connection.abort();
+      await server.close();
+      await registry.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

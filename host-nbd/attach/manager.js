@@ -38,14 +38,14 @@ const BLOCK_SIZES = [512, 1024, 2048, 4096]; // what the kernel accepts (up to t
 export class AttachManager {
   /**
    * @param {object} o
-   * @param {import('./connections.js').ServeSocket} o.serveSocket serves one connected socket
+   * @param {import('./connections.js').ServeFd} o.serveFd serves one connected socket descriptor
    * @param {(name: string) => boolean} [o.hasExport]
    * @param {(name: string) => Promise<void>} [o.idle] settles once the export has no I/O running
    * @param {(name: string) => boolean} [o.suspended] whether the export's device is suspended
    * @param {(line: string) => void} [o.log]
    */
   constructor(o) {
-    this.serveSocket = o.serveSocket;
+    this.serveFd = o.serveFd;
     this.hasExport = o.hasExport ?? (() => true);
     this.idle = o.idle ?? (async () => {});
     this.suspended = o.suspended ?? (() => false);
@@ -66,12 +66,12 @@ export class AttachManager {
     const native = loadNative();
     const method = chooseMethod(native, opts.method);
 
-    const first = await openConnection(native, this.serveSocket, exportName);
+    const first = await openConnection(native, this.serveFd, exportName);
     const connections = [first.connection];
     try {
       const info = first.info;
       const count = connectionCount(info.flags, settings.connections, exportName);
-      for (let i = 1; i < count; i++) connections.push((await openConnection(native, this.serveSocket, exportName)).connection);
+      for (let i = 1; i < count; i++) connections.push((await openConnection(native, this.serveFd, exportName)).connection);
       const params = {
         index: -1,
         sizeBytes: info.size,

@@ -12,7 +12,10 @@ import { UsageError } from '../cli/args.js';
  */
 export function createAttacher(server, registry, log) {
   const manager = new AttachManager({
-    serveSocket: (socket) => server.serveSocket(socket, 'kernel').done,
+    serveFd: (fd) => {
+      const conn = server.serveFd(fd, 'kernel');
+      return { socket: /** @type {import('node:net').Socket} */ (conn.input), done: conn.done };
+    },
     hasExport: (name) => registry.getExport(name) !== null,
     // The kernel's requests may still be running in the engine after its sockets closed.
     idle: (name) => registry.engine.drained(registry.core.findDevice(name)),

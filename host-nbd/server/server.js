@@ -1,6 +1,7 @@
 // @ts-check
 // NbdServer: accepts NBD clients on TCP, Unix sockets, systemd-activated sockets, a pair of
-// streams (--stdio) or a socket handed in (serveSocket), and runs one Connection per client.
+// streams (--stdio), a socket handed in (serveSocket) or a socket descriptor handed in (serveFd:
+// dmkit attach's socket pairs), and runs one Connection per client.
 // close() stops accepting, lets every connection finish the requests it started, and resolves
 // when all are gone; the caller then flushes the backing files.
 import net from 'node:net';
@@ -106,16 +107,35 @@ export class NbdServer {
     }
     /** @type {any} */ (sock)._handle = null;
     sock.destroy();
+    return this.serveDirected({ handle }, handle.fd, peer);
+  }
+
+  /**
+   * Serves a connected socket descriptor (one end of a socket pair: `dmkit attach`) the way an
+   * accepted socket is served: reads directed by the connection, so a receive thread may take
+   * the stream over. The connection owns the descriptor from here on.
+   * @param {number} fd
+   */
+  serveFd(fd, peer) {
+    return this.serveDirected({ fd }, fd, peer);
+  }
+
+  /**
+   * A Socket on `from` (a handle or a descriptor) whose reads go where the connection says. No
+   * byte is read before the connection exists: libuv reads only once this turn has ended.
+   * @param {{handle: any} | {fd: number}} from @param {number | undefined} fd
+   */
+  serveDirected(from, fd, peer) {
     const scratch = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     /** @type {Connection | null} */
     let conn = null;
-    const adopted = new net.Socket({
-      handle, allowHalfOpen: true, readable: true, writable: true,
+    const sock = new net.Socket({
+      ...from, allowHalfOpen: true, readable: true, writable: true,
       onread: { buffer: () => (conn ? conn.readTarget() : scratch), callback: (n, buf) => (conn ? conn.onRead(n, buf) : false) },
     });
-    adopted.setNoDelay(true);
-    conn = new Connection(this, this.nextId++, adopted, adopted, peer, scratch);
-    if (typeof handle.fd === 'number' && handle.fd >= 0) conn.sockFd = handle.fd;
+    sock.setNoDelay(true);
+    conn = new Connection(this, this.nextId++, sock, sock, peer, scratch);
+    if (typeof fd === 'number' && fd >= 0) conn.sockFd = fd;
     this.connections.add(conn);
     conn.start();
     return conn;
