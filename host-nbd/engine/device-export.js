@@ -67,8 +67,8 @@ export class DeviceExport {
     this.readByThreads = 0;
     this.bytes = 0;
     this.writeMap = opts.writeMap ?? null;
-    /** The write map holds something: a connection's receive thread could write (publishWrites). */
-    this.threadWritable = false;
+    /** The write map holds something: a connection's receive thread could read or write (publishWrites). */
+    this.threadMapped = false;
     /** Suspends waiting for the receive threads' writes to be accounted for (withdrawWrites). */
     this.writeWaiters = /** @type {Array<() => void>} */ ([]);
     this.refresh();
@@ -82,9 +82,10 @@ export class DeviceExport {
   }
 
   /**
-   * Publishes where receive threads may do plain writes by themselves (receive-threads.js): each
-   * `linear` segment straight onto a writable image file, while the device is live. The thread
-   * does what the core's mapping would have asked for (one pwrite at the remapped offset); the
+   * Publishes where receive threads may do plain reads and writes by themselves
+   * (receive-threads.js): each `linear` segment straight onto an image file, while the device is
+   * live; writes only where neither the export nor the file is read-only. The thread does what
+   * the core's mapping would have asked for (one pread or pwrite at the remapped offset); the
    * rest of the table's segments, and everything while suspended, go through the core.
    */
   publishWrites() {
@@ -93,12 +94,12 @@ export class DeviceExport {
     const extents = this.writeExtents();
     if (extents.length > 0) map.publish(extents);
     else map.withdraw();
-    this.threadWritable = extents.length > 0;
+    this.threadMapped = extents.length > 0;
   }
 
-  /** @returns {number[][]} [start, end, fd, filePos, backing id] in bytes, per linear segment onto a file */
+  /** @returns {number[][]} [start, end, fd, filePos, backing id, writable] (bytes; 1 or 0), per linear segment onto a file */
   writeExtents() {
-    if (this.readOnly || this.core.info(this.id).state !== 'ACTIVE') return [];
+    if (this.core.info(this.id).state !== 'ACTIVE') return [];
     let segs;
     try { segs = this.allocation.segments(this.name); } catch { return []; }
     const out = [];
@@ -106,9 +107,10 @@ export class DeviceExport {
       if (seg.target !== 'linear' || this.allocation.isDevice(seg.args[0])) continue;
       const tag = this.engine.backingIdOf(seg.args[0]);
       const file = tag === undefined ? undefined : this.engine.files[tag];
-      if (!file || file.readOnly || file.closed) continue;
-      file.threadWritable = true;
-      out.push([seg.start * SECTOR, (seg.start + seg.length) * SECTOR, file.fd, Number(seg.args[1]) * SECTOR, /** @type {number} */ (tag)]);
+      if (!file || file.closed) continue;
+      const writable = !this.readOnly && !file.readOnly;
+      if (writable) file.threadWritable = true; // every FLUSH syncs it (file-backing.js)
+      out.push([seg.start * SECTOR, (seg.start + seg.length) * SECTOR, file.fd, Number(seg.args[1]) * SECTOR, /** @type {number} */ (tag), writable ? 1 : 0]);
     }
     return out;
   }

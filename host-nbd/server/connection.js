@@ -310,7 +310,7 @@ export class Connection {
     // request. Only on sockets whose reads we direct (adopted by the server): pausing those stops
     // Node's reads at once, where a plain Node socket reads ahead into its buffer (bytes the
     // thread would never see; found by the kernel client over a socket pair, dmkit attach).
-    if (threads && this.scratch && this.sockFd >= 0 && !this.secure && !neg.extended && exp.threadWritable) this.startReceiver(threads, exp);
+    if (threads && this.scratch && this.sockFd >= 0 && !this.secure && !neg.extended && exp.threadMapped) this.startReceiver(threads, exp);
     this.lastInput = this.lastOutput = performance.now();
     const stallMs = this.host.limits.stallMs;
     this.watchdog = setInterval(() => this.checkStall(stallMs), Math.max(50, stallMs / 4));

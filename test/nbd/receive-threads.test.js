@@ -230,6 +230,37 @@ print("ok")
     expect((await srv.stop()).code).toBe(0);
   });
 
+  it.skipIf(noAddon)('a read-only export (--read-only): its reads are the thread\'s; a write reaches the event loop, is refused with EPERM and changes nothing', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'd.img');
+    writeFileSync(img, testBytes(4 * MiB, 21));
+    const before = sha(img);
+    const srv = await startServer(['--read-only', '--device', 'd', `0 ${(4 * MiB) / 512} linear ${img} 0`], { dir });
+    // Strict mode off, so that libnbd sends the write a read-only export does not take.
+    const script = [
+      'import errno',
+      'h.set_strict_mode(0)',
+      `h.connect_uri(${JSON.stringify(srv.uri('d'))})`,
+      `want = open(${JSON.stringify(img)}, 'rb').read()`,
+      'for off, n in [(0, 4096), (65536, 262144), (3 * 1048576, 1048576)]:',
+      '    assert h.pread(n, off) == want[off:off + n]',
+      'try:',
+      '    h.pwrite(bytes(4096), 8192)',
+      '    raise SystemExit("the write was taken")',
+      'except nbd.Error as e:',
+      '    assert e.errnum == errno.EPERM, e',
+      'assert h.pread(4096, 8192) == want[8192:12288]',
+    ].join('\n');
+    await ok('nbdsh', ['-c', script], { env: CLIENT_ENV });
+    const c = await counters(srv, 'd');
+    // The three reads before the write; the one after it may find the socket still held by the
+    // event loop's EPERM reply, and then the event loop answers it.
+    expect(c.threadReads).toBeGreaterThanOrEqual(3);
+    expect(c.threadWrites).toBe(0);
+    expect(sha(img)).toBe(before);
+    expect((await srv.stop()).code).toBe(0);
+  });
+
   it.skipIf(noAddon)('suspend while a client keeps writing: the file stands still and writes wait for resume, then all complete', async () => {
     const dir = tempDir();
     const img = join(dir, 'd.img');

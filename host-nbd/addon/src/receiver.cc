@@ -218,7 +218,7 @@ bool Receiver::SendWriteReply(const ThreadIo& io) {
 bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   if (!map_ || len == 0 || len > opts_.max_request || off % 512 != 0 || len % 512 != 0) return false;
   WriteTarget t;
-  if (!map_->Acquire(off, len, &t)) return false;
+  if (!map_->Acquire(off, len, false, &t)) return false;
   bool copy = len <= kReadCopyMax;
   // A small read's data lands in payload_, its reply's header right before it: one send.
   if (copy) payload_.Reserve(len);
@@ -395,7 +395,7 @@ bool Receiver::Parse() {
     }
     uint64_t off = Be64(h + 16);
     bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= opts_.max_request && len % 512 == 0 && off % 512 == 0 &&
-                js_writes_.load() == 0 && map_ && map_->Covers(off, len);
+                js_writes_.load() == 0 && map_ && map_->Covers(off, len, true);
     if (!fast) {
       header_only_ = false;
       js_writes_.fetch_add(1);
@@ -410,7 +410,7 @@ bool Receiver::Parse() {
     const uint8_t* payload = ReceivePayload(len);
     if (!payload) return false;  // the stream ended, or the thread stops: never answered
     WriteTarget t;
-    if (!map_->Acquire(off, len, &t)) {
+    if (!map_->Acquire(off, len, true, &t)) {
       // Withdrawn while the payload arrived (a suspend): the event loop takes the request.
       header_only_ = false;
       js_writes_.fetch_add(1);

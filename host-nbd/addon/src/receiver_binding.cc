@@ -37,8 +37,8 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
   std::shared_ptr<WriteMap> map() const { return map_; }
 
  private:
-  // publish([[start, end, fd, filePos, tag], ...]): device byte ranges, sorted, not overlapping;
-  // the descriptors are duplicated (the caller may close its own).
+  // publish([[start, end, fd, filePos, tag, writable], ...]): device byte ranges, sorted, not
+  // overlapping; writable is 1 or 0; the descriptors are duplicated (the caller may close its own).
   Napi::Value Publish(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "publish(extents)");
@@ -47,10 +47,12 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     uint64_t last_end = 0;
     for (uint32_t i = 0; i < arr.Length(); i++) {
       Napi::Value v = arr.Get(i);
-      if (!v.IsArray() || v.As<Napi::Array>().Length() != 5) throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag]");
+      if (!v.IsArray() || v.As<Napi::Array>().Length() != 6) {
+        throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag, writable]");
+      }
       Napi::Array a = v.As<Napi::Array>();
-      double d[5];
-      for (uint32_t k = 0; k < 5; k++) {
+      double d[6];
+      for (uint32_t k = 0; k < 6; k++) {
         d[k] = a.Get(k).IsNumber() ? a.Get(k).As<Napi::Number>().DoubleValue() : -1;
         if (!IsByteCount(d[k])) throw Napi::TypeError::New(env, "an extent holds non-negative integers");
       }
@@ -59,6 +61,8 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       e.end = uint64_t(d[1]);
       e.file_pos = uint64_t(d[3]);
       e.tag = uint32_t(d[4]);
+      if (d[5] > 1) throw Napi::TypeError::New(env, "an extent's writable is 1 or 0");
+      e.writable = d[5] == 1;
       if (e.end <= e.start || e.start < last_end) throw Napi::RangeError::New(env, "extents must be sorted, not empty and not overlapping");
       last_end = e.end;
       e.fd = fcntl(int(d[2]), F_DUPFD_CLOEXEC, 0);

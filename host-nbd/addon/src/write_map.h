@@ -1,10 +1,11 @@
-// Where a mapped device's plain writes land, published for the connections' receive threads
-// (receiver.h): byte ranges of the device that a `linear` target maps straight onto an image
-// file. The event loop publishes it when the device's table goes live and withdraws it when the
-// device is suspended; between the two, a receive thread may write there without asking.
+// Where a mapped device's plain reads and writes land, published for the connections' receive
+// threads (receiver.h): byte ranges of the device that a `linear` target maps straight onto an
+// image file. The event loop publishes it when the device's table goes live and withdraws it
+// when the device is suspended; between the two, a receive thread may read there, and write
+// where the extent is writable (not a read-only export or file), without asking.
 //
-// Each write taken through the map is counted until the event loop has done its bookkeeping
-// for it (Release), so that a suspend can wait for every such write, not only for its pwrite.
+// Each request taken through the map is counted until the event loop has done its bookkeeping
+// for it (Release), so that a suspend can wait for every such request, not only for its I/O.
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@ struct WriteExtent {
   int fd = -1;            // a duplicate owned by the extents (closed with them)
   uint64_t file_pos = 0;  // file offset of `start`
   uint32_t tag = 0;       // the host's name for the file (the engine's backing id)
+  bool writable = false;  // writes too, not only reads
 };
 
 // One published generation; closes its descriptors when the last writer holding it is done.
@@ -41,10 +43,11 @@ class WriteMap {
  public:
   void Publish(std::shared_ptr<const WriteExtents> extents);
   void Withdraw();
-  // A write of len bytes at device offset off, if one extent holds all of it: counted until Release.
-  bool Acquire(uint64_t off, uint64_t len, WriteTarget* out);
+  // A read or write of len bytes at device offset off, if one extent holds all of it (a
+  // writable one for a write): counted until Release.
+  bool Acquire(uint64_t off, uint64_t len, bool write, WriteTarget* out);
   // Whether Acquire would succeed now (nothing counted).
-  bool Covers(uint64_t off, uint64_t len);
+  bool Covers(uint64_t off, uint64_t len, bool write);
   void Release(int64_t n) { inflight_.fetch_sub(n); }
   int64_t Inflight() const { return inflight_.load(); }
 
