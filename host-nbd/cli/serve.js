@@ -70,9 +70,10 @@ Tuning:
                         each image file has a write thread of its own for them (needs the native
                         addon; without it they go to the pool)
   --loop-receive        read every request on the event loop. By default a plain TCP or Unix
-                        socket connection has a thread that reads its requests and does their
-                        plain writes (no FUA, whole sectors) to linear targets over image files
-                        itself (needs the native addon)
+                        socket connection (and each of dmkit attach's) has a thread that reads
+                        its requests and does their plain reads and writes (no flags, whole
+                        sectors) to linear targets over image files itself (needs the native
+                        addon)
   -h, --help            this help
 
 Example:
