@@ -208,6 +208,13 @@ sector_t dm_table_get_size(struct dm_table *t)
 	return t->size;
 }
 
+/* A target raised a device event (a snapshot went invalid): counted on its device. */
+void dm_table_event(struct dm_table *t)
+{
+	if (t->md)
+		t->md->events++;
+}
+
 int dm_set_target_max_io_len(struct dm_target *ti, sector_t len)
 {
 	if (len > U32_MAX)

@@ -76,6 +76,7 @@ struct hdev {
 	int users;		/* live or inactive tables of other devices that stack on this one */
 	int inflight;		/* requests dispatched to a table and not yet completed */
 	struct bio_list held;	/* requests that arrived while suspended */
+	unsigned int events;	/* dm_table_event calls of its live table (dmsetup info's event number) */
 	struct hdev *next;
 };
 

@@ -549,6 +549,7 @@ int dm_get_device(struct dm_target *ti, const char *path, fmode_t mode, struct d
 void dm_put_device(struct dm_target *ti, struct dm_dev *d);
 fmode_t dm_table_get_mode(struct dm_table *t);
 sector_t dm_table_get_size(struct dm_table *t);
+void dm_table_event(struct dm_table *t);
 int dm_suspended(struct dm_target *ti);
 int dm_set_target_max_io_len(struct dm_target *ti, sector_t len);
 void *dm_per_bio_data(struct bio *bio, size_t data_size);

@@ -598,6 +598,8 @@ void dmk_snapshot_invalidate(struct dmk_snapshot *s, int err)
 		return;
 	s->store->type->drop_snapshot(s->store);
 	s->valid = false;
+	/* A device event, as Linux's snapshot raises one (dmsetup info's "Event number", dmsetup wait). */
+	dm_table_event(s->ti->table);
 }
 
 /* ---- tracked reads */
