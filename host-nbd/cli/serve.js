@@ -72,8 +72,8 @@ Tuning:
   --loop-receive        read every request on the event loop. By default a plain TCP or Unix
                         socket connection (and each of dmkit attach's) has a thread that reads
                         its requests and does their plain reads and writes (no flags, whole
-                        sectors) to linear targets over image files itself (needs the native
-                        addon)
+                        sectors) to linear and striped targets over image files itself (needs
+                        the native addon)
   -h, --help            this help
 
 Example:

@@ -83,10 +83,11 @@ export class DeviceExport {
 
   /**
    * Publishes where receive threads may do plain reads and writes by themselves
-   * (receive-threads.js): each `linear` segment straight onto an image file, while the device is
-   * live; writes only where neither the export nor the file is read-only. The thread does what
-   * the core's mapping would have asked for (one pread or pwrite at the remapped offset); the
-   * rest of the table's segments, and everything while suspended, go through the core.
+   * (receive-threads.js): each `linear` segment straight onto an image file, and each `striped`
+   * one whose stripes are all image files, while the device is live; writes only where neither
+   * the export nor the file is read-only. The thread does what the core's mapping would have
+   * asked for (one pread or pwrite at the remapped offset; a striped request only inside one
+   * chunk); the rest, and everything while suspended, goes through the core.
    */
   publishWrites() {
     const map = this.writeMap;
@@ -97,22 +98,44 @@ export class DeviceExport {
     this.threadMapped = extents.length > 0;
   }
 
-  /** @returns {number[][]} [start, end, fd, filePos, backing id, writable] (bytes; 1 or 0), per linear segment onto a file */
+  /**
+   * @returns {number[][]} per linear segment onto a file, or per stripe of a striped segment onto
+   *   files: [start, end, fd, filePos, backing id, writable (1/0), chunk, stripes, stripe] (bytes;
+   *   chunk 0, stripes 1 for linear)
+   */
   writeExtents() {
     if (this.core.info(this.id).state !== 'ACTIVE') return [];
     let segs;
     try { segs = this.allocation.segments(this.name); } catch { return []; }
     const out = [];
     for (const seg of segs) {
-      if (seg.target !== 'linear' || this.allocation.isDevice(seg.args[0])) continue;
-      const tag = this.engine.backingIdOf(seg.args[0]);
-      const file = tag === undefined ? undefined : this.engine.files[tag];
-      if (!file || file.closed) continue;
-      const writable = !this.readOnly && !file.readOnly;
-      if (writable) file.threadWritable = true; // every FLUSH syncs it (file-backing.js)
-      out.push([seg.start * SECTOR, (seg.start + seg.length) * SECTOR, file.fd, Number(seg.args[1]) * SECTOR, /** @type {number} */ (tag), writable ? 1 : 0]);
+      const start = seg.start * SECTOR, end = (seg.start + seg.length) * SECTOR;
+      if (seg.target === 'linear') {
+        const f = this.fileExtent(seg.args[0], seg.args[1]);
+        if (f) out.push([start, end, ...f, 0, 1, 0]);
+      } else if (seg.target === 'striped') {
+        const stripes = Number(seg.args[0]), chunk = Number(seg.args[1]) * SECTOR;
+        const files = [];
+        for (let i = 0; i < stripes; i++) files.push(this.fileExtent(seg.args[2 + 2 * i], seg.args[3 + 2 * i]));
+        if (files.every(Boolean)) files.forEach((f, i) => out.push([start, end, .../** @type {number[]} */ (f), chunk, stripes, i]));
+      }
     }
     return out;
+  }
+
+  /**
+   * [fd, filePos, backing id, writable] for a table's `<dev> <offset>` naming an open image file
+   * (not a mapped device), else null. Marks a file threads may write: every FLUSH syncs it.
+   * @param {string} dev @param {string} offset in sectors
+   */
+  fileExtent(dev, offset) {
+    if (dev === undefined || this.allocation.isDevice(dev)) return null;
+    const tag = this.engine.backingIdOf(dev);
+    const file = tag === undefined ? undefined : this.engine.files[tag];
+    if (!file || file.closed) return null;
+    const writable = !this.readOnly && !file.readOnly;
+    if (writable) file.threadWritable = true;
+    return [file.fd, Number(offset) * SECTOR, /** @type {number} */ (tag), writable ? 1 : 0];
   }
 
   /**

@@ -5,8 +5,8 @@
 // (to account for them, and to answer the writes it could not answer itself).
 //
 // Where the thread may read and write is published per device (WriteMap): the ranges a `linear`
-// target maps straight onto an image file (writes only where export and file are writable),
-// while the device is live (withdrawn at suspend).
+// or `striped` target maps straight onto image files (writes only where export and file are
+// writable), while the device is live (withdrawn at suspend).
 // Serving works without the addon; everything is read on the event loop then.
 import { loadBuiltAddon } from '../addon/built.js';
 
@@ -28,7 +28,7 @@ export const IO = Object.freeze({
  */
 /**
  * @typedef {object} NativeWriteMap
- * @property {(extents: number[][]) => void} publish [start, end, fd, filePos, tag, writable (1 or 0)] per extent
+ * @property {(extents: number[][]) => void} publish [start, end, fd, filePos, tag, writable (1 or 0), chunk, stripes, stripe] per extent
  * @property {() => void} withdraw
  * @property {(n: number) => void} release
  * @property {() => number} inflight

@@ -230,6 +230,46 @@ print("ok")
     expect((await srv.stop()).code).toBe(0);
   });
 
+  it.skipIf(noAddon)('a striped table over three files: writes inside one chunk go by the thread, ones across chunks by the core; the files end as the core alone leaves them', async () => {
+    // 3 stripes of 64 KiB chunks, each stripe 1 MiB into its file; 32 rows (6 MiB).
+    const chunk = 65536, rows = 32, size = 3 * chunk * rows;
+    const writes = [
+      [0, 4096], // chunk 0: stripe 0, row 0
+      [chunk + 8192, 16384], // chunk 1: stripe 1
+      [2 * chunk + 61440, 4096], // the end of chunk 2: stripe 2
+      [3 * chunk, chunk], // all of chunk 3: stripe 0, row 1
+      [10 * chunk + 512, 1024], // inside chunk 10: stripe 1, row 3
+      [4 * chunk - 4096, 8192], // across chunks 3 and 4: the core's
+      [20 * chunk, 4 * chunk], // four chunks: the core's
+      [1000, 100], // unaligned: the core's
+    ];
+    const threadWrites = 5;
+    const run = async (/** @type {string[]} */ extra) => {
+      const dir = tempDir();
+      const files = ['a', 'b', 'c'].map((n) => join(dir, `${n}.img`));
+      for (const f of files) sparse(f, MiB + chunk * rows);
+      const table = `0 ${size / 512} striped 3 ${chunk / 512} ${files.map((f) => `${f} 2048`).join(' ')}`;
+      const srv = await startServer([...extra, '--device', 'd', table], { dir });
+      const script = [
+        `model = bytearray(${size})`,
+        ...writes.map(([off, n], i) => `data = bytes([${i + 1}]) * ${n}; h.pwrite(data, ${off}); model[${off}:${off + n}] = data`),
+        `assert h.pread(${size}, 0) == bytes(model)`,
+        ...writes.map(([off, n]) => `assert h.pread(${n}, ${off}) == bytes(model[${off}:${off + n}])`),
+      ].join('\n');
+      await ok('nbdsh', ['-u', srv.uri('d'), '-c', script], { env: CLIENT_ENV });
+      const c = await counters(srv, 'd');
+      expect((await srv.stop()).code).toBe(0);
+      return { c, bytes: files.map((f) => readFileSync(f)) };
+    };
+    const threaded = await run([]);
+    const loop = await run(['--loop-receive']);
+    expect(threaded.c.threadWrites).toBe(threadWrites);
+    expect(threaded.c.threadReads).toBeGreaterThan(0);
+    expect(loop.c.threadWrites).toBe(0);
+    threaded.bytes.forEach((b, i) => expect(b.equals(loop.bytes[i])).toBe(true));
+    expect(loop.bytes.every((b) => b.some((x) => x !== 0))).toBe(true); // every stripe got data
+  });
+
   it.skipIf(noAddon)('a read-only export (--read-only): its reads are the thread\'s; a write reaches the event loop, is refused with EPERM and changes nothing', async () => {
     const dir = tempDir();
     const img = join(dir, 'd.img');

@@ -37,22 +37,26 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
   std::shared_ptr<WriteMap> map() const { return map_; }
 
  private:
-  // publish([[start, end, fd, filePos, tag, writable], ...]): device byte ranges, sorted, not
-  // overlapping; writable is 1 or 0; the descriptors are duplicated (the caller may close its own).
+  // publish([[start, end, fd, filePos, tag, writable, chunk, stripes, stripe], ...]): one
+  // extent per linear segment (chunk 0, stripes 1, stripe 0) or per stripe of a striped one (in
+  // stripe order, all with the segment's start, end, chunk and stripes; filePos where the
+  // stripe's first chunk is); segments sorted, not overlapping; writable 1 or 0. The
+  // descriptors are duplicated (the caller may close its own).
   Napi::Value Publish(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "publish(extents)");
     Napi::Array arr = info[0].As<Napi::Array>();
     auto extents = std::make_shared<WriteExtents>();
     uint64_t last_end = 0;
+    constexpr uint32_t kFields = 9;
     for (uint32_t i = 0; i < arr.Length(); i++) {
       Napi::Value v = arr.Get(i);
-      if (!v.IsArray() || v.As<Napi::Array>().Length() != 6) {
-        throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag, writable]");
+      if (!v.IsArray() || v.As<Napi::Array>().Length() != kFields) {
+        throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag, writable, chunk, stripes, stripe]");
       }
       Napi::Array a = v.As<Napi::Array>();
-      double d[6];
-      for (uint32_t k = 0; k < 6; k++) {
+      double d[kFields];
+      for (uint32_t k = 0; k < kFields; k++) {
         d[k] = a.Get(k).IsNumber() ? a.Get(k).As<Napi::Number>().DoubleValue() : -1;
         if (!IsByteCount(d[k])) throw Napi::TypeError::New(env, "an extent holds non-negative integers");
       }
@@ -63,11 +67,31 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       e.tag = uint32_t(d[4]);
       if (d[5] > 1) throw Napi::TypeError::New(env, "an extent's writable is 1 or 0");
       e.writable = d[5] == 1;
-      if (e.end <= e.start || e.start < last_end) throw Napi::RangeError::New(env, "extents must be sorted, not empty and not overlapping");
-      last_end = e.end;
+      e.chunk = uint64_t(d[6]);
+      e.stripes = uint32_t(d[7]);
+      e.stripe = uint32_t(d[8]);
+      if (e.stripes == 0 || e.stripe >= e.stripes || (e.chunk == 0 && e.stripes != 1)) {
+        throw Napi::RangeError::New(env, "an extent's stripe is below its stripe count, and a linear one (chunk 0) has one");
+      }
+      if (e.stripe == 0) {
+        if (!extents->list.empty() && extents->list.back().stripe + 1 != extents->list.back().stripes) {
+          throw Napi::RangeError::New(env, "a striped segment is missing stripes");
+        }
+        if (e.end <= e.start || e.start < last_end) throw Napi::RangeError::New(env, "segments must be sorted, not empty and not overlapping");
+        last_end = e.end;
+      } else {
+        const WriteExtent& prev = extents->list.empty() ? e : extents->list.back();
+        if (extents->list.empty() || prev.start != e.start || prev.end != e.end || prev.chunk != e.chunk ||
+            prev.stripes != e.stripes || prev.stripe + 1 != e.stripe) {
+          throw Napi::RangeError::New(env, "a striped segment's extents must follow one another in stripe order");
+        }
+      }
       e.fd = fcntl(int(d[2]), F_DUPFD_CLOEXEC, 0);
       if (e.fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
       extents->list.push_back(e);
+    }
+    if (!extents->list.empty() && extents->list.back().stripe + 1 != extents->list.back().stripes) {
+      throw Napi::RangeError::New(env, "a striped segment is missing stripes");
     }
     map_->Publish(std::move(extents));
     return env.Undefined();

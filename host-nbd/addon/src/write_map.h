@@ -1,6 +1,7 @@
 // Where a mapped device's plain reads and writes land, published for the connections' receive
 // threads (receiver.h): byte ranges of the device that a `linear` target maps straight onto an
-// image file. The event loop publishes it when the device's table goes live and withdraws it
+// image file, or a `striped` target deals round-robin in chunks over image files (dm-stripe's
+// mapping; a request that crosses a chunk is not taken). The event loop publishes it when the device's table goes live and withdraws it
 // when the device is suspended; between the two, a receive thread may read there, and write
 // where the extent is writable (not a read-only export or file), without asking.
 //
@@ -16,18 +17,23 @@
 
 namespace dmkit {
 
+// One file of a segment of the table. A striped segment is one extent per stripe, in stripe
+// order, all with the segment's start, end, chunk and stripe count.
 struct WriteExtent {
-  uint64_t start = 0;     // device bytes [start, end)
+  uint64_t start = 0;     // device bytes [start, end) of the segment
   uint64_t end = 0;
   int fd = -1;            // a duplicate owned by the extents (closed with them)
-  uint64_t file_pos = 0;  // file offset of `start`
+  uint64_t file_pos = 0;  // file offset of the segment's start (linear) or of the stripe's first chunk
   uint32_t tag = 0;       // the host's name for the file (the engine's backing id)
   bool writable = false;  // writes too, not only reads
+  uint64_t chunk = 0;     // striped: chunk bytes; 0: linear
+  uint32_t stripes = 1;   // striped: how many; this extent is stripe number `stripe`
+  uint32_t stripe = 0;
 };
 
 // One published generation; closes its descriptors when the last writer holding it is done.
 struct WriteExtents {
-  std::vector<WriteExtent> list;  // sorted by start, not overlapping
+  std::vector<WriteExtent> list;  // sorted by start; segments do not overlap
   ~WriteExtents();
 };
 
