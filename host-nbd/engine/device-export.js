@@ -108,24 +108,30 @@ export class DeviceExport {
     let segs;
     try { segs = this.allocation.segments(this.name); } catch { return []; }
     const out = [];
+    /** @param {number} start @param {number} end @param {number[]} f fileExtent's @param {number[]} stripe chunk, stripes, stripe */
+    const add = (start, end, f, stripe) => {
+      // A file threads may write: every FLUSH syncs it (file-backing.js).
+      if (f[3]) /** @type {import('./file-backing.js').FileBacking} */ (this.engine.files[f[2]]).threadWritable = true;
+      out.push([start, end, ...f, ...stripe]);
+    };
     for (const seg of segs) {
       const start = seg.start * SECTOR, end = (seg.start + seg.length) * SECTOR;
       if (seg.target === 'linear') {
         const f = this.fileExtent(seg.args[0], seg.args[1]);
-        if (f) out.push([start, end, ...f, 0, 1, 0]);
+        if (f) add(start, end, f, [0, 1, 0]);
       } else if (seg.target === 'striped') {
         const stripes = Number(seg.args[0]), chunk = Number(seg.args[1]) * SECTOR;
         const files = [];
         for (let i = 0; i < stripes; i++) files.push(this.fileExtent(seg.args[2 + 2 * i], seg.args[3 + 2 * i]));
-        if (files.every(Boolean)) files.forEach((f, i) => out.push([start, end, .../** @type {number[]} */ (f), chunk, stripes, i]));
+        if (files.every(Boolean)) files.forEach((f, i) => add(start, end, /** @type {number[]} */ (f), [chunk, stripes, i]));
       }
     }
     return out;
   }
 
   /**
-   * [fd, filePos, backing id, writable] for a table's `<dev> <offset>` naming an open image file
-   * (not a mapped device), else null. Marks a file threads may write: every FLUSH syncs it.
+   * [fd, filePos, backing id, writable (1/0)] for a table's `<dev> <offset>` naming an open image
+   * file (not a mapped device), else null.
    * @param {string} dev @param {string} offset in sectors
    */
   fileExtent(dev, offset) {
@@ -133,9 +139,7 @@ export class DeviceExport {
     const tag = this.engine.backingIdOf(dev);
     const file = tag === undefined ? undefined : this.engine.files[tag];
     if (!file || file.closed) return null;
-    const writable = !this.readOnly && !file.readOnly;
-    if (writable) file.threadWritable = true;
-    return [file.fd, Number(offset) * SECTOR, /** @type {number} */ (tag), writable ? 1 : 0];
+    return [file.fd, Number(offset) * SECTOR, /** @type {number} */ (tag), !this.readOnly && !file.readOnly ? 1 : 0];
   }
 
   /**
