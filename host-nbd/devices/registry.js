@@ -42,12 +42,16 @@ export class DeviceRegistry {
     const nr = this.core.info(id).eventNr;
     if (nr > after) return Promise.resolve(nr);
     return new Promise((resolve, reject) => {
-      const waiter = { id, name, after, resolve, reject };
-      if (signal?.aborted) { reject(new Error(`gave up waiting for an event of ${name}`)); return; }
-      signal?.addEventListener('abort', () => {
+      const gaveUp = () => new Error(`gave up waiting for an event of ${name}`);
+      if (signal?.aborted) { reject(gaveUp()); return; }
+      const onAbort = () => {
         this.eventWaiters = this.eventWaiters.filter((w) => w !== waiter);
-        reject(new Error(`gave up waiting for an event of ${name}`));
-      }, { once: true });
+        reject(gaveUp());
+      };
+      // Woken or told of a removal: the listener goes too (one client may wait many times).
+      const settle = (/** @type {(v: any) => void} */ fn) => (/** @type {any} */ v) => { signal?.removeEventListener('abort', onAbort); fn(v); };
+      const waiter = { id, name, after, resolve: settle(resolve), reject: settle(reject) };
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.eventWaiters.push(waiter);
     });
   }

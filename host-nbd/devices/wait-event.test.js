@@ -2,6 +2,7 @@
 // live table raises an event (a snapshot that goes Invalid), and learns when the device is removed.
 import { describe, it, expect, afterEach } from 'vitest';
 import { writeFileSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { DeviceRegistry } from './registry.js';
 import { tempDir } from '../../test/temp-dir.js';
@@ -41,5 +42,17 @@ describe('waiting for device events', () => {
     await registry.remove('snap');
     await registry.remove('base');
     await expect(baseWait).rejects.toThrow('base was removed while waiting for an event');
+  });
+
+  it('a waiter that was woken leaves nothing on its abort signal (a control client may wait many times)', async () => {
+    registry = await DeviceRegistry.create();
+    await registry.create('z', '0 8 zero');
+    const gone = new AbortController();
+    const waits = [1, 2, 3].map(() => registry.waitEvent('z', 0, gone.signal));
+    expect(getEventListeners(gone.signal, 'abort')).toHaveLength(3);
+    await registry.remove('z');
+    for (const w of waits) await expect(w).rejects.toThrow('z was removed while waiting for an event');
+    expect(getEventListeners(gone.signal, 'abort')).toHaveLength(0);
+    expect(registry.eventWaiters).toHaveLength(0);
   });
 });
