@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
  * The userspace harness: what stands around the target files in place of
- * the kernel. dm-core.c is device-mapper (tables, mapped devices, cloning
- * and splitting requests, as core-as/io.ts and table.ts do it and with the
- * core's messages), pump.c is the block layer and the disks with a
- * selectable completion order, kshim.c the rest of the kernel API.
+ * the kernel. dm-target.c, dm-table.c, dm-ioctl.c and dm.c are
+ * device-mapper (the target registry, tables, mapped devices, cloning and
+ * splitting requests, as core-as/io.ts and table.ts do it and with the
+ * core's messages; dm-core.h is what they share), pump.c is the block layer
+ * and the disks with a selectable completion order, kshim.c the rest of the
+ * kernel API.
  */
 #ifndef DMK_HARNESS_H
 #define DMK_HARNESS_H
@@ -52,7 +54,7 @@ void pump_del_timer(struct timer_list *t);
 void violation(const char *fmt, ...) __printf(1, 2);
 const char *violations(void);
 
-/* ---- mapped devices and tables (dm-core.c) */
+/* ---- mapped devices (dm-ioctl.c), tables (dm-table.c), requests (dm.c), targets (dm-target.c) */
 
 struct dm_table {
 	struct hdev *md;
@@ -60,7 +62,7 @@ struct dm_table {
 	struct dm_target *targets;
 	sector_t size;
 	bool retired;
-	bool discards;		/* the queue takes discards (see table_takes_discards) */
+	bool discards;		/* the queue takes discards (see dmc_table_takes_discards) */
 	/* How the block layer cuts discards for the queue (stacked limits, in sectors). */
 	sector_t max_discard_sectors;
 	sector_t discard_granularity;

@@ -4,9 +4,9 @@
  *
  * Just enough of <linux/bio.h>, <linux/device-mapper.h>, <linux/dm-io.h>,
  * workqueues, timers, lists and allocation for the target files to compile
- * unchanged and run in one thread, driven by the harness (dm-core.c plays
- * drivers/md/dm.c, dm-table.c and dm-ioctl.c; pump.c plays the block layer,
- * the disks and the clock).
+ * unchanged and run in one thread, driven by the harness (its dm.c,
+ * dm-table.c, dm-ioctl.c and dm-target.c play drivers/md's; pump.c plays the
+ * block layer, the disks and the clock).
  *
  * Besides standing in, the shim checks the rules the kernel would enforce
  * by crashing or deadlocking: a spinlock taken twice, and anything that may
