@@ -1,7 +1,8 @@
 // @ts-check
 // The Node host loop around the core: requests go in with a callback, the commands the core
 // emits are executed against backing files, completions are fed back, callbacks are called.
-// One engine owns one core instance; every mapped device of a server lives in it.
+// One engine owns one core instance; every mapped device of a server lives in it. Which image
+// files are open, and under which name, is backing-files.js's job.
 //
 // The hot path allocates little: callbacks live in a slot array indexed by the request tag,
 // command and completion records are copied out of core memory into reused typed arrays (the
@@ -14,8 +15,7 @@
 // buffer is only freed after the command that uses it completed. The engine also reserves
 // memory at start so that growth is rare. test/nbd/engine.test.js checks both.
 import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
-import { statSync } from 'node:fs';
-import { FileBacking, identityOf } from './file-backing.js';
+import { BackingFiles } from './backing-files.js';
 import { TransferPlug } from './transfer-plug.js';
 import { loadImageLocks } from './image-locks.js';
 import { loadFileHoles } from './file-holes.js';
@@ -37,6 +37,7 @@ export function errnoOf(e) {
   }
 }
 
+/** @typedef {import('./file-backing.js').FileBacking} FileBacking */
 /** @typedef {(status: number) => void} IoDone */
 /** @typedef {[fd: number, position: number, length: number]} FilePiece */
 /**
@@ -47,28 +48,6 @@ export function errnoOf(e) {
  * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[][]}} FileReadRegion
  *   cmds: [cmd, backing, position, length, buf] of each READ command into [start, end), in bytes
  */
-
-/**
- * What makes a path's file the same file whatever it is called (identityOf), or null when
- * nothing is there.
- * @param {string} path
- */
-function identityOfPath(path) {
-  try {
-    return identityOf(statSync(path));
-  } catch {
-    return null;
-  }
-}
-
-function isFileOrBlockDevice(path) {
-  try {
-    const st = statSync(path);
-    return st.isFile() || st.isBlockDevice();
-  } catch {
-    return false;
-  }
-}
 
 export class Engine {
   /**
@@ -114,10 +93,7 @@ export class Engine {
     this.clock = this.virtualTime ? () => this.now : () => performance.now();
     /** Commands being executed (async file I/O in flight). */
     this.running = 0;
-    /** @type {(FileBacking | undefined)[]} backing id -> file */
-    this.files = [];
-    /** @type {Map<string, number>} path -> backing id */
-    this.byPath = new Map();
+    this.backingFiles = new BackingFiles(core, { syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes, locks: this.imageLocks, holes: this.holes });
     /** @type {(IoDone | undefined)[]} tag -> callback */
     this.callbacks = [];
     /** @type {number[]} */
@@ -166,151 +142,19 @@ export class Engine {
     return this.memBuf;
   }
 
-  // ---- backing files
+  // ---- backing files (backing-files.js); the names other modules call them by
 
-  /** Opens (or creates, with createBytes) an image and registers it under its path. */
-  addFile(path, opts = {}) {
-    const existing = this.byPath.get(path);
-    if (existing !== undefined) return existing;
-    const file = FileBacking.open(path, { ...opts, syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes, locks: this.imageLocks, holes: this.holes });
-    let id;
-    try {
-      id = this.core.addBacking(path, file.sectors);
-    } catch (e) {
-      file.close();
-      throw e;
-    }
-    this.files[id] = file;
-    this.byPath.set(path, id);
-    return id;
-  }
-
-  /** The backing id a file was registered under (the core's name for it), or undefined. @param {string} path */
-  backingIdOf(path) {
-    return this.byPath.get(path);
-  }
-
+  /** backing id -> file */
+  get files() { return this.backingFiles.files; }
+  addFile(path, opts = {}) { return this.backingFiles.addFile(path, opts); }
   /** @param {string} path */
-  fileByPath(path) {
-    const id = this.byPath.get(path);
-    return id === undefined ? undefined : this.files[id];
-  }
-
-  /**
-   * Opens every file a table names that is not open yet (the core leaves out mapped devices).
-   * A name that is no file is left alone: loading the table then fails in the core with the
-   * line and target named ("line 1: linear: unknown device NAME"), as on every host.
-   *
-   * The core knows a backing device by its name, so one file must have one name: a snapshot
-   * finds its origin's other tables by device, and a file open twice under two names would be
-   * two devices (origin writes would not copy out to the snapshot; allocation would be tracked
-   * twice). And a name must still name the file open under it: after the file was deleted or
-   * replaced (renamed over), a new table would silently get the old, unreachable file. Both
-   * are refused (EINVAL), naming the file; an open file no table uses yet (`--image`) is
-   * reopened instead.
-   */
-  openDepsOf(table, opts = {}) {
-    const { names, scanned } = this.depsOf(table);
-    /** Names this table uses that are open now: not to be closed for another of its names. */
-    const mine = new Set();
-    for (const name of names) {
-      const problem = this.identityProblem(name, mine);
-      if (problem) {
-        // Guessed words of a table the core could not scan: its load fails with the core's message.
-        if (!scanned) continue;
-        throw new DmError(ERRNO.EINVAL, problem);
-      }
-      if (this.byPath.has(name)) { mine.add(name); continue; }
-      try {
-        this.addFile(name, opts);
-        mine.add(name);
-      } catch (e) {
-        if (/** @type {any} */ (e).code !== 'ENOENT') throw e;
-      }
-    }
-  }
-
-  /**
-   * Why `name` cannot name a backing device now (see openDepsOf), or '' if it can. An open file
-   * in the way that no table uses (and that is not among `mine`) is closed instead.
-   * @param {string} name @param {Set<string>} mine
-   */
-  identityProblem(name, mine) {
-    const id = this.byPath.get(name);
-    const open = id === undefined ? undefined : this.files[id];
-    const now = identityOfPath(name);
-    if (open) {
-      if (now === open.identity) return '';
-      if (this.closeIfUnused(name)) return '';
-      const what = now === null ? 'was deleted' : 'was replaced by another file';
-      return `${name} ${what} while in use: the tables using it still use the old file, which no new table can name. ` +
-        'Load tables without it and resume (or remove their devices), then name it again';
-    }
-    if (now === null) return '';
-    for (const [other, otherId] of this.byPath) {
-      if (this.files[otherId]?.identity !== now) continue;
-      if (!mine.has(other) && this.closeIfUnused(other)) return '';
-      return `${name} is the file already open as ${other}: name it ${other} in every table ` +
-        '(a device is known by its name; under two names one file would be two devices)';
-    }
-    return '';
-  }
-
-  /** Closes the file open under `name` if no table uses it. @returns {boolean} whether it did */
-  closeIfUnused(name) {
-    const id = /** @type {number} */ (this.byPath.get(name));
-    try {
-      this.core.removeBacking(id);
-    } catch (e) {
-      if (e instanceof DmError && e.errno === ERRNO.EBUSY) return false;
-      throw e;
-    }
-    this.retire(name, id);
-    return true;
-  }
-
-  /**
-   * The names a table needs opened. The core finds them by constructing the targets against
-   * stand-in devices; when that fails, the real load will fail too, but its checks may come in
-   * another order (sizes are real then) and its message is the one to show. So for a table the
-   * core could not scan, every argument word naming an existing file is opened, and the load
-   * decides (unused files are closed right after).
-   * @returns {{names: string[], scanned: boolean}} scanned: false when the names are guessed
-   */
-  depsOf(table) {
-    try {
-      return { names: this.core.tableDeps(table), scanned: true };
-    } catch (e) {
-      if (!(e instanceof DmError) || e.errno !== ERRNO.EINVAL) throw e;
-      const words = table.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'))
-        .flatMap((l) => l.trim().split(/\s+/).slice(3));
-      return { names: [...new Set(words)].filter((w) => !/^\d+$/.test(w) && isFileOrBlockDevice(w)), scanned: false };
-    }
-  }
-
-  /** Closes backing files no table uses any more. */
-  closeUnused() {
-    for (const [path, id] of this.byPath) {
-      try {
-        this.core.removeBacking(id);
-      } catch (e) {
-        if (e instanceof DmError && e.errno === ERRNO.EBUSY) continue;
-        throw e;
-      }
-      this.retire(path, id);
-    }
-  }
-
-  /** Forgets a file the core no longer knows (removeBacking succeeded) and closes it. */
-  retire(path, id) {
-    // A retired table's requests may still have commands running on this file: its fd is
-    // closed after the last of them (closing it now could let a new file reuse the number).
-    const file = this.files[id];
-    if (file && file.busy > 0) file.closeWhenIdle = true;
-    else file?.close();
-    this.files[id] = undefined;
-    this.byPath.delete(path);
-  }
+  backingIdOf(path) { return this.backingFiles.backingIdOf(path); }
+  /** @param {string} path */
+  fileByPath(path) { return this.backingFiles.fileByPath(path); }
+  openDepsOf(table, opts = {}) { return this.backingFiles.openDepsOf(table, opts); }
+  depsOf(table) { return this.backingFiles.depsOf(table); }
+  closeUnused() { return this.backingFiles.closeUnused(); }
+  flushAll() { return this.backingFiles.flushAll(); }
 
   /** Resolves once no command is running (before closing everything). */
   async idle(timeoutMs = 10_000) {
@@ -318,19 +162,11 @@ export class Engine {
     while (this.running > 0 && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 5));
   }
 
-  /** fdatasync on every open file. */
-  async flushAll() {
-    const files = /** @type {FileBacking[]} */ (this.files.filter(Boolean));
-    await Promise.all(files.map((f) => new Promise((resolve, reject) => f.flush((e) => (e ? reject(e) : resolve(undefined))))));
-  }
-
   close() {
     if (this.timer) clearTimeout(this.timer);
     if (this.unplugging) clearImmediate(this.unplugging);
     this.plug.fail(Object.assign(new Error('the server is closing'), { code: 'EIO' }));
-    for (const f of this.files) f?.close();
-    this.files = [];
-    this.byPath.clear();
+    this.backingFiles.closeAll();
   }
 
   // ---- tables
