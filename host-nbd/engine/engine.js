@@ -16,6 +16,7 @@
 // memory at start so that growth is rare. test/nbd/engine.test.js checks both.
 import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
 import { BackingFiles } from './backing-files.js';
+import { TargetClock } from './target-clock.js';
 import { TransferPlug } from './transfer-plug.js';
 import { loadImageLocks } from './image-locks.js';
 import { loadFileHoles } from './file-holes.js';
@@ -87,10 +88,9 @@ export class Engine {
       if (why) this.log(`holes in image files are not seen (block status knows less, and zeroing reads the range): ${why}`);
     }
     this.virtualTime = !!opts.virtualTime;
-    this.now = 0;
-    this.lastJump = -1;
+    this.targetClock = new TargetClock(this.x, this.virtualTime, () => this.pump());
     /** Milliseconds for time-driven targets. */
-    this.clock = this.virtualTime ? () => this.now : () => performance.now();
+    this.clock = this.targetClock.read;
     /** Commands being executed (async file I/O in flight). */
     this.running = 0;
     this.backingFiles = new BackingFiles(core, { syncMaxBytes: this.syncMaxBytes, writeLanes: this.writeLanes, locks: this.imageLocks, holes: this.holes });
@@ -122,7 +122,6 @@ export class Engine {
       this.plug.release(this.mem());
     };
     this.memBuf = Buffer.from(core.memory.buffer);
-    this.timer = /** @type {NodeJS.Timeout | null} */ (null);
     // Reserve address space in the core's allocator (freed blocks stay with it), so that
     // buffers for requests rarely make the memory grow. Untouched pages cost no RAM.
     core.free(core.alloc(RESERVE_BYTES));
@@ -163,7 +162,7 @@ export class Engine {
   }
 
   close() {
-    if (this.timer) clearTimeout(this.timer);
+    this.targetClock.stop();
     if (this.unplugging) clearImmediate(this.unplugging);
     this.plug.fail(Object.assign(new Error('the server is closing'), { code: 'EIO' }));
     this.backingFiles.closeAll();
@@ -310,7 +309,7 @@ export class Engine {
     }
     if (this.drainWaiters.length > 0) this.wakeDrained();
     if (this.core.eventsRaised() !== this.eventsSeen) this.logDeviceEvents();
-    this.armTimer();
+    this.targetClock.arm();
   }
 
   /**
@@ -332,28 +331,13 @@ export class Engine {
 
   /** Virtual time: moves the clock forward (never back) and runs what became due. */
   setTime(ms) {
-    this.now = Math.max(this.now, ms);
+    this.targetClock.set(ms);
     this.pump();
   }
 
   /** Virtual time, nothing running: jump to the next timer. @returns {boolean} whether it jumped */
   jumpClock() {
-    if (!this.virtualTime || this.running > 0) return false;
-    const next = this.x.dm_next_timer();
-    if (next < 0 || next === this.lastJump) return false; // a timer that releases nothing must not loop
-    this.lastJump = next;
-    this.now = Math.max(this.now, next);
-    this.x.dm_set_time(this.now);
-    return true;
-  }
-
-  /** Time-driven targets (delay) hold I/O until a deadline: pump again when it passes. */
-  armTimer() {
-    if (this.virtualTime) return;
-    const next = this.x.dm_next_timer();
-    if (next < 0) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => { this.timer = null; this.pump(); }, Math.max(0, next - this.clock()));
+    return this.running === 0 && this.targetClock.jump();
   }
 
   /** Executes the n command records takeCommandWords copied (valid until the next take). */
