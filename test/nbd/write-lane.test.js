@@ -23,8 +23,9 @@ async function writeThrough(extraArgs) {
   writeFileSync(b, Buffer.alloc(SIZE));
   const data = testBytes(2 * SIZE, 11);
   writeFileSync(src, data);
-  // Striped over two files: every 256 KiB request is two 128 KiB writes, one per file.
-  const server = await startServer(['--device', 'disk', `0 ${(2 * SIZE) / 512} striped 2 256 ${a} 0 ${b} 0`, ...extraArgs], { dir });
+  // Striped over two files: every 256 KiB request is two 128 KiB writes, one per file. On the
+  // event loop (--loop-receive): a connection's receive thread would write them itself.
+  const server = await startServer(['--loop-receive', '--device', 'disk', `0 ${(2 * SIZE) / 512} striped 2 256 ${a} 0 ${b} 0`, ...extraArgs], { dir });
   await ok('nbdcopy', ['--request-size=262144', src, server.uri('disk')]);
   const threads = threadNames(/** @type {number} */ (server.proc.pid));
   // What the device shows must be what was written (read back through the server).
