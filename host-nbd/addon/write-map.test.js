@@ -1,16 +1,18 @@
 // WriteMap.publish (receiver_binding.cc) takes only extents the receive thread can map safely:
-// segments sorted and apart, a striped segment's stripes all there and in order.
-import { describe, it, expect } from 'vitest';
+// segments sorted and apart, a striped segment's stripes all there and in order. WriteMap.pieces
+// shows where the thread reads and writes: dm-stripe's mapping, cut at chunk boundaries.
+import { describe, it, expect, afterAll } from 'vitest';
 import { openSync, closeSync } from 'node:fs';
 import { loadReceiveThreads } from '../server/receive-threads.js';
 
 const { threads } = loadReceiveThreads();
 
-describe.skipIf(!threads)('WriteMap.publish', () => {
+describe.skipIf(!threads)('WriteMap.publish and pieces', () => {
   const fd = openSync('/dev/null', 'r');
   const map = threads ? new threads.WriteMap() : null;
   const linear = (start, end) => [start, end, fd, 0, 1, 1, 0, 1, 0];
   const stripe = (start, end, i, n = 2) => [start, end, fd, 0, 1, 1, 65536, n, i];
+  afterAll(() => closeSync(fd));
 
   it('takes linear segments and whole striped ones', () => {
     expect(() => map.publish([linear(0, 4096), stripe(4096, 4096 + 4 * 65536, 0), stripe(4096, 4096 + 4 * 65536, 1), linear(1 << 20, 2 << 20)])).not.toThrow();
@@ -26,6 +28,53 @@ describe.skipIf(!threads)('WriteMap.publish', () => {
     expect(() => map.publish([[0, 4096, fd, 0, 1, 1, 0, 2, 0]])).toThrow('a linear one (chunk 0) has one');
     expect(() => map.publish([[0, 4096, fd, 0, 1, 1]])).toThrow('an extent is [start, end, fd, filePos, tag, writable, chunk, stripes, stripe]');
     expect(() => map.publish([[0, 4096, fd, 0, 1, 2, 0, 1, 0]])).toThrow("writable is 1 or 0");
-    closeSync(fd);
+  });
+
+  it('cuts a request into per-chunk pieces on the stripes dm-stripe maps them to; linear in one piece; never across segments', () => {
+    const chunk = 65536, stripes = 3, rows = 8;
+    const segStart = 4096, segEnd = segStart + stripes * chunk * rows;
+    const filePos = [1 << 20, 0, 3 * 512];
+    const tag = [7, 8, 9];
+    const striped = (writable) => filePos.map((pos, i) => [segStart, segEnd, fd, pos, tag[i], writable[i], chunk, stripes, i]);
+    const lin = [segEnd, segEnd + (1 << 20), fd, 5 << 20, 4, 1, 0, 1, 0];
+    map.publish([...striped([1, 1, 1]), lin]);
+    // An independent model: byte by byte, as stripe_map_sector maps sectors.
+    const model = (off, len) => {
+      const out = [];
+      for (let at = 0; at < len; at += 512) {
+        const rel = off + at - segStart, chunkNo = Math.floor(rel / chunk), stripe = chunkNo % stripes;
+        const pos = filePos[stripe] + Math.floor(chunkNo / stripes) * chunk + (rel % chunk);
+        const last = out[out.length - 1];
+        if (last && last[0] === tag[stripe] && last[1] + last[3] === pos && rel % chunk !== 0) last[3] += 512;
+        else out.push([tag[stripe], pos, at, 512]);
+      }
+      return out;
+    };
+    const cases = [
+      [segStart, 4096], // inside chunk 0
+      [segStart + chunk - 512, 1024], // across chunks 0 and 1
+      [segStart + 3 * chunk, 3 * chunk], // a whole row
+      [segStart + 2 * chunk + 4096, 7 * chunk], // several rows from mid-chunk
+      [segStart, segEnd - segStart], // the whole segment
+    ];
+    let seed = 1;
+    const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    for (let i = 0; i < 200; i++) {
+      const off = segStart + 512 * rand((segEnd - segStart) / 512);
+      cases.push([off, 512 * (1 + rand((segEnd - off) / 512))]);
+    }
+    for (const [off, len] of cases) expect(map.pieces(off, len, true), `${off} ${len}`).toEqual(model(off, len));
+    expect(map.pieces(segEnd + 4096, 8192, true)).toEqual([[4, (5 << 20) + 4096, 0, 8192]]);
+    expect(map.pieces(segEnd - 4096, 8192, false)).toBe(null); // two segments
+    expect(map.pieces(0, 4096, false)).toBe(null); // before the first
+    // A read-only stripe: writes only where they touch none of it; reads anywhere.
+    map.publish(striped([1, 0, 1]));
+    expect(map.pieces(segStart, chunk, true)).not.toBe(null); // stripe 0
+    expect(map.pieces(segStart + chunk - 512, 1024, true)).toBe(null); // stripes 0 and 1
+    expect(map.pieces(segStart + 2 * chunk, 2 * chunk, true)).not.toBe(null); // stripes 2 and 0
+    expect(map.pieces(segStart + 2 * chunk, 3 * chunk, true)).toBe(null); // and 1
+    expect(map.pieces(segStart + chunk - 512, 1024, false)).toEqual(model(segStart + chunk - 512, 1024));
+    map.withdraw();
+    expect(map.pieces(segStart, 4096, false)).toBe(null);
   });
 });

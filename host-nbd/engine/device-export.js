@@ -13,7 +13,7 @@ import { OP, FLAG, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
 import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
-import { IO, IO_RECORD } from '../server/receive-threads.js';
+import { IO, IO_RECORD, IO_PIECE, PIECE } from '../server/receive-threads.js';
 
 const SECTOR = 512;
 /**
@@ -86,8 +86,8 @@ export class DeviceExport {
    * (receive-threads.js): each `linear` segment straight onto an image file, and each `striped`
    * one whose stripes are all image files, while the device is live; writes only where neither
    * the export nor the file is read-only. The thread does what the core's mapping would have
-   * asked for (one pread or pwrite at the remapped offset; a striped request only inside one
-   * chunk); the rest, and everything while suspended, goes through the core.
+   * asked for (a pread or pwrite at the remapped offset; for a striped request one per chunk, on
+   * its stripe's file); the rest, and everything while suspended, goes through the core.
    */
   publishWrites() {
     const map = this.writeMap;
@@ -157,21 +157,22 @@ export class DeviceExport {
 
   /**
    * Requests a receive thread did on this device (IO_RECORD numbers each): for a write, what a
-   * write through the engine does to its file (the flush and allocation bookkeeping, the error
-   * log); then the map's count.
-   * @param {Float64Array} records
+   * write through the engine does to each file it wrote (the flush and allocation bookkeeping,
+   * the error log): one, or each of its pieces (records.pieces); then the map's count, one per
+   * request.
+   * @param {Float64Array & {pieces?: Float64Array}} records
    */
   threadIoDone(records) {
-    let n = 0;
+    let n = 0, p = 0;
+    const pieces = /** @type {Float64Array} */ (records.pieces); // there when a record has PIECES
     for (let i = 0; i < records.length; i += IO_RECORD, n++) {
       if (records[i + IO.IS_READ]) { this.readByThreads++; continue; }
       this.writtenByThreads++;
-      const file = this.engine.files[records[i + IO.TAG]];
-      if (!file) continue;
-      const pos = records[i + IO.FILE_POS], length = records[i + IO.LENGTH], errno = records[i + IO.ERRNO];
-      file.written.mark(pos, length);
-      file.writesDone++;
-      if (errno) this.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);
+      const k = records[i + IO.PIECES];
+      if (k === 0) this.threadWrote(records[i + IO.TAG], records[i + IO.FILE_POS], records[i + IO.LENGTH], records[i + IO.ERRNO]);
+      for (const end = p + k * IO_PIECE; p < end; p += IO_PIECE) {
+        this.threadWrote(pieces[p + PIECE.TAG], pieces[p + PIECE.FILE_POS], pieces[p + PIECE.LENGTH], pieces[p + PIECE.ERRNO]);
+      }
     }
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.writeMap);
     map.release(n);
@@ -180,6 +181,15 @@ export class DeviceExport {
       this.writeWaiters = [];
       for (const resolve of waiters) resolve();
     }
+  }
+
+  /** A receive thread's pwrite of `length` bytes at `pos` of file `tag` (errno 0: it succeeded). */
+  threadWrote(tag, pos, length, errno) {
+    const file = this.engine.files[tag];
+    if (!file) return;
+    file.written.mark(pos, length);
+    file.writesDone++;
+    if (errno) this.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);
   }
 
   /** Whether every target of the live table is pass-through onto backing files (not devices). */

@@ -10,11 +10,19 @@
 // Serving works without the addon; everything is read on the event loop then.
 import { loadBuiltAddon } from '../addon/built.js';
 
-/** Numbers per request in a receiver's records (receiver_binding.cc PutRecord), and where each is. */
-export const IO_RECORD = 9;
+/**
+ * Numbers per request in a receiver's records (receiver_binding.cc PutRecord), and where each is.
+ * TAG and FILE_POS say where a request in one piece went (LENGTH bytes); a WRITE the thread did in
+ * several pieces (across chunks of a striped segment) has PIECES of them listed, in order, in the
+ * records' `pieces` (IO_PIECE numbers each, PIECE says where).
+ */
+export const IO_RECORD = 10;
 export const IO = Object.freeze({
-  COOKIE_HI: 0, COOKIE_LO: 1, TAG: 2, FILE_POS: 3, LENGTH: 4, ERRNO: 5, OFFSET: 6, REPLIED: 7, IS_READ: 8,
+  COOKIE_HI: 0, COOKIE_LO: 1, TAG: 2, FILE_POS: 3, LENGTH: 4, ERRNO: 5, OFFSET: 6, REPLIED: 7, IS_READ: 8, PIECES: 9,
 });
+/** Numbers per file piece of a WRITE in several (a record array's `pieces`), and where each is. */
+export const IO_PIECE = 4;
+export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 });
 
 /**
  * @typedef {object} NativeReceiver
@@ -32,6 +40,7 @@ export const IO = Object.freeze({
  * @property {() => void} withdraw
  * @property {(n: number) => void} release
  * @property {() => number} inflight
+ * @property {(offset: number, length: number, write: boolean) => number[][] | null} pieces where a thread would read or write now: [tag, filePos, at, length] per piece (tests)
  */
 /**
  * @typedef {object} ReceiveThreads

@@ -230,42 +230,70 @@ print("ok")
     expect((await srv.stop()).code).toBe(0);
   });
 
-  it.skipIf(noAddon)('a striped table over three files: writes inside one chunk go by the thread, ones across chunks by the core; the files end as the core alone leaves them', async () => {
+  it.skipIf(noAddon)('a striped table over three files: writes and reads in one segment go by the thread, in pieces across chunks; the files end as the core alone leaves them', async () => {
     // 3 stripes of 64 KiB chunks, each stripe 1 MiB into its file; 32 rows (6 MiB).
     const chunk = 65536, rows = 32, size = 3 * chunk * rows;
     const writes = [
+      [0, 2 * MiB + chunk], // larger than the thread takes (2 MiB): the core's
       [0, 4096], // chunk 0: stripe 0, row 0
       [chunk + 8192, 16384], // chunk 1: stripe 1
       [2 * chunk + 61440, 4096], // the end of chunk 2: stripe 2
       [3 * chunk, chunk], // all of chunk 3: stripe 0, row 1
       [10 * chunk + 512, 1024], // inside chunk 10: stripe 1, row 3
-      [4 * chunk - 4096, 8192], // across chunks 3 and 4: the core's
-      [20 * chunk, 4 * chunk], // four chunks: the core's
+      [4 * chunk - 4096, 8192], // across chunks 3 and 4 (stripes 0 and 1)
+      [20 * chunk, 4 * chunk], // four whole chunks: stripes 2, 0, 1, 2 over rows 6-7
+      [6 * chunk, 3 * chunk], // one whole row (row 2)
+      [50 * chunk + 4096, chunk], // from mid-chunk 50 (stripe 2, row 16) into chunk 51 (stripe 0, row 17)
+      [30 * chunk + 12288, 7 * chunk + 4096], // several rows, starting and ending mid-chunk
+      [62 * chunk + 512, 2 * MiB], // 2 MiB from mid-chunk: 33 pieces, every stripe 11 times
       [1000, 100], // unaligned: the core's
     ];
-    const threadWrites = 5;
+    const threadWrites = 11;
+    // Read on a connection of their own: every one the thread may take finds the socket free.
+    const reads = [
+      [0, 4096], // inside chunk 0
+      [chunk - 4096, 8192], // across chunks 0 and 1
+      [6 * chunk, 3 * chunk], // a whole row
+      [2 * chunk + 512, 4 * chunk], // mid-chunk over two rows
+      [30 * chunk + 12288, 7 * chunk + 4096], // several rows
+      [62 * chunk + 512, 2 * MiB], // 2 MiB across 33 chunks: the largest read through memory
+      [0, 2 * MiB + chunk], // larger: the event loop's (sendfile sends from one file)
+    ];
+    const threadReads = 6;
+    const model = [
+      `model = bytearray(${size})`,
+      ...writes.map(([off, n], i) => `model[${off}:${off + n}] = bytes([${i + 1}]) * ${n}`),
+    ];
     const run = async (/** @type {string[]} */ extra) => {
       const dir = tempDir();
       const files = ['a', 'b', 'c'].map((n) => join(dir, `${n}.img`));
       for (const f of files) sparse(f, MiB + chunk * rows);
       const table = `0 ${size / 512} striped 3 ${chunk / 512} ${files.map((f) => `${f} 2048`).join(' ')}`;
       const srv = await startServer([...extra, '--device', 'd', table], { dir });
-      const script = [
-        `model = bytearray(${size})`,
-        ...writes.map(([off, n], i) => `data = bytes([${i + 1}]) * ${n}; h.pwrite(data, ${off}); model[${off}:${off + n}] = data`),
+      const writing = [
+        ...writes.map(([off, n], i) => `h.pwrite(bytes([${i + 1}]) * ${n}, ${off})`),
+        ...model,
         `assert h.pread(${size}, 0) == bytes(model)`,
-        ...writes.map(([off, n]) => `assert h.pread(${n}, ${off}) == bytes(model[${off}:${off + n}])`),
       ].join('\n');
-      await ok('nbdsh', ['-u', srv.uri('d'), '-c', script], { env: CLIENT_ENV });
+      await ok('nbdsh', ['-u', srv.uri('d'), '-c', writing], { env: CLIENT_ENV });
+      const written = await counters(srv, 'd');
+      // Every byte read is one written (not zero): with structured replies the thread leaves a
+      // read that finds zeroes to the event loop.
+      const reading = [
+        ...model,
+        ...reads.map(([off, n]) => `assert h.pread(${n}, ${off}) == bytes(model[${off}:${off + n}]), (${off}, ${n})`),
+      ].join('\n');
+      await ok('nbdsh', ['-u', srv.uri('d'), '-c', reading], { env: CLIENT_ENV });
       const c = await counters(srv, 'd');
       expect((await srv.stop()).code).toBe(0);
-      return { c, bytes: files.map((f) => readFileSync(f)) };
+      return { written, reads: c.threadReads - written.threadReads, bytes: files.map((f) => readFileSync(f)) };
     };
     const threaded = await run([]);
     const loop = await run(['--loop-receive']);
-    expect(threaded.c.threadWrites).toBe(threadWrites);
-    expect(threaded.c.threadReads).toBeGreaterThan(0);
-    expect(loop.c.threadWrites).toBe(0);
+    expect(threaded.written.threadWrites).toBe(threadWrites);
+    expect(threaded.reads).toBe(threadReads);
+    expect(loop.written.threadWrites).toBe(0);
+    expect(loop.reads).toBe(0);
     threaded.bytes.forEach((b, i) => expect(b.equals(loop.bytes[i])).toBe(true));
     expect(loop.bytes.every((b) => b.some((x) => x !== 0))).toBe(true); // every stripe got data
   });
@@ -502,6 +530,47 @@ describe('receive threads in process', () => {
       c.destroy();
       await reader;
       expect(inTime).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it.skipIf(noAddon)('a striped write across chunks: every piece reaches the file bookkeeping of its stripe\'s file (written map, writes done); one request counted, and a suspend drains', async () => {
+    const chunk = 65536;
+    // 2 stripes of 64 KiB chunks: a from 1 MiB on, b from 0; 4 MiB.
+    const s = await inProcess({ table: (f) => `0 8192 striped 2 ${chunk / 512} ${f.a} 2048 ${f.b} 0` });
+    try {
+      const files = [s.files.a, s.files.b].map((p) => /** @type {any} */ (s.registry.engine.fileByPath(p)));
+      const marks = files.map((f) => {
+        const seen = /** @type {number[][]} */ ([]);
+        const real = f.written.mark.bind(f.written);
+        f.written.mark = (pos, len) => { seen.push([pos, len]); real(pos, len); };
+        return seen;
+      });
+      const done0 = files.map((f) => f.writesDone);
+      const c = await rawOpen(s.socket, 'd');
+      const data = testBytes(3 * chunk, 5);
+      c.request(WRITE, 0, 1, chunk - 4096, data.length, data); // chunks 0-3: a, b, a, b
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 1 });
+      c.request(WRITE, 0, 2, 4 * chunk, 4096, Buffer.alloc(4096, 9)); // inside chunk 4: a, row 2
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
+      await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(2));
+      expect(marks[0]).toEqual([[MiB + chunk - 4096, 4096], [MiB + chunk, chunk], [MiB + 2 * chunk, 4096]]);
+      expect(marks[1]).toEqual([[0, chunk], [chunk, chunk - 4096]]);
+      expect(files.map((f, i) => f.writesDone - done0[i])).toEqual([3, 2]);
+      const a = readFileSync(s.files.a), b = readFileSync(s.files.b);
+      expect(a.subarray(MiB + chunk - 4096, MiB + chunk).equals(data.subarray(0, 4096))).toBe(true);
+      expect(b.subarray(0, chunk).equals(data.subarray(4096, 4096 + chunk))).toBe(true);
+      expect(a.subarray(MiB + chunk, MiB + 2 * chunk).equals(data.subarray(4096 + chunk, 4096 + 2 * chunk))).toBe(true);
+      expect(b.subarray(chunk, 2 * chunk - 4096).equals(data.subarray(4096 + 2 * chunk))).toBe(true);
+      // Read back across the same chunks, by the thread.
+      c.request(READ, 0, 3, chunk - 4096, data.length);
+      expect((await c.simpleReply(data.length))?.data?.equals(data)).toBe(true);
+      await vi.waitFor(() => expect(s.exp.readByThreads).toBe(1));
+      expect(/** @type {any} */ (s.exp.writeMap).inflight()).toBe(0);
+      c.destroy();
+      await s.registry.suspend('d');
+      await s.registry.resume('d');
     } finally {
       await s.close();
     }

@@ -1,6 +1,7 @@
 #include "receiver.h"
 
 #include "clock_fd.h"
+#include "piece_io.h"
 #include "thread_start.h"
 
 #include <errno.h>
@@ -52,50 +53,25 @@ uint32_t Be32(const uint8_t* b) { return (uint32_t(b[0]) << 24) | (uint32_t(b[1]
 uint64_t Be64(const uint8_t* b) { return (uint64_t(Be32(b)) << 32) | Be32(b + 4); }
 
 
-// pwrite until all of it is written: 0, or the errno.
-int32_t PwriteAll(int fd, const uint8_t* p, size_t n, uint64_t pos) {
-  while (n > 0) {
-    ssize_t w = pwrite(fd, p, n, off_t(pos));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (w == 0) return EIO;  // a regular file never takes nothing for good
-    p += w;
-    n -= size_t(w);
-    pos += uint64_t(w);
-  }
-  return 0;
-}
-
-// pread all of it: 0, or the errno (EIO when the file ends first).
-int32_t PreadAll(int fd, uint8_t* p, size_t n, uint64_t pos) {
-  while (n > 0) {
-    ssize_t r = pread(fd, p, n, off_t(pos));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (r == 0) return EIO;
-    p += r;
-    n -= size_t(r);
-    pos += uint64_t(r);
-  }
-  return 0;
-}
-
 // What the event loop hears of a request the thread took through the map.
 ThreadIo IoOf(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len, bool is_read) {
   ThreadIo io;
   io.is_read = is_read;
   io.cookie_hi = Be32(header + 8);
   io.cookie_lo = Be32(header + 12);
-  io.tag = t.tag;
-  io.file_pos = t.pos;
+  io.tag = t.pieces[0].tag;
+  io.file_pos = t.pieces[0].pos;
   io.offset = off;
   io.len = len;
   return io;
 }
+
+// Keeps a WriteTarget's room for pieces from request to request, not its hold on the extents
+// (their descriptors close once the map no longer has them).
+struct TargetScope {
+  WriteTarget& t;
+  ~TargetScope() { t.hold.reset(); }
+};
 
 bool AllZero(const uint8_t* p, size_t n) {
   return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -161,7 +137,7 @@ void Receiver::MarkMid(bool mid) {
 
 void Receiver::Take(std::vector<ReceiverEvent>* out, std::string* end, bool* end_is_error) {
   std::lock_guard<std::mutex> lock(mu_);
-  out->assign(events_.begin(), events_.end());
+  out->assign(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
   events_.clear();
   notified_ = false;
   *end = end_;
@@ -172,7 +148,7 @@ void Receiver::Push(ReceiverEvent e, bool quiet) {
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    events_.push_back(e);
+    events_.push_back(std::move(e));
     if (quiet && ++quiet_ < kQuietMax) return;
     quiet_ = 0;
     wake = !notified_;
@@ -211,21 +187,24 @@ bool Receiver::SendWriteReply(const ThreadIo& io) {
   return sent != SharedOutput::Sent::kNotMine;
 }
 
-// A READ with no flags, whole sectors, inside one extent of the map: answered from here (data
-// up to kReadCopyMax read into memory first, larger ones sent from the file). False leaves it to
-// the event loop: outside the map, a file that ends before the read does, zeroes that a
-// structured reply sends as a hole, or the socket is not the thread's now.
+// A READ with no flags, whole sectors, inside one segment of the map: answered from here (data
+// up to kReadCopyMax read into memory first, in pieces across chunks of a striped segment; larger
+// ones sent from the file). False leaves it to the event loop: outside the map, a file that ends
+// before the read does, zeroes that a structured reply sends as a hole, a read larger than
+// kReadCopyMax across chunks (sendfile sends from one file), or the socket is not the thread's now.
 bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   if (!map_ || len == 0 || len > opts_.max_request || off % 512 != 0 || len % 512 != 0) return false;
-  WriteTarget t;
-  if (!map_->Acquire(off, len, false, &t)) return false;
   bool copy = len <= kReadCopyMax;
+  WriteTarget& t = target_;
+  TargetScope scope{t};
+  if (!map_->Acquire(off, len, false, copy, &t)) return false;
+  const FilePiece& first = t.pieces[0];
   // A small read's data lands in payload_, its reply's header right before it: one send.
   if (copy) payload_.Reserve(len);
   uint8_t* data = copy ? payload_.data() : nullptr;
   // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
-  bool ours = copy ? PreadAll(t.fd, data, len, t.pos) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
-                   : !opts_.structured || lseek(t.fd, off_t(t.pos), SEEK_HOLE) >= off_t(t.pos + len);
+  bool ours = copy ? PreadPieces(t.pieces, data) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
+                   : !opts_.structured || lseek(first.fd, off_t(first.pos), SEEK_HOLE) >= off_t(first.pos + len);
   if (!ours) {
     map_->Release(1);
     return false;
@@ -245,7 +224,7 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   }
   std::string why;
   SharedOutput::Sent sent = copy ? out_.Send(head, head_len + len, -1, 0, 0, &why)
-                                 : out_.Send(head, head_len, t.fd, t.pos, len, &why);
+                                 : out_.Send(head, head_len, first.fd, first.pos, len, &why);
   if (sent == SharedOutput::Sent::kNotMine) {
     map_->Release(1);
     return false;
@@ -259,7 +238,8 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
     End(why, true);
     stopping_ = true;
   }
-  Push(e, e.io.err == 0);
+  bool quiet = e.io.err == 0;
+  Push(std::move(e), quiet);
   return true;
 }
 
@@ -395,7 +375,7 @@ bool Receiver::Parse() {
     }
     uint64_t off = Be64(h + 16);
     bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= opts_.max_request && len % 512 == 0 && off % 512 == 0 &&
-                js_writes_.load() == 0 && map_ && map_->Covers(off, len, true);
+                js_writes_.load() == 0 && map_ && map_->Covers(off, len, true, true);
     if (!fast) {
       header_only_ = false;
       js_writes_.fetch_add(1);
@@ -409,8 +389,9 @@ bool Receiver::Parse() {
     pos_ += kHeader;
     const uint8_t* payload = ReceivePayload(len);
     if (!payload) return false;  // the stream ended, or the thread stops: never answered
-    WriteTarget t;
-    if (!map_->Acquire(off, len, true, &t)) {
+    WriteTarget& t = target_;
+    TargetScope scope{t};
+    if (!map_->Acquire(off, len, true, true, &t)) {
       // Withdrawn while the payload arrived (a suspend): the event loop takes the request.
       header_only_ = false;
       js_writes_.fetch_add(1);
@@ -419,10 +400,11 @@ bool Receiver::Parse() {
       ReceiverEvent e;
       e.is_io = true;
       e.io = IoOf(header, t, off, len, false);
-      e.io.err = PwriteAll(t.fd, payload, len, t.pos);
+      e.io.err = PwritePieces(t.pieces, payload, &e.io);  // answered only once every piece is written
       e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
       header_only_ = len >= kLargeWrite;
-      Push(e, e.io.replied);
+      bool quiet = e.io.replied;
+      Push(std::move(e), quiet);
       if (stopping_) return false;
     }
     forward_from = pos_;

@@ -5,9 +5,11 @@
 // two busy cores; nbdkit's threads receive, do the I/O and reply in one place, and that is what
 // made it faster on sequential writes (docs/performance.md, "A thread per connection"). Here a
 // READ or WRITE with no flags and whole sectors that the device's published map (write_map.h)
-// puts inside one file is done right here: a WRITE (at most 2 MiB) received whole into this
-// thread's buffer and written with pwrite, a READ read or sent from the file; either answered
-// from here when the socket's write side is free (shared_output.h: replies never interleave).
+// puts inside one segment onto files is done right here: a WRITE (at most 2 MiB) received whole
+// into this thread's buffer and written with pwrite, a READ read or sent from the file; either
+// answered from here when the socket's write side is free (shared_output.h: replies never
+// interleave). A request across chunks of a striped segment is done in pieces, one per chunk, each
+// on its stripe's file (piece_io.h); a READ so only through memory (up to 2 MiB).
 // The event loop learns of them in batches, for its bookkeeping (and to answer a write the
 // thread could not). Every other byte of the stream, requests and payloads alike, goes to the
 // event loop unchanged and in order, where the server parses and checks it as if it had read it.
@@ -42,15 +44,27 @@ struct ReceivedBytes {
   size_t len = 0;
 };
 
+// A piece of a WRITE written in several (across chunks of a striped segment), for the event
+// loop's bookkeeping of its file.
+struct PieceWritten {
+  uint32_t tag = 0;
+  uint64_t file_pos = 0;
+  uint32_t len = 0;
+  int32_t err = 0;
+};
+
 // A request the thread did: a WRITE (written, perhaps answered) or a READ (answered).
 struct ThreadIo {
   bool is_read = false;
   uint32_t cookie_hi = 0, cookie_lo = 0, tag = 0;
-  uint64_t file_pos = 0;
+  uint64_t file_pos = 0;  // with tag: where its (first) piece went
   uint64_t offset = 0;  // on the device, as the request said
   uint32_t len = 0;
   int32_t err = 0;       // errno of a failed pwrite, or EPIPE for a reply that broke off
   bool replied = false;  // the thread sent the reply itself
+  // A WRITE in several pieces: each one tried, in order (the first that failed is the last).
+  // Empty for a WRITE in one piece: tag, file_pos and len say where it went.
+  std::vector<PieceWritten> pieces;
 };
 
 struct ReceiverEvent {
@@ -111,6 +125,7 @@ class Receiver {
   AlignedBuffer buf_;          // received, not parsed yet: [0, have_)
   size_t have_ = 0;
   size_t pos_ = 0;             // Parse's cursor
+  WriteTarget target_;            // where the request being done goes (its room for pieces is kept)
   AlignedBuffer payload_;         // a fast WRITE's payload that did not come with its header; a small READ's reply
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come

@@ -27,6 +27,7 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       InstanceMethod<&WriteMapJs::Withdraw>("withdraw"),
       InstanceMethod<&WriteMapJs::Release>("release"),
       InstanceMethod<&WriteMapJs::Inflight>("inflight"),
+      InstanceMethod<&WriteMapJs::Pieces>("pieces"),
     });
     constructor = new Napi::FunctionReference(Napi::Persistent(f));
     return f;
@@ -110,14 +111,38 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
 
   Napi::Value Inflight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(map_->Inflight())); }
 
+  // pieces(offset, length, write) -> [[tag, filePos, at, length], ...] where a receive thread
+  // would read or write (through memory) now, in request order, or null where it would not.
+  // Nothing is counted. For tests: the thread's own mapping, as it does it.
+  Napi::Value Pieces(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t off = ByteCountArg(info, 0, "offset"), len = ByteCountArg(info, 1, "length");
+    if (len > UINT32_MAX) throw Napi::RangeError::New(env, "length must fit in 32 bits");
+    WriteTarget t;
+    if (!map_->Peek(off, uint32_t(len), info[2].ToBoolean().Value(), true, &t)) return env.Null();
+    Napi::Array out = Napi::Array::New(env, t.pieces.size());
+    for (uint32_t i = 0; i < t.pieces.size(); i++) {
+      const FilePiece& p = t.pieces[i];
+      Napi::Array a = Napi::Array::New(env, 4);
+      a.Set(0u, double(p.tag));
+      a.Set(1u, double(p.pos));
+      a.Set(2u, double(p.at));
+      a.Set(3u, double(p.len));
+      out.Set(i, a);
+    }
+    return out;
+  }
+
   std::shared_ptr<WriteMap> map_;
 };
 
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;
 
 // A request the thread did, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length,
-// errno, offset, replied, isRead (receive-threads.js IO_RECORD).
-constexpr size_t kRecord = 9;
+// errno, offset, replied, isRead, pieces (receive-threads.js IO_RECORD). A WRITE written in
+// several pieces has them in the records' `pieces` (kPiece numbers each, in request order).
+constexpr size_t kRecord = 10;
+constexpr size_t kPiece = 4;  // tag, filePos, length, errno (receive-threads.js IO_PIECE)
 
 void PutRecord(Napi::Float64Array w, size_t k, const ThreadIo& d) {
   w[k] = d.cookie_hi;
@@ -129,6 +154,31 @@ void PutRecord(Napi::Float64Array w, size_t k, const ThreadIo& d) {
   w[k + 6] = double(d.offset);
   w[k + 7] = d.replied ? 1 : 0;
   w[k + 8] = d.is_read ? 1 : 0;
+  w[k + 9] = double(d.pieces.size());
+}
+
+// Records of events[from, to) (all requests), with their pieces, if any, as `pieces`.
+Napi::Float64Array Records(Napi::Env env, const std::vector<ReceiverEvent>& events, size_t from, size_t to) {
+  Napi::Float64Array w = Napi::Float64Array::New(env, (to - from) * kRecord);
+  size_t pieces = 0;
+  for (size_t i = from, k = 0; i < to; i++, k += kRecord) {
+    PutRecord(w, k, events[i].io);
+    pieces += events[i].io.pieces.size();
+  }
+  if (pieces == 0) return w;
+  Napi::Float64Array p = Napi::Float64Array::New(env, pieces * kPiece);
+  size_t k = 0;
+  for (size_t i = from; i < to; i++) {
+    for (const PieceWritten& piece : events[i].io.pieces) {
+      p[k] = piece.tag;
+      p[k + 1] = double(piece.file_pos);
+      p[k + 2] = piece.len;
+      p[k + 3] = piece.err;
+      k += kPiece;
+    }
+  }
+  w.Set("pieces", p);
+  return w;
 }
 
 struct ReceiverState;
@@ -144,8 +194,8 @@ struct ReceiverState {
   bool end_delivered = false;
 };
 
-// onEvents(items, end): items are Buffers (stream bytes to parse) and Float64Arrays of writes
-// done, kRecord numbers each; end is null, or
+// onEvents(items, end): items are Buffers (stream bytes to parse) and Float64Arrays of requests
+// done, kRecord numbers each (Records); end is null, or
 // [reason, isError] once the stream ended.
 void Deliver(Napi::Env env, Napi::Function on_events, SharedState* state, void*) {
   ReceiverState* st = state->get();
@@ -165,9 +215,8 @@ void Deliver(Napi::Env env, Napi::Function on_events, SharedState* state, void*)
     }
     size_t j = i;
     while (j < events.size() && events[j].is_io) j++;
-    Napi::Float64Array w = Napi::Float64Array::New(env, (j - i) * kRecord);
-    for (size_t k = 0; i < j; i++, k += kRecord) PutRecord(w, k, events[i].io);
-    items.Set(n++, w);
+    items.Set(n++, Records(env, events, i, j));
+    i = j;
   }
   Napi::Value end_value = env.Null();
   if (!end.empty() && !st->end_delivered) {
@@ -296,14 +345,12 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
     state_->receiver->Take(&events, &end, &is_error);
     Napi::Array items = Napi::Array::New(env);
     uint32_t n = 0;
-    for (const ReceiverEvent& e : events) {
-      if (!e.is_io) {
-        free(e.bytes.data);  // nobody will parse them now
+    for (size_t i = 0; i < events.size(); i++) {
+      if (!events[i].is_io) {
+        free(events[i].bytes.data);  // nobody will parse them now
         continue;
       }
-      Napi::Float64Array w = Napi::Float64Array::New(env, kRecord);
-      PutRecord(w, 0, e.io);
-      items.Set(n++, w);
+      items.Set(n++, Records(env, events, i, i + 1));
     }
     StopNow();
     return items;

@@ -23,53 +23,65 @@ void WriteMap::Withdraw() {
 namespace {
 
 struct Found {
-  const WriteExtent* extent = nullptr;
-  uint64_t pos = 0;  // file offset
+  const WriteExtent* seg = nullptr;  // the segment's first extent (stripe 0)
+  uint64_t rel = 0;                  // where the request starts in the segment
 };
 
-// Where all of [off, off + len) lands, if in one file (a writable one for a write). Striped: the
-// chunk's stripe and row, as dm-stripe maps them; a request across a chunk boundary is not found.
-Found Find(const WriteExtents* extents, uint64_t off, uint64_t len, bool write) {
+// The segment holding all of [off, off + len), if the thread may take the request there: inside
+// one chunk of a striped segment unless `split`; for a write, every file it touches writable.
+Found Find(const WriteExtents* extents, uint64_t off, uint32_t len, bool write, bool split) {
   Found none;
-  if (!extents) return none;
+  if (!extents || len == 0) return none;
   const std::vector<WriteExtent>& list = extents->list;
   // One past the last extent starting at or before off: the end of off's segment.
   auto it = std::upper_bound(list.begin(), list.end(), off, [](uint64_t o, const WriteExtent& e) { return o < e.start; });
   if (it == list.begin()) return none;
   const WriteExtent& last = *(it - 1);
   if (off >= last.end || len > last.end - off) return none;
-  uint64_t rel = off - last.start;
   Found f;
-  if (last.chunk == 0) {
-    f.extent = &last;
-    f.pos = last.file_pos + rel;
-  } else {
-    uint64_t chunk_no = rel / last.chunk, in_chunk = rel % last.chunk;
-    if (len > last.chunk - in_chunk) return none;
-    uint32_t stripe = uint32_t(chunk_no % last.stripes);
-    f.extent = &*(it - 1 - last.stripe + stripe);  // the segment's extents, in stripe order
-    f.pos = f.extent->file_pos + (chunk_no / last.stripes) * last.chunk + in_chunk;
+  f.seg = &*(it - 1 - last.stripe);  // the segment's extents, in stripe order
+  f.rel = off - last.start;
+  if (last.chunk == 0) return !write || last.writable ? f : none;
+  if (!split && len > last.chunk - f.rel % last.chunk) return none;
+  if (write) {
+    // The stripes it touches follow one another round-robin from the first piece's.
+    uint32_t first = StripeMapByte(last.chunk, last.stripes, f.rel).stripe;
+    uint32_t touched = StripesTouched(last.chunk, last.stripes, f.rel, len);
+    for (uint32_t i = 0; i < touched; i++) {
+      if (!f.seg[(first + i) % last.stripes].writable) return none;
+    }
   }
-  if (write && !f.extent->writable) return none;
   return f;
 }
 
 }  // namespace
 
-bool WriteMap::Covers(uint64_t off, uint64_t len, bool write) {
+bool WriteMap::Covers(uint64_t off, uint32_t len, bool write, bool split) {
   std::lock_guard<std::mutex> lock(mu_);
-  return Find(extents_.get(), off, len, write).extent != nullptr;
+  return Find(extents_.get(), off, len, write, split).seg != nullptr;
 }
 
-bool WriteMap::Acquire(uint64_t off, uint64_t len, bool write, WriteTarget* out) {
+bool WriteMap::Acquire(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out) {
+  return Locate(off, len, write, split, out, true);
+}
+
+bool WriteMap::Peek(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out) {
+  return Locate(off, len, write, split, out, false);
+}
+
+bool WriteMap::Locate(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out, bool count) {
   std::lock_guard<std::mutex> lock(mu_);
-  Found found = Find(extents_.get(), off, len, write);
-  if (!found.extent) return false;
-  inflight_.fetch_add(1);
+  Found found = Find(extents_.get(), off, len, write, split);
+  if (!found.seg) return false;
+  StripePieces(found.seg->chunk, found.seg->stripes, found.rel, len, &out->where);
+  out->pieces.resize(out->where.size());
+  for (size_t i = 0; i < out->where.size(); i++) {
+    const StripePiece& w = out->where[i];
+    const WriteExtent& e = found.seg[w.stripe];
+    out->pieces[i] = FilePiece{e.fd, e.tag, e.file_pos + w.offset, w.at, w.len};
+  }
+  if (count) inflight_.fetch_add(1);
   out->hold = extents_;
-  out->fd = found.extent->fd;
-  out->pos = found.pos;
-  out->tag = found.extent->tag;
   return true;
 }
 

@@ -1,9 +1,10 @@
 // Where a mapped device's plain reads and writes land, published for the connections' receive
 // threads (receiver.h): byte ranges of the device that a `linear` target maps straight onto an
 // image file, or a `striped` target deals round-robin in chunks over image files (dm-stripe's
-// mapping; a request that crosses a chunk is not taken). The event loop publishes it when the device's table goes live and withdraws it
-// when the device is suspended; between the two, a receive thread may read there, and write
-// where the extent is writable (not a read-only export or file), without asking.
+// mapping: a request across chunks is taken in pieces, one per chunk, stripe_pieces.h). The
+// event loop publishes it when the device's table goes live and withdraws it when the device is
+// suspended; between the two, a receive thread may read there, and write where the extent is
+// writable (not a read-only export or file), without asking.
 //
 // Each request taken through the map is counted until the event loop has done its bookkeeping
 // for it (Release), so that a suspend can wait for every such request, not only for its I/O.
@@ -14,6 +15,8 @@
 #include <memory>
 #include <mutex>
 #include <vector>
+
+#include "stripe_pieces.h"
 
 namespace dmkit {
 
@@ -37,27 +40,41 @@ struct WriteExtents {
   ~WriteExtents();
 };
 
-// Where one write goes: held extents keep the descriptor open until the write is done.
+// One piece of a request, in one file.
+struct FilePiece {
+  int fd = -1;
+  uint32_t tag = 0;
+  uint64_t pos = 0;  // file offset
+  uint32_t at = 0;   // where in the request
+  uint32_t len = 0;
+};
+
+// Where one request goes: held extents keep the descriptors open until it is done. A caller
+// that keeps one for request after request allocates its pieces once.
 struct WriteTarget {
   std::shared_ptr<const WriteExtents> hold;
-  int fd = -1;
-  uint64_t pos = 0;
-  uint32_t tag = 0;
+  std::vector<FilePiece> pieces;  // in request order; several only across chunks of a striped segment
+  std::vector<StripePiece> where;  // scratch for the mapping
 };
 
 class WriteMap {
  public:
   void Publish(std::shared_ptr<const WriteExtents> extents);
   void Withdraw();
-  // A read or write of len bytes at device offset off, if one extent holds all of it (a
-  // writable one for a write): counted until Release.
-  bool Acquire(uint64_t off, uint64_t len, bool write, WriteTarget* out);
+  // A read or write of len bytes at device offset off, if one segment holds all of it (every
+  // file it touches writable, for a write), in pieces (several only if `split` allows a request
+  // across chunks): counted until Release.
+  bool Acquire(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out);
   // Whether Acquire would succeed now (nothing counted).
-  bool Covers(uint64_t off, uint64_t len, bool write);
+  bool Covers(uint64_t off, uint32_t len, bool write, bool split);
+  // Where Acquire would put it, nothing counted (the tests ask).
+  bool Peek(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out);
   void Release(int64_t n) { inflight_.fetch_sub(n); }
   int64_t Inflight() const { return inflight_.load(); }
 
  private:
+  bool Locate(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out, bool count);
+
   std::mutex mu_;
   std::shared_ptr<const WriteExtents> extents_;
   std::atomic<int64_t> inflight_{0};
