@@ -7,6 +7,8 @@ import { DmError, ERRNO } from '../../core-as/js/dmcore.js';
 import { statSync } from 'node:fs';
 import { FileBacking, identityOf } from './file-backing.js';
 
+const SECTOR = 512;
+
 /**
  * What makes a path's file the same file whatever it is called (identityOf), or null when
  * nothing is there.
@@ -97,7 +99,11 @@ export class BackingFiles {
         if (!scanned) continue;
         throw new DmError(ERRNO.EINVAL, problem);
       }
-      if (this.byPath.has(name)) { mine.add(name); continue; }
+      if (this.byPath.has(name)) {
+        this.takeNewSize(name);
+        mine.add(name);
+        continue;
+      }
       try {
         this.addFile(name, opts);
         mine.add(name);
@@ -131,6 +137,23 @@ export class BackingFiles {
         '(a device is known by its name; under two names one file would be two devices)';
     }
     return '';
+  }
+
+  /**
+   * Tells the core the size an open file has now, when it changed (an image grown with
+   * truncate, a block device extended): Linux checks each table it loads against the device's
+   * size at that moment, so a grown image serves a longer table without a restart. Tables
+   * already live keep their length; I/O past a shrunk end fails as it did (FileBacking).
+   * @param {string} name
+   */
+  takeNewSize(name) {
+    const id = /** @type {number} */ (this.byPath.get(name));
+    const file = /** @type {FileBacking} */ (this.files[id]);
+    const bytes = file.sizeNow();
+    if (bytes === file.bytes) return;
+    if (bytes % SECTOR !== 0) throw new DmError(ERRNO.EINVAL, `${name}: size ${bytes} is not a multiple of 512 bytes`);
+    this.core.resizeBacking(id, bytes / SECTOR);
+    file.resized(bytes);
   }
 
   /** Closes the file open under `name` if no table uses it. @returns {boolean} whether it did */

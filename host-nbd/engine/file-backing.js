@@ -132,6 +132,30 @@ export class FileBacking {
 
   get sectors() { return this.bytes / SECTOR; }
 
+  /** The file's size now (a block device's from sysfs). */
+  sizeNow() {
+    let st;
+    try {
+      st = fs.fstatSync(this.fd);
+      return st.isBlockDevice() ? blockDeviceSize(st.rdev) : st.size;
+    } catch (e) {
+      throw new Error(`${this.path}: cannot read its size: ${/** @type {Error} */ (e).message}`);
+    }
+  }
+
+  /**
+   * The file has another size than it had (sizeNow). What was known of its contents from
+   * opening it sparse no longer holds for the new part: someone else made it, so holes are asked
+   * of the file system from now on.
+   * @param {number} bytes
+   */
+  resized(bytes) {
+    this.bytes = bytes;
+    this.written = this.written.grownTo(bytes);
+    this.sparseAtOpen = false;
+    this.mayHaveHoles = true;
+  }
+
   /**
    * Reads `length` bytes at `position` into buf[at...]. A read that finds the end of the file
    * before its end fails with EIO (shortenedError): the file was opened longer, so it shrank
@@ -176,7 +200,7 @@ export class FileBacking {
     let now = '';
     try { now = `${fs.fstatSync(this.fd).size} bytes now, `; } catch { /* the message does without */ }
     return Object.assign(new Error(`read of ${length} bytes at ${position} runs past the end of the file ` +
-      `(${now}${this.bytes} when opened): it was shortened while in use`), { code: 'EIO' });
+      `(${now}${this.bytes} expected): it was shortened while in use`), { code: 'EIO' });
   }
 
   /**
@@ -387,6 +411,15 @@ export class WrittenMap {
   constructor(bytes) {
     this.bits = new Uint8Array(Math.ceil(bytes / WrittenMap.GRANULE / 8) + 1);
     this.empty = true;
+  }
+
+  /** This map for a file of `bytes` (what is marked stays marked). @param {number} bytes */
+  grownTo(bytes) {
+    const bigger = new WrittenMap(bytes);
+    if (bigger.bits.length < this.bits.length) return this;
+    bigger.bits.set(this.bits);
+    bigger.empty = this.empty;
+    return bigger;
   }
 
   mark(position, length) {

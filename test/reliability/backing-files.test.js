@@ -6,7 +6,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, renameSync, unlinkSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startServer, stopAllServers, tempDir, testBytes, dmkit } from '../nbd/helpers.js';
+import { startServer, stopAllServers, tempDir, testBytes, dmkit, nbdsh } from '../nbd/helpers.js';
 import { NbdClient } from './lib/nbd-client.js';
 
 const MiB = 1 << 20;
@@ -153,6 +153,53 @@ describe('one process per image file', () => {
   });
 });
 
+describe('files resized while served', () => {
+  it('a table loaded after its image grew is checked against the new size, as Linux checks a grown device', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 7);
+    const srv = await startServer(['--device', 'disk', `0 8192 linear ${d.path} 0`], { dir });
+    try {
+      const old = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      truncateSync(d.path, 8 * MiB);
+      // Longer than even the grown file: refused with the size the file has now.
+      let r = await srv.ctl('reload', 'disk', '--table', `0 32768 linear ${d.path} 0`);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/d\.img is too small: the mapping needs sectors 0-32768, the device has 16384/);
+      r = await srv.ctl('reload', 'disk', '--table', `0 16384 linear ${d.path} 0`);
+      expect(r.stderr).toBe('');
+      expect((await srv.ctl('resume', 'disk')).code).toBe(0);
+      const said = await nbdsh(`nbd+unix:///disk?socket=${srv.socket}`,
+        'h.pwrite(b"\\x5a" * 4096, 6 * 2**20); h.flush(); print(h.get_size(), h.pread(4, 6 * 2**20).hex(), h.pread(4, 8 * 2**20 - 4).hex())');
+      expect(said.trim()).toBe(`${8 * MiB} 5a5a5a5a 00000000`);
+      // The connection opened before keeps its size and its data.
+      expect((await old.read(0, 4096)).equals(d.data.subarray(0, 4096))).toBe(true);
+      await old.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('a table loaded after its image shrank is refused where it no longer fits, and fits where it does', async () => {
+    const dir = tempDir();
+    const d = image(dir, 'd.img', 4 * MiB, 8);
+    const srv = await startServer(['--device', 'disk', `0 8192 linear ${d.path} 0`], { dir });
+    try {
+      truncateSync(d.path, 2 * MiB);
+      let r = await srv.ctl('reload', 'disk', '--table', `0 8192 linear ${d.path} 0`);
+      expect(r.stderr).toMatch(/d\.img is too small: the mapping needs sectors 0-8192, the device has 4096/);
+      r = await srv.ctl('reload', 'disk', '--table', `0 4096 linear ${d.path} 0`);
+      expect(r.stderr).toBe('');
+      expect((await srv.ctl('resume', 'disk')).code).toBe(0);
+      const c = await NbdClient.connect({ socket: srv.socket, exportName: 'disk' });
+      expect(c.size).toBe(2 * MiB);
+      expect((await c.read(2 * MiB - 4096, 4096)).equals(d.data.subarray(2 * MiB - 4096, 2 * MiB))).toBe(true);
+      await c.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
 describe('files shortened while served', () => {
   it('an image truncated under its device: reads past its new end fail with EIO and a log line, not zeroes; the rest goes on', async () => {
     const dir = tempDir();
@@ -165,7 +212,7 @@ describe('files shortened while served', () => {
       truncateSync(d.path, MiB);
       await expect(c.read(3 * MiB, 4096)).rejects.toMatchObject({ errno: EIO });
       await expect(c.read(MiB - 512, 1024)).rejects.toMatchObject({ errno: EIO }); // straddles the new end
-      await srv.waitLog(/d\.img: read of \d+ bytes at \d+ runs past the end of the file \(1048576 bytes now, 4194304 when opened\): it was shortened while in use/);
+      await srv.waitLog(/d\.img: read of \d+ bytes at \d+ runs past the end of the file \(1048576 bytes now, 4194304 expected\): it was shortened while in use/);
       // A client that keeps hitting it does not get a log line per request from the file's side.
       for (let i = 0; i < 30; i++) await expect(c.read(2 * MiB + i * 4096, 4096)).rejects.toMatchObject({ errno: EIO });
       await srv.waitLog(/\[10 I\/O errors on this file so far; from now on one in 1000 is logged\]/);
