@@ -310,7 +310,7 @@ print("ok")
       'h.set_strict_mode(0)',
       `h.connect_uri(${JSON.stringify(srv.uri('d'))})`,
       `want = open(${JSON.stringify(img)}, 'rb').read()`,
-      'for off, n in [(0, 4096), (65536, 262144), (3 * 1048576, 1048576)]:',
+      'for off, n in [(0, 4096), (65536, 262144), (3 * 1048576, 1048576)] * 4:',
       '    assert h.pread(n, off) == want[off:off + n]',
       'try:',
       '    h.pwrite(bytes(4096), 8192)',
@@ -321,9 +321,11 @@ print("ok")
     ].join('\n');
     await ok('nbdsh', ['-c', script], { env: CLIENT_ENV });
     const c = await counters(srv, 'd');
-    // The three reads before the write; the one after it may find the socket still held by the
-    // event loop's EPERM reply, and then the event loop answers it.
-    expect(c.threadReads).toBeGreaterThanOrEqual(3);
+    // Most of the twelve reads before the write. A read that arrives while the event loop's last
+    // reply (the handshake's, or a read it answered) still holds the socket's write side goes to
+    // the event loop instead, which a busy machine makes happen now and then; so does the read
+    // after the EPERM reply. Without a thread for read-only exports there would be none.
+    expect(c.threadReads).toBeGreaterThanOrEqual(6);
     expect(c.threadWrites).toBe(0);
     expect(sha(img)).toBe(before);
     expect((await srv.stop()).code).toBe(0);
