@@ -152,6 +152,23 @@ Napi::Value NetlinkReconfigure(const Napi::CallbackInfo& info) {
   return RunOffThread(info.Env(), "nbd-reconfigure", [p] { return NbdNetlinkReconfigure(p); });
 }
 
+// netlinkResize({index, sizeBytes, blockSize, backend?}) -> Promise: a live device's new size.
+// Off the JS thread: newer kernels freeze the device's queue, waiting for requests in flight,
+// which our own server answers.
+Napi::Value NetlinkResize(const Napi::CallbackInfo& info) {
+  Napi::Object obj = ObjectArg(info, 0, "params");
+  Napi::Value index = obj.Get("index");
+  if (!index.IsNumber() || index.As<Napi::Number>().Int32Value() < 0) ThrowType(info.Env(), "index must be a device number");
+  int32_t i = index.As<Napi::Number>().Int32Value();
+  uint64_t size = U64Field(obj, "sizeBytes");
+  uint64_t block = U64Field(obj, "blockSize");
+  std::string backend;
+  Napi::Value b = obj.Get("backend");
+  if (b.IsString()) backend = b.As<Napi::String>().Utf8Value();
+  else if (!b.IsUndefined()) ThrowType(info.Env(), "backend must be a string");
+  return RunOffThread(info.Env(), "nbd-resize", [i, size, block, backend] { return NbdNetlinkResize(i, size, block, backend); });
+}
+
 // netlinkDisconnect(index) -> Promise
 Napi::Value NetlinkDisconnect(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(info.Env(), "index must be a number");
@@ -206,6 +223,16 @@ Napi::Value IoctlAttach(const Napi::CallbackInfo& info) {
 Napi::Value IoctlDisconnect(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "path");
   return RunOffThread(info.Env(), "nbd-disconnect", [path] { return NbdIoctlDisconnect(path); });
+}
+
+// ioctlSetSize(path, sizeBytes) -> Promise (off the JS thread: it opens the device)
+Napi::Value IoctlSetSize(const Napi::CallbackInfo& info) {
+  std::string path = StringArg(info, 0, "path");
+  if (info.Length() < 2 || !info[1].IsNumber() || !IsByteCount(info[1].As<Napi::Number>().DoubleValue())) {
+    ThrowType(info.Env(), "sizeBytes must be a non-negative integer");
+  }
+  uint64_t size = static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue());
+  return RunOffThread(info.Env(), "nbd-resize", [path, size] { return NbdIoctlSetSize(path, size); });
 }
 
 // flushDevice(path, exclusive) -> Promise
@@ -316,8 +343,10 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("netlinkProbe", Napi::Function::New(env, NetlinkProbe));
   exports.Set("netlinkConnect", Napi::Function::New(env, NetlinkConnect));
   exports.Set("netlinkReconfigure", Napi::Function::New(env, NetlinkReconfigure));
+  exports.Set("netlinkResize", Napi::Function::New(env, NetlinkResize));
   exports.Set("netlinkDisconnect", Napi::Function::New(env, NetlinkDisconnect));
   exports.Set("ioctlAttach", Napi::Function::New(env, IoctlAttach));
+  exports.Set("ioctlSetSize", Napi::Function::New(env, IoctlSetSize));
   exports.Set("ioctlDisconnect", Napi::Function::New(env, IoctlDisconnect));
   exports.Set("flushDevice", Napi::Function::New(env, FlushDevice));
   exports.Set("syncAll", Napi::Function::New(env, SyncAllJs));

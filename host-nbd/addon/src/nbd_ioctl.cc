@@ -58,6 +58,14 @@ Status NbdIoctlRun(int fd, const std::string& path) {
   return st;
 }
 
+Status NbdIoctlSetSize(const std::string& path, uint64_t size_bytes) {
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::Fail(errno, "open " + path);
+  Status st = Ioctl(fd, NBD_SET_SIZE, static_cast<unsigned long>(size_bytes), "NBD_SET_SIZE", path);
+  close(fd);
+  return st;
+}
+
 Status NbdIoctlDisconnect(const std::string& path) {
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return Status::Fail(errno, "open " + path);

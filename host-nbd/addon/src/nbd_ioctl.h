@@ -27,6 +27,10 @@ Status NbdIoctlSetup(const NbdIoctlParams& p, int* fd);
 // NBD_DO_IT: serves until the device is disconnected (or its sockets die), then clears the
 // device's sockets and queue and closes fd. Blocks for the whole life of the device.
 Status NbdIoctlRun(int fd, const std::string& path);
+// NBD_SET_SIZE (bytes; the device keeps its block size) on an open of `path`: on a running device
+// (NBD_DO_IT in progress elsewhere) the kernel applies the new capacity at once. The kernel
+// refuses it on netlink-connected devices (EINVAL), as every ioctl but DISCONNECT/CLEAR_SOCK.
+Status NbdIoctlSetSize(const std::string& path, uint64_t size_bytes);
 // NBD_DISCONNECT on an open of `path`: the kernel sends NBD_CMD_DISC, the server closes, and the
 // NBD_DO_IT of the owner returns. The kernel accepts this ioctl on netlink-connected devices too.
 Status NbdIoctlDisconnect(const std::string& path);

@@ -69,8 +69,23 @@ Status NbdNetlinkReconfigure(const NbdNetlinkParams& p) {
   if (!st.ok()) return st;
   GenlMessage msg(family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
   msg.PutU32(NBD_ATTR_INDEX, static_cast<uint32_t>(p.index));
-  PutSettings(&msg, p, false);  // the size of a live device does not change under its users
+  PutSettings(&msg, p, false);  // sockets only: a size change is NbdNetlinkResize's
   return sock.Request(msg, "NBD_CMD_RECONFIGURE", nullptr);
+}
+
+Status NbdNetlinkResize(int32_t index, uint64_t size_bytes, uint64_t block_size, const std::string& backend) {
+  GenlSocket sock;
+  uint16_t family;
+  Status st = OpenNbdFamily(&sock, &family);
+  if (!st.ok()) return st;
+  GenlMessage msg(family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
+  msg.PutU32(NBD_ATTR_INDEX, static_cast<uint32_t>(index));
+  if (!backend.empty()) msg.PutString(NBD_ATTR_BACKEND_IDENTIFIER, backend);
+  // Both: the kernel takes a missing block size as its current one, but saying it keeps the
+  // request explicit (nbd_genl_size_set calls nbd_set_size only when either differs).
+  msg.PutU64(NBD_ATTR_SIZE_BYTES, size_bytes);
+  msg.PutU64(NBD_ATTR_BLOCK_SIZE_BYTES, block_size);
+  return sock.Request(msg, "NBD_CMD_RECONFIGURE (size)", nullptr);
 }
 
 Status NbdNetlinkDisconnect(int32_t index) {

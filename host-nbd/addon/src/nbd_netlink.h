@@ -30,6 +30,9 @@ Status NbdNetlinkConnect(const NbdNetlinkParams& p, int32_t* index);
 // NBD_CMD_RECONFIGURE with new sockets: each replaces a dead connection of device p.index (the
 // kernel silently ignores sockets for which no connection is dead, so callers check first).
 Status NbdNetlinkReconfigure(const NbdNetlinkParams& p);
+// NBD_CMD_RECONFIGURE with a new size (and the block size it keeps) only: a live device takes it
+// at once (Linux 5.3+: nbd_genl_size_set, then nbd_set_size's set_capacity_and_notify).
+Status NbdNetlinkResize(int32_t index, uint64_t size_bytes, uint64_t block_size, const std::string& backend);
 // NBD_CMD_DISCONNECT: the kernel sends NBD_CMD_DISC on every socket, shuts them down and fails
 // any request still queued, so flush before calling this.
 Status NbdNetlinkDisconnect(int32_t index);
