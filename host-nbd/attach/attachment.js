@@ -5,8 +5,9 @@
 // another process). Detaching flushes first, so nothing the kernel acknowledged is lost.
 import { AttachError, explain } from './errors.js';
 import { flushBeforeDetach } from './flush.js';
-import { disconnectDevice } from './kernel.js';
+import { disconnectDevice, resizeDevice } from './kernel.js';
 import { unlockDevice } from './locks.js';
+import { deviceState } from './devices.js';
 
 const END_AFTER_DISCONNECT_MS = 30_000;
 const IDLE_WAIT_MS = 30_000;
@@ -23,6 +24,10 @@ export class Attachment {
    * @param {Promise<void> | null} o.running ioctl: settles when NBD_DO_IT returns
    * @param {number | null} o.lockFd
    * @param {boolean} o.reconnected true when it revived a device whose server had died
+   * @param {number} o.sizeBytes the device's size in the kernel
+   * @param {number} o.blockSize its logical block size
+   * @param {string} o.backend its backend identifier (netlink)
+   * @param {() => number | null} [o.kernelSize] the size the kernel shows now (default: sysfs; null: unknown)
    * @param {() => Promise<void>} o.idle settles once the export has no I/O running
    * @param {() => boolean} o.suspended whether the export's device is suspended now
    * @param {(line: string) => void} o.log
@@ -36,6 +41,15 @@ export class Attachment {
     this.connections = o.connections;
     this.lockFd = o.lockFd;
     this.reconnected = o.reconnected;
+    this.sizeBytes = o.sizeBytes;
+    this.blockSize = o.blockSize;
+    this.backend = o.backend;
+    this.kernelSize = o.kernelSize ?? (() => {
+      const st = deviceState(this.index);
+      return st.exists ? st.sizeBytes : null;
+    });
+    /** Resizes run one after the other, in the order asked. */
+    this.resizing = Promise.resolve();
     this.log = o.log;
     this.idle = o.idle;
     this.suspended = o.suspended;
@@ -64,6 +78,31 @@ export class Attachment {
 
   describe() {
     return { device: this.path, export: this.exportName, method: this.method, connections: this.connections.length };
+  }
+
+  /**
+   * Gives the kernel device a new size (a multiple of its block size: the caller checks). Runs
+   * after any resize still going on; resolves with the size it had (null: nothing to do, it has
+   * that size or is no longer attached); rejects with an AttachError when the kernel refuses.
+   * @param {number} bytes
+   * @returns {Promise<number | null>}
+   */
+  resize(bytes) {
+    const run = this.resizing.then(async () => {
+      const from = this.sizeBytes;
+      if (this.state !== 'attached' || from === bytes) return null;
+      await resizeDevice(this.native, this.method, { index: this.index, sizeBytes: bytes, blockSize: this.blockSize, backend: this.backend });
+      // A kernel before 5.3 accepts NBD_CMD_RECONFIGURE with a size and ignores the size.
+      const now = this.kernelSize();
+      if (now !== null && now !== bytes) {
+        throw new AttachError(`the kernel accepted the new size but did not apply it (the device shows ${now} bytes; ` +
+          'resizing a netlink-connected device needs Linux 5.3 or later)');
+      }
+      this.sizeBytes = bytes;
+      return from;
+    });
+    this.resizing = run.catch(() => {});
+    return run;
   }
 
   /**

@@ -34,12 +34,14 @@ function readSys(index, file) {
 /**
  * @param {number} index
  * @returns {{index: number, path: string, exists: boolean, bound: boolean, pid: number | null,
- *   backend: string | null, sizeBytes: number}}
+ *   backend: string | null, sizeBytes: number, blockSize: number | null}} blockSize: the logical
+ *   block size the kernel gives the device (null when sysfs does not say)
  */
 export function deviceState(index) {
   const exists = existsSync(`${SYS_BLOCK}/nbd${index}`);
   const pid = readSys(index, 'pid');
   const size = readSys(index, 'size');
+  const block = readSys(index, 'queue/logical_block_size');
   return {
     index,
     path: devicePath(index),
@@ -48,6 +50,7 @@ export function deviceState(index) {
     pid: pid === null ? null : Number(pid),
     backend: readSys(index, 'backend') || null,
     sizeBytes: size === null ? 0 : Number(size) * 512,
+    blockSize: block === null ? null : Number(block),
   };
 }
 

@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 
 let dir;
 /** @type {typeof import('./devices.js')} */
@@ -12,9 +12,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dmkit-sysblock-'));
   const dev = (name, files) => {
     mkdirSync(join(dir, name));
-    for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, name, f), `${text}\n`);
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, name, f)), { recursive: true });
+      writeFileSync(join(dir, name, f), `${text}\n`);
+    }
   };
-  dev('nbd0', { size: '131072', pid: '4242', backend: 'dmkit:disk' }); // netlink, dmkit
+  dev('nbd0', { size: '131072', pid: '4242', backend: 'dmkit:disk', 'queue/logical_block_size': '4096' }); // netlink, dmkit
   dev('nbd1', { size: '0' });                                          // free
   dev('nbd10', { size: '0' });                                         // free, sorts after 2
   dev('nbd2', { size: '2048', pid: '77' });                            // ioctl (no backend)
@@ -37,11 +40,11 @@ describe('NBD devices in sysfs', () => {
     expect(() => devices.parseDevice('/dev/nbd1p1')).toThrow(/not an NBD device/);
   });
 
-  it('reads whether a device is bound, who holds it and its size', () => {
+  it('reads whether a device is bound, who holds it, its size and block size', () => {
     expect(devices.deviceState(0)).toEqual({
-      index: 0, path: '/dev/nbd0', exists: true, bound: true, pid: 4242, backend: 'dmkit:disk', sizeBytes: 131072 * 512,
+      index: 0, path: '/dev/nbd0', exists: true, bound: true, pid: 4242, backend: 'dmkit:disk', sizeBytes: 131072 * 512, blockSize: 4096,
     });
-    expect(devices.deviceState(1)).toMatchObject({ exists: true, bound: false, pid: null, backend: null, sizeBytes: 0 });
+    expect(devices.deviceState(1)).toMatchObject({ exists: true, bound: false, pid: null, backend: null, sizeBytes: 0, blockSize: null });
     expect(devices.deviceState(2)).toMatchObject({ bound: true, pid: 77, backend: null });
     expect(devices.deviceState(9)).toMatchObject({ exists: false, bound: false });
   });

@@ -105,6 +105,24 @@ export async function reconnectDevice(native, p) {
 }
 
 /**
+ * Gives a running device a new size (bytes, a multiple of its block size, which it keeps):
+ * NBD_CMD_RECONFIGURE with NBD_ATTR_SIZE_BYTES (netlink), NBD_SET_SIZE (ioctl). Either makes the
+ * kernel set the new capacity at once (nbd_set_size: set_capacity_and_notify).
+ * @param {import('./native.js').NativeAddon} native
+ * @param {'netlink' | 'ioctl'} method
+ * @param {{index: number, sizeBytes: number, blockSize: number, backend: string}} p
+ */
+export async function resizeDevice(native, method, p) {
+  const path = `/dev/nbd${p.index}`;
+  try {
+    if (method === 'netlink') await native.netlinkResize({ index: p.index, sizeBytes: p.sizeBytes, blockSize: p.blockSize, backend: p.backend });
+    else await native.ioctlSetSize(path, p.sizeBytes);
+  } catch (e) {
+    throw explain(e, path);
+  }
+}
+
+/**
  * Disconnects a device: the kernel sends NBD_CMD_DISC on every socket and shuts them down.
  * Netlink works on devices connected either way; ioctl is for kernels without netlink.
  * @param {import('./native.js').NativeAddon} native

@@ -7,6 +7,10 @@
 // A named device that is still bound to this export but whose owner has died (its lock is free)
 // gets the new sockets through NBD_CMD_RECONFIGURE: I/O that was waiting for the dead-connection
 // timeout carries on, and a filesystem mounted on it survives the server's restart.
+//
+// A device has its export's size: an attach (and a reattach) gives it the size the export has
+// now, and resize() gives every device of an export the size a resume gave the export, as a
+// device-mapper device takes its new table's length when it resumes. The block size stays.
 import os from 'node:os';
 import { loadNative } from './native.js';
 import { AttachError } from './errors.js';
@@ -15,6 +19,7 @@ import { openConnection } from './connections.js';
 import { Attachment } from './attachment.js';
 import { backendFor, deviceState, describeHolder, listDevices, parseDevice, unboundDevices } from './devices.js';
 import { tryLockDevice, unlockDevice } from './locks.js';
+import { planResize, sizeProblem, resizedLine, keptLine } from './resize.js';
 import { TFLAG } from '../protocol/constants.js';
 
 export const DEFAULTS = Object.freeze({
@@ -42,6 +47,7 @@ export class AttachManager {
    * @param {(name: string) => boolean} [o.hasExport]
    * @param {(name: string) => Promise<void>} [o.idle] settles once the export has no I/O running
    * @param {(name: string) => boolean} [o.suspended] whether the export's device is suspended
+   * @param {(name: string) => number | null} [o.sizeOf] the export's size now (null: unknown)
    * @param {(line: string) => void} [o.log]
    */
   constructor(o) {
@@ -49,6 +55,7 @@ export class AttachManager {
     this.hasExport = o.hasExport ?? (() => true);
     this.idle = o.idle ?? (async () => {});
     this.suspended = o.suspended ?? (() => false);
+    this.sizeOf = o.sizeOf ?? (() => null);
     this.log = o.log ?? (() => {});
     /** @type {Map<number, Attachment>} */
     this.attachments = new Map();
@@ -87,11 +94,15 @@ export class AttachManager {
         : await this.placeOn(native, method, index, params, exportName);
       for (const c of connections) c.closeClient(); // the kernel holds its own references now
       const a = new Attachment({ native, method, exportName, connections, idle: () => this.idle(exportName),
-        suspended: () => this.suspended(exportName), log: this.log, ...placed });
+        suspended: () => this.suspended(exportName), log: this.log, backend: params.backend, ...placed });
       this.attachments.set(a.index, a);
       a.ended.then(() => { if (this.attachments.get(a.index) === a) this.attachments.delete(a.index); });
       this.log(`${placed.reconnected ? 'reattached' : 'attached'} export '${exportName}' to ${a.path} ` +
-        `(${method}, ${count} connection${count > 1 ? 's' : ''}, ${params.blockSize}-byte blocks)`);
+        `(${method}, ${count} connection${count > 1 ? 's' : ''}, ${a.blockSize}-byte blocks)`);
+      // A reattached device has the size it had; and a resume during the attach may have
+      // changed the export's size after the handshake told it.
+      const now = this.sizeOf(exportName) ?? params.sizeBytes;
+      if (now !== a.sizeBytes) await this.resize(exportName, now);
       return a;
     } catch (e) {
       for (const c of connections) c.abort();
@@ -112,7 +123,9 @@ export class AttachManager {
     if (lockFd === null) throw new AttachError(`${path} is attached by another dmkit process (${describeHolder(state)})`, 'EBUSY');
     try {
       const p = { ...params, index };
-      if (!state.bound) return { index, lockFd, reconnected: false, ...(await connectDevice(native, method, p)) };
+      if (!state.bound) {
+        return { index, lockFd, reconnected: false, sizeBytes: p.sizeBytes, blockSize: p.blockSize, ...(await connectDevice(native, method, p)) };
+      }
       if (state.backend !== params.backend) {
         // We hold its lock, so a dmkit backend means the server that attached it has exited.
         const orphan = state.backend?.startsWith('dmkit:') ? ` (its dmkit server has exited: \`dmkit detach ${path}\` frees it)` : '';
@@ -122,9 +135,13 @@ export class AttachManager {
         throw new AttachError(`${path} lost its server, and only the netlink interface can give it new connections: ` +
           `detach it first (dmkit detach ${path})`);
       }
-      if (state.sizeBytes !== params.sizeBytes) {
-        throw new AttachError(`${path} has ${state.sizeBytes} bytes but export '${exportName}' now has ${params.sizeBytes}: ` +
-          `detach it first (dmkit detach ${path})`);
+      // The device keeps its block size; it takes the export's size as it is now (which a
+      // resume may have changed while the device had no server).
+      const blockSize = state.blockSize ?? params.blockSize;
+      const problem = state.sizeBytes === params.sizeBytes ? null : sizeProblem(params.sizeBytes, blockSize);
+      if (problem) {
+        throw new AttachError(`${path} has ${state.sizeBytes} bytes and export '${exportName}' now has ${params.sizeBytes}, ` +
+          `which the device cannot take (${problem}): detach it first (dmkit detach ${path})`);
       }
       try {
         await reconnectDevice(native, p);
@@ -133,7 +150,8 @@ export class AttachManager {
         throw new AttachError(`${path} would not take new connections: it was disconnected but something still ` +
           `has it open (close it, or \`dmkit detach ${path}\`, then attach again; \`dmesg\` may say more)`, 'EINVAL');
       }
-      return { index, lockFd, reconnected: true, running: null };
+      // attach() then resizes it to the export's size, as a resume would.
+      return { index, lockFd, reconnected: true, running: null, sizeBytes: state.sizeBytes, blockSize };
     } catch (e) {
       unlockDevice(native, lockFd);
       throw e;
@@ -150,7 +168,8 @@ export class AttachManager {
       if (lockFd === null) continue;
       try {
         if (deviceState(index).bound) throw new AttachError('bound meanwhile', 'EBUSY');
-        return { index, lockFd, reconnected: false, ...(await connectDevice(native, method, { ...params, index })) };
+        return { index, lockFd, reconnected: false, sizeBytes: params.sizeBytes, blockSize: params.blockSize,
+          ...(await connectDevice(native, method, { ...params, index })) };
       } catch (e) {
         unlockDevice(native, lockFd);
         if (/** @type {any} */ (e).code !== 'EBUSY') throw e;
@@ -158,6 +177,25 @@ export class AttachManager {
     }
     throw new AttachError(`no free NBD device (${listDevices().length} exist, all in use): ` +
       'detach one, or reload the module with more (`modprobe nbd nbds_max=N`)', 'EBUSY');
+  }
+
+  /**
+   * A resume gave export `exportName` a new size: every device attached for it takes that size
+   * (one log line each). A device whose block size does not divide it, or whose kernel refuses,
+   * keeps its size and says so; nothing here fails the resume.
+   * @param {string} exportName
+   * @param {number} bytes
+   */
+  async resize(exportName, bytes) {
+    await Promise.all(planResize(this.attachments.values(), exportName, bytes).map(async ({ attachment: a, to, problem }) => {
+      if (problem) { this.log(keptLine(a, to, problem)); return; }
+      try {
+        const from = await a.resize(to);
+        if (from !== null) this.log(resizedLine(a, from, to, a.method));
+      } catch (e) {
+        this.log(keptLine(a, to, e instanceof Error ? e.message : String(e)));
+      }
+    }));
   }
 
   /** @param {string} device */

@@ -19,8 +19,10 @@ const require = createRequire(import.meta.url);
  * @property {() => boolean} netlinkProbe
  * @property {(p: object) => number} netlinkConnect
  * @property {(p: object) => Promise<void>} netlinkReconfigure
+ * @property {(p: {index: number, sizeBytes: number, blockSize: number, backend?: string}) => Promise<void>} netlinkResize
  * @property {(index: number) => Promise<void>} netlinkDisconnect
  * @property {(p: object, onReady: (err: Error | null) => void) => Promise<void>} ioctlAttach
+ * @property {(path: string, sizeBytes: number) => Promise<void>} ioctlSetSize
  * @property {(path: string) => Promise<void>} ioctlDisconnect
  * @property {(path: string, exclusive: boolean) => Promise<void>} flushDevice
  * @property {() => Promise<void>} syncAll

@@ -20,8 +20,11 @@ export function createAttacher(server, registry, log) {
     // The kernel's requests may still be running in the engine after its sockets closed.
     idle: (name) => registry.engine.drained(registry.core.findDevice(name)),
     suspended: (name) => registry.names().includes(name) && registry.info(name).state === 'SUSPENDED',
+    sizeOf: (name) => registry.getExport(name)?.size() ?? null,
     log,
   });
+  // A resume that changes an export's size resizes its kernel devices too, as dm's resume does.
+  registry.onSizeChange((name, bytes) => manager.resize(name, bytes));
   return { manager, verbs: attachVerbs(manager) };
 }
 

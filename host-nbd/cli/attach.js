@@ -19,6 +19,11 @@ Needs root and the nbd module (modprobe nbd).
 A device still bound to NAME whose server died (killed, crashed) gets the new connections:
 I/O that was waiting on it carries on.
 
+The device has the export's size: an attach or reattach gives it the size the export has then,
+and a resume that changes the export's size (a longer or shorter table: dmkit reload, dmkit
+resume) resizes it at once, as device-mapper does. It keeps its block size, so a size that is not
+a multiple of it is not applied (the server's log says so).
+
 Options:
   --method netlink|ioctl  the kernel interface (default: netlink when the kernel has it)
   --connections N         connections to the device (default: one per core, at most

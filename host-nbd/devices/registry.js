@@ -29,6 +29,13 @@ export class DeviceRegistry {
     /** dmsetup wait: who waits for a device's event number to pass theirs. */
     this.eventWaiters = /** @type {{id: number, name: string, after: number, resolve: (nr: number) => void, reject: (e: Error) => void}[]} */ ([]);
     engine.onDeviceEvents = () => this.wakeEventWaiters();
+    /** Told when a resume changed an export's size (kernel devices attached to it follow it). */
+    this.sizeListeners = /** @type {((name: string, bytes: number) => Promise<void> | void)[]} */ ([]);
+  }
+
+  /** @param {(name: string, bytes: number) => Promise<void> | void} fn called after a resume changed export `name`'s size; awaited, its failures ignored */
+  onSizeChange(fn) {
+    this.sizeListeners.push(fn);
   }
 
   /**
@@ -169,6 +176,8 @@ export class DeviceRegistry {
 
   async resume(name) {
     const id = this.core.findDevice(name);
+    const exp = this.exports.get(name);
+    const before = exp?.size();
     try {
       this.core.resume(id);
     } finally {
@@ -176,9 +185,14 @@ export class DeviceRegistry {
       // not suspended): the device then stays suspended on its new table, as in Linux, so the
       // export's size and the files in use follow that table either way.
       this.allocation.forget(name);
-      this.exports.get(name)?.refresh();
+      exp?.refresh();
       this.engine.pump(); // held requests may have produced commands
       this.engine.closeUnused();
+      // As dm's resume sets the new capacity before it returns, so do the size listeners.
+      if (exp && exp.size() !== before) {
+        const bytes = exp.size();
+        await Promise.allSettled(this.sizeListeners.map(async (fn) => fn(name, bytes)));
+      }
     }
   }
 
