@@ -111,6 +111,44 @@ read_past_core() {  # read_past_core DIR
   [ "$after" -gt "$before" ]
 }
 
+# A resume that changes a device's length changes the attached device's size at once, as dm's
+# resume does (lvextend: grow the image, reload a longer table, resume); a shorter table shrinks
+# it. Export grow (64 MiB, /dev/nbd1) grows to 128 MiB and shrinks to 32 MiB.
+GROW_DEV=/dev/nbd1
+resize_start() {  # resize_start DIR: export grow, attached, with a known MiB at its end
+  local img=$1/grow.img
+  truncate -s $((64 * MiB)) "$img" && head -c $MiB /dev/urandom > "$W/grow-old" && head -c $MiB /dev/urandom > "$W/grow-new" &&
+    dmkit_ctl create grow --table "0 $((64 * 2048)) linear $img 0" &&
+    same device "$(dmkit attach grow $GROW_DEV --control "$1/control.sock")" $GROW_DEV &&
+    dd if="$W/grow-old" of=$GROW_DEV bs=1M seek=63 oflag=direct status=none
+}
+sized() {  # sized BYTES: what sysfs and the block device say
+  same "sectors" "$(cat /sys/block/${GROW_DEV#/dev/}/size)" $(( $1 / 512 )) && same "bytes" "$(blockdev --getsize64 $GROW_DEV)" "$1"
+}
+resize_grow() {  # resize_grow DIR METHOD
+  truncate -s $((128 * MiB)) "$1/grow.img" &&
+    dmkit_ctl reload grow --table "0 $((128 * 2048)) linear $1/grow.img 0" && dmkit_ctl resume grow &&
+    sized $((128 * MiB)) &&
+    grep -F "$GROW_DEV: export 'grow' resized: $((64 * MiB)) -> $((128 * MiB)) bytes ($2)" "$1/serve.log"
+}
+resize_new_region() {  # the MiB past the old end: written and read back through the device
+  dd if="$W/grow-new" of=$GROW_DEV bs=1M seek=127 oflag=direct status=none &&
+    cmp "$W/grow-new" <(dd if=$GROW_DEV bs=1M skip=127 count=1 iflag=direct status=none) &&
+    cmp "$W/grow-new" <(dd if="$SERVE_DIR/grow.img" bs=1M skip=127 count=1 status=none)
+}
+resize_old_data() {
+  cmp "$W/grow-old" <(dd if=$GROW_DEV bs=1M skip=63 count=1 iflag=direct status=none)
+}
+resize_shrink() {  # resize_shrink DIR METHOD
+  dmkit_ctl reload grow --table "0 $((32 * 2048)) linear $1/grow.img 0" && dmkit_ctl resume grow &&
+    sized $((32 * MiB)) &&
+    grep -F "$GROW_DEV: export 'grow' resized: $((128 * MiB)) -> $((32 * MiB)) bytes ($2)" "$1/serve.log" &&
+    cmp <(head -c $((32 * MiB)) "$1/grow.img") <(dd if=$GROW_DEV bs=1M iflag=direct status=none)
+}
+resize_done() {
+  dmkit detach $GROW_DEV && dmkit_ctl remove grow
+}
+
 # SIGTERM with unflushed writes on /dev/nbd5: stopping flushes and detaches before exiting.
 # Descriptor 9 keeps the device open meanwhile: the kernel writes a block device's dirty pages
 # back on its last close, which would hide a missing flush.
@@ -145,6 +183,12 @@ workload() {  # workload METHOD
     check "detach-again-$m" dmkit detach "$DEV"
   check "fio-crc32c-verify-$m" fio_verify /dev/nbd5 "raw-$m"
   check "large-reads-past-the-core-$m" read_past_core "$d"
+  check "resize-attach-grow-export-$m" resize_start "$d" &&
+    check "resize-resume-longer-table-grows-device-$m" resize_grow "$d" "$m" &&
+    check "resize-new-region-reads-writes-$m" resize_new_region &&
+    check "resize-old-data-intact-$m" resize_old_data &&
+    check "resize-resume-shorter-table-shrinks-device-$m" resize_shrink "$d" "$m" &&
+    check "resize-detach-remove-$m" resize_done
   check "sigterm-flushes-and-detaches-$m" sigterm_detaches "$d"
   unset DMKIT_NBD_METHOD
 }
@@ -226,6 +270,26 @@ kill_netlink() {
   check "kill9-read-in-flight-completes-netlink" finishes "$dd_pid" 90 &&
     check "kill9-read-in-flight-data-right-netlink" cmp "$W/pattern" "$W/inflight"
   check "kill9-server-stops-cleanly-netlink" serve_stop
+  unset DMKIT_NBD_METHOD
+}
+
+# A server restarted with a longer table (the image grew while it was down) reattaches the
+# device with the export's size as it is now: the device grows at the reattach, its data stays.
+kill_netlink_grown() {
+  local d=$W/kill-grown
+  mkdir -p "$d"
+  export DMKIT_NBD_METHOD=netlink
+  head -c $((64 * MiB)) /dev/urandom > "$W/pattern"
+  check "kill9-grown-serve-netlink" serve_kill "$d" &&
+    check "kill9-grown-attach-netlink" dmkit attach fs /dev/nbd0 --control "$d/control.sock" &&
+    check "kill9-grown-write-pattern-netlink" dd if="$W/pattern" of=/dev/nbd0 bs=1M oflag=direct status=none || return
+  kill -KILL "$SERVE_PID"; wait "$SERVE_PID" 2> /dev/null; SERVE_PID=""
+  truncate -s $((128 * MiB)) "$d/fs.img"
+  check "kill9-grown-restart-longer-table-netlink" serve_start "$d" --device fs "0 $((128 * 2048)) linear $d/fs.img 0" --attach fs=/dev/nbd0 &&
+    check "kill9-grown-reattach-resizes-netlink" wait_until 60 grep -F "/dev/nbd0: export 'fs' resized: $((64 * MiB)) -> $((128 * MiB)) bytes (netlink)" "$d/serve.log" &&
+    check "kill9-grown-device-size-netlink" same bytes "$(blockdev --getsize64 /dev/nbd0)" $((128 * MiB)) &&
+    check "kill9-grown-data-intact-netlink" cmp "$W/pattern" <(dd if=/dev/nbd0 bs=1M count=64 iflag=direct status=none)
+  check "kill9-grown-server-stops-cleanly-netlink" serve_stop
   unset DMKIT_NBD_METHOD
 }
 
