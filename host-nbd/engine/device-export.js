@@ -87,7 +87,8 @@ export class DeviceExport {
    * one whose stripes are all image files, while the device is live; writes only where neither
    * the export nor the file is read-only. The thread does what the core's mapping would have
    * asked for (a pread or pwrite at the remapped offset; for a striped request one per chunk, on
-   * its stripe's file); the rest, and everything while suspended, goes through the core.
+   * its stripe's file, a stripe's consecutive rows in one call); the rest, and everything while
+   * suspended, goes through the core.
    */
   publishWrites() {
     const map = this.writeMap;

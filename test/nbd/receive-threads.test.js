@@ -230,7 +230,7 @@ print("ok")
     expect((await srv.stop()).code).toBe(0);
   });
 
-  it.skipIf(noAddon)('a striped table over three files: writes and reads in one segment go by the thread, in pieces across chunks; the files end as the core alone leaves them', async () => {
+  it.skipIf(noAddon)('a striped table over three files, and with two stripes in one file: writes and reads in one segment go by the thread, in pieces across chunks; the files end as the core alone leaves them', async () => {
     // 3 stripes of 64 KiB chunks, each stripe 1 MiB into its file; 32 rows (6 MiB).
     const chunk = 65536, rows = 32, size = 3 * chunk * rows;
     const writes = [
@@ -264,11 +264,15 @@ print("ok")
       `model = bytearray(${size})`,
       ...writes.map(([off, n], i) => `model[${off}:${off + n}] = bytes([${i + 1}]) * ${n}`),
     ];
-    const run = async (/** @type {string[]} */ extra) => {
+    // Where each stripe lives: [file, offset in sectors].
+    const ownFiles = [[0, 2048], [1, 2048], [2, 2048]];
+    // Stripes 0 and 1 in one file, 1 starting where 0's rows end: one file, two places in it.
+    const sharedFile = [[0, 2048], [0, 2048 + (chunk * rows) / 512], [1, 2048]];
+    const run = async (/** @type {string[]} */ extra, /** @type {number[][]} */ layout = ownFiles) => {
       const dir = tempDir();
       const files = ['a', 'b', 'c'].map((n) => join(dir, `${n}.img`));
-      for (const f of files) sparse(f, MiB + chunk * rows);
-      const table = `0 ${size / 512} striped 3 ${chunk / 512} ${files.map((f) => `${f} 2048`).join(' ')}`;
+      for (const f of files) sparse(f, MiB + 2 * chunk * rows);
+      const table = `0 ${size / 512} striped 3 ${chunk / 512} ${layout.map(([f, at]) => `${files[f]} ${at}`).join(' ')}`;
       const srv = await startServer([...extra, '--device', 'd', table], { dir });
       const writing = [
         ...writes.map(([off, n], i) => `h.pwrite(bytes([${i + 1}]) * ${n}, ${off})`),
@@ -296,6 +300,10 @@ print("ok")
     expect(loop.reads).toBe(0);
     threaded.bytes.forEach((b, i) => expect(b.equals(loop.bytes[i])).toBe(true));
     expect(loop.bytes.every((b) => b.some((x) => x !== 0))).toBe(true); // every stripe got data
+    const sharedThreaded = await run([], sharedFile);
+    const sharedLoop = await run(['--loop-receive'], sharedFile);
+    expect(sharedThreaded.written.threadWrites).toBe(threadWrites);
+    sharedThreaded.bytes.forEach((b, i) => expect(b.equals(sharedLoop.bytes[i])).toBe(true));
   });
 
   it.skipIf(noAddon)('a read-only export (--read-only): its reads are the thread\'s; a write reaches the event loop, is refused with EPERM and changes nothing', async () => {
@@ -537,7 +545,7 @@ describe('receive threads in process', () => {
     }
   });
 
-  it.skipIf(noAddon)('a striped write across chunks: every piece reaches the file bookkeeping of its stripe\'s file (written map, writes done); one request counted, and a suspend drains', async () => {
+  it.skipIf(noAddon)('a striped write across chunks: each stripe\'s pieces are written as one run of its file, and each run reaches that file\'s bookkeeping (written map, writes done); one request counted, and a suspend drains', async () => {
     const chunk = 65536;
     // 2 stripes of 64 KiB chunks: a from 1 MiB on, b from 0; 4 MiB.
     const s = await inProcess({ table: (f) => `0 8192 striped 2 ${chunk / 512} ${f.a} 2048 ${f.b} 0` });
@@ -557,9 +565,11 @@ describe('receive threads in process', () => {
       c.request(WRITE, 0, 2, 4 * chunk, 4096, Buffer.alloc(4096, 9)); // inside chunk 4: a, row 2
       expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
       await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(2));
-      expect(marks[0]).toEqual([[MiB + chunk - 4096, 4096], [MiB + chunk, chunk], [MiB + 2 * chunk, 4096]]);
-      expect(marks[1]).toEqual([[0, chunk], [chunk, chunk - 4096]]);
-      expect(files.map((f, i) => f.writesDone - done0[i])).toEqual([3, 2]);
+      // a: the end of chunk 0 (row 0) and chunk 2 (row 1) follow one another in the file, as do
+      // b's chunk 1 (row 0) and the start of chunk 3 (row 1); then the write inside chunk 4.
+      expect(marks[0]).toEqual([[MiB + chunk - 4096, chunk + 4096], [MiB + 2 * chunk, 4096]]);
+      expect(marks[1]).toEqual([[0, 2 * chunk - 4096]]);
+      expect(files.map((f, i) => f.writesDone - done0[i])).toEqual([2, 1]);
       const a = readFileSync(s.files.a), b = readFileSync(s.files.b);
       expect(a.subarray(MiB + chunk - 4096, MiB + chunk).equals(data.subarray(0, 4096))).toBe(true);
       expect(b.subarray(0, chunk).equals(data.subarray(4096, 4096 + chunk))).toBe(true);

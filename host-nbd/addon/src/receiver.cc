@@ -203,7 +203,7 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   if (copy) payload_.Reserve(len);
   uint8_t* data = copy ? payload_.data() : nullptr;
   // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
-  bool ours = copy ? PreadPieces(t.pieces, data) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
+  bool ours = copy ? PreadPieces(t.pieces, data, &runs_) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
                    : !opts_.structured || lseek(first.fd, off_t(first.pos), SEEK_HOLE) >= off_t(first.pos + len);
   if (!ours) {
     map_->Release(1);
@@ -400,7 +400,7 @@ bool Receiver::Parse() {
       ReceiverEvent e;
       e.is_io = true;
       e.io = IoOf(header, t, off, len, false);
-      e.io.err = PwritePieces(t.pieces, payload, &e.io);  // answered only once every piece is written
+      e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);  // answered only once every piece is written
       e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
       header_only_ = len >= kLargeWrite;
       bool quiet = e.io.replied;

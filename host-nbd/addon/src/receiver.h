@@ -9,7 +9,8 @@
 // into this thread's buffer and written with pwrite, a READ read or sent from the file; either
 // answered from here when the socket's write side is free (shared_output.h: replies never
 // interleave). A request across chunks of a striped segment is done in pieces, one per chunk, each
-// on its stripe's file (piece_io.h); a READ so only through memory (up to 2 MiB).
+// on its stripe's file, a stripe's consecutive rows in one preadv / pwritev (piece_io.h); a READ
+// so only through memory (up to 2 MiB).
 // The event loop learns of them in batches, for its bookkeeping (and to answer a write the
 // thread could not). Every other byte of the stream, requests and payloads alike, goes to the
 // event loop unchanged and in order, where the server parses and checks it as if it had read it.
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "piece_run.h"
 #include "shared_output.h"
 #include "write_map.h"
 
@@ -44,8 +46,8 @@ struct ReceivedBytes {
   size_t len = 0;
 };
 
-// A piece of a WRITE written in several (across chunks of a striped segment), for the event
-// loop's bookkeeping of its file.
+// What a WRITE written in several pieces (across chunks of a striped segment) wrote to one file
+// in one call (a run of pieces, piece_io.h), for the event loop's bookkeeping of that file.
 struct PieceWritten {
   uint32_t tag = 0;
   uint64_t file_pos = 0;
@@ -62,7 +64,7 @@ struct ThreadIo {
   uint32_t len = 0;
   int32_t err = 0;       // errno of a failed pwrite, or EPIPE for a reply that broke off
   bool replied = false;  // the thread sent the reply itself
-  // A WRITE in several pieces: each one tried, in order (the first that failed is the last).
+  // A WRITE in several pieces: each run of them tried, in order (the first that failed is the last).
   // Empty for a WRITE in one piece: tag, file_pos and len say where it went.
   std::vector<PieceWritten> pieces;
 };
@@ -126,6 +128,7 @@ class Receiver {
   size_t have_ = 0;
   size_t pos_ = 0;             // Parse's cursor
   WriteTarget target_;            // where the request being done goes (its room for pieces is kept)
+  std::vector<PieceRun> runs_;    // its pieces grouped by file (piece_io.h), kept likewise
   AlignedBuffer payload_;         // a fast WRITE's payload that did not come with its header; a small READ's reply
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
