@@ -545,6 +545,28 @@ describe('receive threads in process', () => {
     }
   });
 
+  it.skipIf(noAddon)('a READ that arrives while the event loop\'s reply still holds the socket waits for it to leave and is answered by the thread', async () => {
+    const s = await inProcess();
+    try {
+      writeFileSync(s.files.a, testBytes(8 * MiB, 3));
+      const c = await rawOpen(s.socket, 'd');
+      c.request(READ, 0, 1, 0, 4096); // the thread's, once the handshake's replies have left
+      expect((await c.simpleReply(4096))?.error).toBe(0);
+      await vi.waitFor(() => expect(s.exp.readByThreads).toBe(1));
+      const conn = /** @type {any} */ ([...s.server.connections][0]);
+      const gate = conn.threadInput.native;
+      expect(gate.tryClaimOutput()).toBe(true); // as the event loop does while its replies leave
+      setTimeout(() => gate.releaseOutput(), 3);
+      c.request(READ, 0, 2, 65536, 65536);
+      const r = await c.simpleReply(65536);
+      expect(r?.data?.equals(readFileSync(s.files.a).subarray(65536, 131072))).toBe(true);
+      await vi.waitFor(() => expect(s.exp.readByThreads).toBe(2));
+      c.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
   it.skipIf(noAddon)('a striped write across chunks: each stripe\'s pieces are written as one run of its file, and each run reaches that file\'s bookkeeping (written map, writes done); one request counted, and a suspend drains', async () => {
     const chunk = 65536;
     // 2 stripes of 64 KiB chunks: a from 1 MiB on, b from 0; 4 MiB.

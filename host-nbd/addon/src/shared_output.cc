@@ -2,10 +2,15 @@
 
 #include <string.h>
 
+#include <chrono>
+
 #include "clock_fd.h"
 #include "send_file.h"
 
 namespace dmkit {
+
+// How long a reply of the thread's waits for the event loop's replies to leave (see the header).
+constexpr int kClaimWaitMs = 10;
 
 bool SharedOutput::TryClaim() {
   wanted_ = true;
@@ -17,14 +22,19 @@ bool SharedOutput::TryClaim() {
 }
 
 void SharedOutput::Release() {
-  std::lock_guard<std::mutex> lock(mu_);
-  claimed_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    claimed_ = false;
+  }
+  released_.notify_all();
 }
 
 SharedOutput::Sent SharedOutput::Send(const uint8_t* bytes, size_t len, int file_fd, uint64_t file_pos, uint64_t file_len,
                                       std::string* why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (claimed_ || wanted_.load()) return Sent::kNotMine;
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ours = [this] { return (!claimed_ && !wanted_.load()) || stopping_->load(); };
+  if (!ours()) released_.wait_for(lock, std::chrono::milliseconds(kClaimWaitMs), ours);
+  if (claimed_ || wanted_.load() || stopping_->load()) return Sent::kNotMine;
   std::vector<SendPiece> pieces = {SendPiece{bytes, -1, 0, len}};
   if (file_len > 0) pieces.push_back(SendPiece{nullptr, file_fd, file_pos, file_len});
   uint64_t total = uint64_t(len) + file_len;
