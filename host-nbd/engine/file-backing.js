@@ -112,9 +112,8 @@ export class FileBacking {
     let locked = '';
     try {
       const st = fs.fstatSync(fd);
-      let bytes = st.size;
-      if (st.isBlockDevice()) bytes = blockDeviceSize(st.rdev);
-      else if (!st.isFile()) throw new Error(`${path}: not a regular file or block device`);
+      if (!st.isBlockDevice() && !st.isFile()) throw new Error(`${path}: not a regular file or block device`);
+      const bytes = sizeOf(st);
       if (bytes % SECTOR !== 0) throw new Error(`${path}: size ${bytes} is not a multiple of 512 bytes`);
       const sparseAtOpen = st.isFile() && st.blocks === 0;
       const allocatedAtOpen = st.isFile() && st.blocks * 512 >= st.size;
@@ -134,10 +133,8 @@ export class FileBacking {
 
   /** The file's size now (a block device's from sysfs). */
   sizeNow() {
-    let st;
     try {
-      st = fs.fstatSync(this.fd);
-      return st.isBlockDevice() ? blockDeviceSize(st.rdev) : st.size;
+      return sizeOf(fs.fstatSync(this.fd));
     } catch (e) {
       throw new Error(`${this.path}: cannot read its size: ${/** @type {Error} */ (e).message}`);
     }
@@ -483,6 +480,11 @@ function refuseUnservable(path) {
 
 function readOnlyError(path) {
   return Object.assign(new Error(`${path} is opened read-only`), { code: 'EROFS' });
+}
+
+/** A file's size, or a block device's (sysfs). @param {import('node:fs').Stats} st */
+function sizeOf(st) {
+  return st.isBlockDevice() ? blockDeviceSize(st.rdev) : st.size;
 }
 
 /** A block device's size from sysfs (fstat says 0 for those; Node has no lseek). */
