@@ -1,7 +1,10 @@
 // The exports of the dmkit core: the ABI of docs/core-abi.md. Each function checks its
 // arguments, delegates, and reports failure as a negative errno plus a message.
 import { setMsg, fail, msgPtr, msgLen, readText } from "./msg";
-import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY } from "./errno";
+import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY, ENOENT } from "./errno";
+import { OriginTarget } from "./targets/snapshot-origin";
+import { originCopied } from "./snapshot/origin-write";
+import { minimumChunkSize } from "./snapshot/origins";
 import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
 import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
 import { Table, parseTable, tableError } from "./table";
@@ -257,6 +260,45 @@ export function dm_dev_inflight(id: i32): i32 {
   const d = device(id);
   if (d == null) return settle(-ENXIO);
   return settle(d.inflight);
+}
+
+/**
+ * The `snapshot-origin` segment of d's live table holding all of [sector, sector + count), if
+ * the device is live and not suspended (a host's threads write for it only then).
+ */
+function originSegment(d: MappedDevice, sector: u64, count: u32): OriginTarget | null {
+  const t = d.live;
+  if (t == null || d.suspended || t.targets.length == 0) return null;
+  const target = t.targets[t.findTarget(sector)];
+  if (!(target instanceof OriginTarget)) return null;
+  if (sector < target.begin || sector + <u64>count > target.begin + target.len) return null;
+  return <OriginTarget>target;
+}
+
+/**
+ * For a host that writes origin chunks without the core: the smallest chunk size (sectors) of
+ * the snapshots watching the `snapshot-origin` segment at `sector` (0: none yet), or -ENOENT
+ * when no such segment is live there.
+ */
+export function dm_origin_chunk(id: i32, sector: u64): i32 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  const o = originSegment(d, sector, 1);
+  if (o == null) return settle(-ENOENT);
+  return settle(<i32>minimumChunkSize(o.dev));
+}
+
+/**
+ * 1 when a write of [sector, sector + count) to device id needs no snapshot copy now (a live
+ * `snapshot-origin` segment, and every snapshot watching it has finished copying every chunk
+ * under it), else 0; until a snapshot of that origin resumes, such a write may go straight on.
+ */
+export function dm_origin_copied(id: i32, sector: u64, count: u32): i32 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  // On the I/O path (a host asks after its writes): allocates nothing, so no collection.
+  const o = originSegment(d, sector, count);
+  return o != null && originCopied(o.dev, sector, count) ? 1 : 0;
 }
 
 export function dm_dev_table(id: i32, inactive: i32): i32 {

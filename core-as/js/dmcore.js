@@ -228,6 +228,13 @@ export class DmCore {
   /** @returns {bigint} live table size in sectors */
   deviceSize(id) { return BigInt.asUintN(64, this.x.dm_dev_size(id)); }
   inflight(id) { return this.check(this.x.dm_dev_inflight(id)); }
+  /** Smallest chunk (sectors) of the snapshots watching the snapshot-origin segment at `sector` (0: none); null if none is live there. */
+  originChunk(id, sector) {
+    const r = this.x.dm_origin_chunk(id, BigInt(sector));
+    return r === -ERRNO.ENOENT ? null : this.check(r);
+  }
+  /** Whether a write there would need no snapshot copy now (see docs/core-abi.md); never throws for a live device. */
+  originCopied(id, sector, count) { return this.check(this.x.dm_origin_copied(id, BigInt(sector), count)) === 1; }
   table(id, inactive = false) { this.check(this.x.dm_dev_table(id, inactive ? 1 : 0)); return this.message(); }
   status(id) { this.check(this.x.dm_dev_status(id)); return this.message(); }
   /** @returns {{name:string, state:string, openCount:number, sectors:bigint, hasInactive:boolean}} */

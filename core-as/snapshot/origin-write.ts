@@ -6,6 +6,7 @@ import { MAP_REMAPPED, MAP_DEFERRED } from "../target";
 import { snapshotsOf } from "./origins";
 import { PendingException } from "./pending";
 import { ENOMEM } from "../errno";
+import { SnapshotTarget } from "../targets/snapshot";
 
 /**
  * For a write of [sector, sector + count) to `origin`: returns MAP_REMAPPED when no copy is
@@ -18,16 +19,12 @@ export function originWrite(origin: DevRef, clone: Io | null, sector: u64, count
   const snaps = snapshotsOf(origin);
   // Copy all the snapshots' chunks under the write, chunk by chunk in order, as the kernel does
   // after splitting the write at the smallest chunk size.
-  const last = count == 0 ? sector : sector + <u64>count - 1;
+  const last = lastSector(sector, count);
   for (let i = 0; i < snaps.length; i++) {
     const snap = snaps[i];
-    if (snap.isMerge || !snap.valid || !snap.active) continue;
-    // Nothing to do past the end of the snapshot.
-    if (sector >= snap.deviceSectors()) continue;
+    if (!watches(snap, sector)) continue;
     const shift = snap.chunkShift();
-    let lastChunk = last >> shift;
-    const endChunk = (snap.deviceSectors() - 1) >> shift;
-    if (lastChunk > endChunk) lastChunk = endChunk;
+    const lastChunk = lastChunkUnder(snap, last);
     for (let chunk = sector >> shift; chunk <= lastChunk; chunk++) {
       let pe = snap.pendingFor(chunk);
       if (pe == null) {
@@ -56,6 +53,43 @@ export function originWrite(origin: DevRef, clone: Io | null, sector: u64, count
   // The exception the write waits on starts last, giving the others a head start.
   if (startLast != null) startLast.startCopy();
   return r;
+}
+
+/**
+ * Whether a write of [sector, sector + count) to `origin` would go straight on now: every
+ * snapshot originWrite consults holds a finished exception for every chunk under it (none
+ * pending). Hosts ask it after a write, to let their own threads write such chunks without the
+ * core until a snapshot is resumed (which may add one that has not copied them).
+ */
+export function originCopied(origin: DevRef, sector: u64, count: u32): bool {
+  const snaps = snapshotsOf(origin);
+  const last = lastSector(sector, count);
+  for (let i = 0; i < snaps.length; i++) {
+    const snap = snaps[i];
+    if (!watches(snap, sector)) continue;
+    const lastChunk = lastChunkUnder(snap, last);
+    for (let chunk = sector >> snap.chunkShift(); chunk <= lastChunk; chunk++) {
+      if (snap.pendingFor(chunk) != null || !snap.hasException(chunk)) return false;
+    }
+  }
+  return true;
+}
+
+function lastSector(sector: u64, count: u32): u64 {
+  return count == 0 ? sector : sector + <u64>count - 1;
+}
+
+/** Whether an origin write at `sector` needs snap's copies: an active, valid snapshot (merges take none) that reaches that far. */
+function watches(snap: SnapshotTarget, sector: u64): bool {
+  return !snap.isMerge && snap.valid && snap.active && sector < snap.deviceSectors();
+}
+
+/** The snapshot's last chunk under a write ending at `last`, or its last chunk if the write goes past its end. */
+function lastChunkUnder(snap: SnapshotTarget, last: u64): u64 {
+  const shift = snap.chunkShift();
+  const endChunk = (snap.deviceSectors() - 1) >> shift;
+  const lastChunk = last >> shift;
+  return lastChunk > endChunk ? endChunk : lastChunk;
 }
 
 /** Something waiting for every pending exception under an extent to finish (a merge step). */
