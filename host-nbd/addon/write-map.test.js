@@ -26,7 +26,7 @@ describe.skipIf(!threads)('WriteMap.publish and pieces', () => {
     expect(() => map.publish([stripe(0, 4 * 65536, 1), stripe(0, 4 * 65536, 0)])).toThrow("stripe order");
     expect(() => map.publish([stripe(0, 4 * 65536, 0), stripe(0, 8 * 65536, 1)])).toThrow('stripe order');
     expect(() => map.publish([[0, 4096, fd, 0, 1, 1, 0, 2, 0]])).toThrow('a linear one (chunk 0) has one');
-    expect(() => map.publish([[0, 4096, fd, 0, 1, 1]])).toThrow('an extent is [start, end, fd, filePos, tag, writable, chunk, stripes, stripe]');
+    expect(() => map.publish([[0, 4096, fd, 0, 1, 1]])).toThrow('an extent is [start, end, fd, filePos, tag, writable, chunk, stripes, stripe, guarded?]');
     expect(() => map.publish([[0, 4096, fd, 0, 1, 2, 0, 1, 0]])).toThrow("writable is 1 or 0");
   });
 
@@ -76,5 +76,43 @@ describe.skipIf(!threads)('WriteMap.publish and pieces', () => {
     expect(map.pieces(segStart + chunk - 512, 1024, false)).toEqual(model(segStart + chunk - 512, 1024));
     map.withdraw();
     expect(map.pieces(segStart, 4096, false)).toBe(null);
+  });
+});
+
+describe.skipIf(!threads)('WriteMap guarded extents (snapshot origins)', () => {
+  const fd = openSync('/dev/null', 'r');
+  const map = threads ? new threads.WriteMap() : null;
+  const CHUNK = 4096, DEVICE = 64 * CHUNK + 1024; // the last chunk is short
+  const origin = (start, end) => [start, end, fd, start, 3, 1, 0, 1, 0, 1];
+  afterAll(() => closeSync(fd));
+
+  it('refuses a guarded extent without marks, a striped one, or a guarded flag other than 1 or 0', () => {
+    expect(() => map.publish([origin(0, DEVICE)])).toThrow('a guarded extent needs marks: [chunkBytes, deviceBytes]');
+    expect(() => map.publish([origin(0, DEVICE)], [0, DEVICE])).toThrow('marks are [chunkBytes > 0, deviceBytes]');
+    expect(() => map.publish([[0, 65536, fd, 0, 1, 1, 65536, 1, 0, 1]], [CHUNK, DEVICE])).toThrow('only a linear extent (chunk 0) can be guarded');
+    expect(() => map.publish([[0, 4096, fd, 0, 1, 1, 0, 1, 0, 2]], [CHUNK, DEVICE])).toThrow('guarded is 1 or 0');
+  });
+
+  it('writes only over marked chunks, reads anywhere; a new publication clears the marks', () => {
+    map.publish([origin(0, 8 * CHUNK), [8 * CHUNK, 16 * CHUNK, fd, 0, 4, 1, 0, 1, 0], origin(16 * CHUNK, DEVICE)], [CHUNK, DEVICE]);
+    expect(map.pieces(0, CHUNK, true)).toBe(null);
+    expect(map.pieces(0, CHUNK, false)).toEqual([[3, 0, 0, CHUNK]]);
+    map.mark(1, 2);
+    expect(map.pieces(CHUNK, 2 * CHUNK, true)).toEqual([[3, CHUNK, 0, 2 * CHUNK]]);
+    expect(map.pieces(CHUNK + 512, 512, true)).toEqual([[3, CHUNK + 512, 0, 512]]);
+    expect(map.pieces(CHUNK, 3 * CHUNK, true)).toBe(null); // chunk 3 is not marked
+    expect(map.pieces(0, 2 * CHUNK, true)).toBe(null); // nor chunk 0
+    // An unguarded segment in between takes writes without marks.
+    expect(map.pieces(8 * CHUNK, CHUNK, true)).toEqual([[4, 0, 0, CHUNK]]);
+    // Marks are by device chunk, from byte 0, across segments; past the device they are dropped.
+    map.mark(20, 1);
+    expect(map.pieces(20 * CHUNK, CHUNK, true)).toEqual([[3, 20 * CHUNK, 0, CHUNK]]);
+    map.mark(64, 10);
+    expect(map.pieces(64 * CHUNK, 1024, true)).toEqual([[3, 64 * CHUNK, 0, 1024]]);
+    map.mark(1000, 1);
+    map.publish([origin(0, 8 * CHUNK)], [CHUNK, 8 * CHUNK]);
+    expect(map.pieces(CHUNK, CHUNK, true)).toBe(null);
+    map.withdraw();
+    map.mark(0, 1); // nothing published: nothing to mark
   });
 });

@@ -25,6 +25,7 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     Napi::Function f = DefineClass(env, "WriteMap", {
       InstanceMethod<&WriteMapJs::Publish>("publish"),
       InstanceMethod<&WriteMapJs::Withdraw>("withdraw"),
+      InstanceMethod<&WriteMapJs::Mark>("mark"),
       InstanceMethod<&WriteMapJs::Release>("release"),
       InstanceMethod<&WriteMapJs::Inflight>("inflight"),
       InstanceMethod<&WriteMapJs::Pieces>("pieces"),
@@ -38,26 +39,29 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
   std::shared_ptr<WriteMap> map() const { return map_; }
 
  private:
-  // publish([[start, end, fd, filePos, tag, writable, chunk, stripes, stripe], ...]): one
-  // extent per linear segment (chunk 0, stripes 1, stripe 0) or per stripe of a striped one (in
-  // stripe order, all with the segment's start, end, chunk and stripes; filePos where the
-  // stripe's first chunk is); segments sorted, not overlapping; writable 1 or 0. The
-  // descriptors are duplicated (the caller may close its own).
+  // publish([[start, end, fd, filePos, tag, writable, chunk, stripes, stripe, guarded?], ...],
+  // [chunkBytes, deviceBytes]?): one extent per linear segment (chunk 0, stripes 1, stripe 0) or
+  // per stripe of a striped one (in stripe order, all with the segment's start, end, chunk and
+  // stripes; filePos where the stripe's first chunk is); segments sorted, not overlapping;
+  // writable 1 or 0. A guarded (1) linear extent is written only over chunks marked since this
+  // publication (mark()); the chunks' size and the device's come as the second argument, which
+  // any guarded extent needs. The descriptors are duplicated (the caller may close its own).
   Napi::Value Publish(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "publish(extents)");
+    if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "publish(extents, marks?)");
     Napi::Array arr = info[0].As<Napi::Array>();
     auto extents = std::make_shared<WriteExtents>();
     uint64_t last_end = 0;
-    constexpr uint32_t kFields = 9;
+    constexpr uint32_t kFields = 9, kGuarded = 9;
     for (uint32_t i = 0; i < arr.Length(); i++) {
       Napi::Value v = arr.Get(i);
-      if (!v.IsArray() || v.As<Napi::Array>().Length() != kFields) {
-        throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag, writable, chunk, stripes, stripe]");
+      uint32_t n = v.IsArray() ? v.As<Napi::Array>().Length() : 0;
+      if (n != kFields && n != kFields + 1) {
+        throw Napi::TypeError::New(env, "an extent is [start, end, fd, filePos, tag, writable, chunk, stripes, stripe, guarded?]");
       }
       Napi::Array a = v.As<Napi::Array>();
-      double d[kFields];
-      for (uint32_t k = 0; k < kFields; k++) {
+      double d[kFields + 1] = {};
+      for (uint32_t k = 0; k < n; k++) {
         d[k] = a.Get(k).IsNumber() ? a.Get(k).As<Napi::Number>().DoubleValue() : -1;
         if (!IsByteCount(d[k])) throw Napi::TypeError::New(env, "an extent holds non-negative integers");
       }
@@ -71,6 +75,10 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       e.chunk = uint64_t(d[6]);
       e.stripes = uint32_t(d[7]);
       e.stripe = uint32_t(d[8]);
+      if (d[kGuarded] > 1) throw Napi::TypeError::New(env, "an extent's guarded is 1 or 0");
+      e.guarded = d[kGuarded] == 1;
+      if (e.guarded && e.chunk != 0) throw Napi::RangeError::New(env, "only a linear extent (chunk 0) can be guarded");
+      if (e.guarded && !extents->marks) extents->marks = MarksArg(info);
       if (e.stripes == 0 || e.stripe >= e.stripes || (e.chunk == 0 && e.stripes != 1)) {
         throw Napi::RangeError::New(env, "an extent's stripe is below its stripe count, and a linear one (chunk 0) has one");
       }
@@ -96,6 +104,26 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     }
     map_->Publish(std::move(extents));
     return env.Undefined();
+  }
+
+  // The publication's chunk marks from [chunkBytes, deviceBytes] (argument 1).
+  static std::unique_ptr<ChunkMarks> MarksArg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Value v = info.Length() > 1 ? info[1] : env.Undefined();
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) throw Napi::TypeError::New(env, "a guarded extent needs marks: [chunkBytes, deviceBytes]");
+    Napi::Array a = v.As<Napi::Array>();
+    double chunk = a.Get(0u).IsNumber() ? a.Get(0u).As<Napi::Number>().DoubleValue() : -1;
+    double device = a.Get(1u).IsNumber() ? a.Get(1u).As<Napi::Number>().DoubleValue() : -1;
+    if (!IsByteCount(chunk) || chunk == 0 || !IsByteCount(device)) throw Napi::TypeError::New(env, "marks are [chunkBytes > 0, deviceBytes]");
+    auto marks = std::make_unique<ChunkMarks>(uint64_t(chunk), uint64_t(device));
+    if (!marks->ok()) throw Napi::Error::New(env, "no memory for the chunk marks of " + std::to_string(marks->chunks()) + " chunks");
+    return marks;
+  }
+
+  // mark(firstChunk, count): those chunks need no snapshot copy (until the next publish).
+  Napi::Value Mark(const Napi::CallbackInfo& info) {
+    map_->Mark(ByteCountArg(info, 0, "firstChunk"), ByteCountArg(info, 1, "count"));
+    return info.Env().Undefined();
   }
 
   Napi::Value Withdraw(const Napi::CallbackInfo& info) {

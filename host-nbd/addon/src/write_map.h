@@ -6,6 +6,11 @@
 // suspended; between the two, a receive thread may read there, and write where the extent is
 // writable (not a read-only export or file), without asking.
 //
+// A `snapshot-origin` segment is published like a linear one, but guarded: a thread writes it
+// only where every chunk the write touches is marked as copied by every snapshot of the origin
+// (ChunkMarks). The event loop marks chunks as the core reports them copied; marks start clear
+// with each publication, and the event loop republishes before a snapshot resumes.
+//
 // Each request taken through the map is counted until the event loop has done its bookkeeping
 // for it (Release), so that a suspend can wait for every such request, not only for its I/O.
 #pragma once
@@ -32,11 +37,36 @@ struct WriteExtent {
   uint64_t chunk = 0;     // striped: chunk bytes; 0: linear
   uint32_t stripes = 1;   // striped: how many; this extent is stripe number `stripe`
   uint32_t stripe = 0;
+  bool guarded = false;   // linear only: writes only over chunks marked copied (the generation's marks)
+};
+
+// Chunks of the device (fixed size, from device byte 0) marked as needing no snapshot copy any
+// more. Marks are only ever set; the bits are atomics because threads read them as the event
+// loop sets them. Zeroed lazily (calloc): a large origin's untouched chunks cost no memory.
+class ChunkMarks {
+ public:
+  ChunkMarks(uint64_t chunk_bytes, uint64_t device_bytes);
+  ~ChunkMarks();
+  ChunkMarks(const ChunkMarks&) = delete;
+  ChunkMarks& operator=(const ChunkMarks&) = delete;
+  bool ok() const { return words_ != nullptr; }
+  uint64_t chunk_bytes() const { return chunk_bytes_; }
+  uint64_t chunks() const { return chunks_; }
+  // Marks chunks [first, first + count) (clipped to the device).
+  void Mark(uint64_t first, uint64_t count) const;
+  // Whether every chunk under device bytes [off, off + len) is marked (len > 0).
+  bool AllMarked(uint64_t off, uint64_t len) const;
+
+ private:
+  uint64_t chunk_bytes_;
+  uint64_t chunks_;
+  std::atomic<uint64_t>* words_;
 };
 
 // One published generation; closes its descriptors when the last writer holding it is done.
 struct WriteExtents {
   std::vector<WriteExtent> list;  // sorted by start; segments do not overlap
+  std::unique_ptr<ChunkMarks> marks;  // for guarded extents (null: none)
   ~WriteExtents();
 };
 
@@ -69,6 +99,8 @@ class WriteMap {
   bool Covers(uint64_t off, uint32_t len, bool write, bool split);
   // Where Acquire would put it, nothing counted (the tests ask).
   bool Peek(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out);
+  // Marks chunks of the published generation copied (none published, or no marks: nothing).
+  void Mark(uint64_t first, uint64_t count);
   void Release(int64_t n) { inflight_.fetch_sub(n); }
   int64_t Inflight() const { return inflight_.load(); }
 
