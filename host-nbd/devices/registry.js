@@ -108,7 +108,12 @@ export class DeviceRegistry {
     }
     try {
       await this.engine.loadTable(id, table);
-      this.core.resume(id);
+      await this.quietOrigins();
+      try {
+        this.core.resume(id);
+      } finally {
+        this.republishOrigins();
+      }
       this.engine.pump(); // resuming may start work of its own (a snapshot merge)
     } catch (e) {
       this.core.removeDevice(id);
@@ -178,6 +183,7 @@ export class DeviceRegistry {
     const id = this.core.findDevice(name);
     const exp = this.exports.get(name);
     const before = exp?.size();
+    await this.quietOrigins();
     try {
       this.core.resume(id);
     } finally {
@@ -186,6 +192,7 @@ export class DeviceRegistry {
       // export's size and the files in use follow that table either way.
       this.allocation.forget(name);
       exp?.refresh();
+      this.republishOrigins();
       this.engine.pump(); // held requests may have produced commands
       this.engine.closeUnused();
       // As dm's resume sets the new capacity before it returns, so do the size listeners.
@@ -194,6 +201,26 @@ export class DeviceRegistry {
         await Promise.allSettled(this.sizeListeners.map(async (fn) => fn(name, bytes)));
       }
     }
+  }
+
+  /**
+   * Any resume may start a snapshot that has copied nothing yet (a new one, or one taking
+   * another's store over): before it, receive threads stop writing snapshot origins by
+   * themselves and every write they did is accounted for; after it, the origins are published
+   * again with no chunk marked (engine/origin-marks.js).
+   */
+  async quietOrigins() {
+    // Until quiet when looked at synchronously: the caller resumes in the same turn, and another
+    // control request may republish an origin while this one waits.
+    for (;;) {
+      const busy = this.listExports().filter((e) => e.hasOrigins && !e.threadsIdle());
+      if (busy.length === 0) return;
+      await Promise.all(busy.map((e) => e.withdrawWrites()));
+    }
+  }
+
+  republishOrigins() {
+    for (const e of this.listExports()) if (e.hasOrigins) e.publishWrites();
   }
 
   /** Refused (EBUSY) while an NBD connection has it open or another table stacks on it, as dmsetup does. */

@@ -14,6 +14,7 @@ import { RangeLocks } from './range-lock.js';
 import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
 import { IO, IO_RECORD, IO_PIECE, PIECE } from '../server/receive-threads.js';
+import { OriginMarks } from './origin-marks.js';
 
 const SECTOR = 512;
 /**
@@ -67,8 +68,14 @@ export class DeviceExport {
     this.readByThreads = 0;
     this.bytes = 0;
     this.writeMap = opts.writeMap ?? null;
+    /** Origin chunks threads may write (publishWrites); null when nothing is guarded. @type {OriginMarks | null} */
+    this.originMarks = null;
+    /** The live table has snapshot-origin segments (republished around every resume: registry.js). */
+    this.hasOrigins = false;
     /** The write map holds something: a connection's receive thread could read or write (publishWrites). */
     this.threadMapped = false;
+    /** The write map is published now (threadMapped says it has been since the last resume). */
+    this.published = false;
     /** Suspends waiting for the receive threads' writes to be accounted for (withdrawWrites). */
     this.writeWaiters = /** @type {Array<() => void>} */ ([]);
     this.refresh();
@@ -83,37 +90,45 @@ export class DeviceExport {
 
   /**
    * Publishes where receive threads may do plain reads and writes by themselves
-   * (receive-threads.js): each `linear` segment straight onto an image file, and each `striped`
-   * one whose stripes are all image files, while the device is live; writes only where neither
-   * the export nor the file is read-only. The thread does what the core's mapping would have
+   * (receive-threads.js): each `linear` segment straight onto an image file, each `striped`
+   * one whose stripes are all image files, and each `snapshot-origin` one onto an image file
+   * (writes there only over chunks every snapshot has copied: origin-marks.js), while the device
+   * is live; writes only where neither the export nor the file is read-only. The thread does what the core's mapping would have
    * asked for (a pread or pwrite at the remapped offset; for a striped request one per chunk, on
    * its stripe's file, a stripe's consecutive rows in one call); the rest, and everything while
    * suspended, goes through the core.
    */
   publishWrites() {
     const map = this.writeMap;
+    this.originMarks = null;
     if (!map) return;
     const extents = this.writeExtents();
-    if (extents.length > 0) map.publish(extents);
+    if (extents.length > 0) map.publish(extents, this.originMarks ? this.originMarks.publication(this.bytes) : undefined);
     else map.withdraw();
     this.threadMapped = extents.length > 0;
+    this.published = extents.length > 0;
   }
 
   /**
-   * @returns {number[][]} per linear segment onto a file, or per stripe of a striped segment onto
-   *   files: [start, end, fd, filePos, backing id, writable (1/0), chunk, stripes, stripe] (bytes;
-   *   chunk 0, stripes 1 for linear)
+   * @returns {number[][]} per linear or snapshot-origin segment onto a file, or per stripe of a
+   *   striped segment onto files: [start, end, fd, filePos, backing id, writable (1/0), chunk,
+   *   stripes, stripe, guarded (1/0)] (bytes; chunk 0, stripes 1 for linear); sets originMarks
+   *   when snapshot-origin segments are guarded (origin-marks.js)
    */
   writeExtents() {
     if (this.core.info(this.id).state !== 'ACTIVE') return [];
     let segs;
     try { segs = this.allocation.segments(this.name); } catch { return []; }
+    const origins = segs.filter((seg) => seg.target === 'snapshot-origin');
+    this.hasOrigins = origins.length > 0;
+    const marks = origins.length > 0 && this.writeMap ? OriginMarks.of(this.core, this.id, origins, this.writeMap, this.bytes) : null;
+    this.originMarks = marks;
     const out = [];
     /** @param {number} start @param {number} end @param {number[]} f fileExtent's @param {number[]} stripe chunk, stripes, stripe */
     const add = (start, end, f, stripe) => {
       // A file threads may write: every FLUSH syncs it (file-backing.js).
       if (f[3]) /** @type {import('./file-backing.js').FileBacking} */ (this.engine.files[f[2]]).threadWritable = true;
-      out.push([start, end, ...f, ...stripe]);
+      out.push([start, end, ...f, ...stripe, 0]);
     };
     for (const seg of segs) {
       const start = seg.start * SECTOR, end = (seg.start + seg.length) * SECTOR;
@@ -125,6 +140,13 @@ export class DeviceExport {
         const files = [];
         for (let i = 0; i < stripes; i++) files.push(this.fileExtent(seg.args[2 + 2 * i], seg.args[3 + 2 * i]));
         if (files.every(Boolean)) files.forEach((f, i) => add(start, end, /** @type {number[]} */ (f), [chunk, stripes, i]));
+      } else if (seg.target === 'snapshot-origin') {
+        // Sector for sector from sector 0, as the kernel's origin target maps.
+        const f = this.fileExtent(seg.args[0], String(seg.start));
+        if (f) {
+          add(start, end, f, [0, 1, 0]);
+          if (marks) out[out.length - 1][9] = 1;
+        }
       }
     }
     return out;
@@ -152,8 +174,14 @@ export class DeviceExport {
     const map = this.writeMap;
     if (!map) return Promise.resolve();
     map.withdraw();
+    this.published = false;
     if (map.inflight() === 0) return Promise.resolve();
     return new Promise((resolve) => this.writeWaiters.push(resolve));
+  }
+
+  /** No receive thread may take a request of this device by itself, and none it took is unaccounted for. */
+  threadsIdle() {
+    return !this.writeMap || (!this.published && this.writeMap.inflight() === 0);
   }
 
   /**
@@ -293,6 +321,7 @@ export class DeviceExport {
       const what = () => `write of ${length} bytes at ${offset}`;  // built only on failure
       const r = this.engine.submit(this.id, OP.WRITE, fua ? FLAG.FUA : 0, first, count, ptr, (status) => {
         release();
+        if (status === 0) this.originMarks?.wrote(first, count);
         done(status === 0 ? null : ioError(status, what()));
       });
       if (r !== 0) { release(); done(ioError(r, what(), this.core.message())); }

@@ -4,9 +4,10 @@
 // byte of the stream as before, parsed by the same code, and a list of requests the thread did
 // (to account for them, and to answer the writes it could not answer itself).
 //
-// Where the thread may read and write is published per device (WriteMap): the ranges a `linear`
-// or `striped` target maps straight onto image files (writes only where export and file are
-// writable), while the device is live (withdrawn at suspend).
+// Where the thread may read and write is published per device (WriteMap): the ranges a `linear`,
+// `striped` or `snapshot-origin` target maps straight onto image files (writes only where export
+// and file are writable, and on an origin only over chunks every snapshot has copied), while the
+// device is live (withdrawn at suspend).
 // Serving works without the addon; everything is read on the event loop then.
 import { loadBuiltAddon } from '../addon/built.js';
 
@@ -36,7 +37,9 @@ export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 })
  */
 /**
  * @typedef {object} NativeWriteMap
- * @property {(extents: number[][]) => void} publish [start, end, fd, filePos, tag, writable (1 or 0), chunk, stripes, stripe] per extent
+ * @property {(extents: number[][], marks?: number[]) => void} publish [start, end, fd, filePos, tag, writable (1 or 0), chunk, stripes, stripe, guarded (1 or 0)] per extent;
+ *   marks [chunk bytes, device bytes] for guarded extents, written only over marked chunks (engine/origin-marks.js)
+ * @property {(firstChunk: number, count: number) => void} mark chunks a guarded extent may be written over, until the next publish
  * @property {() => void} withdraw
  * @property {(n: number) => void} release
  * @property {() => number} inflight

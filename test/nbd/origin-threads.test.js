@@ -1,0 +1,103 @@
+// @ts-check
+// A snapshot origin's writes go by the connection's receive thread once every snapshot has
+// copied the chunk (host-nbd/engine/origin-marks.js); its reads always may. What the snapshots
+// see must not change: a first write still copies the chunk out, and a snapshot taken while
+// clients write the origin gets its copies too, even of chunks the threads were writing.
+import { describe, it, expect, afterAll } from 'vitest';
+import { writeFileSync, rmSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
+import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV } from './helpers.js';
+
+const MiB = 1 << 20;
+const { threads, why } = loadReceiveThreads();
+if (!threads) console.warn(`origin receive-thread tests skipped: the native addon is not built (${why}); run npm run build:addon`);
+
+const dirs = /** @type {string[]} */ ([]);
+afterAll(async () => {
+  await stopAllServers();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function sparse(path, bytes) {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+}
+
+/** Thread-done writes and reads of one export (`dmkit exports`). */
+async function byThreads(srv, name) {
+  const out = (await srv.ctl('exports')).stdout;
+  const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
+  const m = /\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads$/.exec(line ?? '');
+  if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
+  return { writes: Number(m[1]), reads: Number(m[2]) };
+}
+
+/** Runs python lines in nbdsh against an export; `h` is connected. */
+const sh = (srv, name, lines) => ok('nbdsh', ['-u', srv.uri(name), '-c', lines.join('\n')], { env: CLIENT_ENV });
+/** A python bytes literal of 4 KiB of one byte. */
+const fill = (b) => `bytes([${b}]) * 4096`;
+/** Python that asserts 4 KiB at `off` of `h` hold one byte value, or the original image's bytes. */
+const holds = (off, b) => `assert h.pread(4096, ${off}) == ${fill(b)}, "at ${off}: not ${b}"`;
+const holdsOriginal = (off) => `assert h.pread(4096, ${off}) == orig[${off}:${off + 4096}], "at ${off}: not the original"`;
+
+describe('snapshot origins and receive threads', () => {
+  it.skipIf(!threads)('overwrites of chunks every snapshot copied go by the thread; a snapshot created later still gets its copies', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const base = join(dir, 'base.img'), orig = join(dir, 'orig.bin');
+    const SIZE = 16 * MiB, sectors = SIZE / 512;
+    const original = testBytes(SIZE, 5);
+    writeFileSync(base, original);
+    writeFileSync(orig, original);
+    sparse(join(dir, 'cow.img'), 8 * MiB);
+    sparse(join(dir, 'cow2.img'), 8 * MiB);
+    const srv = await startServer([
+      '--device', 'base', `0 ${sectors} snapshot-origin ${base}`,
+      '--device', 'snap', `0 ${sectors} snapshot ${base} ${join(dir, 'cow.img')} P 8`,
+    ], { dir });
+    const loadOrig = `orig = open(${JSON.stringify(orig)}, "rb").read()`;
+
+    // First write of chunk 0 (the core copies it out), an overwrite (the thread), and a first
+    // write of chunk 2 (the core again). Each waits for its reply before the next goes.
+    await sh(srv, 'base', [
+      `h.pwrite(${fill(1)}, 0)`, `h.pwrite(${fill(2)}, 0)`, `h.pwrite(${fill(3)}, 8192)`,
+      holds(0, 2), holds(8192, 3),
+    ]);
+    let n = await byThreads(srv, 'base');
+    expect(n.writes).toBe(1);
+    expect(n.reads).toBeGreaterThanOrEqual(2);
+    await sh(srv, 'snap', [loadOrig, holdsOriginal(0), holdsOriginal(8192), holdsOriginal(4096)]);
+
+    // A second snapshot, taken with the origin live: chunk 0 was the thread's to write, and now
+    // must be copied again before it is overwritten.
+    const created = await srv.ctl('create', 'snap2', '--table', `0 ${sectors} snapshot ${base} ${join(dir, 'cow2.img')} N 8`);
+    expect(created.code, created.stderr).toBe(0);
+    await sh(srv, 'base', [`h.pwrite(${fill(4)}, 0)`, `h.pwrite(${fill(5)}, 0)`, holds(0, 5)]);
+    n = await byThreads(srv, 'base');
+    expect(n.writes).toBe(2); // the first of the two went to the core, the second by the thread
+    await sh(srv, 'snap2', [holds(0, 2), holds(8192, 3)]);
+    await sh(srv, 'snap', [loadOrig, holdsOriginal(0), holdsOriginal(8192)]);
+
+    // A suspend holds the thread's writes too; a resume of the origin starts from no marks.
+    expect((await srv.ctl('suspend', 'base')).code).toBe(0);
+    expect((await srv.ctl('resume', 'base')).code).toBe(0);
+    await sh(srv, 'base', [`h.pwrite(${fill(6)}, 8192)`, `h.pwrite(${fill(7)}, 8192)`, holds(8192, 7)]);
+    expect((await byThreads(srv, 'base')).writes).toBe(3);
+    await sh(srv, 'snap2', [holds(8192, 3)]);
+    await sh(srv, 'snap', [loadOrig, holdsOriginal(8192)]);
+    expect((await srv.stop()).code).toBe(0);
+  });
+
+  it.skipIf(!threads)('with no snapshot, an origin is written by the thread from the first write', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const base = join(dir, 'base.img');
+    sparse(base, 4 * MiB);
+    const srv = await startServer(['--device', 'base', `0 ${(4 * MiB) / 512} snapshot-origin ${base}`], { dir });
+    await sh(srv, 'base', [`h.pwrite(${fill(9)}, 4096)`, holds(4096, 9)]);
+    expect(await byThreads(srv, 'base')).toEqual({ writes: 1, reads: 1 });
+    expect((await srv.stop()).code).toBe(0);
+  });
+});
