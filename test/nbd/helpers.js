@@ -2,7 +2,7 @@
 // Shared by the NBD tests: a real `dmkit serve` child process on a private Unix socket and
 // control socket, and the real clients (nbdsh, nbdinfo, nbdcopy, qemu-io) run as processes.
 import { spawn, execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, openSync, ftruncateSync, closeSync } from 'node:fs';
 import { tempDir as makeTempDir } from '../temp-dir.js';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,4 +140,24 @@ export function readExport(exp, offset, length) {
     exp.free(ptr);
     resolve(bytes);
   }));
+}
+
+/** A sparse file of `bytes` (created or cut to that size). */
+export function sparseFile(path, bytes) {
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+}
+
+/**
+ * `dmkit exports` counters of one export: requests, and the writes and reads its connections'
+ * receive threads did by themselves.
+ * @param {{ctl: (verb: string, ...rest: string[]) => Promise<{stdout: string}>}} srv @param {string} name
+ */
+export async function threadCounters(srv, name) {
+  const out = (await srv.ctl('exports')).stdout;
+  const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
+  const m = /\t(\d+) request\(s\)\t.*\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads$/.exec(line ?? '');
+  if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
+  return { requests: Number(m[1]), threadWrites: Number(m[2]), threadReads: Number(m[3]) };
 }

@@ -4,10 +4,10 @@
 // see must not change: a first write still copies the chunk out, and a snapshot taken while
 // clients write the origin gets its copies too, even of chunks the threads were writing.
 import { describe, it, expect, afterAll } from 'vitest';
-import { writeFileSync, rmSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV } from './helpers.js';
+import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters } from './helpers.js';
 
 const MiB = 1 << 20;
 const { threads, why } = loadReceiveThreads();
@@ -19,19 +19,11 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function sparse(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-}
-
+const sparse = sparseFile;
 /** Thread-done writes and reads of one export (`dmkit exports`). */
 async function byThreads(srv, name) {
-  const out = (await srv.ctl('exports')).stdout;
-  const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
-  const m = /\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads$/.exec(line ?? '');
-  if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
-  return { writes: Number(m[1]), reads: Number(m[2]) };
+  const { threadWrites: writes, threadReads: reads } = await threadCounters(srv, name);
+  return { writes, reads };
 }
 
 /** Runs python lines in nbdsh against an export; `h` is connected. */

@@ -5,13 +5,13 @@
 // suspend holds every write (the thread's included) and a reload takes effect at resume, stream
 // damage or a half-sent write cost only that connection, and a FLUSH covers the thread's writes.
 import { describe, it, expect, afterAll, vi } from 'vitest';
-import fs, { writeFileSync, readFileSync, openSync, ftruncateSync, closeSync, rmSync } from 'node:fs';
+import fs, { writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { tempDir as newTempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV } from './helpers.js';
+import { tempDir as newTempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters } from './helpers.js';
 import { RawClient, requestHeader as header } from './raw-client.js';
 
 const MiB = 1 << 20;
@@ -29,20 +29,8 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function sparse(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-}
-
-/** `dmkit exports` counters of one export. */
-async function counters(srv, name) {
-  const out = (await srv.ctl('exports')).stdout;
-  const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
-  const m = /\t(\d+) request\(s\)\t.*\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads$/.exec(line ?? '');
-  if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
-  return { requests: Number(m[1]), threadWrites: Number(m[2]), threadReads: Number(m[3]) };
-}
+const sparse = sparseFile;
+const counters = threadCounters;
 
 const sha = (path) => createHash('sha1').update(readFileSync(path)).digest('hex');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
