@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// Builds what the hosts run: the Wasm core (asc, release target of asconfig.json).
-// Skips the compile when the .wasm is newer than every core source, so `npm test` stays quick.
+// Builds what the hosts run: the Wasm core (asc, release target of asconfig.json), and the native
+// addon again when it was built before and its sources have changed since (whether to build it at
+// all is `npm install`'s choice). Skips both when up to date, so `npm test` stays quick.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ADDON_PATH, addonIsStale, buildAddon } from '../host-nbd/addon/build.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const wasm = join(root, 'build', 'dmkit-core.wasm');
@@ -25,4 +27,13 @@ if (force || !existsSync(wasm) || statSync(wasm).mtimeMs < sourcesTime) {
   const asc = join(root, 'node_modules', '.bin', 'asc');
   execFileSync(asc, ['--config', 'asconfig.json', '--target', 'release'], { cwd: root, stdio: 'inherit' });
   console.error(`built ${wasm} (${statSync(wasm).size} bytes)`);
+}
+
+// A stale addon is not loaded, so the tests of its paths would skip without saying why.
+if (existsSync(ADDON_PATH) && addonIsStale()) {
+  const why = buildAddon({ ifStale: true, quiet: true });
+  if (why) {
+    console.error(`dmkit: warning: the native addon is stale and its rebuild failed (${why.split('\n')[0]}); ` +
+      'the addon\'s tests will skip until `npm run build:addon` succeeds');
+  } else console.error(`rebuilt ${ADDON_PATH} (its sources had changed)`);
 }
