@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <linux/nbd-netlink.h>
 
+#include <optional>
+
 #include "genl.h"
 
 namespace dmkit {
@@ -36,6 +38,22 @@ void PutSettings(GenlMessage* msg, const NbdNetlinkParams& p, bool with_sizes) {
   msg->EndNested(socks);
 }
 
+// One request to the nbd family: opens a socket, resolves the family, starts `cmd` with the
+// device's index (CONNECT may leave the choice to the kernel), has `put` add the attributes that
+// differ per command, sends it and waits for the ack (*reply: the last reply's attributes).
+template <typename Put>
+Status NbdRequest(uint8_t cmd, const std::string& what, std::optional<uint32_t> index, Put put,
+                  std::vector<uint8_t>* reply = nullptr) {
+  GenlSocket sock;
+  uint16_t family;
+  Status st = OpenNbdFamily(&sock, &family);
+  if (!st.ok()) return st;
+  GenlMessage msg(family, cmd, NBD_GENL_VERSION);
+  if (index) msg.PutU32(NBD_ATTR_INDEX, *index);
+  put(&msg);
+  return sock.Request(msg, what, reply);
+}
+
 }  // namespace
 
 Status NbdNetlinkProbe() {
@@ -45,15 +63,11 @@ Status NbdNetlinkProbe() {
 }
 
 Status NbdNetlinkConnect(const NbdNetlinkParams& p, int32_t* index) {
-  GenlSocket sock;
-  uint16_t family;
-  Status st = OpenNbdFamily(&sock, &family);
-  if (!st.ok()) return st;
-  GenlMessage msg(family, NBD_CMD_CONNECT, NBD_GENL_VERSION);
-  if (p.index >= 0) msg.PutU32(NBD_ATTR_INDEX, static_cast<uint32_t>(p.index));
-  PutSettings(&msg, p, true);
+  std::optional<uint32_t> wanted;
+  if (p.index >= 0) wanted = static_cast<uint32_t>(p.index);
   std::vector<uint8_t> reply;
-  st = sock.Request(msg, "NBD_CMD_CONNECT", &reply);
+  Status st = NbdRequest(NBD_CMD_CONNECT, "NBD_CMD_CONNECT", wanted,
+                         [&p](GenlMessage* msg) { PutSettings(msg, p, true); }, &reply);
   if (!st.ok()) return st;
   uint32_t got;
   AttrView attrs{reply.data(), reply.size()};
@@ -63,39 +77,25 @@ Status NbdNetlinkConnect(const NbdNetlinkParams& p, int32_t* index) {
 }
 
 Status NbdNetlinkReconfigure(const NbdNetlinkParams& p) {
-  GenlSocket sock;
-  uint16_t family;
-  Status st = OpenNbdFamily(&sock, &family);
-  if (!st.ok()) return st;
-  GenlMessage msg(family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
-  msg.PutU32(NBD_ATTR_INDEX, static_cast<uint32_t>(p.index));
-  PutSettings(&msg, p, false);  // sockets only: a size change is NbdNetlinkResize's
-  return sock.Request(msg, "NBD_CMD_RECONFIGURE", nullptr);
+  // Sockets only: a size change is NbdNetlinkResize's.
+  return NbdRequest(NBD_CMD_RECONFIGURE, "NBD_CMD_RECONFIGURE", static_cast<uint32_t>(p.index),
+                    [&p](GenlMessage* msg) { PutSettings(msg, p, false); });
 }
 
 Status NbdNetlinkResize(int32_t index, uint64_t size_bytes, uint64_t block_size, const std::string& backend) {
-  GenlSocket sock;
-  uint16_t family;
-  Status st = OpenNbdFamily(&sock, &family);
-  if (!st.ok()) return st;
-  GenlMessage msg(family, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
-  msg.PutU32(NBD_ATTR_INDEX, static_cast<uint32_t>(index));
-  if (!backend.empty()) msg.PutString(NBD_ATTR_BACKEND_IDENTIFIER, backend);
-  // Both: the kernel takes a missing block size as its current one, but saying it keeps the
-  // request explicit (nbd_genl_size_set calls nbd_set_size only when either differs).
-  msg.PutU64(NBD_ATTR_SIZE_BYTES, size_bytes);
-  msg.PutU64(NBD_ATTR_BLOCK_SIZE_BYTES, block_size);
-  return sock.Request(msg, "NBD_CMD_RECONFIGURE (size)", nullptr);
+  return NbdRequest(NBD_CMD_RECONFIGURE, "NBD_CMD_RECONFIGURE (size)", static_cast<uint32_t>(index),
+                    [&](GenlMessage* msg) {
+                      if (!backend.empty()) msg->PutString(NBD_ATTR_BACKEND_IDENTIFIER, backend);
+                      // Both: the kernel takes a missing block size as its current one, but saying
+                      // it keeps the request explicit (nbd_genl_size_set calls nbd_set_size only
+                      // when either differs).
+                      msg->PutU64(NBD_ATTR_SIZE_BYTES, size_bytes);
+                      msg->PutU64(NBD_ATTR_BLOCK_SIZE_BYTES, block_size);
+                    });
 }
 
 Status NbdNetlinkDisconnect(int32_t index) {
-  GenlSocket sock;
-  uint16_t family;
-  Status st = OpenNbdFamily(&sock, &family);
-  if (!st.ok()) return st;
-  GenlMessage msg(family, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
-  msg.PutU32(NBD_ATTR_INDEX, static_cast<uint32_t>(index));
-  return sock.Request(msg, "NBD_CMD_DISCONNECT", nullptr);
+  return NbdRequest(NBD_CMD_DISCONNECT, "NBD_CMD_DISCONNECT", static_cast<uint32_t>(index), [](GenlMessage*) {});
 }
 
 }  // namespace dmkit
