@@ -1,17 +1,11 @@
 // The server as other people's NBD clients see it: libnbd's nbdinfo (--list, --can, --map),
 // nbdcopy bulk copies, and qemu's block layer (qemu-io, qemu-img) as an independent client.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { openSync, ftruncateSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, run, nbdsh, testBytes, stopAllServers } from './helpers.js';
+import { startServer, tempDir, ok, run, nbdsh, testBytes, stopAllServers, sparseFile } from './helpers.js';
 
 const MiB = 1 << 20;
-
-function sparseFile(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-}
 
 /** nbdinfo --map output as [{offset, length, type, description}] */
 function parseMap(text) {

@@ -2,18 +2,12 @@
 // dmsetup's format, reload taking effect at resume (under load), suspend draining in-flight I/O
 // and holding new I/O, remove refused while a client has the device open.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { startServer, tempDir, ok, run, DMKIT, stopAllServers } from './helpers.js';
+import { startServer, tempDir, ok, run, DMKIT, stopAllServers, sparseFile } from './helpers.js';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
 const COMMON = readFileSync(join(SCRIPTS, 'common.py'), 'utf8');
-
-function sparseFile(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-}
 
 describe('dmkit control verbs', () => {
   let srv, dir, a, b;

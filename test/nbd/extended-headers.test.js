@@ -3,9 +3,9 @@
 // client asks for them on its own; the spec's edge cases go through a raw client written from
 // the spec (it shares no code with host-nbd/).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, openSync, ftruncateSync, closeSync, readSync, writeSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, run, nbdsh, testBytes, stopAllServers, ROOT } from './helpers.js';
+import { startServer, tempDir, run, nbdsh, testBytes, stopAllServers, ROOT, sparseFile } from './helpers.js';
 import { RawClient } from './raw-client.js';
 
 const KiB = 1024, MiB = 1 << 20, GiB = 2 ** 30, TiB = 2 ** 40;
@@ -16,12 +16,6 @@ const CMD = { READ: 0, WRITE: 1, TRIM: 4, WRITE_ZEROES: 6, BLOCK_STATUS: 7 };
 const FLAG = { PAYLOAD_LEN: 1 << 5 };
 const TYPE = { NONE: 0, OFFSET_DATA: 1, OFFSET_HOLE: 2, BLOCK_STATUS: 5, BLOCK_STATUS_EXT: 6, ERROR: 0x8001, ERROR_OFFSET: 0x8002 };
 const EINVAL = 22;
-
-function sparseFile(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-}
 
 function fileBytes(path, offset, length) {
   const fd = openSync(path, 'r');

@@ -2,9 +2,9 @@
 // refusals with the spec's errors, zeroing flags, structured and simple replies, option
 // haggling, read-only exports and several connections at once.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, ok, stopAllServers } from './helpers.js';
+import { startServer, tempDir, ok, stopAllServers, sparseFile } from './helpers.js';
 
 const SCRIPTS = join(import.meta.dirname, 'scripts');
 const COMMON = readFileSync(join(SCRIPTS, 'common.py'), 'utf8');
@@ -16,12 +16,6 @@ async function script(srv, name, exportName, exportsList = []) {
     '-c', COMMON,
     '-c', readFileSync(join(SCRIPTS, `${name}.py`), 'utf8')]);
   expect(out.trim().split('\n').pop()).toBe('ok');
-}
-
-function sparseFile(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
 }
 
 describe('NBD protocol edge cases (nbdsh)', () => {

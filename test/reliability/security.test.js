@@ -3,24 +3,18 @@
 // it trickles bytes, TLS handshake included), and no set of clients holding more than the
 // server's memory cap.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { statSync, writeFileSync, openSync, ftruncateSync, closeSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
 import { loadTls } from '../../host-nbd/server/tls.js';
-import { startServer, tempDir, run, ok, DMKIT } from '../nbd/helpers.js';
+import { startServer, tempDir, run, ok, DMKIT, sparseFile } from '../nbd/helpers.js';
 import { RawClient } from '../nbd/raw-client.js';
 import { makePki } from './lib/pki.js';
 
 const REP = { ACK: 1, SERVER: 2, ERR_UNKNOWN: 0x80000006 };
 const READ = 0, WRITE = 1, ENOMEM = 12;
-
-function sparse(path, bytes) {
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, bytes);
-  closeSync(fd);
-}
 
 describe('listening', () => {
   it('a non-loopback --listen address is refused unless --allow-remote is given', async () => {
@@ -92,7 +86,7 @@ describe('in-process limits', () => {
   let dir, registry;
   beforeAll(async () => {
     dir = tempDir();
-    sparse(join(dir, 'd.img'), 64 << 20);
+    sparseFile(join(dir, 'd.img'), 64 << 20);
     registry = await DeviceRegistry.create();
     await registry.create('disk', `0 ${(64 << 20) / 512} linear ${join(dir, 'd.img')} 0`);
   });
