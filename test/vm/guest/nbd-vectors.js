@@ -168,7 +168,7 @@ class NbdHost {
   async attach(/** @type {string} */ dev) {
     const sectors = await this.sizeOf(dev);
     const now = this.attached.get(dev);
-    if (now && now.sectors === sectors) return;
+    if (now && (ATTACH_WITH_DMKIT || now.sectors === sectors)) return;
     if (now) await this.detach(dev);
     if (sectors === 0) return;
     this.attached.set(dev, { path: await this.pool.attach(this.server, dev), sectors });
