@@ -164,7 +164,7 @@ class NbdHost {
     return m ? Number(m[1]) : 0;
   }
 
-  /** Attaches (or re-attaches, when its size changed: nbd.ko learns the size only then). */
+  /** Attaches; with nbd-client, re-attaches when its size changed (nbd.ko learns it only then; dmkit attach devices are resized by the server at resume). */
   async attach(/** @type {string} */ dev) {
     const sectors = await this.sizeOf(dev);
     const now = this.attached.get(dev);
