@@ -90,45 +90,45 @@ export class DeviceExport {
 
   /**
    * Publishes where receive threads may do plain reads and writes by themselves
-   * (receive-threads.js): each `linear` segment straight onto an image file, each `striped`
-   * one whose stripes are all image files, and each `snapshot-origin` one onto an image file
-   * (writes there only over chunks every snapshot has copied: origin-marks.js), while the device
-   * is live; writes only where neither the export nor the file is read-only. The thread does what the core's mapping would have
-   * asked for (a pread or pwrite at the remapped offset; for a striped request one per chunk, on
-   * its stripe's file, a stripe's consecutive rows in one call); the rest, and everything while
-   * suspended, goes through the core.
+   * (receive-threads.js): each `linear` segment straight onto an image file, each `striped` one
+   * whose stripes are all image files, and each `snapshot-origin` one onto an image file (writes
+   * there only over chunks every snapshot has copied: origin-marks.js), while the device is
+   * live; writes only where neither the export nor the file is read-only. The thread does what
+   * the core's mapping would have asked for (a pread or pwrite at the remapped offset; for a
+   * striped request one per chunk, on its stripe's file, a stripe's consecutive rows in one
+   * call); the rest, and everything while suspended, goes through the core.
    */
   publishWrites() {
     const map = this.writeMap;
-    this.originMarks = null;
     if (!map) return;
-    const extents = this.writeExtents();
-    if (extents.length > 0) map.publish(extents, this.originMarks ? this.originMarks.publication(this.bytes) : undefined);
+    let segs;
+    try { segs = this.allocation.segments(this.name); } catch { segs = []; }
+    const origins = segs.filter((seg) => seg.target === 'snapshot-origin');
+    this.hasOrigins = origins.length > 0;
+    const live = this.core.info(this.id).state === 'ACTIVE';
+    const marks = live && this.hasOrigins ? OriginMarks.of(this.core, this.id, origins, map, this.bytes) : null;
+    this.originMarks = marks;
+    const extents = live ? this.writeExtents(segs, marks !== null) : [];
+    if (extents.length > 0) map.publish(extents, marks?.publication(this.bytes));
     else map.withdraw();
     this.threadMapped = extents.length > 0;
     this.published = extents.length > 0;
   }
 
   /**
+   * @param {Array<{start: number, length: number, target: string, args: string[]}>} segs the live table
+   * @param {boolean} guardOrigins snapshot-origin segments are written only over marked chunks
    * @returns {number[][]} per linear or snapshot-origin segment onto a file, or per stripe of a
    *   striped segment onto files: [start, end, fd, filePos, backing id, writable (1/0), chunk,
-   *   stripes, stripe, guarded (1/0)] (bytes; chunk 0, stripes 1 for linear); sets originMarks
-   *   when snapshot-origin segments are guarded (origin-marks.js)
+   *   stripes, stripe, guarded (1/0)] (bytes; chunk 0, stripes 1 for linear)
    */
-  writeExtents() {
-    if (this.core.info(this.id).state !== 'ACTIVE') return [];
-    let segs;
-    try { segs = this.allocation.segments(this.name); } catch { return []; }
-    const origins = segs.filter((seg) => seg.target === 'snapshot-origin');
-    this.hasOrigins = origins.length > 0;
-    const marks = origins.length > 0 && this.writeMap ? OriginMarks.of(this.core, this.id, origins, this.writeMap, this.bytes) : null;
-    this.originMarks = marks;
+  writeExtents(segs, guardOrigins) {
     const out = [];
     /** @param {number} start @param {number} end @param {number[]} f fileExtent's @param {number[]} stripe chunk, stripes, stripe */
-    const add = (start, end, f, stripe) => {
+    const add = (start, end, f, stripe, guarded = false) => {
       // A file threads may write: every FLUSH syncs it (file-backing.js).
       if (f[3]) /** @type {import('./file-backing.js').FileBacking} */ (this.engine.files[f[2]]).threadWritable = true;
-      out.push([start, end, ...f, ...stripe, 0]);
+      out.push([start, end, ...f, ...stripe, guarded ? 1 : 0]);
     };
     for (const seg of segs) {
       const start = seg.start * SECTOR, end = (seg.start + seg.length) * SECTOR;
@@ -143,10 +143,7 @@ export class DeviceExport {
       } else if (seg.target === 'snapshot-origin') {
         // Sector for sector from sector 0, as the kernel's origin target maps.
         const f = this.fileExtent(seg.args[0], String(seg.start));
-        if (f) {
-          add(start, end, f, [0, 1, 0]);
-          if (marks) out[out.length - 1][9] = 1;
-        }
+        if (f) add(start, end, f, [0, 1, 0], guardOrigins);
       }
     }
     return out;
