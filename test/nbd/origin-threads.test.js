@@ -4,10 +4,10 @@
 // see must not change: a first write still copies the chunk out, and a snapshot taken while
 // clients write the origin gets its copies too, even of chunks the threads were writing.
 import { describe, it, expect, afterAll } from 'vitest';
-import { writeFileSync, rmSync } from 'node:fs';
+import { writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters } from './helpers.js';
+import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters, DMKIT } from './helpers.js';
 
 const MiB = 1 << 20;
 const { threads, why } = loadReceiveThreads();
@@ -81,6 +81,35 @@ describe('snapshot origins and receive threads', () => {
     await sh(srv, 'snap', [loadOrig, holdsOriginal(8192)]);
     expect((await srv.stop()).code).toBe(0);
   });
+
+  it.skipIf(!threads)('snapshots taken while a client keeps 16 writes in flight to the origin each hold the origin as it was when created', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const base = join(dir, 'base.img');
+    const BLOCKS = 4096, sectors = (BLOCKS * 4096) / 512;
+    sparse(base, BLOCKS * 4096);
+    sparse(join(dir, 'cow.img'), 20 * MiB);
+    const cows = [0, 1, 2, 3, 4].map((i) => join(dir, `cow${i}.img`));
+    for (const c of cows) sparse(c, 20 * MiB);
+    // A first snapshot, so that the origin's chunks are guarded from the start.
+    const srv = await startServer([
+      '--device', 'base', `0 ${sectors} snapshot-origin ${base}`,
+      '--device', 'snap', `0 ${sectors} snapshot ${base} ${join(dir, 'cow.img')} P 8`,
+    ], { dir });
+    const scripts = join(import.meta.dirname, 'scripts');
+    const vars = { ORIGIN: 'base', IMAGE: base, COWS: cows, BLOCKS, SEED: 17 };
+    const out = await ok('nbdsh', ['-n',
+      '-c', `SOCKET = ${JSON.stringify(srv.socket)}; CONTROL = ${JSON.stringify(srv.control)}; DMKIT = ${JSON.stringify([process.execPath, DMKIT])}`,
+      '-c', Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('; '),
+      '-c', readFileSync(join(scripts, 'common.py'), 'utf8'),
+      '-c', readFileSync(join(scripts, 'snapshot-under-load.py'), 'utf8')], { env: CLIENT_ENV, timeout: 240_000 });
+    expect(out.trim()).toMatch(/^ok \d+ writes$/);
+    // Some went by the thread (about 3% here: after each snapshot every chunk is the core's until
+    // its first overwrite, and while a write the event loop took is unanswered the thread hands
+    // later ones over too).
+    expect((await byThreads(srv, 'base')).writes).toBeGreaterThan(50);
+    expect((await srv.stop()).code).toBe(0);
+  }, 300_000);
 
   it.skipIf(!threads)('with no snapshot, an origin is written by the thread from the first write', async () => {
     const dir = tempDir();
