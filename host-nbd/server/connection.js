@@ -302,7 +302,7 @@ export class Connection {
       onReady: () => this.resumeInput(),
       onDisconnect: () => { this.closeReason = 'client sent NBD_CMD_DISC'; },
       onIdle: () => this.finish(),
-      onWriteAnswered: () => this.threadInput?.writeAnswered(),
+      onWriteAnswered: (req) => this.threadInput?.writeAnswered(req.cookieHi, req.cookieLo),
     });
     this.phase = TRANSMISSION;
     const threads = this.host.receiveThreads;

@@ -29,7 +29,7 @@ export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 })
  * @typedef {object} NativeReceiver
  * @property {() => void} pause
  * @property {() => void} resume
- * @property {() => void} writeAnswered a WRITE the event loop parsed was answered
+ * @property {(cookieHi: number, cookieLo: number) => void} writeAnswered the WRITE with that cookie the event loop parsed was answered
  * @property {() => boolean} tryClaimOutput the event loop is about to write to the socket; false while the thread sends a reply (try again soon)
  * @property {() => void} releaseOutput nothing of the event loop's is leaving: the thread may send its replies
  * @property {() => number} midRequestMs how long a request has been arriving in part (0: none)

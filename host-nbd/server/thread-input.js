@@ -69,8 +69,8 @@ export class ThreadInput {
     return this.paused ? 0 : Math.min(this.native.midRequestMs(), now - this.resumedAt);
   }
 
-  /** A WRITE the connection parsed was answered (the thread may write by itself again). */
-  writeAnswered() { this.native.writeAnswered(); }
+  /** The WRITE with this cookie the connection parsed was answered (the thread may write those bytes by itself again). */
+  writeAnswered(cookieHi, cookieLo) { this.native.writeAnswered(cookieHi, cookieLo); }
 
   /** Stream bytes not parsed yet are dropped (the connection stops reading). */
   drop() {

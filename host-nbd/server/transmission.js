@@ -58,7 +58,7 @@ function allZero(mem, start, length) {
  * @property {() => void} onReady                 input may flow again (memory or socket drained)
  * @property {() => void} onDisconnect            NBD_CMD_DISC received
  * @property {() => void} onIdle                  closing, and the last request was answered
- * @property {() => void} [onWriteAnswered]       a WRITE parsed here was answered (receive-threads.js)
+ * @property {(req: NbdRequest) => void} [onWriteAnswered] a WRITE parsed here was answered (receive-threads.js)
  */
 
 export class Transmission {
@@ -363,7 +363,7 @@ export class Transmission {
 
   /** @param {NbdRequest} req */
   ok(req) {
-    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.();
+    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.(req);
     this.answered();
     if (this.extended) this.writer.none(req.cookieHi, req.cookieLo, req); // no simple replies then
     else this.writer.simple(0, req.cookieHi, req.cookieLo);
@@ -379,7 +379,7 @@ export class Transmission {
    * @param {NbdRequest} req @param {NbdError} e @param {number} [offset]
    */
   fail(req, e, offset) {
-    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.();
+    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.(req);
     this.answered();
     this.errors++;
     this.o.onError(req, e);

@@ -103,11 +103,12 @@ describe('snapshot origins and receive threads', () => {
       '-c', Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('; '),
       '-c', readFileSync(join(scripts, 'common.py'), 'utf8'),
       '-c', readFileSync(join(scripts, 'snapshot-under-load.py'), 'utf8')], { env: CLIENT_ENV, timeout: 240_000 });
-    expect(out.trim()).toMatch(/^ok \d+ writes$/);
-    // Some went by the thread (about 3% here: after each snapshot every chunk is the core's until
-    // its first overwrite, and while a write the event loop took is unanswered the thread hands
-    // later ones over too).
-    expect((await byThreads(srv, 'base')).writes).toBeGreaterThan(50);
+    const total = Number(/^ok (\d+) writes$/.exec(out.trim())?.[1]);
+    expect(total).toBeGreaterThan(10000);
+    // Most were overwrites of chunks every snapshot had copied, not behind a write of the same
+    // bytes the event loop held: the thread's (about 60% here; 3% when every write the event
+    // loop held made the thread hand over all later ones).
+    expect((await byThreads(srv, 'base')).writes).toBeGreaterThan(total / 5);
     expect((await srv.stop()).code).toBe(0);
   }, 300_000);
 

@@ -598,6 +598,41 @@ describe('receive threads in process', () => {
     }
   });
 
+  it.skipIf(noAddon)('while the event loop holds a write, a plain write over the same bytes waits behind it there, and one elsewhere is the thread\'s at once', async () => {
+    const s = await inProcess();
+    try {
+      const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
+      let held = 0;
+      for (const m of ['write', 'writeAsync']) { // the event loop's writes land now, and are answered 300 ms later
+        const real = file[m].bind(file);
+        file[m] = (buf, at, len, pos, done) => { held++; real(buf, at, len, pos, (e) => setTimeout(() => done(e), 300)); };
+      }
+      const c = await rawOpen(s.socket, 'd');
+      const FUA = 1; // the event loop's: the thread takes only writes without flags
+      c.write(Buffer.concat([
+        header(WRITE, 1, 0, 4096, FUA), Buffer.alloc(4096, 1),
+        header(WRITE, 2, 0, 4096), Buffer.alloc(4096, 2), // over write 1: behind it, in the event loop
+        header(WRITE, 3, MiB, 4096), Buffer.alloc(4096, 3), // elsewhere: the thread's
+      ]));
+      await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(1));
+      expect(readFileSync(s.files.a)[MiB]).toBe(3);
+      const cookies = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await c.simpleReply();
+        expect(r?.error).toBe(0);
+        cookies.push(r?.cookie);
+      }
+      expect(cookies[0]).toBe(3); // write 3 overtook the two the event loop held
+      expect(cookies.slice(1).sort()).toEqual([1, 2]);
+      expect(held).toBe(2);
+      expect(readFileSync(s.files.a)[0]).toBe(2); // the later write over the same bytes landed last
+      expect(s.exp.writtenByThreads).toBe(1);
+      c.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
   it.skipIf(noAddon)('a FLUSH after thread writes calls fdatasync for the files they wrote; files threads may write are synced by every FLUSH', async () => {
     const s = await inProcess({ table: (f) => `0 8192 linear ${f.a} 0\n8192 8192 linear ${f.b} 0` });
     try {

@@ -375,10 +375,10 @@ bool Receiver::Parse() {
     }
     uint64_t off = Be64(h + 16);
     bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= opts_.max_request && len % 512 == 0 && off % 512 == 0 &&
-                js_writes_.load() == 0 && map_ && map_->Covers(off, len, true, true);
+                map_ && map_->Covers(off, len, true, true) && !js_writes_.Overlaps(off, len);
     if (!fast) {
       header_only_ = false;
-      js_writes_.fetch_add(1);
+      js_writes_.Add(Be64(h + 8), off, len);
       pos_ += kHeader;
       forward_left_ = len;
       continue;
@@ -394,7 +394,7 @@ bool Receiver::Parse() {
     if (!map_->Acquire(off, len, true, true, &t)) {
       // Withdrawn while the payload arrived (a suspend): the event loop takes the request.
       header_only_ = false;
-      js_writes_.fetch_add(1);
+      js_writes_.Add(Be64(header + 8), off, len);
       ForwardRequest(header, payload, len);
     } else {
       ReceiverEvent e;

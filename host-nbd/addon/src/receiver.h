@@ -16,11 +16,12 @@
 // event loop unchanged and in order, where the server parses and checks it as if it had read it.
 //
 // Ordering: the events (bytes to parse, requests done) reach the event loop in stream order.
-// While a WRITE handed to the event loop is unanswered, later writes are handed over too, so that
-// a connection's writes never overtake one another across the two paths. Replies may come in
-// any order (as the spec allows): a READ the thread answers may overtake requests before it. Stream damage (a bad
-// magic) makes the thread hand over everything from there on: the event loop closes the
-// connection.
+// While a WRITE handed to the event loop is unanswered, later writes that overlap it are handed
+// over too (pending_writes.h), so that a connection's writes to the same bytes never overtake one
+// another across the two paths. Replies may come in any order (as the spec allows): a READ the
+// thread answers may overtake requests before it, and a WRITE elsewhere may overtake one the
+// event loop has. Stream damage (a bad magic) makes the thread hand over everything from there
+// on: the event loop closes the connection.
 #pragma once
 
 #include <atomic>
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "pending_writes.h"
 #include "piece_run.h"
 #include "shared_output.h"
 #include "write_map.h"
@@ -95,8 +97,8 @@ class Receiver {
   // Stops the thread (it finishes a write in progress first) and closes the descriptor.
   void Stop();
   void SetPaused(bool paused);
-  // A WRITE handed to the event loop was answered.
-  void WriteAnswered() { js_writes_.fetch_sub(1); }
+  // The WRITE with this cookie that was handed to the event loop was answered.
+  void WriteAnswered(uint64_t cookie) { js_writes_.Answered(cookie); }
   // The socket's write side, shared with the event loop.
   SharedOutput& output() { return out_; }
   // How long a request has been arriving in part (0: none is).
@@ -134,7 +136,7 @@ class Receiver {
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything
   bool header_only_ = false;   // the next read stops at the end of a header
-  std::atomic<int32_t> js_writes_{0};  // WRITEs handed to the event loop and not answered yet
+  PendingWrites js_writes_;    // WRITEs handed to the event loop and not answered yet
   std::atomic<int64_t> mid_since_ms_{0};
   std::atomic<bool> paused_{false};
   std::atomic<bool> stopping_{false};

@@ -339,8 +339,11 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
     return info.Env().Undefined();
   }
 
+  // writeAnswered(cookieHi, cookieLo): the WRITE with that cookie, handed over by the thread, was answered.
   Napi::Value WriteAnswered(const Napi::CallbackInfo& info) {
-    if (state_ && state_->receiver) state_->receiver->WriteAnswered();
+    uint64_t hi = ByteCountArg(info, 0, "cookieHi"), lo = ByteCountArg(info, 1, "cookieLo");
+    if (hi > UINT32_MAX || lo > UINT32_MAX) throw Napi::RangeError::New(info.Env(), "a cookie half fits in 32 bits");
+    if (state_ && state_->receiver) state_->receiver->WriteAnswered((hi << 32) | lo);
     return info.Env().Undefined();
   }
 
