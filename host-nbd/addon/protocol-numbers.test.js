@@ -22,6 +22,8 @@ describe("the receive thread's protocol numbers", () => {
     expect(constant('kStructuredMagic')).toBe(STRUCTURED_REPLY_MAGIC);
     expect(constant('kCmdRead')).toBe(CMD.READ);
     expect(constant('kCmdWrite')).toBe(CMD.WRITE);
+    expect(constant('kCmdTrim')).toBe(CMD.TRIM);
+    expect(constant('kCmdWriteZeroes')).toBe(CMD.WRITE_ZEROES);
     expect(constant('kFlagDone')).toBe(REPLY_FLAG_DONE);
     expect(constant('kOffsetData')).toBe(REPLY_TYPE.OFFSET_DATA);
     expect(constant('kHeader')).toBe(REQUEST_BYTES);

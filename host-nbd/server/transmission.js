@@ -18,6 +18,8 @@ import { errnoName } from '../../core-as/js/dmcore.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
 import { IO, IO_RECORD } from './receive-threads.js';
 
+/** Commands that change data: a receive thread hands over later writes that overlap one until it is answered. */
+const CHANGES_DATA = new Set([CMD.WRITE, CMD.TRIM, CMD.WRITE_ZEROES]);
 const HOLE_GRANULE = 64 * 1024;
 const ZEROES = Buffer.alloc(HOLE_GRANULE);
 const MAX_EXTENTS = 4096;
@@ -58,7 +60,7 @@ function allZero(mem, start, length) {
  * @property {() => void} onReady                 input may flow again (memory or socket drained)
  * @property {() => void} onDisconnect            NBD_CMD_DISC received
  * @property {() => void} onIdle                  closing, and the last request was answered
- * @property {(req: NbdRequest) => void} [onWriteAnswered] a WRITE parsed here was answered (receive-threads.js)
+ * @property {(req: NbdRequest) => void} [onWriteAnswered] a WRITE, TRIM or WRITE_ZEROES parsed here was answered (receive-threads.js)
  */
 
 export class Transmission {
@@ -363,7 +365,7 @@ export class Transmission {
 
   /** @param {NbdRequest} req */
   ok(req) {
-    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.(req);
+    if (CHANGES_DATA.has(req.type) && !req.viaThread) this.o.onWriteAnswered?.(req);
     this.answered();
     if (this.extended) this.writer.none(req.cookieHi, req.cookieLo, req); // no simple replies then
     else this.writer.simple(0, req.cookieHi, req.cookieLo);
@@ -379,7 +381,7 @@ export class Transmission {
    * @param {NbdRequest} req @param {NbdError} e @param {number} [offset]
    */
   fail(req, e, offset) {
-    if (req.type === CMD.WRITE && !req.viaThread) this.o.onWriteAnswered?.(req);
+    if (CHANGES_DATA.has(req.type) && !req.viaThread) this.o.onWriteAnswered?.(req);
     this.answered();
     this.errors++;
     this.o.onError(req, e);

@@ -15,7 +15,7 @@ import { tempDir as newTempDir, testBytes, startServer, stopAllServers, ok, CLIE
 import { RawClient, requestHeader as header } from './raw-client.js';
 
 const MiB = 1 << 20;
-const READ = 0, WRITE = 1, FLUSH = 3;
+const READ = 0, WRITE = 1, FLUSH = 3, TRIM = 4;
 const ACK = 1;
 const { threads, why } = loadReceiveThreads();
 const noAddon = threads === null;
@@ -598,7 +598,7 @@ describe('receive threads in process', () => {
     }
   });
 
-  it.skipIf(noAddon)('while the event loop holds a write, a plain write over the same bytes waits behind it there, and one elsewhere is the thread\'s at once', async () => {
+  it.skipIf(noAddon)('while the event loop holds a write or a TRIM, a plain write over the same bytes waits behind it there, and one elsewhere is the thread\'s at once', async () => {
     const s = await inProcess();
     try {
       const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
@@ -627,6 +627,18 @@ describe('receive threads in process', () => {
       expect(held).toBe(2);
       expect(readFileSync(s.files.a)[0]).toBe(2); // the later write over the same bytes landed last
       expect(s.exp.writtenByThreads).toBe(1);
+      // A TRIM changes data too: a write over its bytes is handed over while it is held.
+      const zero = file.zero.bind(file);
+      file.zero = (pos, len, done) => zero(pos, len, (e) => setTimeout(() => done(e), 300));
+      c.write(Buffer.concat([
+        header(TRIM, 4, 2 * MiB, 65536),
+        header(WRITE, 5, 2 * MiB + 4096, 4096), Buffer.alloc(4096, 5), // under the TRIM: the event loop's
+        header(WRITE, 6, 3 * MiB, 4096), Buffer.alloc(4096, 6), // elsewhere: the thread's
+      ]));
+      const first = await c.simpleReply();
+      expect(first).toMatchObject({ error: 0, cookie: 6 });
+      for (let i = 0; i < 2; i++) expect((await c.simpleReply())?.error).toBe(0);
+      expect(s.exp.writtenByThreads).toBe(2);
       c.destroy();
     } finally {
       await s.close();

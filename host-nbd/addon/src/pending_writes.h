@@ -1,5 +1,5 @@
-// The WRITEs a receive thread handed to the event loop that are not answered yet, by cookie and
-// byte range. A later WRITE the thread could do itself goes to the event loop too only if it
+// The WRITEs (and TRIMs and WRITE_ZEROES) a receive thread handed to the event loop that are not
+// answered yet, by cookie and byte range. A later WRITE the thread could do itself goes to the event loop too only if it
 // overlaps one of them: a connection's writes to the same bytes never overtake one another
 // across the two paths, and writes elsewhere need not wait (the spec lets a server process
 // commands in any order). The receive thread adds; the event loop removes as it answers.

@@ -23,6 +23,8 @@ namespace {
 
 constexpr uint32_t kRequestMagic = 0x25609513;
 constexpr uint16_t kCmdWrite = 1;
+constexpr uint16_t kCmdTrim = 4;         // TRIM and WRITE_ZEROES change data too: a write waits behind them
+constexpr uint16_t kCmdWriteZeroes = 6;
 constexpr size_t kHeader = 28;                 // a simple request header
 constexpr size_t kRecvBytes = 256 * 1024;      // one read of the stream
 constexpr uint32_t kFastMax = 2 * 1024 * 1024;  // larger writes go to the event loop (the thread holds a whole payload)
@@ -369,6 +371,7 @@ bool Receiver::Parse() {
       }
     }
     if (type != kCmdWrite) {
+      if (type == kCmdTrim || type == kCmdWriteZeroes) js_writes_.Add(Be64(h + 8), Be64(h + 16), len);
       header_only_ = false;
       pos_ += kHeader;  // no other command carries a payload with simple headers
       continue;
