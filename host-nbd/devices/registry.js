@@ -192,7 +192,7 @@ export class DeviceRegistry {
       // export's size and the files in use follow that table either way.
       this.allocation.forget(name);
       exp?.refresh();
-      this.republishOrigins();
+      this.republishOrigins(exp);
       this.engine.pump(); // held requests may have produced commands
       this.engine.closeUnused();
       // As dm's resume sets the new capacity before it returns, so do the size listeners.
@@ -219,8 +219,9 @@ export class DeviceRegistry {
     }
   }
 
-  republishOrigins() {
-    for (const e of this.listExports()) if (e.hasOrigins) e.publishWrites();
+  /** @param {DeviceExport} [published] one that was just published (refresh) */
+  republishOrigins(published) {
+    for (const e of this.listExports()) if (e.hasOrigins && e !== published) e.publishWrites();
   }
 
   /** Refused (EBUSY) while an NBD connection has it open or another table stacks on it, as dmsetup does. */

@@ -40,11 +40,6 @@ class PendingWrites {
     return false;
   }
 
-  size_t Size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return list_.size();
-  }
-
  private:
   static constexpr size_t kMaxTracked = 256;
   struct Entry {
