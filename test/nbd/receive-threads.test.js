@@ -425,6 +425,22 @@ print("ok")
 });
 
 /** An in-process server with receive threads on one linear device (or the given table). */
+/**
+ * Makes a FileBacking's methods (each ending in a `done` callback) report completion `ms` later:
+ * the I/O itself happens at once. `onCall` counts the calls.
+ * @param {any} file @param {string[]} methods @param {number} ms @param {() => void} [onCall]
+ */
+function holdCompletions(file, methods, ms, onCall) {
+  for (const m of methods) {
+    const real = file[m].bind(file);
+    file[m] = (...args) => {
+      onCall?.();
+      const done = args.pop();
+      real(...args, (/** @type {any} */ e) => setTimeout(() => done(e), ms));
+    };
+  }
+}
+
 async function inProcess(opts = {}) {
   const dir = tempDir();
   const socket = join(dir, 'nbd.sock');
@@ -500,10 +516,7 @@ describe('receive threads in process', () => {
     const s = await inProcess({ table: (f) => `0 16384 linear ${f.a} 0` });
     try {
       const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
-      for (const m of ['read', 'readAsync']) { // reads in flight for a while
-        const real = file[m].bind(file);
-        file[m] = (buf, at, len, pos, done) => real(buf, at, len, pos, (e) => setTimeout(() => done(e), 300));
-      }
+      holdCompletions(file, ['read', 'readAsync'], 300); // reads in flight for a while
       const c = await rawOpen(s.socket, 'd');
       const parts = [];
       // Unaligned: the event loop's reads (the thread takes only whole sectors).
@@ -603,10 +616,7 @@ describe('receive threads in process', () => {
     try {
       const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
       let held = 0;
-      for (const m of ['write', 'writeAsync']) { // the event loop's writes land now, and are answered 300 ms later
-        const real = file[m].bind(file);
-        file[m] = (buf, at, len, pos, done) => { held++; real(buf, at, len, pos, (e) => setTimeout(() => done(e), 300)); };
-      }
+      holdCompletions(file, ['write', 'writeAsync'], 300, () => held++); // the event loop's writes land now, and are answered 300 ms later
       const c = await rawOpen(s.socket, 'd');
       const FUA = 1; // the event loop's: the thread takes only writes without flags
       c.write(Buffer.concat([
@@ -628,8 +638,7 @@ describe('receive threads in process', () => {
       expect(readFileSync(s.files.a)[0]).toBe(2); // the later write over the same bytes landed last
       expect(s.exp.writtenByThreads).toBe(1);
       // A TRIM changes data too: a write over its bytes is handed over while it is held.
-      const zero = file.zero.bind(file);
-      file.zero = (pos, len, done) => zero(pos, len, (e) => setTimeout(() => done(e), 300));
+      holdCompletions(file, ['zero'], 300);
       c.write(Buffer.concat([
         header(TRIM, 4, 2 * MiB, 65536),
         header(WRITE, 5, 2 * MiB + 4096, 4096), Buffer.alloc(4096, 5), // under the TRIM: the event loop's
