@@ -17,6 +17,7 @@ describe('native addon', () => {
     expect(() => native.netlinkConnect({ sizeBytes: 1, blockSize: 512, serverFlags: 1, timeout: 0, deadConnTimeout: 0, fds: [] }))
       .toThrow(/fds must not be empty/);
     expect(() => native.ioctlAttach({ path: '/dev/nbd0' }, null)).toThrow(/onReady must be a function/);
+    for (const bad of [-1, 1.5, 2 ** 32, 'nbd0']) expect(() => native.netlinkDisconnect(bad)).toThrow(/index must be a device number/);
     const err = await native.flushDevice('/nonexistent/dmkit-device', true).catch((e) => e);
     expect(err).toMatchObject({ code: 'ENOENT', errno: 2, syscall: 'open /nonexistent/dmkit-device' });
     expect(typeof native.netlinkProbe()).toBe('boolean');

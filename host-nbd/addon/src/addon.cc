@@ -171,8 +171,9 @@ Napi::Value NetlinkResize(const Napi::CallbackInfo& info) {
 
 // netlinkDisconnect(index) -> Promise
 Napi::Value NetlinkDisconnect(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsNumber()) ThrowType(info.Env(), "index must be a number");
-  int32_t index = info[0].As<Napi::Number>().Int32Value();
+  double d = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d <= INT32_MAX) || d != static_cast<double>(static_cast<int32_t>(d))) ThrowType(info.Env(), "index must be a device number");
+  int32_t index = static_cast<int32_t>(d);
   return RunOffThread(info.Env(), "nbd-disconnect", [index] { return NbdNetlinkDisconnect(index); });
 }
 
