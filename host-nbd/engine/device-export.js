@@ -109,7 +109,7 @@ export class DeviceExport {
     const marks = live && this.hasOrigins ? OriginMarks.of(this.core, this.id, origins, map, this.bytes) : null;
     this.originMarks = marks;
     const extents = live ? this.writeExtents(segs, marks !== null) : [];
-    if (extents.length > 0) map.publish(extents, marks?.publication(this.bytes));
+    if (extents.length > 0) map.publish(extents, marks?.publication());
     else map.withdraw();
     this.threadMapped = extents.length > 0;
     this.published = extents.length > 0;

@@ -26,12 +26,14 @@ export class OriginMarks {
    * @param {number} id the mapped device
    * @param {number} chunkSectors
    * @param {import('../server/receive-threads.js').NativeWriteMap} map
+   * @param {number} deviceBytes
    */
-  constructor(core, id, chunkSectors, map) {
+  constructor(core, id, chunkSectors, map, deviceBytes) {
     this.core = core;
     this.id = id;
     this.chunk = chunkSectors;
     this.map = map;
+    this.deviceBytes = deviceBytes;
   }
 
   /**
@@ -49,11 +51,11 @@ export class OriginMarks {
     }
     if (chunk === 0) return null;
     while (deviceBytes / (chunk * SECTOR) > MAX_MARKS) chunk *= 2;
-    return new OriginMarks(core, id, chunk, map);
+    return new OriginMarks(core, id, chunk, map, deviceBytes);
   }
 
-  /** What publish() takes with guarded extents: [chunk bytes, device bytes]. @param {number} deviceBytes */
-  publication(deviceBytes) { return [this.chunk * SECTOR, deviceBytes]; }
+  /** What publish() takes with guarded extents: [chunk bytes, device bytes]. */
+  publication() { return [this.chunk * SECTOR, this.deviceBytes]; }
 
   /**
    * A write of [first, first + count) sectors went through the core and succeeded: marks each
