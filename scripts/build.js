@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADDON_PATH, addonIsStale, buildAddon } from '../host-nbd/addon/build.js';
+import { ADDON_PATH, addonIsStale, buildAddon, missingAddon } from '../host-nbd/addon/build.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const wasm = join(root, 'build', 'dmkit-core.wasm');
@@ -29,11 +29,15 @@ if (force || !existsSync(wasm) || statSync(wasm).mtimeMs < sourcesTime) {
   console.error(`built ${wasm} (${statSync(wasm).size} bytes)`);
 }
 
-// A stale addon is not loaded, so the tests of its paths would skip without saying why.
-if (existsSync(ADDON_PATH) && addonIsStale()) {
+// A stale or missing addon is not loaded, so the tests of its paths would skip without saying why.
+const missing = missingAddon();
+if (missing) {
+  console.error(`dmkit: warning: ${missing}; its tests skip and \`dmkit serve\` runs without it until ` +
+    '`npm run build:addon` builds it');
+} else if (existsSync(ADDON_PATH) && addonIsStale()) {
   const why = buildAddon({ ifStale: true, quiet: true });
   if (why) {
-    console.error(`dmkit: warning: the native addon is stale and its rebuild failed (${why.split('\n')[0]}); ` +
-      'the addon\'s tests will skip until `npm run build:addon` succeeds');
+    console.error(`dmkit: warning: rebuilding the stale native addon failed: ${why.split('\n')[0]}\n` +
+      'dmkit: warning: the addon\'s tests skip until `npm run build:addon` succeeds');
   } else console.error(`rebuilt ${ADDON_PATH} (its sources had changed)`);
 }

@@ -7,16 +7,19 @@
 //                                            this: `dmkit attach` needs the addon, and
 //                                            `dmkit serve` uses it for sendfile when built)
 //   node host-nbd/addon/build.js --if-stale  build only if missing or older than its sources
+// A failed build leaves the previous addon in place.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, statSync, readdirSync, mkdirSync, rmSync, cpSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ADDON_DIR = dirname(fileURLToPath(import.meta.url));
 export const ADDON_PATH = join(ADDON_DIR, 'build', 'Release', 'dmkit_nbd.node');
+/** node-gyp's output from the last quiet build, kept only when it failed. */
+export const BUILD_LOG = join(ADDON_DIR, 'build', 'node-gyp.log');
 
 /** node-gyp: the one npm runs scripts with, else the one bundled with npm next to this Node. */
-function findNodeGyp() {
+export function findNodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
     join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
@@ -26,7 +29,7 @@ function findNodeGyp() {
 }
 
 /** The prefix whose include/node holds this Node's headers (Debian: /usr), if installed. */
-function findNodeDir() {
+export function findNodeDir() {
   const prefixes = [process.env.npm_config_nodedir, join(dirname(process.execPath), '..')];
   for (const p of prefixes) if (p && existsSync(join(p, 'include', 'node', 'node_api.h'))) return p;
   return null;
@@ -41,11 +44,25 @@ export function addonIsStale() {
 }
 
 /**
+ * Why there is no addon, for a warning where it could be built: it was built or tried before, or
+ * node-gyp is here. Null when it is there, or when this system could not build it anyway.
+ * @returns {string | null}
+ */
+export function missingAddon() {
+  if (process.platform !== 'linux' || existsSync(ADDON_PATH)) return null;
+  const tried = existsSync(join(ADDON_DIR, 'build'));
+  if (!tried && !(existsSync(join(ADDON_DIR, 'binding.gyp')) && findNodeGyp())) return null;
+  return existsSync(BUILD_LOG) ? `the native addon is not built (its last build failed: see ${BUILD_LOG})`
+    : 'the native addon is not built';
+}
+
+/**
  * Builds the addon. Returns null on success, else the reason it could not be built.
  * Builds are serialized across processes (test workers may all find it missing at once): the
  * one holding build.lock builds, the others wait and then find it built.
  * @param {{quiet?: boolean, ifStale?: boolean}} [opts] quiet: keep node-gyp's output unless the
- *   build fails; ifStale: skip the build when it is up to date (checked under the lock)
+ *   build fails (then it goes to BUILD_LOG too); ifStale: skip the build when it is up to date
+ *   (checked under the lock)
  * @returns {string | null}
  */
 export function buildAddon(opts = {}) {
@@ -66,14 +83,21 @@ export function buildAddon(opts = {}) {
   }
   try {
     if (opts.ifStale && !addonIsStale()) return null;
-    return runNodeGyp(opts);
+    return runNodeGyp(lock, opts);
+  } catch (e) {
+    return `cannot build in ${ADDON_DIR}: ${/** @type {Error} */ (e).message}`;
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
 }
 
-/** @param {{quiet?: boolean}} opts */
-function runNodeGyp(opts) {
+/**
+ * Builds in stage (the lock directory) and only then moves the addon into place: node-gyp rebuild
+ * starts by deleting build/, so building in place would lose a working addon to a failed build.
+ * @param {string} stage
+ * @param {{quiet?: boolean}} opts
+ */
+function runNodeGyp(stage, opts) {
   const gyp = findNodeGyp();
   if (!gyp) return 'node-gyp not found (it comes with npm; set npm_config_node_gyp to its node-gyp.js)';
   const nodedir = findNodeDir();
@@ -81,16 +105,28 @@ function runNodeGyp(opts) {
     return `Node's C headers not found (no include/node/node_api.h under ${join(dirname(process.execPath), '..')}; ` +
       'set npm_config_nodedir to the prefix that has them)';
   }
+  // Dated when the sources are copied, so one edited during the build leaves the addon stale.
+  const copied = statSync(stage).mtime;
+  cpSync(join(ADDON_DIR, 'binding.gyp'), join(stage, 'binding.gyp'));
+  cpSync(join(ADDON_DIR, 'src'), join(stage, 'src'), { recursive: true });
+  rmSync(BUILD_LOG, { force: true });
   const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], {
-    cwd: ADDON_DIR,
+    cwd: stage,
     encoding: 'utf8',
     stdio: opts.quiet ? 'pipe' : 'inherit',
   });
-  if (r.error) return `cannot run node-gyp: ${r.error.message}`;
+  const kept = existsSync(ADDON_PATH) ? `; the previous addon is kept${addonIsStale() ? ' (stale, so not loaded)' : ''}` : '';
+  if (r.error) return `cannot run node-gyp: ${r.error.message}${kept}`;
   if (r.status !== 0) {
-    const output = opts.quiet ? `\n${(r.stdout ?? '') + (r.stderr ?? '')}`.trimEnd() : '';
-    return `node-gyp failed (exit ${r.status}; it needs python3, make and g++)${output}`;
+    if (!opts.quiet) return `node-gyp failed (exit ${r.status}; it needs python3, make and g++)${kept}`;
+    const output = `${r.stdout ?? ''}${r.stderr ?? ''}`.trimEnd();
+    mkdirSync(dirname(BUILD_LOG), { recursive: true });
+    writeFileSync(BUILD_LOG, `${output}\n`);
+    return `node-gyp failed (exit ${r.status}; it needs python3, make and g++); see ${BUILD_LOG}${kept}\n${output}`;
   }
+  mkdirSync(dirname(ADDON_PATH), { recursive: true });
+  renameSync(join(stage, 'build', 'Release', 'dmkit_nbd.node'), ADDON_PATH);
+  utimesSync(ADDON_PATH, copied, copied);
   return null;
 }
 
