@@ -19,10 +19,12 @@ import { OriginMarks } from './origin-marks.js';
 const SECTOR = 512;
 /**
  * Targets that hand a read's bytes over exactly as their backing files hold them. Only tables
- * made of these, straight onto files, may send reads from the files to the socket: a snapshot
- * must see its reads done before an origin write may go on, and others change the data.
+ * made of these, straight onto files, may send reads from the files to the socket (others change
+ * the data). The snapshot targets qualify because a read sent from the files counts as running
+ * until the socket took its bytes (Engine.submitFileRead): a copy-out of a chunk that a snapshot
+ * read is still reading from the origin waits for it, as it waits for a pread.
  */
-const PASS_THROUGH = new Set(['linear', 'striped']);
+const PASS_THROUGH = new Set(['linear', 'striped', 'snapshot-origin', 'snapshot', 'snapshot-merge']);
 /** Largest READ / WRITE / CACHE we take (and advertise): the spec's portable maximum. */
 export const MAX_REQUEST = 32 << 20;
 /** Zero-filled writes (NO_HOLE, targets without write-zeroes) go in pieces of this size. */
@@ -36,10 +38,13 @@ function ioError(status, what, detail) {
   return new NbdError(nbdErrnoOf(status), `${what} failed: ${detail || errnoName(status)}`);
 }
 
-/** The backing device names a linear or striped table line uses. @param {{target: string, args: string[]}} seg */
+/** The backing device names a PASS_THROUGH table line uses. @param {{target: string, args: string[]}} seg */
 function devicesOf(seg) {
-  if (seg.target === 'linear') return [seg.args[0]];
-  return seg.args.slice(2).filter((_, i) => i % 2 === 0); // striped: #stripes chunk (dev offset)...
+  switch (seg.target) {
+    case 'linear': case 'snapshot-origin': return [seg.args[0]];
+    case 'snapshot': case 'snapshot-merge': return [seg.args[0], seg.args[1]]; // origin, COW
+    default: return seg.args.slice(2).filter((_, i) => i % 2 === 0); // striped: #stripes chunk (dev offset)...
+  }
 }
 
 export class DeviceExport {

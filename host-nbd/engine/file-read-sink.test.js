@@ -92,14 +92,18 @@ describe('reads handed to a sink as file pieces', () => {
     expect(r.data.equals(Buffer.concat([bytesA.subarray(MiB / 2, MiB), Buffer.alloc(MiB / 2)]))).toBe(true);
   });
 
-  it('snapshot origins and devices stacked on devices stay on the memory path', async () => {
+  it('devices stacked on devices stay on the memory path; snapshot targets onto files do not', async () => {
     const { a, b } = await setup();
     await registry.create('lower', `0 ${S(4 * MiB)} linear ${a} 0`);
     await registry.create('upper', `0 ${S(4 * MiB)} linear lower 0`);
     await registry.create('origin', `0 ${S(4 * MiB)} snapshot-origin ${b}`);
+    await registry.create('snap', `0 ${S(4 * MiB)} snapshot ${b} ${a} N 8`);
+    await registry.create('stacked-snap', `0 ${S(4 * MiB)} snapshot lower ${b} N 8`);
     expect(registry.getExport('lower').canReadToSink(0, MiB, false)).toBe(true);
     expect(registry.getExport('upper').canReadToSink(0, MiB, false)).toBe(false);
-    expect(registry.getExport('origin').canReadToSink(0, MiB, false)).toBe(false);
+    expect(registry.getExport('origin').canReadToSink(0, MiB, false)).toBe(true);
+    expect(registry.getExport('snap').canReadToSink(0, MiB, false)).toBe(true);
+    expect(registry.getExport('stacked-snap').canReadToSink(0, MiB, false)).toBe(false);
   });
 
   it('structured replies: not where the device is known to read as zeroes (that is a hole)', async () => {
