@@ -18,8 +18,12 @@
 // of the area) often finds its flush covered by the previous commit's FUA fdatasync, which began
 // after the copies it waits for had landed. The first flush after opening always syncs (a
 // previous owner may have left pages dirty), and after a failed fdatasync every flush syncs.
+// Writes that connections' receive threads did by themselves count too: the addon counts them
+// before replying (threadWrites), as the event loop hears of them only later. Without that count
+// every flush of a file threads may write syncs.
 import fs from 'node:fs';
 import { loadFileHoles } from './file-holes.js';
+import { threadWritesOf } from '../server/receive-threads.js';
 
 const SECTOR = 512;
 const ZERO_CHUNK = 1 << 20;
@@ -33,13 +37,15 @@ const ZEROES = Buffer.alloc(ZERO_CHUNK);
 /** @typedef {{at: number, length: number, position: number, done: Done}} Part one transfer of a run (readRun, writeRun) */
 /** @typedef {import('./image-locks.js').ImageLocks} ImageLocks */
 /** @typedef {import('./file-holes.js').FileHoles} FileHoles */
+/** @typedef {import('../server/receive-threads.js').ThreadWrites} ThreadWrites */
 
 export class FileBacking {
   /**
    * @param {string} path @param {number} fd @param {number} bytes @param {boolean} readOnly
    * @param {{syncMaxBytes?: number, sparseAtOpen?: boolean, allocatedAtOpen?: boolean, writeLanes?: WriteLanes | null, identity?: string,
-   *   locks?: ImageLocks | null, holes?: FileHoles | null}} [opts] locks: what locked this image (released
-   *   at close); holes: the addon's (file-holes.js) unless null
+   *   locks?: ImageLocks | null, holes?: FileHoles | null, threadWrites?: ThreadWrites | null}} [opts] locks: what locked
+   *   this image (released at close); holes: the addon's (file-holes.js) unless null; threadWrites:
+   *   the addon's count of receive threads' writes on this file unless null
    */
   constructor(path, fd, bytes, readOnly, opts = {}) {
     this.path = path;
@@ -73,14 +79,19 @@ export class FileBacking {
     /** Commands running on this file, and whether to close it once there are none (engine). */
     this.busy = 0;
     this.closeWhenIdle = false;
-    /** Writes completed so far, and how many of them a successful fdatasync covers (-1: none yet). */
-    this.writesDone = 0;
+    /** Writes completed so far through us (writesDone adds the receive threads'). */
+    this.ownWrites = 0;
+    /** How many of writesDone a successful fdatasync covers (-1: none yet). */
     this.durableWrites = -1;
-    /** The fdatasync running: the writes done when it began and who waits for it. */
+    /** The fdatasync running: writesDone when it began, and who waits for it. */
     this.syncing = /** @type {{covers: number, waiters: Done[]} | null} */ (null);
     this.syncFailed = false;
-    /** Receive threads may write this file by themselves (DeviceExport.publishWrites): every flush syncs. */
+    /** fdatasync calls so far (tests, figures). */
+    this.syncs = 0;
+    /** Receive threads may write this file by themselves (DeviceExport.publishWrites). */
     this.threadWritable = false;
+    /** The addon's count of writes receive threads completed on this file; null: not counted, so every flush of a threadWritable file syncs. */
+    this.threadWrites = opts.threadWrites !== undefined ? opts.threadWrites : readOnly ? null : threadWritesOf(fd);
     /** Commands on this file that failed (the engine logs only some of them). */
     this.ioErrors = 0;
   }
@@ -90,7 +101,7 @@ export class FileBacking {
    * sparse at that size. Sizes must be whole sectors. With `locks`, an image opened for writing
    * is locked first; one locked by another process is refused (image-locks.js).
    * @param {string} path @param {{readOnly?: boolean, createBytes?: number, syncMaxBytes?: number, writeLanes?: WriteLanes | null,
-   *   locks?: ImageLocks | null, holes?: FileHoles | null}} [opts]
+   *   locks?: ImageLocks | null, holes?: FileHoles | null, threadWrites?: ThreadWrites | null}} [opts]
    */
   static open(path, opts = {}) {
     const readOnly = !!opts.readOnly;
@@ -121,6 +132,7 @@ export class FileBacking {
       if (locks) { locks.lock(path, identity); locked = identity; }
       return new FileBacking(path, fd, bytes, readOnly, {
         syncMaxBytes: opts.syncMaxBytes, sparseAtOpen, allocatedAtOpen, writeLanes: opts.writeLanes, identity, locks, holes: opts.holes,
+        threadWrites: opts.threadWrites,
       });
     } catch (e) {
       fs.closeSync(fd);
@@ -130,6 +142,15 @@ export class FileBacking {
   }
 
   get sectors() { return this.bytes / SECTOR; }
+
+  /** Writes completed on this file so far: ours, and the receive threads' where the addon counts them. */
+  get writesDone() { return this.ownWrites + (this.threadWrites ? this.threadWrites.count() : 0); }
+
+  /**
+   * DeviceExport.threadWrote adds one when the event loop hears of a receive thread's write:
+   * counted already where the addon counts them (a second count would make a flush sync again).
+   */
+  set writesDone(n) { if (!this.threadWrites) this.ownWrites += n - this.writesDone; }
 
   /** The file's size now (a block device's from sysfs). */
   sizeNow() {
@@ -239,7 +260,7 @@ export class FileBacking {
       } catch (e) {
         error = /** @type {NodeJS.ErrnoException} */ (e);
       }
-      this.writesDone++; // failed or not: part of it may sit in the page cache
+      this.ownWrites++; // failed or not: part of it may sit in the page cache
       done(error);
       return;
     }
@@ -257,17 +278,17 @@ export class FileBacking {
     const lane = this.writeLane();
     if (lane) {
       lane.write(run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err) => {
-        for (const p of run) { this.writesDone++; p.done(err); }
+        for (const p of run) { this.ownWrites++; p.done(err); }
       });
       return;
     }
     if (run.length === 1) { const p = run[0]; this.writeAsync(mem, p.at, p.length, p.position, p.done); return; }
     fs.writev(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err, n) => {
       if (err) {
-        for (const p of run) { this.writesDone++; p.done(err); }
+        for (const p of run) { this.ownWrites++; p.done(err); }
         return;
       }
-      const whole = (/** @type {Part} */ p) => { this.writesDone++; p.done(null); };
+      const whole = (/** @type {Part} */ p) => { this.ownWrites++; p.done(null); };
       this.finishRun(run, n, whole, (p, skip) => this.writeAsync(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
     });
   }
@@ -285,12 +306,12 @@ export class FileBacking {
   writeAsync(buf, at, length, position, done) {
     const lane = this.writeLane();
     if (lane) {
-      lane.write([buf.subarray(at, at + length)], position, (err) => { this.writesDone++; done(err); });
+      lane.write([buf.subarray(at, at + length)], position, (err) => { this.ownWrites++; done(err); });
       return;
     }
     const more = (put) => {
       fs.write(this.fd, buf, at + put, length - put, position + put, (err, n) => {
-        if (err || put + n >= length) this.writesDone++;
+        if (err || put + n >= length) this.ownWrites++;
         if (err) done(err);
         else if (put + n < length) more(put + n);
         else done(null);
@@ -306,14 +327,16 @@ export class FileBacking {
    */
   flush(done) {
     if (this.readOnly) { done(null); return; }
-    // Receive threads answer writes before the event loop counts them (device-export.js): the
-    // count cannot tell whether everything is covered then.
-    if (!this.syncFailed && !this.threadWritable) {
-      if (this.durableWrites === this.writesDone) { done(null); return; }
-      if (this.syncing && this.syncing.covers === this.writesDone) { this.syncing.waiters.push(done); return; }
+    const writes = this.writesDone; // read before fdatasync starts: what it surely covers
+    // Receive threads answer writes before the event loop hears of them: without the addon's
+    // count of them, nothing tells whether every write is covered.
+    if (!this.syncFailed && (this.threadWrites || !this.threadWritable)) {
+      if (this.durableWrites === writes) { done(null); return; }
+      if (this.syncing && this.syncing.covers === writes) { this.syncing.waiters.push(done); return; }
     }
-    const sync = { covers: this.writesDone, waiters: [done] };
+    const sync = { covers: writes, waiters: [done] };
     this.syncing = sync;
+    this.syncs++;
     fs.fdatasync(this.fd, (err) => {
       if (this.syncing === sync) this.syncing = null;
       if (err) this.syncFailed = true;
@@ -333,7 +356,7 @@ export class FileBacking {
       this.holes.punch(this.fd, position, length, (err) => {
         if (err && (err.code === 'EOPNOTSUPP' || err.code === 'ENOTSUP')) { this.canPunch = false; this.zero(position, length, done); return; }
         this.mayHaveHoles = true;
-        this.writesDone++; // a flush must make the deallocation durable too
+        this.ownWrites++; // a flush must make the deallocation durable too
         done(err);
       });
       return;
@@ -349,7 +372,7 @@ export class FileBacking {
         if (got === 0 || scratch.compare(ZEROES, 0, got, 0, got) === 0) { step(at + n); return; }
         this.written.mark(at, n);
         fs.write(this.fd, ZEROES, 0, n, at, (werr) => {
-          this.writesDone++;
+          this.ownWrites++;
           if (werr) done(werr);
           else step(at + n);
         });

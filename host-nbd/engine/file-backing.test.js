@@ -1,6 +1,7 @@
 // When a flush of a file backing really calls fdatasync: whenever a write completed since the
 // last fdatasync that succeeded began, on the first flush after opening and after any failure;
 // never when such an fdatasync already covers every completed write (that one is shared).
+// Receive threads' writes count as completed from the addon's count of them (threadWrites).
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';
 import { join } from 'node:path';
@@ -16,11 +17,12 @@ afterEach(() => {
   open = [];
 });
 
-function backing() {
+/** @param {{threadWrites?: {count: () => number} | null}} [opts] */
+function backing(opts = {}) {
   const dir = tempDir('dmkit-file-backing-');
   const path = join(dir, 'img');
   fs.writeFileSync(path, Buffer.alloc(256 * KiB));
-  const f = FileBacking.open(path);
+  const f = FileBacking.open(path, opts);
   open.push(f);
   return f;
 }
@@ -109,5 +111,71 @@ describe('file backing flushes', () => {
     expect(await flush(f)).toBe(null);
     expect(await flush(f)).toBe(null);
     expect(failing.n + calls.n).toBe(3);
+  });
+});
+
+describe('file backing flushes with receive threads writing the file', () => {
+  /** A file threads may write, and the addon's count of their writes (here in the test's hands). */
+  function threadWritable(counted = true) {
+    const threads = { n: 0, count: () => threads.n };
+    const f = backing({ threadWrites: counted ? threads : null });
+    f.threadWritable = true;
+    return { f, threads };
+  }
+
+  it('a flush syncs when a thread completed a write since the last fdatasync began, else not', async () => {
+    const { f, threads } = threadWritable();
+    const calls = watchSyncs();
+    await flush(f);
+    threads.n++; // a thread wrote and replied
+    await flush(f);
+    expect(calls.n).toBe(2);
+    await flush(f);
+    expect(calls.n).toBe(2);
+    threads.n++;
+    await flush(f);
+    expect(calls.n).toBe(3);
+  });
+
+  it('a thread write counted while an fdatasync runs is not covered by it', async () => {
+    const { f, threads } = threadWritable();
+    const calls = watchSyncs({ hold: true });
+    const first = flush(f);
+    await until(() => calls.held.length === 1);
+    threads.n++;
+    calls.held[0]();
+    await first;
+    const second = flush(f);
+    await until(() => calls.held.length === 2);
+    calls.held[1]();
+    await second;
+    expect(calls.n).toBe(2);
+  });
+
+  it('the event loop hearing of a thread write it counted already (DeviceExport.threadWrote) costs no fdatasync', async () => {
+    const { f, threads } = threadWritable();
+    const calls = watchSyncs();
+    threads.n++;
+    await flush(f);
+    f.writesDone++; // as threadWrote does
+    expect(f.writesDone).toBe(1);
+    await flush(f);
+    expect(calls.n).toBe(1);
+  });
+
+  it('without the addon\'s count every flush syncs, and after a failed fdatasync too', async () => {
+    const { f } = threadWritable(false);
+    const calls = watchSyncs();
+    await flush(f);
+    await flush(f);
+    expect(calls.n).toBe(2);
+    f.writesDone++; // threadWrote: counted here then
+    expect(f.writesDone).toBe(1);
+    vi.restoreAllMocks();
+    const counted = threadWritable();
+    const failing = watchSyncs({ fail: true });
+    expect(/** @type {any} */ (await flush(counted.f))?.code).toBe('EIO');
+    expect(/** @type {any} */ (await flush(counted.f))?.code).toBe('EIO');
+    expect(failing.n).toBe(2);
   });
 });

@@ -52,6 +52,29 @@ export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 })
  * @property {new () => NativeWriteMap} WriteMap
  */
 
+/** @typedef {{count: () => number}} ThreadWrites writes receive threads completed on one file so far (file_writes.h) */
+
+/** @type {((fd: number) => ThreadWrites) | null | undefined} undefined: not loaded yet */
+let fileWrites;
+
+/**
+ * The count of writes receive threads completed on the file fd is open on (counted before they
+ * reply), or null without the addon. Every descriptor of one file shares one count.
+ * @param {number} fd @returns {ThreadWrites | null}
+ */
+export function threadWritesOf(fd) {
+  if (fileWrites === undefined) {
+    const { addon } = loadBuiltAddon('counting receive threads\' writes', 'FileWrites');
+    fileWrites = addon ? (n) => new addon.FileWrites(n) : null;
+  }
+  if (!fileWrites) return null;
+  try {
+    return fileWrites(fd);
+  } catch {
+    return null; // not a descriptor the addon can fstat: nobody counts (every flush syncs)
+  }
+}
+
 /** @returns {{threads: ReceiveThreads | null, why: string | null}} */
 export function loadReceiveThreads() {
   const { addon, why } = loadBuiltAddon('receive threads', 'Receiver');

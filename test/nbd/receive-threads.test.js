@@ -5,13 +5,13 @@
 // suspend holds every write (the thread's included) and a reload takes effect at resume, stream
 // damage or a half-sent write cost only that connection, and a FLUSH covers the thread's writes.
 import { describe, it, expect, afterAll, vi } from 'vitest';
-import fs, { writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
 import { NbdServer } from '../../host-nbd/server/server.js';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { tempDir as newTempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters } from './helpers.js';
+import { tempDir as newTempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters, nbdsh } from './helpers.js';
 import { RawClient, requestHeader as header } from './raw-client.js';
 
 const MiB = 1 << 20;
@@ -654,41 +654,91 @@ describe('receive threads in process', () => {
     }
   });
 
-  it.skipIf(noAddon)('a FLUSH after thread writes calls fdatasync for the files they wrote; files threads may write are synced by every FLUSH', async () => {
+  it.skipIf(noAddon)('FLUSH after a thread\'s write costs one fdatasync of the file it wrote, a second FLUSH none, the next write one again: the addon counts the threads\' writes', async () => {
     const s = await inProcess({ table: (f) => `0 8192 linear ${f.a} 0\n8192 8192 linear ${f.b} 0` });
     try {
-      const fdOf = (p) => /** @type {any} */ (s.registry.engine.fileByPath(p)).fd;
-      const synced = /** @type {number[]} */ ([]);
-      const real = fs.fdatasync;
-      vi.spyOn(fs, 'fdatasync').mockImplementation((fd, cb) => { synced.push(fd); return real(fd, cb); });
+      const files = [s.files.a, s.files.b].map((p) => /** @type {any} */ (s.registry.engine.fileByPath(p)));
       const c = await rawOpen(s.socket, 'd');
       const flush = async (cookie) => {
         c.request(FLUSH, 0, cookie, 0, 0);
         expect(await c.simpleReply()).toMatchObject({ error: 0, cookie });
       };
       await flush(1); // the files as opened (the engine syncs each once)
-      synced.length = 0;
-      c.request(WRITE, 0, 2, 8192, 4096, Buffer.alloc(4096, 1)); // onto a
-      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
-      // The thread answers first and reports the write to the event loop when it goes idle.
-      await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(1));
-      expect(synced).toEqual([]);
+      const base = files.map((f) => f.syncs);
+      const syncs = () => files.map((f, i) => f.syncs - base[i]);
+      const write = async (cookie, offset, byte) => {
+        c.request(WRITE, 0, cookie, offset, 4096, Buffer.alloc(4096, byte));
+        expect(await c.simpleReply()).toMatchObject({ error: 0, cookie });
+      };
+      await write(2, 8192, 1); // onto a
       await flush(3);
-      expect(synced).toContain(fdOf(s.files.a));
-      synced.length = 0;
-      // A thread may answer a write before the event loop counts it (a FLUSH on another
-      // connection could come first): a file threads may write is synced by every FLUSH.
+      expect(syncs()).toEqual([1, 0]);
       await flush(4);
-      expect(synced.sort()).toEqual([fdOf(s.files.a), fdOf(s.files.b)].sort());
-      synced.length = 0;
-      c.request(WRITE, 0, 5, 4 * MiB + 512, 1024, Buffer.alloc(1024, 2)); // onto b
-      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 5 });
-      await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(2));
+      expect(syncs()).toEqual([1, 0]);
+      await write(5, 4 * MiB + 8192, 2); // onto b
       await flush(6);
-      expect(synced).toContain(fdOf(s.files.b));
+      expect(syncs()).toEqual([1, 1]);
+      await write(7, 0, 3); // onto a
+      await flush(8);
+      await flush(9);
+      expect(syncs()).toEqual([2, 1]);
+      await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(3));
+      await flush(10); // hearing of the writes later costs nothing
+      expect(syncs()).toEqual([2, 1]);
       c.destroy();
     } finally {
-      vi.restoreAllMocks();
+      await s.close();
+    }
+  });
+
+  it.skipIf(noAddon)('a FLUSH on another connection before the event loop heard of a thread\'s write syncs the file: the thread counted the write before replying', async () => {
+    const s = await inProcess();
+    const exp = /** @type {any} */ (s.exp);
+    const held = /** @type {Float64Array[]} */ ([]);
+    try {
+      const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
+      const writer = await rawOpen(s.socket, 'd');
+      const flusher = await rawOpen(s.socket, 'd');
+      const flush = async (cookie) => {
+        flusher.request(FLUSH, 0, cookie, 0, 0);
+        expect(await flusher.simpleReply()).toMatchObject({ error: 0, cookie });
+      };
+      await flush(1);
+      const synced = file.syncs, counted = file.threadWrites.count();
+      exp.threadIoDone = (/** @type {Float64Array} */ records) => { held.push(records); }; // the event loop hears of nothing
+      writer.request(WRITE, 0, 2, 65536, 4096, Buffer.alloc(4096, 7));
+      expect(await writer.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
+      expect(file.threadWrites.count()).toBe(counted + 1);
+      await flush(3);
+      expect(file.syncs).toBe(synced + 1);
+      await vi.waitFor(() => expect(held.length).toBe(1)); // the thread reported it: held
+      await flush(4);
+      expect(file.syncs).toBe(synced + 1);
+      expect(s.exp.writtenByThreads).toBe(0);
+      delete exp.threadIoDone;
+      for (const records of held.splice(0)) s.exp.threadIoDone(records);
+      expect(s.exp.writtenByThreads).toBe(1);
+      await flush(5);
+      expect(file.syncs).toBe(synced + 1);
+      writer.destroy();
+      flusher.destroy();
+    } finally {
+      delete exp.threadIoDone;
+      for (const records of held) s.exp.threadIoDone(records);
+      await s.close();
+    }
+  });
+
+  it.skipIf(noAddon)('nbdsh: write, FLUSH, FLUSH, write, FLUSH, all by the thread, cost two fdatasyncs', async () => {
+    const s = await inProcess();
+    try {
+      const file = /** @type {any} */ (s.registry.engine.fileByPath(s.files.a));
+      const synced = file.syncs;
+      await nbdsh(`nbd+unix:///d?socket=${s.socket}`,
+        'h.pwrite(b"\\x01" * 4096, 0); h.flush(); h.flush(); h.pwrite(b"\\x02" * 4096, 65536); h.flush()');
+      expect(file.syncs - synced).toBe(2);
+      await vi.waitFor(() => expect(s.exp.writtenByThreads).toBe(2));
+    } finally {
       await s.close();
     }
   });

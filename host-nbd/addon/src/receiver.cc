@@ -68,6 +68,22 @@ ThreadIo IoOf(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_
   return io;
 }
 
+// Counts a WRITE done through t on each file it wrote (file_writes.h): its one piece, or each run
+// tried (io.pieces, in the order of the receiver's runs), whether it failed or not.
+void CountWrites(const WriteTarget& t, const ThreadIo& io, const std::vector<PieceRun>& runs) {
+  if (io.pieces.empty()) {
+    if (t.pieces[0].writes) t.pieces[0].writes->Add();
+    return;
+  }
+  for (size_t i = 0; i < io.pieces.size(); i++) {
+    for (const FilePiece& p : t.pieces) {
+      if (p.fd != runs[i].fd) continue;
+      if (p.writes) p.writes->Add();
+      break;
+    }
+  }
+}
+
 // Keeps a WriteTarget's room for pieces from request to request, not its hold on the extents
 // (their descriptors close once the map no longer has them).
 struct TargetScope {
@@ -404,6 +420,7 @@ bool Receiver::Parse() {
       e.is_io = true;
       e.io = IoOf(header, t, off, len, false);
       e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);  // answered only once every piece is written
+      CountWrites(t, e.io, runs_);  // before the reply: a FLUSH sent after it must find the write counted
       e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
       header_only_ = len >= kLargeWrite;
       bool quiet = e.io.replied;

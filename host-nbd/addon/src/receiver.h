@@ -12,7 +12,8 @@
 // on its stripe's file, a stripe's consecutive rows in one preadv / pwritev (piece_io.h); a READ
 // so only through memory (up to 2 MiB).
 // The event loop learns of them in batches, for its bookkeeping (and to answer a write the
-// thread could not). Every other byte of the stream, requests and payloads alike, goes to the
+// thread could not); what a FLUSH must know at once, that a file was written, is counted here
+// before the reply (file_writes.h). Every other byte of the stream, requests and payloads alike, goes to the
 // event loop unchanged and in order, where the server parses and checks it as if it had read it.
 //
 // Ordering: the events (bytes to parse, requests done) reach the event loop in stream order.

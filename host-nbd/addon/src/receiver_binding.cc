@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "file_writes.h"
 #include "js_numbers.h"
 #include "receiver.h"
 #include "write_map.h"
@@ -97,6 +98,9 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       }
       e.fd = fcntl(int(d[2]), F_DUPFD_CLOEXEC, 0);
       if (e.fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
+      // Threads write only a file whose writes they count (a FLUSH skips fdatasync by the count).
+      if (e.writable) e.writes = FileWritesOf(e.fd);
+      if (!e.writes) e.writable = false;
       extents->list.push_back(e);
     }
     if (!extents->list.empty() && extents->list.back().stripe + 1 != extents->list.back().stripes) {
@@ -208,6 +212,25 @@ Napi::Float64Array Records(Napi::Env env, const std::vector<ReceiverEvent>& even
   w.Set("pieces", p);
   return w;
 }
+
+// new FileWrites(fd): the count of writes receive threads completed on the file fd is open on
+// (file_writes.h), kept while this object lives; count() reads it.
+class FileWritesJs : public Napi::ObjectWrap<FileWritesJs> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FileWrites", {InstanceMethod<&FileWritesJs::Count>("count")});
+  }
+
+  explicit FileWritesJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FileWritesJs>(info) {
+    writes_ = FileWritesOf(FdArg(info, 0));
+    if (!writes_) throw Napi::Error::New(info.Env(), std::string("fstat: ") + strerror(errno));
+  }
+
+ private:
+  Napi::Value Count(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(writes_->Count())); }
+
+  std::shared_ptr<FileWrites> writes_;
+};
 
 struct ReceiverState;
 using SharedState = std::shared_ptr<ReceiverState>;
@@ -402,6 +425,7 @@ class ReceiverJs : public Napi::ObjectWrap<ReceiverJs> {
 void InitReceiver(Napi::Env env, Napi::Object exports) {
   exports.Set("WriteMap", WriteMapJs::Define(env));
   exports.Set("Receiver", ReceiverJs::Define(env));
+  exports.Set("FileWrites", FileWritesJs::Define(env));
 }
 
 }  // namespace dmkit

@@ -113,7 +113,7 @@ bool WriteMap::Locate(uint64_t off, uint32_t len, bool write, bool split, WriteT
   for (size_t i = 0; i < out->where.size(); i++) {
     const StripePiece& w = out->where[i];
     const WriteExtent& e = found.seg[w.stripe];
-    out->pieces[i] = FilePiece{e.fd, e.tag, e.file_pos + w.offset, w.at, w.len};
+    out->pieces[i] = FilePiece{e.fd, e.tag, e.file_pos + w.offset, w.at, w.len, e.writes.get()};
   }
   if (count) inflight_.fetch_add(1);
   out->hold = extents_;

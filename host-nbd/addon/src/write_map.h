@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "file_writes.h"
 #include "stripe_pieces.h"
 
 namespace dmkit {
@@ -38,6 +39,7 @@ struct WriteExtent {
   uint32_t stripes = 1;   // striped: how many; this extent is stripe number `stripe`
   uint32_t stripe = 0;
   bool guarded = false;   // linear only: writes only over chunks marked copied (the generation's marks)
+  std::shared_ptr<FileWrites> writes;  // the file's count of thread writes (every writable extent has one)
 };
 
 // Chunks of the device (fixed size, from device byte 0) marked as needing no snapshot copy any
@@ -77,6 +79,7 @@ struct FilePiece {
   uint64_t pos = 0;  // file offset
   uint32_t at = 0;   // where in the request
   uint32_t len = 0;
+  FileWrites* writes = nullptr;  // the extent's (kept by the hold)
 };
 
 // Where one request goes: held extents keep the descriptors open until it is done. A caller
