@@ -17,11 +17,13 @@
 import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
 import { BackingFiles } from './backing-files.js';
 import { TargetClock } from './target-clock.js';
-import { TransferPlug } from './transfer-plug.js';
+import { TransferPlug, MERGE_MAX_BYTES } from './transfer-plug.js';
 import { loadImageLocks } from './image-locks.js';
 import { loadFileHoles } from './file-holes.js';
 
 const COMMAND_WORDS = 8; // 32-byte command records
+/** A run of small adjacent commands (executeRun) holds at most this many (and MERGE_MAX_BYTES). */
+const RUN_MAX_PARTS = 256;
 const DONE_WORDS = 3; // 12-byte completion records
 const RESERVE_BYTES = 256 << 20;
 /** Failed commands of one file logged in full, and then one in how many (logIoError). */
@@ -353,6 +355,8 @@ export class Engine {
     for (let i = 0; i < words; i += COMMAND_WORDS) {
       if (c[i + 2] === OP.FLUSH) this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], 0, 0, 0);
     }
+    /** The batch's reads and writes to execute, by index, in order (adjacentGroups). */
+    const plain = [];
     for (let i = 0; i < words; i += COMMAND_WORDS) {
       if (c[i + 2] === OP.FLUSH) continue;
       if (this.sendRegions.size > 0 && c[i + 2] === OP.READ) {
@@ -363,9 +367,69 @@ export class Engine {
           continue;
         }
       }
+      plain.push(i);
+    }
+    for (const group of this.adjacentGroups(c, plain)) {
+      if (group.length > 1) { this.executeRun(c, group); continue; }
+      const i = group[0];
       this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4] + c[i + 5] * 4294967296, c[i + 6], c[i + 7]);
     }
     if (touched) this.settleRegions(touched);
+  }
+
+  /**
+   * The batch's plain commands in order, grouped: a group of several is a run of small reads or
+   * writes adjacent in one file (each starting where the one before ended, same direction, no
+   * FUA, each small enough to run on the event loop), which goes as one preadv or pwritev
+   * (executeRun). A sequential write to a snapshot's origin copies its chunks out so: 64 reads of
+   * 4 KiB chunks from the origin, then 64 writes into consecutive COW chunks, per 256 KiB.
+   * @param {Uint32Array} c @param {number[]} plain @returns {number[][]}
+   */
+  adjacentGroups(c, plain) {
+    const groups = [];
+    let k = 0;
+    while (k < plain.length) {
+      const i = plain[k];
+      const group = [i];
+      const file = this.files[c[i + 1]], op = c[i + 2];
+      if (file && (op === OP.READ || op === OP.WRITE) && c[i + 3] === 0 && c[i + 6] * 512 <= file.syncMaxBytes) {
+        let end = (c[i + 4] + c[i + 5] * 4294967296 + c[i + 6]) * 512, bytes = c[i + 6] * 512;
+        for (let j = k + 1; j < plain.length && group.length < RUN_MAX_PARTS; j++) {
+          const n = plain[j], length = c[n + 6] * 512;
+          if (c[n + 1] !== c[i + 1] || c[n + 2] !== op || c[n + 3] !== 0 || length > file.syncMaxBytes) break;
+          if ((c[n + 4] + c[n + 5] * 4294967296) * 512 !== end || bytes + length > MERGE_MAX_BYTES) break;
+          group.push(n);
+          end += length;
+          bytes += length;
+        }
+      }
+      groups.push(group);
+      k += group.length;
+    }
+    return groups;
+  }
+
+  /**
+   * Executes a run of adjacentGroups as one vectored call: on the event loop when the run is
+   * small enough for one transfer there, else through the plug to the thread pool, as a single
+   * command of its size would go (the copy then runs beside the event loop, on the other core).
+   * @param {Uint32Array} c @param {number[]} group
+   */
+  executeRun(c, group) {
+    const file = /** @type {FileBacking} */ (this.files[c[group[0] + 1]]);
+    const write = c[group[0] + 2] === OP.WRITE;
+    let bytes = 0;
+    const parts = group.map((i) => {
+      const cmd = c[i];
+      bytes += c[i + 6] * 512;
+      return { at: c[i + 7], length: c[i + 6] * 512, position: (c[i + 4] + c[i + 5] * 4294967296) * 512, done: (e) => this.finish(cmd, file, e) };
+    });
+    this.running += parts.length;
+    file.busy += parts.length;
+    if (bytes > file.syncMaxBytes && !(write && file.readOnly)) {
+      for (const p of parts) this.plug.add(file, write, p.at, p.length, p.position, p.done);
+    } else if (write) file.writeRunNow(this.mem(), parts);
+    else file.readRunNow(this.mem(), parts);
   }
 
   /** Calls back the m requests takeCompletionWords copied. */

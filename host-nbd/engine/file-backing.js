@@ -293,6 +293,41 @@ export class FileBacking {
     });
   }
 
+  /**
+   * Reads adjacent small parts in one preadv on the event loop, where each would have been read
+   * by itself (Engine.executeRun). A short read finishes the rest part by part, as read() does.
+   * @param {Buffer} mem @param {Part[]} run
+   */
+  readRunNow(mem, run) {
+    let n;
+    try {
+      n = fs.readvSync(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position);
+    } catch (e) {
+      for (const p of run) p.done(/** @type {NodeJS.ErrnoException} */ (e));
+      return;
+    }
+    this.finishRun(run, n, (p) => p.done(null), (p, skip) => this.read(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
+  }
+
+  /**
+   * Writes adjacent small parts in one pwritev on the event loop (see readRunNow). A short write
+   * finishes the rest part by part, as write() does.
+   * @param {Buffer} mem @param {Part[]} run
+   */
+  writeRunNow(mem, run) {
+    if (this.readOnly) { for (const p of run) p.done(readOnlyError(this.path)); return; }
+    for (const p of run) this.written.mark(p.position, p.length);
+    let n;
+    try {
+      n = fs.writevSync(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position);
+    } catch (e) {
+      for (const p of run) { this.ownWrites++; p.done(/** @type {NodeJS.ErrnoException} */ (e)); }
+      return;
+    }
+    const whole = (/** @type {Part} */ p) => { this.ownWrites++; p.done(null); };
+    this.finishRun(run, n, whole, (p, skip) => this.write(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
+  }
+
   /** This file's write thread, started now if lanes are given and it has none yet. */
   writeLane() {
     if (!this.lane && this.writeLanes && !this.closed) {
