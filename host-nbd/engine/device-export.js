@@ -219,7 +219,7 @@ export class DeviceExport {
     const file = this.engine.files[tag];
     if (!file) return;
     file.written.mark(pos, length);
-    file.writesDone++;
+    file.threadWriteHeard();
     if (errno) this.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);
   }
 

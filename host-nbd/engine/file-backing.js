@@ -147,10 +147,10 @@ export class FileBacking {
   get writesDone() { return this.ownWrites + (this.threadWrites ? this.threadWrites.count() : 0); }
 
   /**
-   * DeviceExport.threadWrote adds one when the event loop hears of a receive thread's write:
-   * counted already where the addon counts them (a second count would make a flush sync again).
+   * The event loop heard of a receive thread's write (DeviceExport.threadWrote). Counted only
+   * where the addon does not count them already: a second count would make a flush sync again.
    */
-  set writesDone(n) { if (!this.threadWrites) this.ownWrites += n - this.writesDone; }
+  threadWriteHeard() { if (!this.threadWrites) this.ownWrites++; }
 
   /** The file's size now (a block device's from sysfs). */
   sizeNow() {

@@ -157,7 +157,7 @@ describe('file backing flushes with receive threads writing the file', () => {
     const calls = watchSyncs();
     threads.n++;
     await flush(f);
-    f.writesDone++; // as threadWrote does
+    f.threadWriteHeard(); // as threadWrote does
     expect(f.writesDone).toBe(1);
     await flush(f);
     expect(calls.n).toBe(1);
@@ -169,7 +169,7 @@ describe('file backing flushes with receive threads writing the file', () => {
     await flush(f);
     await flush(f);
     expect(calls.n).toBe(2);
-    f.writesDone++; // threadWrote: counted here then
+    f.threadWriteHeard(); // threadWrote: counted here then
     expect(f.writesDone).toBe(1);
     vi.restoreAllMocks();
     const counted = threadWritable();
