@@ -46,6 +46,13 @@ const write = (f, at, bytes) => new Promise((resolve, reject) => {
   f.write(buf, 0, bytes, at, (e) => (e ? reject(e) : resolve(undefined)));
 });
 const until = async (cond) => { while (!cond()) await new Promise((r) => setTimeout(r, 1)); };
+/** A flush whose fdatasync (the nth held by watchSyncs) is let go as soon as it starts. */
+const flushLetGo = async (f, calls, nth) => {
+  const done = flush(f);
+  await until(() => calls.held.length === nth);
+  calls.held[nth - 1]();
+  await done;
+};
 
 describe('file backing flushes', () => {
   it('the first flush after opening syncs; a second with nothing written since does not', async () => {
@@ -93,10 +100,7 @@ describe('file backing flushes', () => {
     await write(f, 4 * KiB, 4 * KiB); // lands after that fdatasync began
     calls.held[0]();
     await first;
-    const second = flush(f);
-    await until(() => calls.held.length === 2);
-    calls.held[1]();
-    await second;
+    await flushLetGo(f, calls, 2);
     await flush(f); // the second one covered both writes
     expect(calls.n).toBe(2);
   });
@@ -145,10 +149,7 @@ describe('file backing flushes with receive threads writing the file', () => {
     threads.n++;
     calls.held[0]();
     await first;
-    const second = flush(f);
-    await until(() => calls.held.length === 2);
-    calls.held[1]();
-    await second;
+    await flushLetGo(f, calls, 2);
     expect(calls.n).toBe(2);
   });
 
