@@ -45,27 +45,31 @@ function writeAt(exp, offset, bytes) {
   return new Promise((resolve, reject) => exp.write(offset, bytes.length, ptr, false, (e) => (e ? reject(e) : resolve(undefined))));
 }
 
+/** An origin image of `bytes` random bytes, served as `base`, with a snapshot `snap` of it. */
+async function originWithSnapshot(bytes, store) {
+  const dir = tempDir('dmkit-bulk-runs-');
+  const img = join(dir, 'origin'), cow = join(dir, 'cow');
+  const old = testBytes(bytes, 3);
+  fs.writeFileSync(img, old);
+  fs.writeFileSync(cow, '');
+  fs.truncateSync(cow, bytes);
+  registry = await DeviceRegistry.create();
+  await registry.create('base', `0 ${bytes / 512} snapshot-origin ${img}`);
+  await registry.create('snap', `0 ${bytes / 512} snapshot ${img} ${cow} ${store} 8`);
+  return { old, base: registry.getExport('base'), snap: registry.getExport('snap') };
+}
+
 describe('adjacent small commands of a batch', () => {
-  it('a 256 KiB write to an origin copies its 64 chunks out and writes them with a few vectored calls, not 192 small ones', async () => {
-    const dir = tempDir('dmkit-bulk-runs-');
-    const img = join(dir, 'origin'), cow = join(dir, 'cow');
-    const old = testBytes(4 * MiB, 3);
-    fs.writeFileSync(img, old);
-    fs.writeFileSync(cow, '');
-    fs.truncateSync(cow, 4 * MiB);
-    // Large writes by the pool, not by the file's own write thread (write-lane.js): fs sees them.
-    registry = await DeviceRegistry.create({ writeLanes: null });
-    await registry.create('base', `0 ${4 * MiB / 512} snapshot-origin ${img}`);
-    await registry.create('snap', `0 ${4 * MiB / 512} snapshot ${img} ${cow} N 8`);
-    const base = registry.getExport('base'), snap = registry.getExport('snap');
+  it('a 256 KiB write to an origin copies its 64 chunks out and writes them with three vectored calls, not 192 small ones', async () => {
+    const { old, base, snap } = await originWithSnapshot(4 * MiB, 'N');
     const fresh = testBytes(256 * KiB, 4);
     const calls = countFileCalls();
     await writeAt(base, MiB, fresh);
     vi.restoreAllMocks();
-    // The 64 chunk reads from the origin went as one preadv, in the pool as a 256 KiB read would,
-    // and so did the 64 writes into the COW file and the 64 to the origin.
-    expect(calls.readv).toEqual(['pool 64']);
-    expect(calls.writev).toEqual(['pool 64', 'pool 64']);
+    // The 64 chunk reads from the origin went as one preadv on the event loop, and so did the 64
+    // writes into the COW file and the 64 to the origin.
+    expect(calls.readv).toEqual(['now 64']);
+    expect(calls.writev).toEqual(['now 64', 'now 64']);
     expect(calls.readSync).toBe(0);
     expect(calls.writeSync).toBe(0);
     // And it is the same copy-on-write: the snapshot keeps the old bytes, the origin has the new.
@@ -74,25 +78,16 @@ describe('adjacent small commands of a batch', () => {
     expect(registry.engine.core.status(snap.id)).toContain(`${64 * 8}/${4 * MiB / 512}`);
   });
 
-  it('a run no larger than one transfer on the event loop stays there', async () => {
-    const dir = tempDir('dmkit-bulk-runs-');
-    const img = join(dir, 'origin'), cow = join(dir, 'cow');
-    const old = testBytes(MiB, 6);
-    fs.writeFileSync(img, old);
-    fs.writeFileSync(cow, '');
-    fs.truncateSync(cow, MiB);
-    registry = await DeviceRegistry.create({ writeLanes: null });
-    await registry.create('base', `0 ${MiB / 512} snapshot-origin ${img}`);
-    await registry.create('snap', `0 ${MiB / 512} snapshot ${img} ${cow} P 8`);
-    const base = registry.getExport('base'), snap = registry.getExport('snap');
-    const fresh = testBytes(32 * KiB, 7);
+  it('a run stops at 256 commands: a 2 MiB write to a persistent snapshot\'s origin reads its 512 chunks in two', async () => {
+    const { old, base, snap } = await originWithSnapshot(4 * MiB, 'P');
+    const fresh = testBytes(2 * MiB, 7);
     const calls = countFileCalls();
-    await writeAt(base, 64 * KiB, fresh);
+    await writeAt(base, MiB, fresh);
     vi.restoreAllMocks();
-    expect(calls.readv).toEqual(['now 8']);
-    expect(calls.writev).toContain('now 8'); // the copies into the COW file; the metadata and origin writes follow
-    expect((await readAt(snap, 64 * KiB, 32 * KiB)).equals(old.subarray(64 * KiB, 96 * KiB))).toBe(true);
-    expect((await readAt(base, 64 * KiB, 32 * KiB)).equals(fresh)).toBe(true);
+    expect(calls.readv).toEqual(['now 256', 'now 256']);
+    expect(calls.readSync).toBe(0);
+    expect((await readAt(snap, MiB, 2 * MiB)).equals(old.subarray(MiB, 3 * MiB))).toBe(true);
+    expect((await readAt(base, MiB, 2 * MiB)).equals(fresh)).toBe(true);
   });
 
   it('a single small command still runs on the event loop', async () => {

@@ -380,9 +380,10 @@ export class Engine {
   /**
    * The batch's plain commands in order, grouped: a group of several is a run of small reads or
    * writes adjacent in one file (each starting where the one before ended, same direction, no
-   * FUA, each small enough to run on the event loop), which goes as one preadv or pwritev
-   * (executeRun). A sequential write to a snapshot's origin copies its chunks out so: 64 reads of
-   * 4 KiB chunks from the origin, then 64 writes into consecutive COW chunks, per 256 KiB.
+   * FUA, each small enough to run on the event loop, together at most MERGE_MAX_BYTES), which
+   * goes as one preadv or pwritev (executeRun). A sequential write to a snapshot's origin copies
+   * its chunks out so: 64 reads of 4 KiB chunks from the origin, then 64 writes into consecutive
+   * COW chunks, per 256 KiB.
    * @param {Uint32Array} c @param {number[]} plain @returns {number[][]}
    */
   adjacentGroups(c, plain) {
@@ -410,25 +411,22 @@ export class Engine {
   }
 
   /**
-   * Executes a run of adjacentGroups as one vectored call: on the event loop when the run is
-   * small enough for one transfer there, else through the plug to the thread pool, as a single
-   * command of its size would go (the copy then runs beside the event loop, on the other core).
+   * Executes a run of adjacentGroups as one vectored call on the event loop, where each of its
+   * commands would have run by itself: the same bytes, one system call instead of many. (Sending
+   * larger runs to the thread pool instead cost random first writes to a snapshot's origin a
+   * fifth of their rate, where a batch's copies land in consecutive COW chunks:
+   * docs/performance.md.)
    * @param {Uint32Array} c @param {number[]} group
    */
   executeRun(c, group) {
     const file = /** @type {FileBacking} */ (this.files[c[group[0] + 1]]);
-    const write = c[group[0] + 2] === OP.WRITE;
-    let bytes = 0;
     const parts = group.map((i) => {
       const cmd = c[i];
-      bytes += c[i + 6] * 512;
       return { at: c[i + 7], length: c[i + 6] * 512, position: (c[i + 4] + c[i + 5] * 4294967296) * 512, done: (e) => this.finish(cmd, file, e) };
     });
     this.running += parts.length;
     file.busy += parts.length;
-    if (bytes > file.syncMaxBytes && !(write && file.readOnly)) {
-      for (const p of parts) this.plug.add(file, write, p.at, p.length, p.position, p.done);
-    } else if (write) file.writeRunNow(this.mem(), parts);
+    if (c[group[0] + 2] === OP.WRITE) file.writeRunNow(this.mem(), parts);
     else file.readRunNow(this.mem(), parts);
   }
 
