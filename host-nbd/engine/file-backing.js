@@ -7,10 +7,9 @@
 // Large transfers go to the thread pool, where the kernel's copy runs beside the event loop on
 // another core. fdatasync (flush, FUA) is always asynchronous. docs/performance.md has figures.
 //
-// Zeroing (discard, write-zeroes) punches a hole where the native addon can (file-holes.js):
-// the range then reads as zeroes, whatever its size, and frees its blocks. Without it, or on a
-// file system that cannot punch, it reads the range and writes zeroes only where the file is not
-// zero already, so zeroing a sparse image allocates nothing (Node has no fallocate).
+// Zeroing (discard, write-zeroes), and knowing which ranges read as zeroes: file-zeroes.js.
+// Runs of adjacent transfers as one preadv or pwritev: file-runs.js. Opening's checks and
+// messages: image-open.js.
 //
 // A flush with nothing to make durable costs no fdatasync: when every write completed so far had
 // completed before an fdatasync that succeeded began, that one covered them, and a flush while
@@ -24,12 +23,18 @@
 import fs from 'node:fs';
 import { loadFileHoles } from './file-holes.js';
 import { threadWritesOf } from '../server/receive-threads.js';
+import { WrittenMap } from './written-map.js';
+import { zeroRange, zeroRunsOf } from './file-zeroes.js';
+import * as fileRuns from './file-runs.js';
+import { identityOf, refuseUnservable, readOnlyError, sizeOf, describeOpenError } from './image-open.js';
+
+// Their names importers know from this module.
+export { WrittenMap } from './written-map.js';
+export { identityOf, blockDeviceSize } from './image-open.js';
 
 const SECTOR = 512;
-const ZERO_CHUNK = 1 << 20;
 /** Transfers up to this size run on the event loop by default (dmkit serve --sync-io-max). */
 export const DEFAULT_SYNC_MAX = 64 * 1024;
-const ZEROES = Buffer.alloc(ZERO_CHUNK);
 
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */
 /** @typedef {import('./write-lane.js').WriteLanes} WriteLanes */
@@ -221,32 +226,8 @@ export class FileBacking {
       `(${now}${this.bytes} expected): it was shortened while in use`), { code: 'EIO' });
   }
 
-  /**
-   * Reads adjacent parts (each part's position follows the one before) in one preadv in the
-   * thread pool; each part's done is called once its bytes are in. A short read (end of file,
-   * a signal) finishes the rest part by part, as read() does.
-   * @param {Buffer} mem @param {Part[]} run
-   */
-  readRun(mem, run) {
-    if (run.length === 1) { const p = run[0]; this.readAsync(mem, p.at, p.length, p.position, p.done); return; }
-    fs.readv(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err, n) => {
-      if (err) { for (const p of run) p.done(err); return; }
-      this.finishRun(run, n, (p) => p.done(null), (p, skip) => this.readAsync(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
-    });
-  }
-
-  /**
-   * After a vectored transfer moved n bytes: `whole` for each part they covered, `rest` for the
-   * others (the part, bytes of it already moved).
-   * @param {Part[]} run @param {number} n @param {(p: Part) => void} whole
-   * @param {(p: Part, skip: number) => void} rest
-   */
-  finishRun(run, n, whole, rest) {
-    for (const p of run) {
-      if (n >= p.length) { n -= p.length; whole(p); }
-      else { rest(p, n); n = 0; }
-    }
-  }
+  /** One preadv of adjacent parts in the thread pool (file-runs.js). @param {Buffer} mem @param {Part[]} run */
+  readRun(mem, run) { fileRuns.readRun(this, mem, run); }
 
   /** @param {Buffer} buf @param {number} at @param {number} length @param {number} position @param {Done} done */
   write(buf, at, length, position, done) {
@@ -267,66 +248,14 @@ export class FileBacking {
     this.writeAsync(buf, at, length, position, done);
   }
 
-  /**
-   * Writes adjacent parts in one pwritev in the thread pool (see readRun); each part's done is
-   * called once all of it is written.
-   * @param {Buffer} mem @param {Part[]} run
-   */
-  writeRun(mem, run) {
-    if (this.readOnly) { for (const p of run) p.done(readOnlyError(this.path)); return; }
-    for (const p of run) this.written.mark(p.position, p.length);
-    const lane = this.writeLane();
-    if (lane) {
-      lane.write(run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err) => {
-        for (const p of run) { this.ownWrites++; p.done(err); }
-      });
-      return;
-    }
-    if (run.length === 1) { const p = run[0]; this.writeAsync(mem, p.at, p.length, p.position, p.done); return; }
-    fs.writev(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position, (err, n) => {
-      if (err) {
-        for (const p of run) { this.ownWrites++; p.done(err); }
-        return;
-      }
-      const whole = (/** @type {Part} */ p) => { this.ownWrites++; p.done(null); };
-      this.finishRun(run, n, whole, (p, skip) => this.writeAsync(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
-    });
-  }
+  /** One pwritev of adjacent parts, in the thread pool or on the write thread (file-runs.js). @param {Buffer} mem @param {Part[]} run */
+  writeRun(mem, run) { fileRuns.writeRun(this, mem, run); }
 
-  /**
-   * Reads adjacent small parts in one preadv on the event loop, where each would have been read
-   * by itself (Engine.executeRun). A short read finishes the rest part by part, as read() does.
-   * @param {Buffer} mem @param {Part[]} run
-   */
-  readRunNow(mem, run) {
-    let n;
-    try {
-      n = fs.readvSync(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position);
-    } catch (e) {
-      for (const p of run) p.done(/** @type {NodeJS.ErrnoException} */ (e));
-      return;
-    }
-    this.finishRun(run, n, (p) => p.done(null), (p, skip) => this.read(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
-  }
+  /** One preadv of adjacent small parts on the event loop (file-runs.js). @param {Buffer} mem @param {Part[]} run */
+  readRunNow(mem, run) { fileRuns.readRunNow(this, mem, run); }
 
-  /**
-   * Writes adjacent small parts in one pwritev on the event loop (see readRunNow). A short write
-   * finishes the rest part by part, as write() does.
-   * @param {Buffer} mem @param {Part[]} run
-   */
-  writeRunNow(mem, run) {
-    if (this.readOnly) { for (const p of run) p.done(readOnlyError(this.path)); return; }
-    for (const p of run) this.written.mark(p.position, p.length);
-    let n;
-    try {
-      n = fs.writevSync(this.fd, run.map((p) => mem.subarray(p.at, p.at + p.length)), run[0].position);
-    } catch (e) {
-      for (const p of run) { this.ownWrites++; p.done(/** @type {NodeJS.ErrnoException} */ (e)); }
-      return;
-    }
-    const whole = (/** @type {Part} */ p) => { this.ownWrites++; p.done(null); };
-    this.finishRun(run, n, whole, (p, skip) => this.write(mem, p.at + skip, p.length - skip, p.position + skip, p.done));
-  }
+  /** One pwritev of adjacent small parts on the event loop (file-runs.js). @param {Buffer} mem @param {Part[]} run */
+  writeRunNow(mem, run) { fileRuns.writeRunNow(this, mem, run); }
 
   /** This file's write thread, started now if lanes are given and it has none yet. */
   writeLane() {
@@ -382,59 +311,17 @@ export class FileBacking {
 
   /**
    * Makes [position, position + length) read as zeroes, writing only the parts that are not
-   * zero already (a discard or write-zeroes over a sparse image then allocates nothing).
+   * zero already (file-zeroes.js).
    * @param {number} position @param {number} length @param {Done} done
    */
-  zero(position, length, done) {
-    if (this.readOnly) { done(readOnlyError(this.path)); return; }
-    if (this.holes && this.canPunch && length > 0) {
-      this.holes.punch(this.fd, position, length, (err) => {
-        if (err && (err.code === 'EOPNOTSUPP' || err.code === 'ENOTSUP')) { this.canPunch = false; this.zero(position, length, done); return; }
-        this.mayHaveHoles = true;
-        this.ownWrites++; // a flush must make the deallocation durable too
-        done(err);
-      });
-      return;
-    }
-    const end = position + length;
-    const scratch = Buffer.allocUnsafe(Math.min(ZERO_CHUNK, length));
-    const step = (at) => {
-      if (at >= end) { done(null); return; }
-      const n = Math.min(ZERO_CHUNK, end - at);
-      fs.read(this.fd, scratch, 0, n, at, (err, got) => {
-        if (err) { done(err); return; }
-        // Bytes past the end of the file read as zeroes already.
-        if (got === 0 || scratch.compare(ZEROES, 0, got, 0, got) === 0) { step(at + n); return; }
-        this.written.mark(at, n);
-        fs.write(this.fd, ZEROES, 0, n, at, (werr) => {
-          this.ownWrites++;
-          if (werr) done(werr);
-          else step(at + n);
-        });
-      });
-    };
-    step(position);
-  }
+  zero(position, length, done) { zeroRange(this, position, length, done); }
 
   /**
-   * [position, position + length) cut into runs known to read as zeroes (holes) and the rest:
-   * from the file system where the addon can ask it (a hole past the end of the file is not
-   * known: it counts as data), else from WrittenMap for a file that was sparse when opened;
-   * null when nothing is known.
-   * @returns {{length: number, hole: boolean}[] | null}
+   * [position, position + length) cut into runs known to read as zeroes (holes) and the rest;
+   * null when nothing is known (file-zeroes.js).
+   * @param {number} position @param {number} length @returns {{length: number, hole: boolean}[] | null}
    */
-  zeroRuns(position, length) {
-    if (this.holes && !this.closed) {
-      const inFile = Math.max(0, Math.min(length, this.bytes - position));
-      /** @type {{length: number, hole: boolean}[]} */
-      let runs = [];
-      if (inFile > 0) runs = this.mayHaveHoles ? this.holes.runs(this.fd, position, inFile) : [{ length: inFile, hole: false }];
-      if (inFile < length) runs.push({ length: length - inFile, hole: false });
-      return runs;
-    }
-    if (!this.sparseAtOpen) return null;
-    return this.written.runs(position, length).map((r) => ({ length: r.length, hole: !r.written }));
-  }
+  zeroRuns(position, length) { return zeroRunsOf(this, position, length); }
 
 
   /**
@@ -452,112 +339,4 @@ export class FileBacking {
       this.locks?.unlock(this.identity);
     }
   }
-}
-
-/**
- * Which parts of a file we have written since opening it, in 1 MiB granules: without the addon's
- * lseek(SEEK_DATA) (file-holes.js), what keeps never-touched parts of a fresh sparse image
- * reported as zeroes (block status, fast zero).
- */
-export class WrittenMap {
-  static GRANULE = 1 << 20;
-
-  /** @param {number} bytes */
-  constructor(bytes) {
-    this.bits = new Uint8Array(Math.ceil(bytes / WrittenMap.GRANULE / 8) + 1);
-    this.empty = true;
-  }
-
-  /** This map for a file of `bytes` (what is marked stays marked). @param {number} bytes */
-  grownTo(bytes) {
-    const bigger = new WrittenMap(bytes);
-    if (bigger.bits.length < this.bits.length) return this;
-    bigger.bits.set(this.bits);
-    bigger.empty = this.empty;
-    return bigger;
-  }
-
-  mark(position, length) {
-    if (length <= 0) return;
-    const first = Math.floor(position / WrittenMap.GRANULE);
-    const last = Math.floor((position + length - 1) / WrittenMap.GRANULE);
-    this.empty = false;
-    for (let g = first; g <= last; g++) this.bits[g >> 3] |= 1 << (g & 7);
-  }
-
-  /**
-   * [position, position + length) cut where granules change between written and not.
-   * @returns {{length: number, written: boolean}[]}
-   */
-  runs(position, length) {
-    if (this.empty || length <= 0) return [{ length, written: false }];
-    const G = WrittenMap.GRANULE;
-    const end = position + length;
-    const out = [];
-    let at = position;
-    while (at < end) {
-      const g = Math.floor(at / G);
-      const written = (this.bits[g >> 3] & (1 << (g & 7))) !== 0;
-      const next = Math.min(end, (g + 1) * G);
-      const last = out[out.length - 1];
-      if (last && last.written === written) last.length += next - at;
-      else out.push({ length: next - at, written });
-      at = next;
-    }
-    return out;
-  }
-
-}
-
-/**
- * What makes a file the same file under any name: its device and inode; for a block device the
- * device it stands for (two nodes of one device are one device).
- * @param {import('node:fs').Stats} st
- */
-export function identityOf(st) {
-  return st.isBlockDevice() ? `block ${st.rdev}` : `file ${st.dev}:${st.ino}`;
-}
-
-/**
- * Refuses, before opening it, a path that is neither a regular file nor a block device (a
- * missing one is left to open). Opening decides too late: open(2) of a FIFO for reading waits
- * for a writer, and that would stop the whole server's event loop.
- * @param {string} path
- */
-function refuseUnservable(path) {
-  let st;
-  try {
-    st = fs.statSync(path);
-  } catch (e) {
-    if (/** @type {any} */ (e).code === 'ENOENT') return;
-    throw describeOpenError(path, e);
-  }
-  if (st.isDirectory()) throw new Error(`${path}: is a directory`);
-  if (!st.isFile() && !st.isBlockDevice()) throw new Error(`${path}: not a regular file or block device`);
-}
-
-function readOnlyError(path) {
-  return Object.assign(new Error(`${path} is opened read-only`), { code: 'EROFS' });
-}
-
-/** A file's size, or a block device's (sysfs). @param {import('node:fs').Stats} st */
-function sizeOf(st) {
-  return st.isBlockDevice() ? blockDeviceSize(st.rdev) : st.size;
-}
-
-/** A block device's size from sysfs (fstat says 0 for those; Node has no lseek). */
-export function blockDeviceSize(rdev) {
-  const major = Math.floor(rdev / 256) & 0xfff;
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
-  const text = fs.readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8');
-  return Number(text.trim()) * SECTOR;
-}
-
-function describeOpenError(path, e) {
-  const code = e && e.code;
-  if (code === 'ENOENT') return Object.assign(new Error(`${path}: no such file (give a size to create it)`), { code });
-  if (code === 'EACCES' || code === 'EPERM') return new Error(`${path}: permission denied`);
-  if (code === 'EISDIR') return new Error(`${path}: is a directory`);
-  if (code === 'EROFS') return new Error(`${path}: on a read-only file system (use --read-only)`);
-  return new Error(`${path}: ${e.message}`);
 }
