@@ -14,43 +14,31 @@
 // hosts: growing detaches the old ArrayBuffer object but never moves the bytes), and because a
 // buffer is only freed after the command that uses it completed. The engine also reserves
 // memory at start so that growth is rare. test/nbd/engine.test.js checks both.
-import { DmCore, DmError, OP, ERRNO, FLAG, errnoName } from '../../core-as/js/dmcore.js';
+//
+// Large reads whose bytes go from files straight to a socket: file-read-regions.js. A batch's
+// small commands adjacent in a file, run as one: adjacent-groups.js.
+import { DmCore, DmError, OP, FLAG } from '../../core-as/js/dmcore.js';
 import { BackingFiles } from './backing-files.js';
 import { TargetClock } from './target-clock.js';
-import { TransferPlug, MERGE_MAX_BYTES } from './transfer-plug.js';
+import { TransferPlug } from './transfer-plug.js';
 import { loadImageLocks } from './image-locks.js';
 import { loadFileHoles } from './file-holes.js';
+import { FileReadRegions } from './file-read-regions.js';
+import { adjacentGroups } from './adjacent-groups.js';
+import { errnoOf, ioErrorLine } from './io-errors.js';
+import { DeviceEventLog } from './device-events.js';
+import { DeviceDrains } from './device-drains.js';
+
+export { errnoOf } from './io-errors.js'; // its name importers know from this module
 
 const COMMAND_WORDS = 8; // 32-byte command records
-/** A run of small adjacent commands (executeRun) holds at most this many (and MERGE_MAX_BYTES). */
-const RUN_MAX_PARTS = 256;
 const DONE_WORDS = 3; // 12-byte completion records
 const RESERVE_BYTES = 256 << 20;
-/** Failed commands of one file logged in full, and then one in how many (logIoError). */
-const IO_ERRORS_LOGGED = 10;
-const IO_ERRORS_EVERY = 1000;
-
-/** Maps a Node fs error to the errno the core and NBD understand. */
-export function errnoOf(e) {
-  switch (e && e.code) {
-    case 'ENOSPC': case 'EDQUOT': case 'EFBIG': return ERRNO.ENOSPC;
-    case 'EROFS': case 'EPERM': case 'EACCES': return ERRNO.EPERM;
-    case 'ENOMEM': return ERRNO.ENOMEM;
-    default: return ERRNO.EIO;
-  }
-}
 
 /** @typedef {import('./file-backing.js').FileBacking} FileBacking */
 /** @typedef {(status: number) => void} IoDone */
-/** @typedef {[fd: number, position: number, length: number]} FilePiece */
-/**
- * Where a read's bytes are when they need not pass through core memory: the backing file
- * pieces that make up the payload, in order. The sink sends them and then calls complete(),
- * with the error if sending failed; until then the read's commands count as running.
- * @typedef {(pieces: FilePiece[], complete: (error: NodeJS.ErrnoException | null) => void) => void} FileReadSink
- * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[][]}} FileReadRegion
- *   cmds: [cmd, backing, position, length, buf] of each READ command into [start, end), in bytes
- */
+/** @typedef {import('./file-read-regions.js').FileReadSink} FileReadSink where a read's bytes may go instead of core memory */
+/** @typedef {import('./file-read-regions.js').FileReadRegion} FileReadRegion */
 
 export class Engine {
   /**
@@ -103,15 +91,12 @@ export class Engine {
     this.scheduled = false;
     this.pumping = false;
     this.pumpBound = () => this.pump();
-    /** Device events seen (the core's count, and each device's number by id when last logged). */
-    this.eventsSeen = 0;
+    this.deviceEventLog = new DeviceEventLog(core, (line) => this.log(line));
     /** Called after device events were logged (the registry wakes `dmkit wait`). */
     this.onDeviceEvents = () => {};
-    this.deviceEvents = /** @type {Map<number, number>} */ (new Map());
-    /** @type {Map<number, FileReadRegion>} tag -> a large read whose bytes may skip core memory */
-    this.sendRegions = new Map();
-    /** @type {Array<{dev:number, resolve: () => void}>} callers waiting for a device to drain */
-    this.drainWaiters = [];
+    /** Large reads whose bytes may skip core memory (submitFileRead). */
+    this.fileReadRegions = new FileReadRegions(this);
+    this.deviceDrains = new DeviceDrains(core);
     /**
      * Large transfers (for the thread pool, or a file's write thread) wait in the plug until the event loop has run every
      * callback of this turn (setImmediate), then leave merged with their neighbours: over TCP one
@@ -208,11 +193,11 @@ export class Engine {
   submit(dev, op, flags, sector, count, buf, done, sink) {
     const tag = this.takeTag();
     this.callbacks[tag] = done;
-    if (sink) this.sendRegions.set(tag, { tag, start: buf, end: buf + count * 512, sink, cmds: [] });
+    if (sink) this.fileReadRegions.open(tag, buf, count, sink);
     this.x.dm_set_time(this.clock()); // flakey decides up or down at map time
     const r = this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
     if (r < 0) {
-      if (sink) this.sendRegions.delete(tag);
+      if (sink) this.fileReadRegions.drop(tag);
       this.callbacks[tag] = undefined;
       this.freeTags.push(tag);
       return -r;
@@ -231,57 +216,6 @@ export class Engine {
    */
   submitFileRead(dev, sector, count, buf, sink, done) {
     return this.submit(dev, OP.READ, 0, sector, count, buf, done, sink);
-  }
-
-  /** The region a READ command into [buf, buf + length) belongs to, if any. */
-  regionOf(buf, length) {
-    for (const r of this.sendRegions.values()) if (buf >= r.start && buf + length <= r.end) return r;
-    return undefined;
-  }
-
-  /**
-   * After a batch: each region that got commands either goes to its sink (its commands are
-   * file reads tiling the payload) or has them run as usual. Either way it is decided.
-   * @param {FileReadRegion[]} touched
-   */
-  settleRegions(touched) {
-    for (const region of touched) {
-      this.sendRegions.delete(region.tag);
-      const cmds = region.cmds.sort((a, b) => a[4] - b[4]);
-      const pieces = this.tile(region, cmds);
-      if (!pieces) {
-        for (const [cmd, backing, position, length, buf] of cmds) this.execute(cmd, backing, OP.READ, 0, position / 512, length / 512, buf);
-        continue;
-      }
-      const files = cmds.map(([, backing]) => /** @type {FileBacking} */ (this.files[backing]));
-      for (const f of files) { this.running++; f.busy++; }
-      let completed = false;
-      region.sink(pieces, (error) => {
-        if (completed) return;
-        completed = true;
-        cmds.forEach(([cmd], i) => this.finish(cmd, files[i], error, true));
-      });
-    }
-  }
-
-  /**
-   * The file pieces of a region whose sorted commands cover it exactly, adjacent ranges of one
-   * file merged; null when they do not (a gap, an overlap, a device that is no open file).
-   * @param {FileReadRegion} region @param {number[][]} cmds @returns {FilePiece[] | null}
-   */
-  tile(region, cmds) {
-    /** @type {FilePiece[]} */
-    const pieces = [];
-    let at = region.start;
-    for (const [, backing, position, length, buf] of cmds) {
-      const file = this.files[backing];
-      if (!file || file.closed || buf !== at) return null;
-      const last = pieces[pieces.length - 1];
-      if (last && last[0] === file.fd && last[1] + last[2] === position) last[2] += length;
-      else pieces.push([file.fd, position, length]);
-      at += length;
-    }
-    return at === region.end ? pieces : null;
   }
 
   schedule() {
@@ -309,25 +243,14 @@ export class Engine {
       this.pumping = false;
       if (!this.plug.empty && !this.unplugging) this.unplugging = setImmediate(this.unplugBound);
     }
-    if (this.drainWaiters.length > 0) this.wakeDrained();
-    if (this.core.eventsRaised() !== this.eventsSeen) this.logDeviceEvents();
+    if (this.deviceDrains.waiters.length > 0) this.deviceDrains.wake();
+    if (this.deviceEventLog.pending) this.logDeviceEvents();
     this.targetClock.arm();
   }
 
-  /**
-   * A device's live table raised an event (a snapshot went Invalid): one log line per device
-   * with its event number and the status it has now, as Linux logs "Invalidating snapshot".
-   */
+  /** A device's live table raised an event: logged (device-events.js), then onDeviceEvents. */
   logDeviceEvents() {
-    this.eventsSeen = this.core.eventsRaised();
-    for (const name of this.core.listDevices()) {
-      const id = this.core.findDevice(name);
-      const nr = this.core.info(id).eventNr;
-      if (nr === (this.deviceEvents.get(id) ?? 0)) continue; // ids are never reused
-      this.deviceEvents.set(id, nr);
-      const status = this.core.status(id).split('\n').filter((l) => l).join('; ');
-      this.log(`device ${name}: event ${nr}, status now: ${status}`);
-    }
+    this.deviceEventLog.logNew();
     this.onDeviceEvents();
   }
 
@@ -359,55 +282,21 @@ export class Engine {
     const plain = [];
     for (let i = 0; i < words; i += COMMAND_WORDS) {
       if (c[i + 2] === OP.FLUSH) continue;
-      if (this.sendRegions.size > 0 && c[i + 2] === OP.READ) {
-        const region = this.regionOf(c[i + 7], c[i + 6] * 512);
+      if (this.fileReadRegions.size > 0 && c[i + 2] === OP.READ) {
+        const region = this.fileReadRegions.claim(c, i);
         if (region) {
-          if (region.cmds.length === 0) (touched ??= []).push(region);
-          region.cmds.push([c[i], c[i + 1], (c[i + 4] + c[i + 5] * 4294967296) * 512, c[i + 6] * 512, c[i + 7]]);
+          if (region.cmds.length === 1) (touched ??= []).push(region); // its first command
           continue;
         }
       }
       plain.push(i);
     }
-    for (const group of this.adjacentGroups(c, plain)) {
+    for (const group of adjacentGroups(c, plain, this.files)) {
       if (group.length > 1) { this.executeRun(c, group); continue; }
       const i = group[0];
       this.execute(c[i], c[i + 1], c[i + 2], c[i + 3], c[i + 4] + c[i + 5] * 4294967296, c[i + 6], c[i + 7]);
     }
-    if (touched) this.settleRegions(touched);
-  }
-
-  /**
-   * The batch's plain commands in order, grouped: a group of several is a run of small reads or
-   * writes adjacent in one file (each starting where the one before ended, same direction, no
-   * FUA, each small enough to run on the event loop, together at most MERGE_MAX_BYTES), which
-   * goes as one preadv or pwritev (executeRun). A sequential write to a snapshot's origin copies
-   * its chunks out so: 64 reads of 4 KiB chunks from the origin, then 64 writes into consecutive
-   * COW chunks, per 256 KiB.
-   * @param {Uint32Array} c @param {number[]} plain @returns {number[][]}
-   */
-  adjacentGroups(c, plain) {
-    const groups = [];
-    let k = 0;
-    while (k < plain.length) {
-      const i = plain[k];
-      const group = [i];
-      const file = this.files[c[i + 1]], op = c[i + 2];
-      if (file && (op === OP.READ || op === OP.WRITE) && c[i + 3] === 0 && c[i + 6] * 512 <= file.syncMaxBytes) {
-        let end = (c[i + 4] + c[i + 5] * 4294967296 + c[i + 6]) * 512, bytes = c[i + 6] * 512;
-        for (let j = k + 1; j < plain.length && group.length < RUN_MAX_PARTS; j++) {
-          const n = plain[j], length = c[n + 6] * 512;
-          if (c[n + 1] !== c[i + 1] || c[n + 2] !== op || c[n + 3] !== 0 || length > file.syncMaxBytes) break;
-          if ((c[n + 4] + c[n + 5] * 4294967296) * 512 !== end || bytes + length > MERGE_MAX_BYTES) break;
-          group.push(n);
-          end += length;
-          bytes += length;
-        }
-      }
-      groups.push(group);
-      k += group.length;
-    }
-    return groups;
+    if (touched) this.fileReadRegions.settle(touched);
   }
 
   /**
@@ -440,7 +329,7 @@ export class Engine {
       if (!done) { this.log(`bug: completion for unknown request tag ${tag}`); continue; }
       this.callbacks[tag] = undefined;
       this.freeTags.push(tag);
-      if (this.sendRegions.size > 0) this.sendRegions.delete(tag); // completed without commands
+      if (this.fileReadRegions.size > 0) this.fileReadRegions.drop(tag); // completed without commands
       try {
         done(d[i + 1] | 0);
       } catch (e) {
@@ -449,20 +338,8 @@ export class Engine {
     }
   }
 
-  /** Resolves once the device has no request in flight (used by suspend). */
-  drained(dev) {
-    if (this.core.inflight(dev) === 0) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push({ dev, resolve }));
-  }
-
-  wakeDrained() {
-    this.drainWaiters = this.drainWaiters.filter((w) => {
-      let busy;
-      try { busy = this.core.inflight(w.dev) > 0; } catch { busy = false; } // removed: nothing to wait for
-      if (!busy) w.resolve();
-      return busy;
-    });
-  }
+  /** Resolves once the device has no request in flight (used by suspend). @param {number} dev */
+  drained(dev) { return this.deviceDrains.drained(dev); }
 
   /** Executes one command record; completes it now (small I/O) or from a libuv callback. */
   execute(cmd, backing, op, flags, sector, count, buf) {
@@ -499,17 +376,12 @@ export class Engine {
   }
 
   /**
-   * Logs a failed file command: the first IO_ERRORS_LOGGED of each file, then one in every
-   * IO_ERRORS_EVERY with the count, as connections log their first refusals only (a failing
-   * disk under a busy client must not fill the log with one line per request).
+   * Logs a failed file command, only some of each file's (io-errors.js).
    * @param {FileBacking | null} file @param {NodeJS.ErrnoException} error @param {number} status
    */
   logIoError(file, error, status) {
-    const n = file ? ++file.ioErrors : 1;
-    if (n > IO_ERRORS_LOGGED && n % IO_ERRORS_EVERY !== 0) return;
-    const count = n < IO_ERRORS_LOGGED ? '' : ` [${n} I/O errors on this file so far; ` +
-      `from now on one in ${IO_ERRORS_EVERY} is logged]`;
-    this.log(`I/O error on ${file?.path ?? 'an unknown device'}: ${error.message} (${errnoName(status)})${count}`);
+    const line = ioErrorLine(file, error, status);
+    if (line) this.log(line);
   }
 
   /**
