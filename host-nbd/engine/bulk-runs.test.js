@@ -1,5 +1,5 @@
 // Small commands of one batch that are adjacent in a file run as one preadv or pwritev
-// (Engine.adjacentGroups): a sequential write to a snapshot's origin copies each 4 KiB chunk out
+// (adjacent-groups.js, Engine.executeRun): a sequential write to a snapshot's origin copies each 4 KiB chunk out
 // with a read from the origin and a write into the next COW chunk, 64 of each per 256 KiB.
 import { describe, it, expect, vi, afterEach } from 'vitest';
 import fs from 'node:fs';

@@ -2,7 +2,7 @@
 // Holes in image files, through the native addon (host-nbd/addon/src/holes.h): which ranges
 // of a file are holes (lseek SEEK_DATA / SEEK_HOLE) and punching one (fallocate). Node has
 // neither. Without the addon, block status knows only what a sparse image was at open and what
-// we wrote since, and zeroing reads the range to skip what is zero already (file-backing.js).
+// we wrote since, and zeroing reads the range to skip what is zero already (file-zeroes.js).
 import { loadBuiltAddon } from '../addon/built.js';
 
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} Done */

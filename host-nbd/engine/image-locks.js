@@ -15,7 +15,7 @@ import { loadBuiltAddon } from '../addon/built.js';
 
 /**
  * @typedef {{lock: (path: string, identity: string) => void, unlock: (identity: string) => void}} ImageLocks
- * identity: the file's, whatever its name (file-backing.js identityOf). lock throws an Error
+ * identity: the file's, whatever its name (image-open.js identityOf). lock throws an Error
  * naming the file when another process holds it or the lock cannot be taken; each lock is
  * matched by one unlock.
  */
