@@ -118,16 +118,28 @@ function runNodeGyp(stage, opts) {
   const kept = existsSync(ADDON_PATH) ? `; the previous addon is kept${addonIsStale() ? ' (stale, so not loaded)' : ''}` : '';
   if (r.error) return `cannot run node-gyp: ${r.error.message}${kept}`;
   if (r.status !== 0) {
-    if (!opts.quiet) return `node-gyp failed (exit ${r.status}; it needs python3, make and g++)${kept}`;
+    if (!opts.quiet) return `node-gyp failed (exit ${r.status}${missingTools()})${kept}`;
     const output = `${r.stdout ?? ''}${r.stderr ?? ''}`.trimEnd();
     mkdirSync(dirname(BUILD_LOG), { recursive: true });
     writeFileSync(BUILD_LOG, `${output}\n`);
-    return `node-gyp failed (exit ${r.status}; it needs python3, make and g++); see ${BUILD_LOG}${kept}\n${output}`;
+    return `node-gyp failed (exit ${r.status}${firstError(output) ?? missingTools()}); see ${BUILD_LOG}${kept}\n${output}`;
   }
   mkdirSync(dirname(ADDON_PATH), { recursive: true });
   renameSync(join(stage, 'build', 'Release', 'dmkit_nbd.node'), ADDON_PATH);
   utimesSync(ADDON_PATH, copied, copied);
   return null;
+}
+
+/** The first error a compiler printed in node-gyp's output, as "; first error: ...", or null. */
+function firstError(output) {
+  const line = output.split('\n').find((l) => /\berror\b/i.test(l) && !/^gyp (ERR|info|verb)!/.test(l));
+  return line ? `; first error: ${line.trim()}` : null;
+}
+
+/** The build tools node-gyp needs that are not on PATH, as "; missing: ...", or "". */
+function missingTools() {
+  const missing = ['python3', 'make', 'g++'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+  return missing.length > 0 ? `; missing: ${missing.join(', ')}` : '';
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
