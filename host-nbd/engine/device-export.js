@@ -2,19 +2,20 @@
 // A mapped device seen as an NBD export: byte offsets become sector requests to the core.
 //
 // Aligned requests go straight through, their payload already in core memory. Unaligned reads
-// are widened to whole sectors. Unaligned writes are read-modify-written: the partial edge
-// sectors are read, patched and written back with the rest, under an exclusive range lock;
-// aligned writes hold their range shared, so they only ever wait for a read-modify-write they
-// overlap (the scheme of dm-ebs and nbdkit's blocksize filter).
+// are widened to whole sectors. Unaligned writes are read-modify-written under a range lock
+// (sector-writes.js); TRIM and WRITE_ZEROES: trim-zeroes.js. Where connections' receive threads
+// may read and write by themselves, and accounting for what they did: thread-publication.js.
 //
 // Callers validate ranges against size() and the read-only flag first (server/requests.js);
 // errors come back as NbdError with a message naming the request.
-import { OP, FLAG, ERRNO, errnoName } from '../../core-as/js/dmcore.js';
+import { OP } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
-import { NbdError, nbdErrnoOf } from '../protocol/errors.js';
+import { NbdError } from '../protocol/errors.js';
 import { NBD_ERR } from '../protocol/constants.js';
-import { IO, IO_RECORD, IO_PIECE, PIECE } from '../server/receive-threads.js';
-import { OriginMarks } from './origin-marks.js';
+import { ioError, sectorOp } from './core-requests.js';
+import * as sectorWrites from './sector-writes.js';
+import * as trimZeroes from './trim-zeroes.js';
+import * as threadPublication from './thread-publication.js';
 
 const SECTOR = 512;
 /**
@@ -27,16 +28,8 @@ const SECTOR = 512;
 const PASS_THROUGH = new Set(['linear', 'striped', 'snapshot-origin', 'snapshot', 'snapshot-merge']);
 /** Largest READ / WRITE / CACHE we take (and advertise): the spec's portable maximum. */
 export const MAX_REQUEST = 32 << 20;
-/** Zero-filled writes (NO_HOLE, targets without write-zeroes) go in pieces of this size. */
-const ZERO_WRITE_BYTES = 1 << 20;
-/** The most sectors one DISCARD / WRITE_ZEROES goes to the core with (its count is a u32). */
-const RANGE_SECTORS_MAX = 2 ** 31;
 
 /** @typedef {(error: NbdError | null) => void} Done */
-
-function ioError(status, what, detail) {
-  return new NbdError(nbdErrnoOf(status), `${what} failed: ${detail || errnoName(status)}`);
-}
 
 /** The backing device names a PASS_THROUGH table line uses. @param {{target: string, args: string[]}} seg */
 function devicesOf(seg) {
@@ -73,7 +66,7 @@ export class DeviceExport {
     this.readByThreads = 0;
     this.bytes = 0;
     this.writeMap = opts.writeMap ?? null;
-    /** Origin chunks threads may write (publishWrites); null when nothing is guarded. @type {OriginMarks | null} */
+    /** Origin chunks threads may write (publishWrites); null when nothing is guarded. @type {import('./origin-marks.js').OriginMarks | null} */
     this.originMarks = null;
     /** The live table has snapshot-origin segments (republished around every resume: registry.js). */
     this.hasOrigins = false;
@@ -93,135 +86,26 @@ export class DeviceExport {
     this.publishWrites();
   }
 
-  /**
-   * Publishes where receive threads may do plain reads and writes by themselves
-   * (receive-threads.js): each `linear` segment straight onto an image file, each `striped` one
-   * whose stripes are all image files, and each `snapshot-origin` one onto an image file (writes
-   * there only over chunks every snapshot has copied: origin-marks.js), while the device is
-   * live; writes only where neither the export nor the file is read-only. The thread does what
-   * the core's mapping would have asked for (a pread or pwrite at the remapped offset; for a
-   * striped request one per chunk, on its stripe's file, a stripe's consecutive rows in one
-   * call); the rest, and everything while suspended, goes through the core.
-   */
-  publishWrites() {
-    const map = this.writeMap;
-    if (!map) return;
-    let segs;
-    try { segs = this.allocation.segments(this.name); } catch { segs = []; }
-    const origins = segs.filter((seg) => seg.target === 'snapshot-origin');
-    this.hasOrigins = origins.length > 0;
-    const live = this.core.info(this.id).state === 'ACTIVE';
-    const marks = live && this.hasOrigins ? OriginMarks.of(this.core, this.id, origins, map, this.bytes) : null;
-    this.originMarks = marks;
-    const extents = live ? this.writeExtents(segs, marks !== null) : [];
-    if (extents.length > 0) map.publish(extents, marks?.publication());
-    else map.withdraw();
-    this.threadMapped = extents.length > 0;
-    this.published = extents.length > 0;
-  }
+  /** Publishes where receive threads may read and write by themselves (thread-publication.js). */
+  publishWrites() { threadPublication.publishWrites(this); }
 
-  /**
-   * @param {Array<{start: number, length: number, target: string, args: string[]}>} segs the live table
-   * @param {boolean} guardOrigins snapshot-origin segments are written only over marked chunks
-   * @returns {number[][]} per linear or snapshot-origin segment onto a file, or per stripe of a
-   *   striped segment onto files: [start, end, fd, filePos, backing id, writable (1/0), chunk,
-   *   stripes, stripe, guarded (1/0)] (bytes; chunk 0, stripes 1 for linear)
-   */
-  writeExtents(segs, guardOrigins) {
-    const out = [];
-    /** @param {number} start @param {number} end @param {number[]} f fileExtent's @param {number[]} stripe chunk, stripes, stripe */
-    const add = (start, end, f, stripe, guarded = false) => {
-      // A file threads may write: every FLUSH syncs it (file-backing.js).
-      if (f[3]) /** @type {import('./file-backing.js').FileBacking} */ (this.engine.files[f[2]]).threadWritable = true;
-      out.push([start, end, ...f, ...stripe, guarded ? 1 : 0]);
-    };
-    for (const seg of segs) {
-      const start = seg.start * SECTOR, end = (seg.start + seg.length) * SECTOR;
-      if (seg.target === 'linear') {
-        const f = this.fileExtent(seg.args[0], seg.args[1]);
-        if (f) add(start, end, f, [0, 1, 0]);
-      } else if (seg.target === 'striped') {
-        const stripes = Number(seg.args[0]), chunk = Number(seg.args[1]) * SECTOR;
-        const files = [];
-        for (let i = 0; i < stripes; i++) files.push(this.fileExtent(seg.args[2 + 2 * i], seg.args[3 + 2 * i]));
-        if (files.every(Boolean)) files.forEach((f, i) => add(start, end, /** @type {number[]} */ (f), [chunk, stripes, i]));
-      } else if (seg.target === 'snapshot-origin') {
-        // Sector for sector from sector 0, as the kernel's origin target maps.
-        const f = this.fileExtent(seg.args[0], String(seg.start));
-        if (f) add(start, end, f, [0, 1, 0], guardOrigins);
-      }
-    }
-    return out;
-  }
+  /** The extents publishWrites publishes for the live table `segs` (thread-publication.js). */
+  writeExtents(segs, guardOrigins) { return threadPublication.writeExtents(this, segs, guardOrigins); }
 
-  /**
-   * [fd, filePos, backing id, writable (1/0)] for a table's `<dev> <offset>` naming an open image
-   * file (not a mapped device), else null.
-   * @param {string} dev @param {string} offset in sectors
-   */
-  fileExtent(dev, offset) {
-    if (dev === undefined || this.allocation.isDevice(dev)) return null;
-    const tag = this.engine.backingIdOf(dev);
-    const file = tag === undefined ? undefined : this.engine.files[tag];
-    if (!file || file.closed) return null;
-    return [file.fd, Number(offset) * SECTOR, /** @type {number} */ (tag), !this.readOnly && !file.readOnly ? 1 : 0];
-  }
+  /** Where a table's `<dev> <offset>` lies in an open image file, else null (thread-publication.js). */
+  fileExtent(dev, offset) { return threadPublication.fileExtent(this, dev, offset); }
 
-  /**
-   * Stops receive threads writing this device by themselves; resolves once every write they did
-   * is accounted for (threadIoDone), so that a suspend holds all of the device's I/O.
-   * @returns {Promise<void>}
-   */
-  withdrawWrites() {
-    const map = this.writeMap;
-    if (!map) return Promise.resolve();
-    map.withdraw();
-    this.published = false;
-    if (map.inflight() === 0) return Promise.resolve();
-    return new Promise((resolve) => this.writeWaiters.push(resolve));
-  }
+  /** Stops receive threads writing this device; resolves once their writes are accounted for (thread-publication.js). */
+  withdrawWrites() { return threadPublication.withdrawWrites(this); }
 
   /** No receive thread may take a request of this device by itself, and none it took is unaccounted for. */
-  threadsIdle() {
-    return !this.writeMap || (!this.published && this.writeMap.inflight() === 0);
-  }
+  threadsIdle() { return threadPublication.threadsIdle(this); }
 
-  /**
-   * Requests a receive thread did on this device (IO_RECORD numbers each): for a write, what a
-   * write through the engine does to each file it wrote (the flush and allocation bookkeeping,
-   * the error log): one, or each of its pieces (records.pieces); then the map's count, one per
-   * request.
-   * @param {Float64Array & {pieces?: Float64Array}} records
-   */
-  threadIoDone(records) {
-    let n = 0, p = 0;
-    const pieces = /** @type {Float64Array} */ (records.pieces); // there when a record has PIECES
-    for (let i = 0; i < records.length; i += IO_RECORD, n++) {
-      if (records[i + IO.IS_READ]) { this.readByThreads++; continue; }
-      this.writtenByThreads++;
-      const k = records[i + IO.PIECES];
-      if (k === 0) this.threadWrote(records[i + IO.TAG], records[i + IO.FILE_POS], records[i + IO.LENGTH], records[i + IO.ERRNO]);
-      for (const end = p + k * IO_PIECE; p < end; p += IO_PIECE) {
-        this.threadWrote(pieces[p + PIECE.TAG], pieces[p + PIECE.FILE_POS], pieces[p + PIECE.LENGTH], pieces[p + PIECE.ERRNO]);
-      }
-    }
-    const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.writeMap);
-    map.release(n);
-    if (this.writeWaiters.length > 0 && map.inflight() === 0) {
-      const waiters = this.writeWaiters;
-      this.writeWaiters = [];
-      for (const resolve of waiters) resolve();
-    }
-  }
+  /** Accounts for requests a receive thread did on this device (thread-publication.js). @param {Float64Array & {pieces?: Float64Array}} records */
+  threadIoDone(records) { threadPublication.threadIoDone(this, records); }
 
   /** A receive thread's pwrite of `length` bytes at `pos` of file `tag` (errno 0: it succeeded). */
-  threadWrote(tag, pos, length, errno) {
-    const file = this.engine.files[tag];
-    if (!file) return;
-    file.written.mark(pos, length);
-    file.threadWriteHeard();
-    if (errno) this.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);
-  }
+  threadWrote(tag, pos, length, errno) { threadPublication.threadWrote(this, tag, pos, length, errno); }
 
   /** Whether every target of the live table is pass-through onto backing files (not devices). */
   passesFilesThrough() {
@@ -306,61 +190,19 @@ export class DeviceExport {
   }
 
   /**
-   * Writes `length` bytes from core buffer `ptr` (from allocBuffer; this frees it) at `offset`.
+   * Writes `length` bytes from core buffer `ptr` (from allocBuffer; this frees it) at `offset`
+   * (sector-writes.js).
    * @param {Done} done
    */
-  write(offset, length, ptr, fua, done) {
-    const finish = (/** @type {NbdError | null} */ e) => { this.free(ptr); done(e); };
-    if (length === 0) { finish(null); return; }
-    if (offset % SECTOR === 0 && length % SECTOR === 0) this.writeAligned(offset, length, ptr, fua, finish);
-    else this.readModifyWrite(offset, length, ptr, fua).then(() => finish(null), finish);
-  }
+  write(offset, length, ptr, fua, done) { sectorWrites.write(this, offset, length, ptr, fua, done); }
 
   /** Whole sectors, straight from the payload buffer, waiting only for overlapping RMWs. */
-  writeAligned(offset, length, ptr, fua, done) {
-    const first = offset / SECTOR, count = length / SECTOR;
-    this.locks.acquire(first, first + count, false, (release) => {
-      const what = () => `write of ${length} bytes at ${offset}`;  // built only on failure
-      const r = this.engine.submit(this.id, OP.WRITE, fua ? FLAG.FUA : 0, first, count, ptr, (status) => {
-        release();
-        if (status === 0) this.originMarks?.wrote(first, count);
-        done(status === 0 ? null : ioError(status, what()));
-      });
-      if (r !== 0) { release(); done(ioError(r, what(), this.core.message())); }
-    });
-  }
+  writeAligned(offset, length, ptr, fua, done) { sectorWrites.writeAligned(this, offset, length, ptr, fua, done); }
 
-  async readModifyWrite(offset, length, ptr, fua) {
-    const first = Math.floor(offset / SECTOR);
-    const last = Math.ceil((offset + length) / SECTOR);
-    const count = last - first;
-    const what = `write of ${length} bytes at ${offset}`;
-    const release = await this.locks.lock(first, last, true);
-    const buf = this.allocBuffer(count * SECTOR);
-    try {
-      // Only partial edge sectors need their old contents.
-      const headPartial = offset % SECTOR !== 0;
-      const tailPartial = (offset + length) % SECTOR !== 0;
-      if (headPartial) await this.sectorOp(OP.READ, false, first, 1, buf, what);
-      if (tailPartial && (count > 1 || !headPartial)) await this.sectorOp(OP.READ, false, last - 1, 1, buf + (count - 1) * SECTOR, what);
-      const mem = this.engine.mem();
-      mem.copy(mem, buf + (offset - first * SECTOR), ptr, ptr + length);
-      await this.sectorOp(OP.WRITE, fua, first, count, buf, what);
-    } finally {
-      this.free(buf);
-      release();
-    }
-  }
+  readModifyWrite(offset, length, ptr, fua) { return sectorWrites.readModifyWrite(this, offset, length, ptr, fua); }
 
   /** One core request as a promise; rejects with NbdError. */
-  async sectorOp(op, fua, sector, count, buf, what) {
-    let detail = '';
-    const status = await new Promise((resolve) => {
-      const r = this.engine.submit(this.id, op, fua ? FLAG.FUA : 0, sector, count, buf, resolve);
-      if (r !== 0) { detail = this.core.message(); resolve(r); }
-    });
-    if (status !== 0) throw ioError(status, what, detail);
-  }
+  sectorOp(op, fua, sector, count, buf, what) { return sectorOp(this, op, fua, sector, count, buf, what); }
 
   /** @param {Done} done */
   flush(done) {
@@ -368,16 +210,10 @@ export class DeviceExport {
   }
 
   /**
-   * Only whole sectors can be discarded; partial edge sectors keep their data (trim is advisory,
-   * and so is a target that cannot discard).
+   * Only whole sectors can be discarded; partial edge sectors keep their data (trim-zeroes.js).
    * @param {Done} done
    */
-  trim(offset, length, fua, done) {
-    const first = Math.ceil(offset / SECTOR);
-    const last = Math.floor((offset + length) / SECTOR);
-    if (last <= first) { done(null); return; }
-    this.rangeOp(OP.DISCARD, fua, first, last, `trim of ${length} bytes at ${offset}`).then(() => done(null), done);
-  }
+  trim(offset, length, fua, done) { trimZeroes.trim(this, offset, length, fua, done); }
 
   /**
    * @param {{fua: boolean, noHole: boolean, fastZero: boolean}} opts
@@ -387,69 +223,18 @@ export class DeviceExport {
     this.zeroRange(offset, length, opts).then(() => done(null), done);
   }
 
-  async zeroRange(offset, length, { fua, noHole, fastZero }) {
-    const what = `write-zeroes of ${length} bytes at ${offset}`;
-    if (fastZero) {
-      // Zeroing here means reading the range and writing where it is not zero: never faster than
-      // a write, unless the range is known to read as zeroes already, when there is nothing to do.
-      if (this.allocation.knownZero(this.name, offset, length)) return;
-      throw new NbdError(NBD_ERR.ENOTSUP, `${what}: fast zeroing is only possible where the device is known to read as zeroes`);
-    }
-    const first = Math.ceil(offset / SECTOR);
-    const last = Math.floor((offset + length) / SECTOR);
-    if (last <= first) { await this.writeZeroBytes(offset, length, fua); return; }
-    // Partial sectors at the edges are ordinary writes of zero bytes.
-    if (offset < first * SECTOR) await this.writeZeroBytes(offset, first * SECTOR - offset, fua);
-    if (noHole) await this.zeroByWriting(first, last, fua, what);
-    else await this.rangeOp(OP.WRITE_ZEROES, fua, first, last, what);
-    if (offset + length > last * SECTOR) await this.writeZeroBytes(last * SECTOR, offset + length - last * SECTOR, fua);
-  }
+  /** @param {{fua: boolean, noHole: boolean, fastZero: boolean}} opts */
+  zeroRange(offset, length, opts) { return trimZeroes.zeroRange(this, offset, length, opts); }
 
-  async writeZeroBytes(offset, length, fua) {
-    const ptr = this.allocBuffer(length);
-    this.engine.mem().fill(0, ptr, ptr + length);
-    await new Promise((resolve, reject) => this.write(offset, length, ptr, fua, (e) => (e ? reject(e) : resolve(undefined))));
-  }
+  writeZeroBytes(offset, length, fua) { return trimZeroes.writeZeroBytes(this, offset, length, fua); }
 
-  /**
-   * DISCARD / WRITE_ZEROES on whole sectors, held like an aligned write. The core counts sectors
-   * in 32 bits, so a range from a 64-bit request (extended headers) goes in pieces.
-   */
-  async rangeOp(op, fua, first, last, what) {
-    for (let s = first; s < last; s += RANGE_SECTORS_MAX) await this.rangeOpOnce(op, fua, s, Math.min(last, s + RANGE_SECTORS_MAX), what);
-  }
+  /** DISCARD / WRITE_ZEROES on whole sectors, in pieces the core's 32-bit counts can carry. */
+  rangeOp(op, fua, first, last, what) { return trimZeroes.rangeOp(this, op, fua, first, last, what); }
 
-  async rangeOpOnce(op, fua, first, last, what) {
-    const release = await this.locks.lock(first, last, false);
-    try {
-      let detail = '';
-      const status = await new Promise((resolve) => {
-        const r = this.engine.submit(this.id, op, fua ? FLAG.FUA : 0, first, last - first, 0, resolve);
-        if (r !== 0) { detail = this.core.message(); resolve(r); }
-      });
-      if (status === ERRNO.EOPNOTSUPP && op === OP.WRITE_ZEROES) { release(); await this.zeroByWriting(first, last, fua, what); return; }
-      if (status === ERRNO.EOPNOTSUPP && op === OP.DISCARD) return;
-      if (status !== 0) throw ioError(status, what, detail);
-    } finally {
-      release();
-    }
-  }
+  rangeOpOnce(op, fua, first, last, what) { return trimZeroes.rangeOpOnce(this, op, fua, first, last, what); }
 
   /** Writes zero-filled buffers: for NO_HOLE (the zeroes must be allocated) and targets without write-zeroes. */
-  async zeroByWriting(first, last, fua, what) {
-    const chunk = ZERO_WRITE_BYTES / SECTOR;
-    const ptr = this.allocBuffer(ZERO_WRITE_BYTES);
-    try {
-      this.engine.mem().fill(0, ptr, ptr + ZERO_WRITE_BYTES);
-      for (let s = first; s < last; s += chunk) {
-        const n = Math.min(chunk, last - s);
-        const release = await this.locks.lock(s, s + n, false);
-        try { await this.sectorOp(OP.WRITE, fua, s, n, ptr, what); } finally { release(); }
-      }
-    } finally {
-      this.free(ptr);
-    }
-  }
+  zeroByWriting(first, last, fua, what) { return trimZeroes.zeroByWriting(this, first, last, fua, what); }
 
   /** Reads the range (warming the page cache of every backing file under it) and drops the data. @param {Done} done */
   cache(offset, length, done) {
