@@ -3,16 +3,21 @@
 // transmission phase (transmission.js), then a clean close. Input and output may be one socket
 // or two streams (--stdio). Whatever the client does, only this connection is affected.
 // NBD_OPT_STARTTLS turns the socket into a TLS session (tls.js) and haggling starts over in it.
+//
+// The handshake's input: handshake-phase.js. Where an adopted socket's reads go:
+// directed-reads.js. A receive thread reading the socket instead: connection-receiver.js. Clients
+// that stop half-way through a request, or stop reading replies: stall-watchdog.js.
 import net from 'node:net';
-import { OPTION_HEADER_BYTES, OPT, REP, REQUEST_BYTES } from '../protocol/constants.js';
-import { greeting, parseClientFlags, parseOptionHeader, optionError } from '../protocol/handshake.js';
+import { REQUEST_BYTES } from '../protocol/constants.js';
+import { greeting } from '../protocol/handshake.js';
 import { Negotiation, transmissionFlags } from './negotiation.js';
 import { Transmission } from './transmission.js';
 import { ReplyWriter } from './reply-writer.js';
-import { startTls } from './tls.js';
-import { ThreadInput } from './thread-input.js';
-
-const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSION = 4, CLOSED = 5, TLS_HANDSHAKE = 6;
+import { FLAGS, TRANSMISSION, CLOSED, TLS_HANDSHAKE } from './connection-phases.js';
+import * as handshakePhase from './handshake-phase.js';
+import * as directedReads from './directed-reads.js';
+import * as receiver from './connection-receiver.js';
+import { watchStalls, checkStall } from './stall-watchdog.js';
 
 /**
  * @typedef {object} ConnectionHost
@@ -26,10 +31,6 @@ const FLAGS = 0, OPTION_HEADER = 1, OPTION_DATA = 2, OPTION_SKIP = 3, TRANSMISSI
  * @property {import('./receive-threads.js').ReceiveThreads | null} [receiveThreads] a thread per plain
  *   socket reads it in the transmission phase and does plain writes itself (receive-threads.js)
  */
-
-/** WRITE payloads with at least this much still to come are read straight into core memory. */
-const DIRECT_MIN = 32 * 1024;
-const DIRECT_MAX = 8 << 20;
 
 export class Connection {
   /**
@@ -81,7 +82,7 @@ export class Connection {
     this.sockFd = -1;
     this.lastOutputLength = 0;
     this.lastOutput = 0;
-    /** @type {ThreadInput | null} a receive thread reads the socket (startReceiver) */
+    /** @type {import('./thread-input.js').ThreadInput | null} a receive thread reads the socket (startReceiver) */
     this.threadInput = null;
     /** @type {Promise<void>} */
     this.done = new Promise((resolve) => { this.resolveDone = resolve; });
@@ -125,43 +126,15 @@ export class Connection {
 
   log(line) { this.host.log(`connection ${this.id} (${this.peer}): ${line}`); }
 
-  /**
-   * Directed reads: where the next read of the socket goes (called by Node before each read).
-   * The rest of a large WRITE payload goes to its core buffer; after one, reads stop at the end
-   * of the next request header (in the scratch buffer), so that a following large payload goes
-   * to its core buffer too.
-   */
-  readTarget() {
-    const tx = this.tx;
-    const scratch = /** @type {Buffer} */ (this.scratch);
-    this.direct = null;
-    if (!tx || this.phase !== TRANSMISSION) return scratch;
-    this.direct = tx.reader.directTarget(tx.mem(), DIRECT_MIN, DIRECT_MAX);
-    if (this.direct) return this.direct;
-    const head = tx.reader.headerTarget(DIRECT_MIN);
-    if (head === 0 || head >= scratch.length) return scratch;
-    return head === this.scratchHead.length ? this.scratchHead : scratch.subarray(0, head);
-  }
+  /** Directed reads: where the next read of the socket goes (directed-reads.js). */
+  readTarget() { return directedReads.readTarget(this); }
 
   /**
    * Directed reads: n bytes arrived in buf. Returns false to stop reading (Node pauses the
    * socket) while requests wait in the stash.
    * @param {number} n @param {Buffer} buf
    */
-  onRead(n, buf) {
-    if (this.phase === CLOSED || this.threadInput) return false;
-    if (buf === this.direct) {
-      this.lastInput = performance.now();
-      /** @type {Transmission} */ (this.tx).reader.stored(n);
-      return true;
-    }
-    if (this.phase === TRANSMISSION) {
-      this.onData(buf.subarray(0, n)); // the stash may point into the scratch buffer: reading stops then
-      return this.stash === null;
-    }
-    this.onData(Buffer.from(buf.subarray(0, n))); // the handshake keeps bytes across reads
-    return true;
-  }
+  onRead(n, buf) { return directedReads.onRead(this, n, buf); }
 
   /** @param {Buffer} chunk */
   onData(chunk) {
@@ -175,106 +148,16 @@ export class Connection {
   // ---- handshake
 
   /** Takes n bytes from the handshake input, or null if they have not all arrived. */
-  take(n) {
-    if (this.pending.length < n) return null;
-    const b = this.pending.subarray(0, n);
-    this.pending = this.pending.subarray(n);
-    return b;
-  }
+  take(n) { return handshakePhase.take(this, n); }
 
-  handshake() {
-    for (;;) {
-      if (this.phase === FLAGS) {
-        const b = this.take(4);
-        if (!b) return;
-        const flags = parseClientFlags(b);
-        if (!flags.ok) { this.close(flags.error, true); return; }
-        this.negotiation = new Negotiation(this.host.exports, flags, this.tlsState());
-        this.phase = OPTION_HEADER;
-      } else if (this.phase === OPTION_HEADER) {
-        const b = this.take(OPTION_HEADER_BYTES);
-        if (!b) return;
-        const h = parseOptionHeader(b);
-        if (!h.ok) { this.close(h.error, true); return; }
-        this.option = h.option;
-        this.optionLength = h.length;
-        if (h.length > this.host.limits.maxOptionBytes) {
-          this.skipLeft = h.length;
-          this.phase = OPTION_SKIP;
-        } else {
-          this.phase = OPTION_DATA;
-        }
-      } else if (this.phase === OPTION_DATA) {
-        const data = this.take(this.optionLength);
-        if (!data) return;
-        this.phase = OPTION_HEADER;
-        if (!this.runOption(this.option, Buffer.from(data))) return;
-      } else if (this.phase === OPTION_SKIP) {
-        const n = Math.min(this.skipLeft, this.pending.length);
-        this.pending = this.pending.subarray(n);
-        this.skipLeft -= n;
-        if (this.skipLeft > 0) return;
-        this.phase = OPTION_HEADER;
-        const why = `option data of ${this.optionLength} bytes is larger than ${this.host.limits.maxOptionBytes}`;
-        if (this.option === OPT.EXPORT_NAME) { this.close(why, true); return; }
-        this.output.write(optionError(this.option, REP.ERR_TOO_BIG, why));
-      } else {
-        // TRANSMISSION: whatever followed the GO reply in the same chunk is the first requests.
-        const rest = this.pending;
-        this.pending = Buffer.alloc(0);
-        if (rest.length > 0) this.feed(rest, 0);
-        return;
-      }
-    }
-  }
+  /** Cuts the handshake input into flags, options and their data (handshake-phase.js). */
+  handshake() { handshakePhase.handshake(this); }
 
   /** @returns {boolean} whether to go on reading input in the handshake loop */
-  runOption(option, data) {
-    const neg = /** @type {Negotiation} */ (this.negotiation);
-    const outcome = neg.handle(option, data);
-    if (outcome.next === 'starttls') return this.startTls(outcome.replies[0]);
-    if (outcome.replies.length > 0) this.output.write(outcome.replies.length === 1 ? outcome.replies[0] : Buffer.concat(outcome.replies));
-    switch (outcome.next) {
-      case 'continue': return true;
-      case 'abort': this.close('client aborted the handshake'); return false;
-      case 'close': this.close(/** @type {string} */ (outcome.reason), true); return false;
-      case 'go': return this.go(/** @type {any} */ (outcome.export), /** @type {string} */ (outcome.name));
-      default: return false;
-    }
-  }
+  runOption(option, data) { return handshakePhase.runOption(this, option, data); }
 
-  /**
-   * Sends STARTTLS's ACK, then runs the TLS handshake on the socket; haggling starts over inside
-   * TLS with a fresh negotiation (nothing agreed in plain text carries over). A client may not
-   * send anything between the option and the handshake: bytes that arrived in plain text after
-   * STARTTLS would otherwise be taken as if they came through TLS.
-   */
-  startTls(ack) {
-    if (this.pending.length > 0) {
-      this.close('plain-text data followed NBD_OPT_STARTTLS before the TLS handshake', true);
-      return false;
-    }
-    const raw = /** @type {net.Socket} */ (this.input);
-    this.phase = TLS_HANDSHAKE;
-    this.detach();
-    raw.on('error', () => {}); // the TLS socket reports what happens on it from now on
-    raw.write(ack, () => {
-      if (this.phase === CLOSED) return;
-      const { secure, ready } = startTls(raw, /** @type {import('./tls.js').TlsConfig} */ (this.host.tls));
-      // The TLS socket owns the connection now: close() must destroy it, not the raw one.
-      this.input = this.output = secure;
-      ready.then(() => {
-        if (this.phase === CLOSED) return;
-        this.secure = true;
-        this.attach();
-        const flags = /** @type {Negotiation} */ (this.negotiation).client;
-        this.negotiation = new Negotiation(this.host.exports, flags, this.tlsState());
-        this.phase = OPTION_HEADER;
-        this.log(`TLS established (${secure.getProtocol()}, ${secure.getCipher()?.name ?? 'unknown cipher'})`);
-      }, (e) => this.close(e.message, true));
-    });
-    return false;
-  }
+  /** Sends STARTTLS's ACK, then runs the TLS handshake; haggling starts over inside TLS (handshake-phase.js). */
+  startTls(ack) { return handshakePhase.startTls(this, ack); }
 
   /** Enters the transmission phase on `exp`, chosen by the client as `name`. */
   go(exp, name) {
@@ -311,10 +194,7 @@ export class Connection {
     // Node's reads at once, where a plain Node socket reads ahead into its buffer (bytes the
     // thread would never see; found by the kernel client over a socket pair, dmkit attach).
     if (threads && this.scratch && this.sockFd >= 0 && !this.secure && !neg.extended && exp.threadMapped) this.startReceiver(threads, exp);
-    this.lastInput = this.lastOutput = performance.now();
-    const stallMs = this.host.limits.stallMs;
-    this.watchdog = setInterval(() => this.checkStall(stallMs), Math.max(50, stallMs / 4));
-    this.watchdog.unref?.();
+    watchStalls(this);
     // Said once, when the connection closes: one log line per connection.
     if (this.scratch) this.scratchHead = this.scratch.subarray(0, this.tx.reader.headerBytes);
     const replies = neg.extended ? 'extended headers' : neg.structured ? 'structured replies' : 'simple replies';
@@ -322,40 +202,11 @@ export class Connection {
     return true;
   }
 
-  /**
-   * From here on a thread reads the socket (receive-threads.js): Node stops reading it, and the
-   * bytes that came after the GO option are the thread's first input.
-   * @param {import('./receive-threads.js').ReceiveThreads} threads
-   * @param {import('../engine/device-export.js').DeviceExport} exp
-   */
-  startReceiver(threads, exp) {
-    this.input.pause();
-    const tx = /** @type {Transmission} */ (this.tx);
-    const { maxRequest, stallMs } = this.host.limits;
-    try {
-      this.threadInput = new ThreadInput(threads, this.sockFd, this.pending, exp.writeMap, { maxRequest, structured: tx.structured, stallMs }, {
-        ready: () => !this.stash && this.phase === TRANSMISSION,
-        parse: (bytes) => { this.lastInput = performance.now(); this.feed(bytes, 0); },
-        requests: (records) => this.threadRequests(records),
-        ended: (reason, bad) => (bad ? this.close(reason, true) : this.shutdown(reason)),
-      });
-    } catch (e) {
-      this.log(`requests are read on the event loop: ${e instanceof Error ? e.message : e}`);
-      this.input.resume();
-      return;
-    }
-    this.pending = Buffer.alloc(0);
-    tx.writer.share(this.threadInput.native);
-  }
+  /** From here on a thread reads the socket (connection-receiver.js). */
+  startReceiver(threads, exp) { receiver.startReceiver(this, threads, exp); }
 
   /** Requests the thread did: accounted for on the export, then counted (and answered). @param {Float64Array} records */
-  threadRequests(records) {
-    const tx = /** @type {Transmission} */ (this.tx);
-    /** @type {import('../engine/device-export.js').DeviceExport} */ (this.exp).threadIoDone(records);
-    if (this.phase !== TRANSMISSION) return;
-    tx.threadRequests(records);
-    if (tx.stopped()) this.pauseInput(); // replies pile up: the client is not reading them
-  }
+  threadRequests(records) { receiver.threadRequests(this, records); }
 
   pauseInput() {
     if (this.threadInput) this.threadInput.pause();
@@ -363,13 +214,7 @@ export class Connection {
   }
 
   /** Stops the thread; what it did and nobody took yet is accounted for (and answered, unless closed). */
-  stopReceiver() {
-    const input = this.threadInput;
-    if (!input) return;
-    this.threadInput = null;
-    for (const records of input.stop()) this.threadRequests(records);
-    this.tx?.writer.unshare();
-  }
+  stopReceiver() { receiver.stopReceiver(this); }
 
   /** Large reads from files straight to this socket: when the server can, and it is a plain one (not TLS, not stdio). */
   fileSender() {
@@ -379,25 +224,8 @@ export class Connection {
 
   // ---- transmission
 
-  /**
-   * Closes a connection whose client stopped half-way through a request, or stopped reading
-   * replies (they wait in the socket and nothing of them leaves), for stallMs. A connection that
-   * is merely idle, or waits for slow backing I/O, is left alone.
-   */
-  checkStall(stallMs) {
-    const tx = this.tx;
-    if (!tx || this.phase !== TRANSMISSION) return;
-    const now = performance.now();
-    const threadMid = this.threadInput?.midRequestMs(now) ?? 0;
-    if ((tx.reader.midRequest && !this.stash && now - this.lastInput > stallMs) || threadMid > stallMs) {
-      this.close(`a request stopped arriving half-way: nothing for ${stallMs} ms`, true);
-      return;
-    }
-    const queued = this.output.writableLength;
-    if (queued === 0 || queued < this.lastOutputLength) this.lastOutput = now;
-    this.lastOutputLength = queued;
-    if (now - this.lastOutput > stallMs) this.close(`the client stopped reading replies: none taken for ${stallMs} ms`, true);
-  }
+  /** Closes the connection if its client stopped mid-request or stopped reading replies (stall-watchdog.js). */
+  checkStall(stallMs) { checkStall(this, stallMs); }
 
   /** Parses requests from chunk[at...]; keeps the rest when the reader stops (backpressure). */
   feed(chunk, at) {
