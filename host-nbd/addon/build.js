@@ -9,7 +9,7 @@
 //   node host-nbd/addon/build.js --if-stale  build only if missing or older than its sources
 // A failed build leaves the previous addon in place.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync, readdirSync, mkdirSync, rmSync, cpSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, readdirSync, mkdirSync, rmSync, cpSync, renameSync, utimesSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -72,12 +72,11 @@ export function buildAddon(opts = {}) {
   for (;;) {
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, 'owner'), `${process.pid}\n`);
       break;
     } catch (e) {
       if (/** @type {any} */ (e).code !== 'EEXIST') return `cannot build in ${ADDON_DIR}: ${/** @type {Error} */ (e).message}`;
-      // A lock older than any build is left over from a killed build.
-      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
-      if (since !== undefined && Date.now() - since > 300_000) rmSync(lock, { recursive: true, force: true });
+      if (lockAbandoned(lock)) rmSync(lock, { recursive: true, force: true });
       Atomics.wait(wait, 0, 0, 100);
     }
   }
@@ -89,6 +88,22 @@ export function buildAddon(opts = {}) {
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
+}
+
+/**
+ * Whether build.lock was left by a build that will never remove it: its owner process is gone,
+ * or, when the owner is not known (the lock was just made, or by an older dmkit), it is older
+ * than any build. A live owner's lock is never taken: the staging build inside it is its own.
+ * @param {string} lock
+ */
+function lockAbandoned(lock) {
+  let owner = NaN;
+  try { owner = Number.parseInt(readFileSync(join(lock, 'owner'), 'utf8'), 10); } catch { /* not written yet */ }
+  if (owner > 0) {
+    try { process.kill(owner, 0); return false; } catch (e) { return /** @type {any} */ (e).code === 'ESRCH'; }
+  }
+  const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+  return since !== undefined && Date.now() - since > 300_000;
 }
 
 /**

@@ -3,7 +3,7 @@
 // build/), and a missing addon must be reported. Runs scripts/build.js and build.js in a copy of
 // the checkout, never touching the real addon (others load it while the tests run).
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -105,6 +105,32 @@ describe.skipIf(process.platform !== 'linux')('building the addon', () => {
     rmSync(join(t.addon, 'build'), { recursive: true }); // never built, but node-gyp is here
     expect(run(t.root, 'scripts/build.js', [], fakeGyp(t.root, null)).stderr).toMatch(/^dmkit: warning: the native addon is not built;/);
   });
+
+  it('takes over a build lock whose owner is gone at once, and leaves a live owner\'s alone', () => {
+    const t = checkout();
+    const lock = join(t.addon, 'build.lock');
+    mkdirSync(lock);
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    writeFileSync(join(lock, 'owner'), `${gone}\n`);
+    const t0 = Date.now();
+    const r = run(t.root, 'host-nbd/addon/build.js', [], fakeGyp(t.root, 'after a killed build'));
+    expect(r.status).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(20_000); // not the 300 s an ownerless lock waits
+    expect(readFileSync(t.node, 'utf8')).toBe('after a killed build');
+    // A lock of a live process is waited for, however old: here the test's own, released after 1 s.
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'owner'), `${process.pid}\n`);
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(lock, old, old);
+    const child = spawn(process.execPath, [join(t.root, 'host-nbd/addon/build.js')], { cwd: t.root, env: fakeGyp(t.root, 'after waiting') });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    return new Promise((resolve) => setTimeout(resolve, 1000)).then(async () => {
+      expect(readFileSync(t.node, 'utf8')).toBe('after a killed build'); // still waiting
+      rmSync(lock, { recursive: true });
+      expect(await exited).toBe(0);
+      expect(readFileSync(t.node, 'utf8')).toBe('after waiting');
+    });
+  }, 30_000);
 
   it.skipIf(!hasToolchain)('keeps the previous addon when the real node-gyp cannot compile a source', () => {
     const t = checkout();
