@@ -45,9 +45,11 @@ export async function readModifyWrite(exp, offset, length, ptr, fua) {
   const last = Math.ceil((offset + length) / SECTOR);
   const count = last - first;
   const what = `write of ${length} bytes at ${offset}`;
-  const release = await exp.locks.lock(first, last, true);
+  // The buffer first: a refusal (ENOMEM) must not leave the range locked for every later write.
   const buf = exp.allocBuffer(count * SECTOR);
+  let release = () => {};
   try {
+    release = await exp.locks.lock(first, last, true);
     // Only partial edge sectors need their old contents.
     const headPartial = offset % SECTOR !== 0;
     const tailPartial = (offset + length) % SECTOR !== 0;
