@@ -1,6 +1,6 @@
 // @ts-check
 // Option haggling (fixed newstyle): one option in, its replies out, and what happens next.
-// No sockets here: server/connection.js reads options and writes the replies this returns.
+// No sockets here: the connection reads options and writes the replies this returns (handshake-phase.js).
 //
 // Supported: EXPORT_NAME, ABORT, LIST, INFO, GO (INFO_EXPORT, NAME, DESCRIPTION, BLOCK_SIZE),
 // STRUCTURED_REPLY, EXTENDED_HEADERS (32-byte headers and 64-bit lengths in transmission; it
