@@ -67,18 +67,19 @@ export async function rangeOp(exp, op, fua, first, last, what) {
 /** @param {DeviceExport} exp */
 export async function rangeOpOnce(exp, op, fua, first, last, what) {
   const release = await exp.locks.lock(first, last, false);
+  let status = 0, detail = '';
   try {
-    let detail = '';
-    const status = await new Promise((resolve) => {
+    status = await new Promise((resolve) => {
       const r = exp.engine.submit(exp.id, op, fua ? FLAG.FUA : 0, first, last - first, 0, resolve);
       if (r !== 0) { detail = exp.core.message(); resolve(r); }
     });
-    if (status === ERRNO.EOPNOTSUPP && op === OP.WRITE_ZEROES) { release(); await zeroByWriting(exp, first, last, fua, what); return; }
-    if (status === ERRNO.EOPNOTSUPP && op === OP.DISCARD) return;
-    if (status !== 0) throw ioError(status, what, detail);
   } finally {
     release();
   }
+  // A target without write-zeroes gets zero-filled writes, which take their own locks.
+  if (status === ERRNO.EOPNOTSUPP && op === OP.WRITE_ZEROES) { await zeroByWriting(exp, first, last, fua, what); return; }
+  if (status === ERRNO.EOPNOTSUPP && op === OP.DISCARD) return;
+  if (status !== 0) throw ioError(status, what, detail);
 }
 
 /** Writes zero-filled buffers: for NO_HOLE (the zeroes must be allocated) and targets without write-zeroes. @param {DeviceExport} exp */
