@@ -7,7 +7,7 @@
 //                                            this: `dmkit attach` needs the addon, and
 //                                            `dmkit serve` uses it for sendfile when built)
 //   node host-nbd/addon/build.js --if-stale  build only if missing or older than its sources
-// A failed build leaves the previous addon in place.
+// A failed build leaves the previous addon in place, and node-gyp's output in build/node-gyp.log.
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync, readdirSync, mkdirSync, rmSync, cpSync, renameSync, utimesSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ADDON_DIR = dirname(fileURLToPath(import.meta.url));
 export const ADDON_PATH = join(ADDON_DIR, 'build', 'Release', 'dmkit_nbd.node');
-/** node-gyp's output from the last quiet build, kept only when it failed. */
+/** node-gyp's output from the last build, kept only when it failed. */
 export const BUILD_LOG = join(ADDON_DIR, 'build', 'node-gyp.log');
 
 /** node-gyp: the one npm runs scripts with, else the one bundled with npm next to this Node. */
@@ -60,9 +60,9 @@ export function missingAddon() {
  * Builds the addon. Returns null on success, else the reason it could not be built.
  * Builds are serialized across processes (test workers may all find it missing at once): the
  * one holding build.lock builds, the others wait and then find it built.
- * @param {{quiet?: boolean, ifStale?: boolean}} [opts] quiet: keep node-gyp's output unless the
- *   build fails (then it goes to BUILD_LOG too); ifStale: skip the build when it is up to date
- *   (checked under the lock)
+ * @param {{quiet?: boolean, ifStale?: boolean}} [opts] quiet: show node-gyp's output only in the
+ *   reason for a failure, not as it runs (a failed build's output is kept in BUILD_LOG either
+ *   way); ifStale: skip the build when it is up to date (checked under the lock)
  * @returns {string | null}
  */
 export function buildAddon(opts = {}) {
@@ -125,19 +125,26 @@ function runNodeGyp(stage, opts) {
   cpSync(join(ADDON_DIR, 'binding.gyp'), join(stage, 'binding.gyp'));
   cpSync(join(ADDON_DIR, 'src'), join(stage, 'src'), { recursive: true });
   rmSync(BUILD_LOG, { force: true });
+  // Captured even when not quiet, so that a failure's output can be kept in BUILD_LOG; echoed
+  // once node-gyp ends (a compiler's errors can run long, hence the large buffer).
   const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], {
     cwd: stage,
     encoding: 'utf8',
-    stdio: opts.quiet ? 'pipe' : 'inherit',
+    stdio: 'pipe',
+    maxBuffer: 64 * 1024 * 1024,
   });
+  if (!opts.quiet) {
+    process.stdout.write(r.stdout ?? '');
+    process.stderr.write(r.stderr ?? '');
+  }
   const kept = existsSync(ADDON_PATH) ? `; the previous addon is kept${addonIsStale() ? ' (stale, so not loaded)' : ''}` : '';
   if (r.error) return `cannot run node-gyp: ${r.error.message}${kept}`;
   if (r.status !== 0) {
-    if (!opts.quiet) return `node-gyp failed (exit ${r.status}${missingTools()})${kept}`;
     const output = `${r.stdout ?? ''}${r.stderr ?? ''}`.trimEnd();
     mkdirSync(dirname(BUILD_LOG), { recursive: true });
     writeFileSync(BUILD_LOG, `${output}\n`);
-    return `node-gyp failed (exit ${r.status}${firstError(output) ?? missingTools()}); see ${BUILD_LOG}${kept}\n${output}`;
+    const why = `node-gyp failed (exit ${r.status}${firstError(output) ?? missingTools()}); see ${BUILD_LOG}${kept}`;
+    return opts.quiet ? `${why}\n${output}` : why; // not quiet: the output was just shown
   }
   mkdirSync(dirname(ADDON_PATH), { recursive: true });
   renameSync(join(stage, 'build', 'Release', 'dmkit_nbd.node'), ADDON_PATH);

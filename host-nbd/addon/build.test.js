@@ -74,6 +74,17 @@ describe.skipIf(process.platform !== 'linux')('building the addon', () => {
     expect(readFileSync(t.node)).toEqual(t.old);
   });
 
+  it('a failed build run by hand shows node-gyp\'s output as it did, and keeps it in the log its message names', () => {
+    const t = checkout();
+    const r = run(t.root, 'host-nbd/addon/build.js', [], fakeGyp(t.root, null));
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[0]).toBe('fake.cc:1: error: deliberately broken'); // node-gyp's own, shown first
+    expect(lines.slice(1)).toEqual([`dmkit: cannot build the NBD attach addon: node-gyp failed (exit 2; first error: fake.cc:1: error: deliberately broken); see ${t.log}; the previous addon is kept (stale, so not loaded)`]);
+    expect(readFileSync(t.log, 'utf8')).toBe('fake.cc:1: error: deliberately broken\n');
+    expect(readFileSync(t.node)).toEqual(t.old);
+  });
+
   it('swaps in a successful build, dated before its sources were copied', () => {
     const t = checkout();
     writeFileSync(t.log, 'an earlier failure');
