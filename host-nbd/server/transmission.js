@@ -5,23 +5,21 @@
 // answered as soon as it completes, in whatever order requests finish.
 //
 // Replies are simple unless structured replies were negotiated; then READ answers with
-// OFFSET_DATA / OFFSET_HOLE chunks (a hole wherever whole 64 KiB pieces, or the whole read,
-// came back as zeroes), errors carry a message in an ERROR / ERROR_OFFSET chunk, and
-// BLOCK_STATUS answers base:allocation. Successful replies to other commands stay simple, as
-// the spec allows. With extended headers every reply is a chunk with a 32-byte header that
-// echoes the request's offset, a payload follows a WRITE or a request that carries
-// NBD_CMD_FLAG_PAYLOAD_LEN, and lengths are 64-bit: TRIM, WRITE_ZEROES and BLOCK_STATUS may
-// cover any part of the export (READ, WRITE and CACHE stay within the maximum request size).
+// OFFSET_DATA / OFFSET_HOLE chunks (read-replies.js), errors carry a message in an ERROR /
+// ERROR_OFFSET chunk, and BLOCK_STATUS answers base:allocation. Successful replies to other
+// commands stay simple, as the spec allows. With extended headers every reply is a chunk with a
+// 32-byte header that echoes the request's offset, a payload follows a WRITE or a request that
+// carries NBD_CMD_FLAG_PAYLOAD_LEN, and lengths are 64-bit: TRIM, WRITE_ZEROES and BLOCK_STATUS
+// may cover any part of the export (READ, WRITE and CACHE stay within the maximum request size).
 import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.js';
 import { NbdError, nbdErrorName, nbdErrnoOf } from '../protocol/errors.js';
 import { errnoName } from '../../core-as/js/dmcore.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
 import { IO, IO_RECORD } from './receive-threads.js';
+import { replyToRead } from './read-replies.js';
 
 /** Commands that change data: a receive thread hands over later writes that overlap one until it is answered. */
 const CHANGES_DATA = new Set([CMD.WRITE, CMD.TRIM, CMD.WRITE_ZEROES]);
-const HOLE_GRANULE = 64 * 1024;
-const ZEROES = Buffer.alloc(HOLE_GRANULE);
 const MAX_EXTENTS = 4096;
 
 /** Command flags each command accepts (before checking what the export advertised). */
@@ -35,15 +33,6 @@ const ALLOWED_FLAGS = [
   /* WRITE_ZEROES */ CMD_FLAG.FUA | CMD_FLAG.NO_HOLE | CMD_FLAG.FAST_ZERO,
   /* BLOCK_STATUS */ CMD_FLAG.FUA | CMD_FLAG.REQ_ONE,
 ];
-
-/** @param {Buffer} mem */
-function allZero(mem, start, length) {
-  for (let at = 0; at < length; at += HOLE_GRANULE) {
-    const n = Math.min(HOLE_GRANULE, length - at);
-    if (mem.compare(ZEROES, 0, n, start + at, start + at + n) !== 0) return false;
-  }
-  return true;
-}
 
 /**
  * @typedef {object} TransmissionOptions
@@ -200,7 +189,7 @@ export class Transmission {
     const fua = (req.flags & CMD_FLAG.FUA) !== 0;
     const reply = (/** @type {NbdError | null} */ e) => (e ? this.fail(req, e) : this.ok(req));
     switch (req.type) {
-      case CMD.READ: this.read(req); break;
+      case CMD.READ: replyToRead(this, req); break;
       case CMD.WRITE:
         exp.write(req.offset, req.length, req.ptr, fua, (e) => { this.release(req.length); reply(e); });
         break;
@@ -220,101 +209,6 @@ export class Transmission {
         break;
       default: reply(new NbdError(NBD_ERR.EINVAL, `unknown command ${req.type}`));
     }
-  }
-
-  /** @param {NbdRequest} req */
-  read(req) {
-    const { offset, length } = req;
-    if (length >= this.writer.sendFilesMin && this.exp.canReadToSink(offset, length, this.structured)) {
-      this.readToSocket(req);
-      return;
-    }
-    this.hold(length);
-    this.exp.read(offset, length, (e, ptr, skip) => this.answerRead(req, e, ptr, skip));
-  }
-
-  /**
-   * A large read of a pass-through device: its bytes go from the backing files to the socket
-   * (sendfile) after the reply's header, one OFFSET_DATA chunk when structured. When the core
-   * maps it some other way after all, it is answered from memory as usual.
-   * @param {NbdRequest} req
-   */
-  readToSocket(req) {
-    const { offset, length } = req;
-    this.hold(length);
-    this.exp.readToSink(offset, length, (pieces, complete) => {
-      this.writer.fileReply(this.structured, req.cookieHi, req.cookieLo, offset, pieces, complete, this.echo(req));
-    }, (e, ptr, skip, sunk) => {
-      if (!sunk) { this.answerRead(req, e, ptr, skip); return; }
-      if (!e) this.exp.sentFromFiles++;
-      this.release(length);
-      this.answered();
-      // Its header is out already: a reply that could not be finished ends the connection.
-      if (e) this.o.onFatal(`a read reply could not be sent: ${e.message}`);
-    });
-  }
-
-  /** Answers a READ whose data is in core memory (or that failed). @param {NbdRequest} req @param {NbdError | null} e */
-  answerRead(req, e, ptr, skip) {
-    const { offset, length } = req;
-    if (e) { this.release(length); this.fail(req, e, offset); return; }
-    const release = () => { this.exp.free(ptr); this.release(length); };
-    this.answered();
-    const mem = this.mem();
-    const start = ptr + skip;
-    const w = this.writer;
-    const ext = this.echo(req);
-    if (!this.structured) {
-      w.simple(0, req.cookieHi, req.cookieLo);
-      w.payload(mem, start, length, release);
-    } else if (length === 0) {
-      w.none(req.cookieHi, req.cookieLo, ext);
-      release();
-    } else if (length <= HOLE_GRANULE || (req.flags & CMD_FLAG.DF)) {
-      if (allZero(mem, start, length)) {
-        w.hole(true, req.cookieHi, req.cookieLo, offset, length, ext);
-        release();
-      } else {
-        w.dataHeader(true, req.cookieHi, req.cookieLo, offset, length, ext);
-        w.payload(mem, start, length, release);
-      }
-    } else {
-      this.chunkedRead(req, mem, start, release);
-    }
-  }
-
-  /** A structured read reply cut into data and hole chunks at 64 KiB pieces. */
-  chunkedRead(req, mem, start, release) {
-    const { offset, length, cookieHi: hi, cookieLo: lo } = req;
-    const ext = this.echo(req);
-    /** @type {Array<[boolean, number, number]>} zero?, from, bytes */
-    const runs = [];
-    for (let at = 0; at < length; at += HOLE_GRANULE) {
-      const n = Math.min(HOLE_GRANULE, length - at);
-      const zero = mem.compare(ZEROES, 0, n, start + at, start + at + n) === 0;
-      const last = runs[runs.length - 1];
-      if (last && last[0] === zero) last[2] += n;
-      else runs.push([zero, at, n]);
-    }
-    const w = this.writer;
-    if (runs.length === 1 && !runs[0][0]) { // all data (the usual case): one chunk
-      w.dataHeader(true, hi, lo, offset, length, ext);
-      w.payload(mem, start, length, release);
-      return;
-    }
-    let users = 1;
-    const drop = () => { if (--users === 0) release(); };
-    runs.forEach(([zero, at, n], i) => {
-      const done = i === runs.length - 1;
-      if (zero) {
-        w.hole(done, hi, lo, offset + at, n, ext);
-      } else {
-        users++;
-        w.dataHeader(done, hi, lo, offset + at, n, ext);
-        w.payload(mem, start + at, n, drop);
-      }
-    });
-    drop();
   }
 
   /** @param {NbdRequest} req */
