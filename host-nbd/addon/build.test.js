@@ -57,6 +57,17 @@ const run = (root, script, args = [], env = process.env) =>
   spawnSync(process.execPath, [join(root, script), ...args], { cwd: root, encoding: 'utf8', env });
 
 describe.skipIf(process.platform !== 'linux')('building the addon', () => {
+  it('says why the addon is not loaded: missing, or older than its sources', () => {
+    const t = checkout();
+    cpSync(join(ROOT, 'host-nbd', 'addon', 'built.js'), join(t.addon, 'built.js'));
+    const why = () => run(t.root, 'why.mjs').stdout.trim();
+    writeFileSync(join(t.root, 'why.mjs'),
+      "import { loadBuiltAddon } from './host-nbd/addon/built.js';\nconsole.log(loadBuiltAddon('tests', 'Receiver').why);\n");
+    expect(why()).toBe(`the native addon is older than its sources (${t.node}; rebuild it with \`npm run build:addon\`)`);
+    rmSync(t.node);
+    expect(why()).toBe(`the native addon is not built (${t.node}; build it with \`npm run build:addon\`)`);
+  });
+
   it('keeps the previous addon when node-gyp fails after deleting build/, and says so', () => {
     const t = checkout();
     const r = run(t.root, 'scripts/build.js', [], fakeGyp(t.root, null));

@@ -15,8 +15,11 @@ const require = createRequire(import.meta.url);
  */
 export function loadBuiltAddon(use, exportName) {
   if (process.platform !== 'linux') return { addon: null, why: `${use} is used on Linux only (this is ${process.platform})` };
-  if (!existsSync(ADDON_PATH) || addonIsStale()) {
+  if (!existsSync(ADDON_PATH)) {
     return { addon: null, why: `the native addon is not built (${ADDON_PATH}; build it with \`npm run build:addon\`)` };
+  }
+  if (addonIsStale()) {
+    return { addon: null, why: `the native addon is older than its sources (${ADDON_PATH}; rebuild it with \`npm run build:addon\`)` };
   }
   try {
     const addon = require(ADDON_PATH);
