@@ -90,6 +90,17 @@ function getIo(kind: u8): Io {
   return io;
 }
 
+/** A pooled Io of `kind` for one operation; callers set what their kind needs besides. */
+function newIo(kind: u8, op: u32, flags: u32, sector: u64, count: u32, buf: usize): Io {
+  const io = getIo(kind);
+  io.op = op;
+  io.flags = flags;
+  io.sector = sector;
+  io.count = count;
+  io.buf = buf;
+  return io;
+}
+
 function putIo(io: Io): void {
   io.dev = null;
   io.table = null;
@@ -133,14 +144,9 @@ function subIoDone(io: Io, status: i32): void {
  * it finishes; io.cookie carries the waiter's own bookkeeping. `buf` must stay valid until then.
  */
 export function submitInternal(waiter: Waiter, to: DevRef, op: u32, flags: u32, sector: u64, count: u32, buf: usize, cookie: i64): void {
-  const io = getIo(KIND_INTERNAL);
+  const io = newIo(KIND_INTERNAL, op, flags, sector, count, buf);
   io.waiter = waiter;
   io.cookie = cookie;
-  io.op = op;
-  io.flags = flags;
-  io.sector = sector;
-  io.count = count;
-  io.buf = buf;
   io.to = to;
   route(io);
 }
@@ -160,13 +166,8 @@ export function rangeError(op: u32, sector: u64, count: u32, size: u64): i32 {
 }
 
 export function submitRequest(dev: MappedDevice, op: u32, flags: u32, sector: u64, count: u32, buf: usize, tag: u32): void {
-  const io = getIo(KIND_REQUEST);
+  const io = newIo(KIND_REQUEST, op, flags, sector, count, buf);
   io.dev = dev;
-  io.op = op;
-  io.flags = flags;
-  io.sector = sector;
-  io.count = count;
-  io.buf = buf;
   io.tag = tag;
   startRequest(io);
 }
@@ -286,12 +287,8 @@ function alreadyFlushed(base: i32, to: DevRef): bool {
 }
 
 function newClone(io: Io, t: Target, sector: u64, count: u32, nr: u32): Io {
-  const clone = getIo(KIND_CLONE);
-  clone.op = io.op;
-  clone.flags = io.flags;
-  clone.sector = sector;
-  clone.count = count;
-  clone.buf = io.op == OP_READ || io.op == OP_WRITE ? io.buf + (<usize>(sector - io.sector) << 9) : 0;
+  const buf = io.op == OP_READ || io.op == OP_WRITE ? io.buf + (<usize>(sector - io.sector) << 9) : 0;
+  const clone = newIo(KIND_CLONE, io.op, io.flags, sector, count, buf);
   clone.target = t;
   clone.targetBioNr = nr;
   clone.parent = io;
@@ -332,13 +329,8 @@ function route(io: Io): void {
     return;
   }
   const lower = <MappedDevice>to.mapped;
-  const child = getIo(KIND_CHILD);
+  const child = newIo(KIND_CHILD, io.op, io.flags, io.sector, io.count, io.buf);
   child.dev = lower;
-  child.op = io.op;
-  child.flags = io.flags;
-  child.sector = io.sector;
-  child.count = io.count;
-  child.buf = io.buf;
   child.parent = io;
   startRequest(child);
 }
