@@ -7,9 +7,9 @@
 // the usage agrees with the reader's, and no command leaves its backing device.
 import { describe, it, expect } from 'vitest';
 import { newHarness } from '../core/harness.js';
-import { CoreFault } from '../../core-as/js/dmcore.js';
 import { readCow } from '../../host-nbd/snapshot/cow-reader.js';
 import { rng } from '../reliability/lib/workload.js';
+import { checkCommandsInRange, loadOrRefuse } from './lib/core-promises.js';
 
 const SECONDS = Number(process.env.DMKIT_FUZZ_SECONDS ?? 45) / 3;
 const SEED = Number(process.env.DMKIT_FUZZ_SEED ?? Date.now() % 1e9);
@@ -21,12 +21,7 @@ const pick = (r, xs) => xs[int(r, xs.length)];
 /** A core whose commands are checked against their backing device (the core promises that). */
 async function checkedHost() {
   const h = await newHarness();
-  const execute = h.execute;
-  h.execute = (c, status) => {
-    const disk = h.disks.get(c.backing);
-    if (!disk || c.sector * 512 + c.count * 512 > disk.length) throw new Error(`command outside its backing device: ${JSON.stringify(c)}`);
-    execute(c, status);
-  };
+  checkCommandsInRange(h);
   return h;
 }
 
@@ -88,14 +83,7 @@ async function check(h, n, cow, origin) {
   const id = core.createDevice(`s${n}`);
   let outcome;
   try {
-    try {
-      h.load(id, `0 ${ORIGIN_SECTORS} snapshot o${n} c${n} P 8`);
-    } catch (e) {
-      if (e instanceof CoreFault) throw e; // a trap is a bug, never a refusal
-      if (!e.message) throw new Error('refused without a message');
-      if (core.info(id).hasInactive) throw new Error(`refused (${e.message}) but a table was left loaded`);
-      return 'refused';
-    }
+    if (loadOrRefuse(h, id, `0 ${ORIGIN_SECTORS} snapshot o${n} c${n} P 8`) === 'refused') return 'refused';
     core.resume(id);
     const status = core.status(id).trim().split(' ').slice(3).join(' ');
     if (status === 'Invalid') {

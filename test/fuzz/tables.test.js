@@ -5,9 +5,10 @@
 // same table. DMKIT_FUZZ_SECONDS/3 of cases (default 15 s), DMKIT_FUZZ_SEED repeats a run.
 import { describe, it, expect } from 'vitest';
 import { newHarness } from '../core/harness.js';
-import { OP, CoreFault } from '../../core-as/js/dmcore.js';
+import { OP } from '../../core-as/js/dmcore.js';
 import { rng } from '../reliability/lib/workload.js';
 import { generateTable, mutateTable } from './lib/table-cases.js';
+import { checkCommandsInRange, loadOrRefuse } from './lib/core-promises.js';
 
 const SECONDS = Number(process.env.DMKIT_FUZZ_SECONDS ?? 45) / 3;
 const SEED = Number(process.env.DMKIT_FUZZ_SEED ?? Date.now() % 1e9);
@@ -18,13 +19,7 @@ async function freshHost() {
   const h = await newHarness();
   for (const [name, sectors] of [['a', 4096], ['b', 4096], ['c', 4096], ['cow1', 2048], ['cow2', 2048]]) h.disk(name, sectors);
   h.device('lower', '0 2048 linear c 0');
-  // Commands are checked against their backing device: the core promises they are in range.
-  const execute = h.execute;
-  h.execute = (c, status) => {
-    const disk = h.disks.get(c.backing);
-    if (!disk || c.sector * 512 + c.count * 512 > disk.length) throw new Error(`command outside its backing device: ${JSON.stringify(c)}`);
-    execute(c, status);
-  };
+  checkCommandsInRange(h);
   return h;
 }
 
@@ -52,14 +47,7 @@ function runTable(h, table, n) {
 
 function exercise(h, id, table, n) {
   const core = h.core;
-  try {
-    h.load(id, table);
-  } catch (e) {
-    if (e instanceof CoreFault) throw e; // a trap is a bug, never a refusal
-    if (!e.message) throw new Error('refused without a message');
-    if (core.info(id).hasInactive) throw new Error(`refused (${e.message}) but a table was left loaded`);
-    return 'refused';
-  }
+  if (loadOrRefuse(h, id, table) === 'refused') return 'refused';
   core.resume(id);
   const sectors = core.deviceSize(id);
   for (const sector of [0n, sectors - 1n, sectors / 2n]) {
