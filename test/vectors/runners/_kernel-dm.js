@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { driveVector } from '../lib/drive.js';
 import { formatTable } from '../lib/parse.js';
 import { pattern } from '../lib/pattern.js';
-import { DirectDevice, errnoOf } from '../../vm/guest/direct-io.js';
+import { DirectDevice } from '../../vm/guest/direct-io.js';
+import { directVectorIo } from '../../vm/guest/vector-io.js';
 import * as dm from '../../vm/guest/dmsetup.js';
 import { LoopPool, diskBytes } from '../../vm/guest/loop-disks.js';
 import { InflightIo } from '../lib/inflight.js';
@@ -337,21 +338,8 @@ class KernelHost {
   }
 
   /** @param {any} req */
-  async runIo(req) {
-    try {
-      const d = await this.device(req.dev);
-      switch (req.op) {
-        case 'read': return { errno: null, data: await d.read(req.sector, req.count) };
-        case 'write': await d.write(req.sector, /** @type {Uint8Array} */ (req.data), req.fua); break;
-        case 'flush': await d.flush(); break;
-        case 'discard': await d.discard(req.sector, req.count); break;
-        // WRITE_ZEROES has no FUA from user space: a flush after it makes the zeroes as durable.
-        case 'zeroes': await d.zeroes(req.sector, req.count); if (req.fua) await d.flush(); break;
-      }
-      return { errno: null };
-    } catch (err) {
-      return { errno: errnoOf(err) };
-    }
+  runIo(req) {
+    return directVectorIo(this.device(req.dev), req);
   }
 
   async status(/** @type {string} */ dev) { return this.readable(await dm.statusLines(this.mapped(dev))); }

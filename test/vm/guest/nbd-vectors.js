@@ -21,7 +21,8 @@ import { driveVector } from '../../vectors/lib/drive.js';
 import { formatTable } from '../../vectors/lib/parse.js';
 import { pattern } from '../../vectors/lib/pattern.js';
 import { controlRequest } from '../../../host-nbd/control/client.js';
-import { DirectDevice, errnoOf } from './direct-io.js';
+import { DirectDevice } from './direct-io.js';
+import { directVectorIo } from './vector-io.js';
 import { InflightIo } from '../../vectors/lib/inflight.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -237,28 +238,16 @@ class NbdHost {
 
   /** @param {any} req */
   async runIo(req) {
-    try {
-      let opening = this.open.get(req.dev);
-      if (!opening) {
-        const a = this.attached.get(req.dev);
-        if (!a) return { errno: 'ENXIO' };
-        // Stored before it resolves: I/O submitted together (begin ... end) must not each open
-        // the device, leaving all but one descriptor open and the device held after detach.
-        opening = DirectDevice.open(a.path);
-        this.open.set(req.dev, opening);
-      }
-      const d = await opening;
-      switch (req.op) {
-        case 'read': return { errno: null, data: await d.read(req.sector, req.count) };
-        case 'write': await d.write(req.sector, /** @type {Uint8Array} */ (req.data), req.fua); break;
-        case 'flush': await d.flush(); break;
-        case 'discard': await d.discard(req.sector, req.count); break;
-        case 'zeroes': await d.zeroes(req.sector, req.count); if (req.fua) await d.flush(); break;
-      }
-      return { errno: null };
-    } catch (err) {
-      return { errno: errnoOf(err) };
+    let opening = this.open.get(req.dev);
+    if (!opening) {
+      const a = this.attached.get(req.dev);
+      if (!a) return { errno: 'ENXIO' };
+      // Stored before it resolves: I/O submitted together (begin ... end) must not each open
+      // the device, leaving all but one descriptor open and the device held after detach.
+      opening = DirectDevice.open(a.path);
+      this.open.set(req.dev, opening);
     }
+    return directVectorIo(opening, req);
   }
 
   status(/** @type {string} */ dev) { return this.server.request({ cmd: 'status', name: dev }); }
