@@ -1,10 +1,11 @@
 // The exports of the dmkit core: the ABI of docs/core-abi.md. Each function checks its
 // arguments, delegates, and reports failure as a negative errno plus a message.
 import { setMsg, fail, msgPtr, msgLen, readText } from "./msg";
-import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY, ENOENT } from "./errno";
+import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY, ENOENT, ENOSPC } from "./errno";
 import { OriginTarget } from "./targets/snapshot-origin";
 import { originCopied } from "./snapshot/origin-write";
 import { minimumChunkSize } from "./snapshot/origins";
+import { lendChunks, lendableChunks, unlendChunks, foldCopy, exceptionChunks } from "./snapshot/thread-copies";
 import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
 import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
 import { Table, parseTable, tableError } from "./table";
@@ -266,9 +267,9 @@ export function dm_dev_inflight(id: i32): i32 {
  * The `snapshot-origin` segment of d's live table holding all of [sector, sector + count), if
  * the device is live and not suspended (a host's threads write for it only then).
  */
-function originSegment(d: MappedDevice, sector: u64, count: u32): OriginTarget | null {
+function originSegment(d: MappedDevice, sector: u64, count: u32, evenSuspended: bool = false): OriginTarget | null {
   const t = d.live;
-  if (t == null || d.suspended || t.targets.length == 0) return null;
+  if (t == null || (d.suspended && !evenSuspended) || t.targets.length == 0) return null;
   const target = t.targets[t.findTarget(sector)];
   if (!(target instanceof OriginTarget)) return null;
   if (sector < target.begin || sector + <u64>count > target.begin + target.len) return null;
@@ -299,6 +300,58 @@ export function dm_origin_copied(id: i32, sector: u64, count: u32): i32 {
   // On the I/O path (a host asks after its writes): allocates nothing, so no collection.
   const o = originSegment(d, sector, count);
   return o != null && originCopied(o.dev, sector, count) ? 1 : 0;
+}
+
+/**
+ * Copies by the host (snapshot/thread-copies.ts), for the `snapshot-origin` segment at `sector`
+ * of device id whose only snapshot is transient: lends n COW chunks (the first, or -ENOENT when
+ * there is no such snapshot, -ENOSPC when the COW device has no room for n).
+ */
+export function dm_origin_lend(id: i32, sector: u64, n: u32): i64 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  const o = originSegment(d, sector, 1);
+  if (o == null) return settle(-ENOENT);
+  const first = lendChunks(o.dev, <u64>n);
+  return first >= 0 ? first : <i64>settle(-ENOSPC);
+}
+
+/** How many COW chunks dm_origin_lend could lend now (0: none, or no copyable snapshot). */
+export function dm_origin_lendable(id: i32, sector: u64): i64 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  const o = originSegment(d, sector, 1);
+  return o == null ? 0 : <i64>lendableChunks(o.dev);
+}
+
+/** Takes back n unused lent chunks from `first` on (the last ones lent): 0, or -EINVAL. */
+export function dm_origin_unlend(id: i32, sector: u64, first: u64, n: u32): i32 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  // Even suspended: a suspend takes the copies back after the device stopped taking I/O.
+  const o = originSegment(d, sector, 1, true);
+  if (o == null || !unlendChunks(o.dev, first, <u64>n)) {
+    return settle(fail(EINVAL, "chunks " + first.toString() + "+" + n.toString() + " are not the last lent to the host"));
+  }
+  return settle(0);
+}
+
+/** The host copied origin chunk `oldChunk` into lent chunk `newChunk`: 0, or -EINVAL (no such lent chunk, or the chunk has an exception). */
+export function dm_origin_fold(id: i32, sector: u64, oldChunk: u64, newChunk: u64): i32 {
+  const d = device(id);
+  if (d == null) return -ENXIO;
+  const o = originSegment(d, sector, 1, true);
+  // On the I/O path: a new exception may grow the table, whose old buckets wait for a collection.
+  return settleSometimes(o != null && foldCopy(o.dev, oldChunk, newChunk) ? 0 : -EINVAL);
+}
+
+/** Origin chunks the copyable snapshot has exceptions for, as u64s at buf (at most max): how many, or -ENOENT. */
+export function dm_origin_exceptions(id: i32, sector: u64, buf: usize, max: i32): i32 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  const o = originSegment(d, sector, 1);
+  const n = o == null ? -1 : exceptionChunks(o.dev, buf, max);
+  return settle(n < 0 ? -ENOENT : n);
 }
 
 export function dm_dev_table(id: i32, inactive: i32): i32 {

@@ -235,6 +235,39 @@ export class DmCore {
   }
   /** Whether a write there would need no snapshot copy now (see docs/core-abi.md); never throws for a live device. */
   originCopied(id, sector, count) { return this.check(this.x.dm_origin_copied(id, BigInt(sector), count)) === 1; }
+  /**
+   * Copies by the host (core-as/snapshot/thread-copies.ts) for the snapshot-origin segment at
+   * `sector`: lends n COW chunks of its only snapshot, if transient; the first, or null (no such
+   * snapshot, or no room).
+   */
+  originLend(id, sector, n) {
+    const r = this.x.dm_origin_lend(id, BigInt(sector), n);
+    return r < 0n ? null : Number(r);
+  }
+  /** How many COW chunks originLend could lend now (0: none, or no such snapshot). */
+  originLendable(id, sector) {
+    const r = this.x.dm_origin_lendable(id, BigInt(sector));
+    return r < 0n ? 0 : Number(r);
+  }
+  /** Takes back n unused lent chunks from `first` on; throws DmError if they are not the last lent. */
+  originUnlend(id, sector, first, n) { this.check(this.x.dm_origin_unlend(id, BigInt(sector), BigInt(first), n)); }
+  /** Records the host's copy of origin chunk oldChunk into lent chunk newChunk; false if refused. */
+  originFold(id, sector, oldChunk, newChunk) { return this.x.dm_origin_fold(id, BigInt(sector), BigInt(oldChunk), BigInt(newChunk)) === 0; }
+  /** Origin chunks the copyable snapshot has exceptions for (null: none such). @returns {number[] | null} */
+  originExceptions(id, sector) {
+    let max = 1024;
+    for (;;) {
+      const buf = this.alloc(max * 8);
+      try {
+        const n = this.x.dm_origin_exceptions(id, BigInt(sector), buf, max);
+        if (n < 0) return null;
+        if (n <= max) return Array.from(new BigUint64Array(this.memory.buffer, buf, n), Number);
+        max = n;
+      } finally {
+        this.free(buf);
+      }
+    }
+  }
   table(id, inactive = false) { this.check(this.x.dm_dev_table(id, inactive ? 1 : 0)); return this.message(); }
   status(id) { this.check(this.x.dm_dev_status(id)); return this.message(); }
   /** @returns {{name:string, state:string, openCount:number, sectors:bigint, hasInactive:boolean}} */

@@ -7,6 +7,8 @@ import { PendingException } from "./pending";
 export class TransientStore extends ExceptionStore {
   /** Next free sector of the COW device. */
   private nextFree: u64 = 0;
+  /** Chunks lent to the host's copies (thread-copies.ts) and not used by one yet: the last ones before nextFree. */
+  lentUnused: u64 = 0;
 
   readMetadata(): void {
     this.snap.metadataRead("", true);
@@ -26,8 +28,39 @@ export class TransientStore extends ExceptionStore {
 
   dropSnapshot(): void {}
 
+  /** How many more chunks the COW device holds. */
+  room(): u64 {
+    const size = this.cow.sectors();
+    return size <= this.nextFree ? 0 : (size - this.nextFree) >> this.chunkShift;
+  }
+
+  /** Lends the next n chunks to the host's copies: the first of them, or -1 when the COW device has no room for n. */
+  lend(n: u64): i64 {
+    if (this.cow.sectors() < this.nextFree + n * this.chunkSize) return -1;
+    const first = this.nextFree >> this.chunkShift;
+    this.nextFree += n * this.chunkSize;
+    this.lentUnused += n;
+    return <i64>first;
+  }
+
+  /** Takes back the n lent chunks from `first` on, unused: they must be the last ones handed out. */
+  unlend(first: u64, n: u64): bool {
+    if (n > this.lentUnused || (first + n) << this.chunkShift != this.nextFree) return false;
+    this.nextFree -= n * this.chunkSize;
+    this.lentUnused -= n;
+    return true;
+  }
+
+  /** A lent chunk holds a copy now (its exception is recorded by the caller). */
+  lentUsed(): bool {
+    if (this.lentUnused == 0) return false;
+    this.lentUnused--;
+    return true;
+  }
+
   usage(): void {
-    this.sectorsAllocated = this.nextFree;
+    // Chunks lent and not used are not allocated yet: the count is the exceptions', as Linux's.
+    this.sectorsAllocated = this.nextFree - this.lentUnused * this.chunkSize;
     this.totalSectors = this.cow.sectors();
     this.metadataSectors = 0;
   }

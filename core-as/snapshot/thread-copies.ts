@@ -1,0 +1,72 @@
+// Copies the host does without the core, for an origin whose only snapshot is transient (N).
+//
+// Why: a host that writes an origin from many threads (host-nbd's receive threads) would cross to
+// the core's thread for every first write to a chunk, and those crossings cost more than the copy.
+// So the core lends the host a run of the snapshot's COW chunks; while the core has nothing of the
+// origin's or the snapshot's in flight (the host guarantees that: it takes copies back before it
+// sends either device anything that could copy a chunk or read one through the snapshot), the host
+// copies a chunk into the next lent one itself, writes the origin, and reports the exception; the
+// core records it here (fold) as if its own copy had finished. Before the core handles the origin
+// or the snapshot again, the host folds every exception it made and gives the unused chunks back.
+// The COW device then holds the same chunks in use, and the status line counts the same sectors,
+// as if every copy had been the core's (Linux's transient store hands chunks out in order, as here).
+import { DevRef } from "../devref";
+import { SnapshotTarget } from "../targets/snapshot";
+import { TransientStore } from "./transient-store";
+import { snapshotsOf } from "./origins";
+
+/** The snapshot of `origin` whose chunks the host may copy: the only one, transient, valid, active, idle. */
+export function copyableSnapshot(origin: DevRef): SnapshotTarget | null {
+  const snaps = snapshotsOf(origin);
+  if (snaps.length != 1) return null;
+  const s = snaps[0];
+  if (!s.active || !s.valid || s.isMerge || s.copiesInFlight != 0 || !(s.store instanceof TransientStore)) return null;
+  return s;
+}
+
+/** How many chunks could be lent now (0: none, or no such snapshot). */
+export function lendableChunks(origin: DevRef): u64 {
+  const s = copyableSnapshot(origin);
+  return s == null ? 0 : (<TransientStore>s.store).room();
+}
+
+/** Lends n COW chunks: the first, or -1 (no such snapshot, or no room for n). */
+export function lendChunks(origin: DevRef, n: u64): i64 {
+  const s = copyableSnapshot(origin);
+  return s == null ? -1 : (<TransientStore>s.store).lend(n);
+}
+
+/** Takes back n unused lent chunks from `first` on (the last ones lent). */
+export function unlendChunks(origin: DevRef, first: u64, n: u64): bool {
+  const s = transientOf(origin);
+  return s != null && (<TransientStore>s.store).unlend(first, n);
+}
+
+/**
+ * The host copied origin chunk `oldChunk` into lent chunk `newChunk`: the snapshot's exception.
+ * (oldChunk u64.MAX_VALUE: the lent chunk was used, but its copy failed; it holds nothing.)
+ */
+export function foldCopy(origin: DevRef, oldChunk: u64, newChunk: u64): bool {
+  const s = transientOf(origin);
+  if (s == null) return false;
+  if (oldChunk == u64.MAX_VALUE) return (<TransientStore>s.store).lentUsed();
+  if (s.hasException(oldChunk) || s.pendingFor(oldChunk) != null) return false;
+  if (!(<TransientStore>s.store).lentUsed()) return false;
+  s.complete.set(oldChunk, newChunk);
+  return true;
+}
+
+/** The origin's one transient snapshot, valid or not (a fold or unlend after it failed still counts). */
+function transientOf(origin: DevRef): SnapshotTarget | null {
+  const snaps = snapshotsOf(origin);
+  return snaps.length == 1 && snaps[0].store instanceof TransientStore ? snaps[0] : null;
+}
+
+/** Origin chunks the snapshot holds exceptions for, into `out` (at most max): how many there are. */
+export function exceptionChunks(origin: DevRef, out: usize, max: i32): i32 {
+  const s = copyableSnapshot(origin);
+  if (s == null) return -1;
+  const keys = s.complete.keys();
+  for (let i = 0; i < keys.length && i < max; i++) store<u64>(out + (<usize>i << 3), keys[i]);
+  return keys.length;
+}
