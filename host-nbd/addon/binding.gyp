@@ -15,6 +15,7 @@
         "src/receiver_binding.cc",
         "src/send_file.cc",
         "src/shared_output.cc",
+        "src/thread_copies.cc",
         "src/write_lane.cc",
         "src/write_lane_binding.cc",
         "src/write_map.cc"

@@ -393,8 +393,16 @@ bool Receiver::Parse() {
       continue;
     }
     uint64_t off = Be64(h + 16);
-    bool fast = flags == 0 && len > 0 && len <= kFastMax && len <= opts_.max_request && len % 512 == 0 && off % 512 == 0 &&
-                map_ && map_->Covers(off, len, true, true) && !js_writes_.Overlaps(off, len);
+    bool plain = flags == 0 && len > 0 && len <= kFastMax && len <= opts_.max_request && len % 512 == 0 && off % 512 == 0 &&
+                 map_ && !js_writes_.Overlaps(off, len);
+    bool fast = plain && map_->Covers(off, len, true, true);
+    if (plain && !fast && map_->Copies() && map_->InGuardedExtent(off, len)) {
+      Forward(buf_.data() + forward_from, pos_ - forward_from);
+      if (!CopyAndWrite(h, off, len)) return false;
+      if (stopping_) return false;
+      forward_from = pos_;
+      continue;
+    }
     if (!fast) {
       header_only_ = false;
       js_writes_.Add(Be64(h + 8), off, len);
@@ -457,6 +465,69 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
     got += n;
   }
   return payload_.data();
+}
+
+// A WRITE over origin chunks not copied yet, while copies are lent (thread_copies.h): the chunks
+// copied, then the write done and answered as a fast one. False: the stream ended, or the thread
+// stops. A write that cannot be done so goes to the event loop.
+bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
+  uint8_t header[kHeader];
+  memcpy(header, h, kHeader);
+  pos_ += kHeader;
+  const uint8_t* payload = ReceivePayload(len);
+  if (!payload) return false;  // never answered
+  header_only_ = len >= kLargeWrite;
+  WriteTarget& t = target_;
+  TargetScope scope{t};
+  std::shared_ptr<ThreadCopies> copies;
+  bool acquired = map_->AcquireForCopy(off, len, &t, &copies, &unmarked_);
+  if (!acquired || !CopyOut(*copies, t.pieces[0].fd)) {
+    if (acquired) map_->Release(1);
+    js_writes_.Add(Be64(header + 8), off, len);
+    ForwardRequest(header, payload, len);
+    return true;
+  }
+  ReceiverEvent e;
+  e.is_io = true;
+  e.io = IoOf(header, t, off, len, false);
+  e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);
+  CountWrites(t, e.io, runs_);  // before the reply, as a fast write's
+  e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
+  bool quiet = e.io.replied;
+  Push(std::move(e), quiet);
+  return true;
+}
+
+// Copies each chunk of unmarked_ into the next lent COW chunk, as the core's copy would (the whole
+// chunk, read from the origin file, cut at its end), logs it and marks it copied. False when the
+// write must go to the event loop: another write holds one of the chunks, too few are lent, or a
+// copy failed (the chunks copied before it stay copied; the core copies the rest, or fails).
+bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd) {
+  const std::vector<uint64_t>& chunks = unmarked_;
+  size_t claimed = 0;
+  while (claimed < chunks.size() && copies.Claim(chunks[claimed])) claimed++;
+  uint64_t first = 0;
+  if (claimed < chunks.size() || !copies.Take(chunks.size(), &first)) {
+    for (size_t i = 0; i < claimed; i++) copies.Unclaim(chunks[i]);
+    return false;
+  }
+  uint64_t chunk_bytes = copies.chunk_bytes();
+  chunk_.Reserve(chunk_bytes);
+  for (size_t i = 0; i < chunks.size(); i++) {
+    uint64_t k = chunks[i], bytes = copies.CopyBytes(k);
+    bool ok = bytes > 0 && PreadAll(origin_fd, chunk_.data(), bytes, k * chunk_bytes) == 0 &&
+              PwriteAll(copies.cow_fd(), chunk_.data(), bytes, (first + i) * chunk_bytes) == 0;
+    if (!ok) {
+      for (size_t j = i; j < chunks.size(); j++) {
+        copies.Log(ThreadCopies::kWasted, first + j);
+        copies.Unclaim(chunks[j]);
+      }
+      return false;
+    }
+    copies.Log(k, first + i);
+    map_->Mark(k, 1);  // copied: writes there go straight on from now
+  }
+  return true;
 }
 
 void Receiver::ForwardRequest(const uint8_t* header, const uint8_t* payload, uint32_t len) {

@@ -16,6 +16,11 @@
 // before the reply (file_writes.h). Every other byte of the stream, requests and payloads alike, goes to the
 // event loop unchanged and in order, where the server parses and checks it as if it had read it.
 //
+// First writes to origin chunks: while the event loop lends the threads COW chunks of an origin's
+// transient snapshot (thread_copies.h), a WRITE on a guarded extent over chunks not copied yet is
+// done here too: each such chunk copied into a lent COW chunk first, then the write. If another
+// write is copying one of its chunks, or the lent chunks run out, it goes to the event loop.
+//
 // Ordering: the events (bytes to parse, requests done) reach the event loop in stream order.
 // While a WRITE handed to the event loop is unanswered, later writes that overlap it are handed
 // over too (pending_writes.h), so that a connection's writes to the same bytes never overtake one
@@ -118,6 +123,8 @@ class Receiver {
   void Push(ReceiverEvent e, bool quiet = false);
   void WakeForQuiet();
   bool ReadFast(const uint8_t* header, uint64_t off, uint32_t len);
+  bool CopyAndWrite(const uint8_t* header, uint64_t off, uint32_t len);
+  bool CopyOut(ThreadCopies& copies, int origin_fd);
   bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);
   void MarkMid(bool mid);
@@ -133,6 +140,8 @@ class Receiver {
   WriteTarget target_;            // where the request being done goes (its room for pieces is kept)
   std::vector<PieceRun> runs_;    // its pieces grouped by file (piece_io.h), kept likewise
   AlignedBuffer payload_;         // a fast WRITE's payload that did not come with its header; a small READ's reply
+  AlignedBuffer chunk_;           // a chunk being copied (thread_copies.h)
+  std::vector<uint64_t> unmarked_;  // the chunks under a first write that need copying
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything

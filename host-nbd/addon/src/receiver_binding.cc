@@ -30,6 +30,11 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       InstanceMethod<&WriteMapJs::Release>("release"),
       InstanceMethod<&WriteMapJs::Inflight>("inflight"),
       InstanceMethod<&WriteMapJs::Pieces>("pieces"),
+      InstanceMethod<&WriteMapJs::EnableCopies>("enableCopies"),
+      InstanceMethod<&WriteMapJs::DisableCopies>("disableCopies"),
+      InstanceMethod<&WriteMapJs::LendCopies>("lendCopies"),
+      InstanceMethod<&WriteMapJs::DrainCopies>("drainCopies"),
+      InstanceMethod<&WriteMapJs::UnusedCopies>("unusedCopies"),
     });
     constructor = new Napi::FunctionReference(Napi::Persistent(f));
     return f;
@@ -165,7 +170,71 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     return out;
   }
 
+  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array):
+  // the threads may copy chunks of the published guarded extent into COW chunks [first, first +
+  // count) of the file cowFd is open on (duplicated), the chunks in `held` being the snapshot's
+  // already (claimed and marked copied). thread_copies.h.
+  Napi::Value EnableCopies(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 7 || !info[6].IsTypedArray()) {
+      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array)");
+    }
+    int cow = FdArg(info, 0);
+    uint64_t chunk = ByteCountArg(info, 1, "chunkBytes"), device = ByteCountArg(info, 2, "deviceBytes");
+    uint64_t origin = ByteCountArg(info, 3, "originBytes"), first = ByteCountArg(info, 4, "first"), count = ByteCountArg(info, 5, "count");
+    if (chunk == 0) throw Napi::RangeError::New(env, "chunkBytes must not be 0");
+    Napi::Float64Array held = info[6].As<Napi::Float64Array>();
+    int fd = fcntl(cow, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
+    auto copies = std::make_shared<ThreadCopies>(fd, chunk, device, origin, first, count);
+    if (!copies->ok()) throw Napi::Error::New(env, "no memory for the claims of " + std::to_string(copies->chunks()) + " chunks");
+    for (size_t i = 0; i < held.ElementLength(); i++) {
+      uint64_t c = uint64_t(held[i]);
+      copies->Claimed(c);
+      map_->Mark(c, 1);
+    }
+    last_copies_ = copies;
+    map_->EnableCopies(std::move(copies));
+    return env.Undefined();
+  }
+
+  // disableCopies(): no thread starts a copy from now on (those copying finish; their requests
+  // count in inflight() until released).
+  Napi::Value DisableCopies(const Napi::CallbackInfo& info) {
+    map_->DisableCopies();
+    return info.Env().Undefined();
+  }
+
+  // lendCopies(count): count more COW chunks lent, following the last ones.
+  Napi::Value LendCopies(const Napi::CallbackInfo& info) {
+    uint64_t count = ByteCountArg(info, 0, "count");
+    if (last_copies_) last_copies_->Lend(count);
+    return info.Env().Undefined();
+  }
+
+  // drainCopies() -> Float64Array of [originChunk, cowChunk] pairs the threads copied since the
+  // last drain, in order (originChunk 2^64 - 1 as a Number: a COW chunk taken whose copy failed).
+  Napi::Value DrainCopies(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<uint64_t> log = last_copies_ ? last_copies_->Drain() : std::vector<uint64_t>();
+    Napi::Float64Array out = Napi::Float64Array::New(env, log.size());
+    for (size_t i = 0; i < log.size(); i++) out[i] = log[i] == ThreadCopies::kWasted ? -1 : double(log[i]);
+    return out;
+  }
+
+  // unusedCopies() -> [next, end]: the lent COW chunks no thread took (none: [0, 0]).
+  Napi::Value UnusedCopies(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t next = 0, end = 0;
+    if (last_copies_) last_copies_->Unused(&next, &end);
+    Napi::Array out = Napi::Array::New(env, 2);
+    out.Set(0u, double(next));
+    out.Set(1u, double(end));
+    return out;
+  }
+
   std::shared_ptr<WriteMap> map_;
+  std::shared_ptr<ThreadCopies> last_copies_;  // the copies enabled last (drained after they are disabled too)
 };
 
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;

@@ -55,7 +55,7 @@ struct Found {
 
 // The segment holding all of [off, off + len), if the thread may take the request there: inside
 // one chunk of a striped segment unless `split`; for a write, every file it touches writable.
-Found Find(const WriteExtents* extents, uint64_t off, uint32_t len, bool write, bool split) {
+Found Find(const WriteExtents* extents, uint64_t off, uint32_t len, bool write, bool split, bool ignore_guard = false) {
   Found none;
   if (!extents || len == 0) return none;
   const std::vector<WriteExtent>& list = extents->list;
@@ -69,7 +69,7 @@ Found Find(const WriteExtents* extents, uint64_t off, uint32_t len, bool write, 
   f.rel = off - last.start;
   if (last.chunk == 0) {
     if (!write) return f;
-    if (!last.writable || (last.guarded && !(extents->marks && extents->marks->AllMarked(off, len)))) return none;
+    if (!last.writable || (last.guarded && !ignore_guard && !(extents->marks && extents->marks->AllMarked(off, len)))) return none;
     return f;
   }
   if (!split && len > last.chunk - f.rel % last.chunk) return none;
@@ -94,6 +94,50 @@ void WriteMap::Mark(uint64_t first, uint64_t count) {
 bool WriteMap::Covers(uint64_t off, uint32_t len, bool write, bool split) {
   std::lock_guard<std::mutex> lock(mu_);
   return Find(extents_.get(), off, len, write, split).seg != nullptr;
+}
+
+bool WriteMap::InGuardedExtent(uint64_t off, uint32_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Found found = Find(extents_.get(), off, len, true, false, true);
+  return found.seg && found.seg->guarded;
+}
+
+bool WriteMap::AcquireForCopy(uint64_t off, uint32_t len, WriteTarget* out, std::shared_ptr<ThreadCopies>* copies,
+                              std::vector<uint64_t>* unmarked) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const WriteExtents* extents = extents_.get();
+  Found found = Find(extents, off, len, true, false, true);
+  if (!found.seg || !found.seg->guarded || !extents->marks || !copies_) return false;
+  const ChunkMarks& marks = *extents->marks;
+  uint64_t c = marks.chunk_bytes();
+  if (c != copies_->chunk_bytes()) return false;
+  unmarked->clear();
+  for (uint64_t k = off / c; k <= (off + len - 1) / c; k++) {
+    if (!marks.AllMarked(k * c, c)) unmarked->push_back(k);
+  }
+  const WriteExtent& e = *found.seg;
+  out->where.clear();
+  out->pieces.resize(1);
+  out->pieces[0] = FilePiece{e.fd, e.tag, e.file_pos + found.rel, 0, len, e.writes.get()};
+  *copies = copies_;
+  inflight_.fetch_add(1);
+  out->hold = extents_;
+  return true;
+}
+
+void WriteMap::EnableCopies(std::shared_ptr<ThreadCopies> copies) {
+  std::lock_guard<std::mutex> lock(mu_);
+  copies_ = std::move(copies);
+}
+
+void WriteMap::DisableCopies() {
+  std::lock_guard<std::mutex> lock(mu_);
+  copies_.reset();
+}
+
+std::shared_ptr<ThreadCopies> WriteMap::Copies() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return copies_;
 }
 
 bool WriteMap::Acquire(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out) {

@@ -23,6 +23,7 @@
 
 #include "file_writes.h"
 #include "stripe_pieces.h"
+#include "thread_copies.h"
 
 namespace dmkit {
 
@@ -100,6 +101,17 @@ class WriteMap {
   bool Acquire(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out);
   // Whether Acquire would succeed now (nothing counted).
   bool Covers(uint64_t off, uint32_t len, bool write, bool split);
+  // Whether [off, off + len) lies in one writable guarded extent, marked or not.
+  bool InGuardedExtent(uint64_t off, uint32_t len);
+  // A write on a guarded extent whose chunks are not all marked, while copies are lent
+  // (thread_copies.h): where it goes, the copies, and the chunks under it not marked (counted
+  // until Release, as Acquire). False: no copies, or not one guarded extent.
+  bool AcquireForCopy(uint64_t off, uint32_t len, WriteTarget* out, std::shared_ptr<ThreadCopies>* copies,
+                      std::vector<uint64_t>* unmarked);
+  // The event loop lends copies to the threads, or takes them away (threads holding them finish).
+  void EnableCopies(std::shared_ptr<ThreadCopies> copies);
+  void DisableCopies();
+  std::shared_ptr<ThreadCopies> Copies();
   // Where Acquire would put it, nothing counted (the tests ask).
   bool Peek(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out);
   // Marks chunks of the published generation copied (none published, or no marks: nothing).
@@ -112,6 +124,7 @@ class WriteMap {
 
   std::mutex mu_;
   std::shared_ptr<const WriteExtents> extents_;
+  std::shared_ptr<ThreadCopies> copies_;
   std::atomic<int64_t> inflight_{0};
 };
 
