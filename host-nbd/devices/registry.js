@@ -227,10 +227,16 @@ export class DeviceRegistry {
   /** Refused (EBUSY) while an NBD connection has it open or another table stacks on it, as dmsetup does. */
   async remove(name) {
     const id = this.core.findDevice(name);
-    this.core.removeDevice(id);
-    this.exports.get(name)?.writeMap?.withdraw();
-    this.exports.delete(name);
-    this.allocation.forget(name);
+    // A snapshot's removal changes what its origin's writes must copy: as around a resume.
+    await this.quietOrigins();
+    try {
+      this.core.removeDevice(id);
+      this.exports.get(name)?.writeMap?.withdraw();
+      this.exports.delete(name);
+      this.allocation.forget(name);
+    } finally {
+      this.republishOrigins();
+    }
     if (this.defaultName === name) this.defaultName = this.core.listDevices()[0] ?? '';
     this.engine.closeUnused();
     this.wakeEventWaiters(); // its waiters learn it is gone
@@ -243,7 +249,11 @@ export class DeviceRegistry {
 
   names() { return this.core.listDevices(); }
   table(name, inactive = false) { return this.core.table(this.core.findDevice(name), inactive); }
-  status(name) { return this.core.status(this.core.findDevice(name)); }
+  status(name) {
+    // Copies the receive threads made count as soon as they are made (engine/thread-copies.js).
+    for (const e of this.listExports()) e.threadCopies.fold();
+    return this.core.status(this.core.findDevice(name));
+  }
   info(name) { return this.core.info(this.core.findDevice(name)); }
   message(name, sector, text) { return this.core.sendMessage(this.core.findDevice(name), sector, text); }
 

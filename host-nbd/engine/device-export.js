@@ -8,6 +8,7 @@
 //
 // Callers validate ranges against size() and the read-only flag first (server/requests.js);
 // errors come back as NbdError with a message naming the request.
+import { ThreadCopies } from './thread-copies.js';
 import { OP } from '../../core-as/js/dmcore.js';
 import { RangeLocks } from './range-lock.js';
 import { NbdError } from '../protocol/errors.js';
@@ -76,6 +77,8 @@ export class DeviceExport {
     this.published = false;
     /** Suspends waiting for the receive threads' writes to be accounted for (withdrawWrites). */
     this.writeWaiters = /** @type {Array<() => void>} */ ([]);
+    /** First writes to origin chunks copied by the receive threads (thread-copies.js). */
+    this.threadCopies = new ThreadCopies(this);
     this.refresh();
   }
 

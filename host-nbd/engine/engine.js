@@ -96,6 +96,8 @@ export class Engine {
     this.onDeviceEvents = () => {};
     /** Large reads whose bytes may skip core memory (submitFileRead). */
     this.fileReadRegions = new FileReadRegions(this);
+    /** Gates of the devices of origins whose copies are lent to receive threads (thread-copies.js), by device id. */
+    this.gates = /** @type {Map<number, import('./thread-copies.js').ThreadCopies>} */ (new Map());
     this.deviceDrains = new DeviceDrains(core);
     /**
      * Large transfers (for the thread pool, or a file's write thread) wait in the plug until the event loop has run every
@@ -191,6 +193,16 @@ export class Engine {
    * @param {FileReadSink} [sink] READ only: see submitFileRead()
    */
   submit(dev, op, flags, sector, count, buf, done, sink) {
+    const gate = this.gates.size > 0 ? this.gates.get(dev) : undefined;
+    if (gate) {
+      // Waits while the receive threads copy the origin's chunks (then it is accepted: 0).
+      const run = () => {
+        const r = this.submit(dev, op, flags, sector, count, buf, done, sink);
+        if (r !== 0) done(r);
+      };
+      if (gate.holds(dev, op, run)) return 0;
+      done = gate.track(dev, op, done);
+    }
     const tag = this.takeTag();
     this.callbacks[tag] = done;
     if (sink) this.fileReadRegions.open(tag, buf, count, sink);
@@ -198,6 +210,7 @@ export class Engine {
     const r = this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
     if (r < 0) {
       if (sink) this.fileReadRegions.drop(tag);
+      if (gate) gate.refused(dev, op);
       this.callbacks[tag] = undefined;
       this.freeTags.push(tag);
       return -r;

@@ -39,6 +39,7 @@ export function publishWrites(exp) {
   else map.withdraw();
   exp.threadMapped = extents.length > 0;
   exp.published = extents.length > 0;
+  if (marks) exp.threadCopies?.start();
 }
 
 /**
@@ -100,9 +101,42 @@ export function withdrawWrites(exp) {
   const map = exp.writeMap;
   if (!map) return Promise.resolve();
   map.withdraw();
+  exp.threadCopies?.withdraw();
   exp.published = false;
-  if (map.inflight() === 0) return Promise.resolve();
-  return new Promise((resolve) => exp.writeWaiters.push(resolve));
+  return whenThreadsAccounted(exp).then(() => exp.threadCopies?.settle(true));
+}
+
+/** How often a wait for the threads' requests looks at the count itself. */
+const ACCOUNTED_POLL_MS = 2;
+
+/**
+ * Resolves once every request the receive threads took through the map is accounted for. Usually
+ * threadIoDone sees the count reach 0; but a thread that gives a request up after taking it (a
+ * read that fails, a first write it cannot copy) releases it without a record, and then no record
+ * may ever come: so the count is looked at every ACCOUNTED_POLL_MS too.
+ * @param {DeviceExport} exp
+ * @returns {Promise<void>}
+ */
+export function whenThreadsAccounted(exp) {
+  const map = exp.writeMap;
+  if (!map || map.inflight() === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const poll = setInterval(() => {
+      if (map.inflight() === 0) wakeWriteWaiters(exp);
+    }, ACCOUNTED_POLL_MS);
+    poll.unref?.();
+    exp.writeWaiters.push(() => {
+      clearInterval(poll);
+      resolve();
+    });
+  });
+}
+
+/** @param {DeviceExport} exp */
+function wakeWriteWaiters(exp) {
+  const waiters = exp.writeWaiters;
+  exp.writeWaiters = [];
+  for (const resolve of waiters) resolve();
 }
 
 /** No receive thread may take a request of this device by itself, and none it took is unaccounted for. @param {DeviceExport} exp */
@@ -132,11 +166,8 @@ export function threadIoDone(exp, records) {
   }
   const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (exp.writeMap);
   map.release(n);
-  if (exp.writeWaiters.length > 0 && map.inflight() === 0) {
-    const waiters = exp.writeWaiters;
-    exp.writeWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
+  exp.threadCopies?.threadIoDone();
+  if (exp.writeWaiters.length > 0 && map.inflight() === 0) wakeWriteWaiters(exp);
 }
 
 /** A receive thread's pwrite of `length` bytes at `pos` of file `tag` (errno 0: it succeeded). @param {DeviceExport} exp */
