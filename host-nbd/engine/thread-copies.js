@@ -77,8 +77,9 @@ export class ThreadCopies {
   /**
    * What lending needs, or null when the origin does not qualify: its live table one
    * `snapshot-origin` segment from sector 0 onto an open image file, published with chunk marks
-   * of the snapshot's chunk size; exactly one device with a `snapshot` of that file, one segment
-   * from sector 0, transient, its COW device an open image file; no table naming either device.
+   * of the snapshot's chunk size, and no other device's `snapshot-origin` onto that file;
+   * exactly one device with a `snapshot` of that file, one segment from sector 0, transient, its
+   * COW device an open image file; no table naming either device.
    */
   plan() {
     const { exp } = this;
@@ -95,6 +96,8 @@ export class ThreadCopies {
       try { devSegs = allocation.segments(name); } catch { continue; }
       for (const seg of devSegs) {
         if (seg.args.includes(exp.name)) return null; // a table stacked on the origin device
+        // Another origin device over the file: its writes through the core would copy too.
+        if (seg.target === 'snapshot-origin' && name !== exp.name && engine.fileByPath(seg.args[0]) === origin) return null;
         if (seg.target !== 'snapshot' && seg.target !== 'snapshot-merge') continue;
         if (engine.fileByPath(seg.args[0]) !== origin) continue;
         if (snap || devSegs.length !== 1 || seg.start !== 0 || seg.target !== 'snapshot' || seg.args[2] !== 'N') return null;
@@ -211,6 +214,7 @@ export class ThreadCopies {
         this.engine.log(`bug: origin ${this.exp.name}: giving back COW chunks ${next}-${end - 1} failed: ${e instanceof Error ? e.message : e}`);
       }
     }
+    map.releaseCopies(); // the COW file's descriptor with them
     this.state = 'off';
     if (this.inCore === 0) this.armIdle();
   }

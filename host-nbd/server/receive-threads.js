@@ -50,6 +50,7 @@ export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 })
  * @property {(count: number) => void} lendCopies count more COW chunks, following the last
  * @property {() => Float64Array} drainCopies [originChunk, cowChunk] pairs copied since the last drain (-1: a chunk whose copy failed)
  * @property {() => number[]} unusedCopies [next, end]: lent COW chunks not taken
+ * @property {() => void} releaseCopies the copies taken back are settled: their claims and COW descriptor go
  */
 /**
  * @typedef {object} ReceiveThreads

@@ -143,6 +143,23 @@ describe('first writes to an origin copied by the receive threads', () => {
     await sh(srv, 'snap', keepsOriginal(orig, [0, 9, 20, 29]));
   });
 
+  it.skipIf(!threads)('leave first writes to the core when a second origin device maps the same file', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const base = join(dir, 'base.img');
+    writeFileSync(base, testBytes(4 * MiB, 3));
+    sparseFile(join(dir, 'cow.img'), 4 * MiB);
+    const sectors = (4 * MiB) / 512;
+    const srv = await startServer([
+      '--device', 'base', `0 ${sectors} snapshot-origin ${base}`,
+      '--device', 'base2', `0 ${sectors} snapshot-origin ${base}`,
+      '--device', 'snap', `0 ${sectors} snapshot ${base} ${join(dir, 'cow.img')} N 8`,
+    ], { dir });
+    await sh(srv, 'base', [`for c in range(0, 8):`, `    h.pwrite(bytes([1]) * ${CHUNK}, c * ${CHUNK})`]);
+    expect((await threadCounters(srv, 'base')).threadWrites).toBe(0);
+    expect(await usage(srv)).toEqual([8 * 8, 8192]);
+  });
+
   it.skipIf(!threads)('fill the COW device at the same write as Linux: every chunk it holds, then Invalid', async () => {
     // Room for 4112 chunks: one loan of 4096 and a few more the core hands out itself.
     const room = 4112;

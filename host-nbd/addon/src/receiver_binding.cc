@@ -35,6 +35,7 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       InstanceMethod<&WriteMapJs::LendCopies>("lendCopies"),
       InstanceMethod<&WriteMapJs::DrainCopies>("drainCopies"),
       InstanceMethod<&WriteMapJs::UnusedCopies>("unusedCopies"),
+      InstanceMethod<&WriteMapJs::ReleaseCopies>("releaseCopies"),
     });
     constructor = new Napi::FunctionReference(Napi::Persistent(f));
     return f;
@@ -231,6 +232,14 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     out.Set(0u, double(next));
     out.Set(1u, double(end));
     return out;
+  }
+
+  // releaseCopies(): the copies taken back are settled: their claims and the COW file's
+  // descriptor go (drainCopies and unusedCopies find nothing from now on).
+  Napi::Value ReleaseCopies(const Napi::CallbackInfo& info) {
+    map_->DisableCopies();
+    last_copies_.reset();
+    return info.Env().Undefined();
   }
 
   std::shared_ptr<WriteMap> map_;
