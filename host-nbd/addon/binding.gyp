@@ -4,6 +4,7 @@
       "target_name": "dmkit_nbd",
       "sources": [
         "src/addon.cc",
+        "src/chunk_marks.cc",
         "src/fds.cc",
         "src/genl.cc",
         "src/holes.cc",

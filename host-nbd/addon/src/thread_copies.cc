@@ -2,38 +2,13 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
-
-#include <algorithm>
-
 namespace dmkit {
 
 ThreadCopies::ThreadCopies(int cow_fd, uint64_t chunk_bytes, uint64_t device_bytes, uint64_t origin_bytes, uint64_t first,
                            uint64_t count)
-    : cow_fd_(cow_fd), chunk_bytes_(chunk_bytes), chunks_(chunk_bytes ? (device_bytes + chunk_bytes - 1) / chunk_bytes : 0),
-      origin_bytes_(origin_bytes), next_(first), end_(first + count) {
-  // All-zero bytes are clear claims; a large origin's untouched chunks cost no memory.
-  claims_ = static_cast<std::atomic<uint64_t>*>(calloc(std::max<uint64_t>(1, (chunks_ + 63) / 64), sizeof(uint64_t)));
-}
+    : cow_fd_(cow_fd), origin_bytes_(origin_bytes), claims_(chunk_bytes, device_bytes), next_(first), end_(first + count) {}
 
-ThreadCopies::~ThreadCopies() {
-  free(claims_);
-  close(cow_fd_);
-}
-
-bool ThreadCopies::Claim(uint64_t c) {
-  if (c >= chunks_) return false;
-  uint64_t bit = uint64_t(1) << (c % 64);
-  return !(claims_[c / 64].fetch_or(bit, std::memory_order_acq_rel) & bit);
-}
-
-void ThreadCopies::Unclaim(uint64_t c) {
-  if (c < chunks_) claims_[c / 64].fetch_and(~(uint64_t(1) << (c % 64)), std::memory_order_acq_rel);
-}
-
-void ThreadCopies::Claimed(uint64_t c) {
-  if (c < chunks_) claims_[c / 64].fetch_or(uint64_t(1) << (c % 64), std::memory_order_release);
-}
+ThreadCopies::~ThreadCopies() { close(cow_fd_); }
 
 bool ThreadCopies::Take(uint64_t n, uint64_t* first) {
   std::lock_guard<std::mutex> lock(mu_);

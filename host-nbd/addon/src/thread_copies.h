@@ -13,10 +13,11 @@
 // writes to one chunk never both copy it.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
+
+#include "chunk_marks.h"
 
 namespace dmkit {
 
@@ -29,19 +30,19 @@ class ThreadCopies {
   ThreadCopies(const ThreadCopies&) = delete;
   ThreadCopies& operator=(const ThreadCopies&) = delete;
 
-  bool ok() const { return claims_ != nullptr; }
+  bool ok() const { return claims_.ok(); }
   int cow_fd() const { return cow_fd_; }
-  uint64_t chunk_bytes() const { return chunk_bytes_; }
-  uint64_t chunks() const { return chunks_; }
+  uint64_t chunk_bytes() const { return claims_.chunk_bytes(); }
+  uint64_t chunks() const { return claims_.chunks(); }
   // How many bytes of origin chunk c a copy reads and writes (0: none, past the origin).
   uint64_t CopyBytes(uint64_t c) const {
-    uint64_t at = c * chunk_bytes_;
-    return at >= origin_bytes_ ? 0 : (origin_bytes_ - at < chunk_bytes_ ? origin_bytes_ - at : chunk_bytes_);
+    uint64_t chunk = claims_.chunk_bytes(), at = c * chunk;
+    return at >= origin_bytes_ ? 0 : (origin_bytes_ - at < chunk ? origin_bytes_ - at : chunk);
   }
 
   // Thread: claims chunk c for copying (false: claimed before); gives a claim back after a failure.
-  bool Claim(uint64_t c);
-  void Unclaim(uint64_t c);
+  bool Claim(uint64_t c) { return claims_.TryMark(c); }
+  void Unclaim(uint64_t c) { claims_.Clear(c); }
   // Thread: the next n lent chunks, in order (false: fewer are left; none taken).
   bool Take(uint64_t n, uint64_t* first);
   // Thread: origin chunk `old_chunk` is copied into COW chunk `cow_chunk` (kWasted: a taken chunk
@@ -50,7 +51,7 @@ class ThreadCopies {
   static constexpr uint64_t kWasted = UINT64_MAX;
 
   // Event loop: chunk c is held by the snapshot already (set before the threads see this).
-  void Claimed(uint64_t c);
+  void Claimed(uint64_t c) { claims_.Mark(c, 1); }
   // Event loop: more chunks lent, following the ones before.
   void Lend(uint64_t count);
   // Event loop: the log so far, [old, cow] pairs in order, emptied.
@@ -60,10 +61,8 @@ class ThreadCopies {
 
  private:
   const int cow_fd_;
-  const uint64_t chunk_bytes_;
-  const uint64_t chunks_;
   const uint64_t origin_bytes_;
-  std::atomic<uint64_t>* claims_;
+  const ChunkMarks claims_;
   std::mutex mu_;
   uint64_t next_;
   uint64_t end_;

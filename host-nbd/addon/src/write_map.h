@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "chunk_marks.h"
 #include "file_writes.h"
 #include "stripe_pieces.h"
 #include "thread_copies.h"
@@ -41,29 +42,6 @@ struct WriteExtent {
   uint32_t stripe = 0;
   bool guarded = false;   // linear only: writes only over chunks marked copied (the generation's marks)
   std::shared_ptr<FileWrites> writes;  // the file's count of thread writes (every writable extent has one)
-};
-
-// Chunks of the device (fixed size, from device byte 0) marked as needing no snapshot copy any
-// more. Marks are only ever set; the bits are atomics because threads read them as the event
-// loop sets them. Zeroed lazily (calloc): a large origin's untouched chunks cost no memory.
-class ChunkMarks {
- public:
-  ChunkMarks(uint64_t chunk_bytes, uint64_t device_bytes);
-  ~ChunkMarks();
-  ChunkMarks(const ChunkMarks&) = delete;
-  ChunkMarks& operator=(const ChunkMarks&) = delete;
-  bool ok() const { return words_ != nullptr; }
-  uint64_t chunk_bytes() const { return chunk_bytes_; }
-  uint64_t chunks() const { return chunks_; }
-  // Marks chunks [first, first + count) (clipped to the device).
-  void Mark(uint64_t first, uint64_t count) const;
-  // Whether every chunk under device bytes [off, off + len) is marked (len > 0).
-  bool AllMarked(uint64_t off, uint64_t len) const;
-
- private:
-  uint64_t chunk_bytes_;
-  uint64_t chunks_;
-  std::atomic<uint64_t>* words_;
 };
 
 // One published generation; closes its descriptors when the last writer holding it is done.
