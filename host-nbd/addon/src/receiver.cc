@@ -424,15 +424,8 @@ bool Receiver::Parse() {
       js_writes_.Add(Be64(header + 8), off, len);
       ForwardRequest(header, payload, len);
     } else {
-      ReceiverEvent e;
-      e.is_io = true;
-      e.io = IoOf(header, t, off, len, false);
-      e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);  // answered only once every piece is written
-      CountWrites(t, e.io, runs_);  // before the reply: a FLUSH sent after it must find the write counted
-      e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
+      WriteAndAnswer(header, t, off, len, payload);
       header_only_ = len >= kLargeWrite;
-      bool quiet = e.io.replied;
-      Push(std::move(e), quiet);
       if (stopping_) return false;
     }
     forward_from = pos_;
@@ -487,15 +480,21 @@ bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
     ForwardRequest(header, payload, len);
     return true;
   }
+  WriteAndAnswer(header, t, off, len, payload);
+  return true;
+}
+
+// A WRITE taken through the map (t): written, counted, answered if it succeeded and the socket is
+// the thread's, and reported.
+void Receiver::WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len, const uint8_t* payload) {
   ReceiverEvent e;
   e.is_io = true;
   e.io = IoOf(header, t, off, len, false);
-  e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);
-  CountWrites(t, e.io, runs_);  // before the reply, as a fast write's
+  e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);  // answered only once every piece is written
+  CountWrites(t, e.io, runs_);  // before the reply: a FLUSH sent after it must find the write counted
   e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
   bool quiet = e.io.replied;
   Push(std::move(e), quiet);
-  return true;
 }
 
 // Copies each chunk of unmarked_ into the next lent COW chunk, as the core's copy would (the whole

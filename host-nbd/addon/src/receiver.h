@@ -124,6 +124,7 @@ class Receiver {
   void WakeForQuiet();
   bool ReadFast(const uint8_t* header, uint64_t off, uint32_t len);
   bool CopyAndWrite(const uint8_t* header, uint64_t off, uint32_t len);
+  void WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len, const uint8_t* payload);
   bool CopyOut(ThreadCopies& copies, int origin_fd);
   bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);
