@@ -90,10 +90,11 @@ export class ThreadCopies {
     const originPath = segs[0].args[0];
     const origin = allocation.isDevice(originPath) ? undefined : engine.fileByPath(originPath);
     if (!origin || origin.closed) return null;
+    const tables = core.listDevices().flatMap((name) => {
+      try { return [{ name, segs: allocation.segments(name) }]; } catch { return []; }
+    });
     let snap = null;
-    for (const name of core.listDevices()) {
-      let devSegs;
-      try { devSegs = allocation.segments(name); } catch { continue; }
+    for (const { name, segs: devSegs } of tables) {
       for (const seg of devSegs) {
         if (seg.args.includes(exp.name)) return null; // a table stacked on the origin device
         // Another origin device over the file: its writes through the core would copy too.
@@ -105,11 +106,8 @@ export class ThreadCopies {
       }
     }
     if (!snap) return null;
-    for (const name of core.listDevices()) {
-      let devSegs;
-      try { devSegs = allocation.segments(name); } catch { continue; }
-      if (devSegs.some((seg) => seg.args.includes(snap.name))) return null; // stacked on the snapshot
-    }
+    const snapName = snap.name;
+    if (tables.some(({ segs: devSegs }) => devSegs.some((seg) => seg.args.includes(snapName)))) return null; // stacked on the snapshot
     const cowPath = snap.seg.args[1];
     const cow = allocation.isDevice(cowPath) ? undefined : engine.fileByPath(cowPath);
     const chunkBytes = Number(snap.seg.args[3]) * SECTOR;
@@ -167,17 +165,21 @@ export class ThreadCopies {
     this.state = 'taking';
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
     map.disableCopies();
-    const finish = () => {
+    whenThreadsAccounted(this.exp).then(() => {
       this.settle();
-      const waiting = this.waiting;
-      this.waiting = [];
-      for (const run of waiting) run();
-    };
-    whenThreadsAccounted(this.exp).then(finish);
+      this.runWaiting();
+    });
+  }
+
+  /** Submits what waited at the gate. */
+  runWaiting() {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const run of waiting) run();
   }
 
   /**
-   * The export is withdrawn (a suspend): no new copy starts; settle(true) follows once the
+   * The export is withdrawn (a suspend): no new copy starts; withdrawn() follows once the
    * threads' requests are accounted for.
    */
   withdraw() {
@@ -186,25 +188,20 @@ export class ThreadCopies {
     /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap).disableCopies();
   }
 
-  /**
-   * The threads' requests are all accounted for: their copies folded, the unused chunks given
-   * back. `final` (withdrawn): the gate goes too, and what waits at it is submitted.
-   */
-  settle(final = false) {
-    if (final) {
-      if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
-      this.engine.gates.delete(this.exp.id);
-      this.engine.gates.delete(this.snapId);
-      const waiting = this.waiting;
-      this.waiting = [];
-      this.settle();
-      for (const run of waiting) run();
-      return;
-    }
+  /** Withdrawn and every thread request accounted for: settled, the gate gone, what waited at it submitted. */
+  withdrawn() {
+    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
+    this.engine.gates.delete(this.exp.id);
+    this.engine.gates.delete(this.snapId);
+    this.settle();
+    this.runWaiting();
+  }
+
+  /** The threads' requests are all accounted for (copies disabled): their copies folded, the unused chunks given back. */
+  settle() {
     if (this.state === 'off') return;
     const { core, id } = this.exp;
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
-    map.disableCopies();
     this.fold();
     const [next, end] = map.unusedCopies();
     if (end > next) {

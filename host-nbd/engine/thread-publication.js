@@ -103,7 +103,7 @@ export function withdrawWrites(exp) {
   map.withdraw();
   exp.threadCopies?.withdraw();
   exp.published = false;
-  return whenThreadsAccounted(exp).then(() => exp.threadCopies?.settle(true));
+  return whenThreadsAccounted(exp).then(() => exp.threadCopies?.withdrawn());
 }
 
 /** How often a wait for the threads' requests looks at the count itself. */
