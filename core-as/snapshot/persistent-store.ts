@@ -223,10 +223,7 @@ export class PersistentStore extends ExceptionStore {
 
   private commitNow(pe: PendingException, valid: bool): void {
     if (!valid) this.valid = false;
-    const at = this.area + <usize>(this.currentCommitted * EXCEPTION_BYTES);
-    store<u64>(at, pe.oldChunk);
-    store<u64>(at, pe.newChunk, 8);
-    this.currentCommitted++;
+    this.addEntry(pe.oldChunk, pe.newChunk);
     this.callbacks.push(pe);
     this.pendingCount--;
     // With copies still in flight and room left in the area, the write waits for them.
@@ -242,12 +239,23 @@ export class PersistentStore extends ExceptionStore {
     submitInternal(this, this.cow, OP_FLUSH, 0, 0, 0, 0, FLUSH_BEFORE_AREA);
   }
 
+  private addEntry(oldChunk: u64, newChunk: u64): void {
+    const at = this.area + <usize>(this.currentCommitted * EXCEPTION_BYTES);
+    store<u64>(at, oldChunk);
+    store<u64>(at, newChunk, 8);
+    this.currentCommitted++;
+  }
+
+  /** A full area on disk: the next one, empty, becomes current. */
+  private nextAreaIfFull(): void {
+    if (this.currentCommitted != this.exceptionsPerArea) return;
+    this.currentCommitted = 0;
+    this.currentArea++;
+    memory.fill(this.area, 0, <usize>(this.chunkSize << SECTOR_SHIFT));
+  }
+
   private areaWritten(): void {
-    if (this.currentCommitted == this.exceptionsPerArea) {
-      this.currentCommitted = 0;
-      this.currentArea++;
-      memory.fill(this.area, 0, <usize>(this.chunkSize << SECTOR_SHIFT));
-    }
+    this.nextAreaIfFull();
     const done = this.callbacks;
     this.callbacks = [];
     this.writing = false;
@@ -257,6 +265,99 @@ export class PersistentStore extends ExceptionStore {
       const valid = this.queueValid.shift();
       this.commitNow(pe, valid);
     }
+  }
+
+  // ---- chunks lent to the host's copies (snapshot/thread-copies.ts)
+  // The host copies into lent chunks and commits their exceptions to disk itself, as commitNow and
+  // areaWritten would, in fold order; lentCommitted mirrors that in memory without I/O, so the
+  // store's next own commit writes the same bytes as if every copy had been its own.
+
+  /** Lent chunks no copy used yet (the last ones lent), and the first of them. */
+  private lentUnused: u64 = 0;
+  private lentNext: u64 = 0;
+
+  canLend(): bool {
+    return this.valid && !this.writing && this.queue.length == 0 && this.pendingCount == 0;
+  }
+
+  /** Data chunks before data chunk c (the header and metadata chunks are not). */
+  private dataIndex(c: u64): u64 {
+    const d = c - HEADER_CHUNKS - 1;
+    return d - d / (this.exceptionsPerArea + 1);
+  }
+
+  /** The data chunk with dataIndex i. */
+  private dataChunk(i: u64): u64 {
+    return HEADER_CHUNKS + 1 + i + i / this.exceptionsPerArea;
+  }
+
+  /**
+   * Data chunks from nextFree on that may be lent: up to the end of the last area whose next
+   * area's metadata chunk lies inside the COW device (the host zeroes it when the area fills).
+   */
+  room(): u64 {
+    const chunks = this.cow.sectors() >> this.chunkShift;
+    const stride = this.exceptionsPerArea + 1;
+    if (chunks < HEADER_CHUNKS + 1 + stride) return 0;
+    const last = stride * ((chunks - HEADER_CHUNKS - 1) / stride);
+    return last < this.nextFree ? 0 : this.dataIndex(last) - this.dataIndex(this.nextFree) + 1;
+  }
+
+  lend(n: u64): i64 {
+    if (n > this.room()) return -1;
+    const first = this.nextFree;
+    if (this.lentUnused == 0) this.lentNext = first;
+    this.nextFree = this.dataChunk(this.dataIndex(first) + n);
+    this.lentUnused += n;
+    return <i64>first;
+  }
+
+  /** Only all unused chunks at once: from `first`, the next a copy would use. */
+  unlend(first: u64, n: u64): bool {
+    if (n != this.lentUnused || first != this.usedEnd()) return false;
+    this.nextFree = first;
+    this.lentUnused = 0;
+    return true;
+  }
+
+  lentUsed(): bool {
+    if (this.lentUnused == 0) return false;
+    this.lentUnused--;
+    this.lentNext = this.dataChunk(this.dataIndex(this.lentNext) + 1);
+    return true;
+  }
+
+  /** next_free had only the used lent chunks been allocated. */
+  private usedEnd(): u64 {
+    return this.lentUnused > 0 ? this.lentNext : this.nextFree;
+  }
+
+  lentCommitted(oldChunk: u64, newChunk: u64): void {
+    this.addEntry(oldChunk, newChunk);
+    this.nextAreaIfFull();
+  }
+
+  /** As commitNow with valid false: the store is invalid, the snapshot is invalidated. */
+  lentCopyFailed(): bool {
+    this.valid = false;
+    return true;
+  }
+
+  /** area_io failed on the host: the store is invalid, as after a failed WRITE_AREA. */
+  lentCommitFailed(): bool {
+    this.valid = false;
+    return true;
+  }
+
+  /** u64 exceptionsPerArea, currentArea, currentCommitted, then the current area's bytes. */
+  areaImage(out: usize, max: i32): i32 {
+    const bytes = <i32>(this.chunkSize << SECTOR_SHIFT);
+    if (max < 24 + bytes) return -2;
+    store<u64>(out, this.exceptionsPerArea);
+    store<u64>(out, this.currentArea, 8);
+    store<u64>(out, this.currentCommitted, 16);
+    memory.copy(out + 24, this.area, <usize>bytes);
+    return 24 + bytes;
   }
 
   // ---- merging (snapshot-merge walks the table backwards, from the last committed exception)
@@ -332,7 +433,7 @@ export class PersistentStore extends ExceptionStore {
   }
 
   usage(): void {
-    this.sectorsAllocated = this.nextFree * this.chunkSize;
+    this.sectorsAllocated = this.usedEnd() * this.chunkSize;
     this.totalSectors = this.cow.sectors();
     this.metadataSectors = (this.currentArea + 1 + HEADER_CHUNKS) * this.chunkSize;
   }

@@ -46,6 +46,41 @@ export abstract class ExceptionStore extends Waiter {
   }
   prepareMerge(): void {}
   commitMerge(n: u64): void {}
+  // Chunks lent to the host's own copies (snapshot/thread-copies.ts). By default a store cannot lend.
+  /** The store could lend chunks now (nothing of its own in flight). */
+  canLend(): bool {
+    return false;
+  }
+  /** How many chunks lend() could lend now. */
+  room(): u64 {
+    return 0;
+  }
+  /** Lends the next n chunks: the first, or -1. */
+  lend(n: u64): i64 {
+    return -1;
+  }
+  /** Takes back the n lent chunks no copy used, from `first` on. */
+  unlend(first: u64, n: u64): bool {
+    return false;
+  }
+  /** One more lent chunk holds a copy (or a failed one): false when none was left. */
+  lentUsed(): bool {
+    return false;
+  }
+  /** A lent chunk's copy failed: whether the snapshot becomes invalid. */
+  lentCopyFailed(): bool {
+    return true;
+  }
+  /** The host committed the exception {oldChunk, newChunk} in a lent chunk as the store would have. */
+  lentCommitted(oldChunk: u64, newChunk: u64): void {}
+  /** The host's commit of lent copies failed: false when the store never lends. */
+  lentCommitFailed(): bool {
+    return false;
+  }
+  /** The metadata area the host's commits continue (persistent stores): bytes written at out, or -1 (none), -2 (max too small). */
+  areaImage(out: usize, max: i32): i32 {
+    return -1;
+  }
   /** Frees buffers; the store is no longer used. */
   release(): void {}
 }

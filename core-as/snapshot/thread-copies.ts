@@ -1,4 +1,5 @@
-// Copies the host does without the core, for an origin whose only snapshot is transient (N).
+// Copies the host does without the core, for an origin whose only snapshot is transient (N) or
+// persistent (P, PO).
 //
 // Why: a host that writes an origin from many threads (host-nbd's receive threads) would cross to
 // the core's thread for every first write to a chunk, and those crossings cost more than the copy.
@@ -9,57 +10,85 @@
 // core records it here (fold) as if its own copy had finished. Before the core handles the origin
 // or the snapshot again, the host folds every exception it made and gives the unused chunks back.
 // The COW device then holds the same chunks in use, and the status line counts the same sectors,
-// as if every copy had been the core's (Linux's transient store hands chunks out in order, as here).
+// as if every copy had been the core's (Linux's stores hand chunks out in order, as here).
+// A persistent store lends data chunks only (it steps over metadata chunks); the host also commits
+// each exception to its copy of the current metadata area on disk, as the store would, and the
+// fold mirrors that commit in the store's memory (PersistentStore.lentCommitted).
 import { DevRef } from "../devref";
 import { SnapshotTarget } from "../targets/snapshot";
-import { TransientStore } from "./transient-store";
 import { snapshotsOf } from "./origins";
+import { EIO } from "../errno";
 
-/** The snapshot of `origin` whose chunks the host may copy: the only one, transient, valid, active, idle. */
+/** fold's oldChunk for a lent chunk whose copy failed. */
+const COPY_FAILED: u64 = u64.MAX_VALUE;
+/** fold's oldChunk for a failed metadata commit of the host's (persistent stores). */
+const COMMIT_FAILED: u64 = u64.MAX_VALUE - 1;
+
+/** The snapshot of `origin` whose chunks the host may copy: the only one, valid, active, idle, with a store that can lend. */
 export function copyableSnapshot(origin: DevRef): SnapshotTarget | null {
   const snaps = snapshotsOf(origin);
   if (snaps.length != 1) return null;
   const s = snaps[0];
-  if (!s.active || !s.valid || s.isMerge || s.copiesInFlight != 0 || !(s.store instanceof TransientStore)) return null;
+  if (!s.active || !s.valid || s.isMerge || s.copiesInFlight != 0 || !s.store.canLend()) return null;
   return s;
 }
 
 /** How many chunks could be lent now (0: none, or no such snapshot). */
 export function lendableChunks(origin: DevRef): u64 {
   const s = copyableSnapshot(origin);
-  return s == null ? 0 : (<TransientStore>s.store).room();
+  return s == null ? 0 : s.store.room();
 }
 
 /** Lends n COW chunks: the first, or -1 (no such snapshot, or no room for n). */
 export function lendChunks(origin: DevRef, n: u64): i64 {
   const s = copyableSnapshot(origin);
-  return s == null ? -1 : (<TransientStore>s.store).lend(n);
+  return s == null ? -1 : s.store.lend(n);
 }
 
-/** Takes back n unused lent chunks from `first` on (the last ones lent). */
+/** Takes back the n unused lent chunks from `first` on (the last ones lent). */
 export function unlendChunks(origin: DevRef, first: u64, n: u64): bool {
-  const s = transientOf(origin);
-  return s != null && (<TransientStore>s.store).unlend(first, n);
+  const s = onlySnapshot(origin);
+  return s != null && s.store.unlend(first, n);
 }
 
 /**
  * The host copied origin chunk `oldChunk` into lent chunk `newChunk`: the snapshot's exception.
- * (oldChunk u64.MAX_VALUE: the lent chunk was used, but its copy failed; it holds nothing.)
+ * oldChunk COPY_FAILED: the next lent chunk was used, but its copy failed; COMMIT_FAILED: the
+ * host could not write the metadata area (persistent), no chunk used.
  */
 export function foldCopy(origin: DevRef, oldChunk: u64, newChunk: u64): bool {
-  const s = transientOf(origin);
+  const s = onlySnapshot(origin);
   if (s == null) return false;
-  if (oldChunk == u64.MAX_VALUE) return (<TransientStore>s.store).lentUsed();
+  const store = s.store;
+  if (oldChunk == COMMIT_FAILED) {
+    if (!store.lentCommitFailed()) return false;
+    s.invalidate(EIO);
+    return true;
+  }
+  if (oldChunk == COPY_FAILED) {
+    if (!store.lentUsed()) return false;
+    if (store.lentCopyFailed()) s.invalidate(EIO);
+    return true;
+  }
   if (s.hasException(oldChunk) || s.pendingFor(oldChunk) != null) return false;
-  if (!(<TransientStore>s.store).lentUsed()) return false;
+  if (!store.lentUsed()) return false;
+  // After an invalidation the copies still come back, but record nothing (pending_complete).
+  if (!s.valid) return true;
   s.complete.set(oldChunk, newChunk);
+  store.lentCommitted(oldChunk, newChunk);
   return true;
 }
 
-/** The origin's one transient snapshot, valid or not (a fold or unlend after it failed still counts). */
-function transientOf(origin: DevRef): SnapshotTarget | null {
+/** The origin's one snapshot, valid or not (a fold or unlend after it failed still counts). */
+function onlySnapshot(origin: DevRef): SnapshotTarget | null {
   const snaps = snapshotsOf(origin);
-  return snaps.length == 1 && snaps[0].store instanceof TransientStore ? snaps[0] : null;
+  return snaps.length == 1 ? snaps[0] : null;
+}
+
+/** The current metadata area of the copyable snapshot's persistent store, at out: bytes, or -1 (none such), -2 (max too small). */
+export function originArea(origin: DevRef, out: usize, max: i32): i32 {
+  const s = copyableSnapshot(origin);
+  return s == null ? -1 : s.store.areaImage(out, max);
 }
 
 /** Origin chunks the snapshot holds exceptions for, into `out` (at most max): how many there are. */

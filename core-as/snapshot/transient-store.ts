@@ -28,6 +28,10 @@ export class TransientStore extends ExceptionStore {
 
   dropSnapshot(): void {}
 
+  canLend(): bool {
+    return true;
+  }
+
   /** How many more chunks the COW device holds. */
   room(): u64 {
     const size = this.cow.sectors();
@@ -55,6 +59,16 @@ export class TransientStore extends ExceptionStore {
   lentUsed(): bool {
     if (this.lentUnused == 0) return false;
     this.lentUnused--;
+    return true;
+  }
+
+  /** The chunk is skipped, the snapshot stays valid (the behaviour hosts rely on so far). */
+  lentCopyFailed(): bool {
+    return false;
+  }
+
+  /** Nothing to undo: the snapshot is invalidated by the caller. */
+  lentCommitFailed(): bool {
     return true;
   }
 
