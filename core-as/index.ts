@@ -5,7 +5,7 @@ import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY, ENOENT, ENOSPC } from "./e
 import { OriginTarget } from "./targets/snapshot-origin";
 import { originCopied } from "./snapshot/origin-write";
 import { minimumChunkSize } from "./snapshot/origins";
-import { lendChunks, lendableChunks, unlendChunks, foldCopy, exceptionChunks } from "./snapshot/thread-copies";
+import { lendChunks, lendableChunks, unlendChunks, foldCopy, exceptionChunks, originArea } from "./snapshot/thread-copies";
 import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
 import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
 import { Table, parseTable, tableError } from "./table";
@@ -304,8 +304,8 @@ export function dm_origin_copied(id: i32, sector: u64, count: u32): i32 {
 
 /**
  * Copies by the host (snapshot/thread-copies.ts), for the `snapshot-origin` segment at `sector`
- * of device id whose only snapshot is transient: lends n COW chunks (the first, or -ENOENT when
- * there is no such snapshot, -ENOSPC when the COW device has no room for n).
+ * of device id whose only snapshot is transient or persistent: lends n COW chunks (the first, or
+ * -ENOENT when there is no such snapshot, -ENOSPC when the COW device has no room for n).
  */
 export function dm_origin_lend(id: i32, sector: u64, n: u32): i64 {
   const d = device(id);
@@ -336,13 +336,31 @@ export function dm_origin_unlend(id: i32, sector: u64, first: u64, n: u32): i32 
   return settle(0);
 }
 
-/** The host copied origin chunk `oldChunk` into lent chunk `newChunk`: 0, or -EINVAL (no such lent chunk, or the chunk has an exception). */
+/**
+ * The host copied origin chunk `oldChunk` into lent chunk `newChunk`: 0, or -EINVAL (no such lent
+ * chunk, or the chunk has an exception). oldChunk 2^64-1: a lent chunk's copy failed; 2^64-2: the
+ * host's metadata commit failed (both invalidate a persistent snapshot; see docs/core-abi.md).
+ */
 export function dm_origin_fold(id: i32, sector: u64, oldChunk: u64, newChunk: u64): i32 {
   const d = device(id);
   if (d == null) return -ENXIO;
   const o = originSegment(d, sector, 1, true);
   // On the I/O path: a new exception may grow the table, whose old buckets wait for a collection.
   return settleSometimes(o != null && foldCopy(o.dev, oldChunk, newChunk) ? 0 : -EINVAL);
+}
+
+/**
+ * The copyable snapshot's current metadata area, when its store is persistent: u64
+ * exceptions per area, current area, entries committed in it, then the area's chunk, at buf.
+ * The bytes written, -ENOENT (no such snapshot), or -EINVAL (max too small).
+ */
+export function dm_origin_area(id: i32, sector: u64, buf: usize, max: i32): i32 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  const o = originSegment(d, sector, 1);
+  const n = o == null ? -1 : originArea(o.dev, buf, max);
+  if (n == -1) return settle(-ENOENT);
+  return settle(n < 0 ? fail(EINVAL, "buffer of " + max.toString() + " bytes is too small for the metadata area") : n);
 }
 
 /** Origin chunks the copyable snapshot has exceptions for, as u64s at buf (at most max): how many, or -ENOENT. */

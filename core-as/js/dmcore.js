@@ -237,8 +237,8 @@ export class DmCore {
   originCopied(id, sector, count) { return this.check(this.x.dm_origin_copied(id, BigInt(sector), count)) === 1; }
   /**
    * Copies by the host (core-as/snapshot/thread-copies.ts) for the snapshot-origin segment at
-   * `sector`: lends n COW chunks of its only snapshot, if transient; the first, or null (no such
-   * snapshot, or no room).
+   * `sector`: lends n COW chunks of its only snapshot (transient, or persistent: data chunks only,
+   * stepping over metadata chunks); the first, or null (no such snapshot, or no room).
    */
   originLend(id, sector, n) {
     const r = this.x.dm_origin_lend(id, BigInt(sector), n);
@@ -251,8 +251,31 @@ export class DmCore {
   }
   /** Takes back n unused lent chunks from `first` on; throws DmError if they are not the last lent. */
   originUnlend(id, sector, first, n) { this.check(this.x.dm_origin_unlend(id, BigInt(sector), BigInt(first), n)); }
-  /** Records the host's copy of origin chunk oldChunk into lent chunk newChunk; false if refused. */
+  /**
+   * Records the host's copy of origin chunk oldChunk into lent chunk newChunk; false if refused.
+   * oldChunk -1: a lent chunk's copy failed; -2: the host's metadata commit failed (persistent).
+   */
   originFold(id, sector, oldChunk, newChunk) { return this.x.dm_origin_fold(id, BigInt(sector), BigInt(oldChunk), BigInt(newChunk)) === 0; }
+  /**
+   * The copyable snapshot's current metadata area when its store is persistent (null otherwise):
+   * exceptions per area, the area's number, entries committed in it, and a copy of its bytes.
+   * @returns {{perArea: number, area: number, committed: number, bytes: Uint8Array} | null}
+   */
+  originArea(id, sector) {
+    const chunk = this.originChunk(id, sector);
+    if (!chunk) return null;
+    const max = 24 + chunk * 512;
+    const buf = this.alloc(max);
+    try {
+      const n = this.x.dm_origin_area(id, BigInt(sector), buf, max);
+      if (n === -ERRNO.ENOENT) return null;
+      this.check(n);
+      const [perArea, area, committed] = Array.from(new BigUint64Array(this.memory.buffer, buf, 3), Number);
+      return { perArea, area, committed, bytes: this.bytes(buf + 24, n - 24).slice() };
+    } finally {
+      this.free(buf);
+    }
+  }
   /** Origin chunks the copyable snapshot has exceptions for (null: none such). @returns {number[] | null} */
   originExceptions(id, sector) {
     let max = 1024;
