@@ -1,7 +1,8 @@
 // COW chunks lent to a host that copies first writes itself (snapshot/thread-copies.ts): only
-// for an origin's one transient snapshot; the status line counts a lent chunk once a copy is
-// folded into it, never before; unused ones come back from the end; and the snapshot reads the
-// folded chunks from the COW device as if its own copies had put them there.
+// for an origin's one snapshot, here transient (persistent: origin-lend-persistent.test.js); the
+// status line counts a lent chunk once a copy is folded into it, never before; unused ones come
+// back from the end; and the snapshot reads the folded chunks from the COW device as if its own
+// copies had put them there.
 import { describe, it, expect, beforeEach } from 'vitest';
 import { newHarness, sectorBytes } from './harness.js';
 
@@ -16,10 +17,13 @@ beforeEach(async () => {
 });
 
 describe('lending COW chunks to the host', () => {
-  it('is for one transient snapshot only', () => {
+  it('is for the origin\'s only snapshot', () => {
     expect(h.core.originLendable(o, 0)).toBe(0); // no snapshot
-    h.device('p', `0 ${ORIGIN} snapshot base.img cow.img P 8`);
-    expect(h.core.originLendable(o, 0)).toBe(0); // persistent
+    h.device('s', `0 ${ORIGIN} snapshot base.img cow.img N 8`);
+    expect(h.core.originLendable(o, 0)).toBe(16);
+    expect(h.core.originArea(o, 0)).toBe(null); // persistent stores only
+    h.device('p', `0 ${ORIGIN} snapshot base.img cow2.img P 8`);
+    expect(h.core.originLendable(o, 0)).toBe(0); // two snapshots
     expect(h.core.originLend(o, 0, 4)).toBe(null);
   });
 
