@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.cc",
         "src/chunk_marks.cc",
+        "src/cow_areas.cc",
         "src/fds.cc",
         "src/genl.cc",
         "src/holes.cc",

@@ -29,6 +29,7 @@ constexpr size_t kHeader = 28;                 // a simple request header
 constexpr size_t kRecvBytes = 256 * 1024;      // one read of the stream
 constexpr uint32_t kFastMax = 2 * 1024 * 1024;  // larger writes go to the event loop (the thread holds a whole payload)
 constexpr uint32_t kLargeWrite = 32 * 1024;    // after one, read the next header alone (its payload may be large too)
+constexpr size_t kParkedMax = 64;              // first writes waiting for one commit (persistent snapshot)
 constexpr uint32_t kReplyMagic = 0x67446698;
 // Writes the thread answered itself wake the event loop (for their bookkeeping) once this many
 // wait, or when the thread is about to sleep: not once per write.
@@ -277,6 +278,7 @@ void Receiver::End(const std::string& why, bool error) {
 
 void Receiver::Forward(const uint8_t* p, size_t n) {
   if (n == 0) return;
+  FinishParked();  // the event loop sees the stream's requests in order
   ReceiverEvent e;
   e.bytes.data = static_cast<uint8_t*>(malloc(n));
   if (!e.bytes.data) {
@@ -335,7 +337,9 @@ bool Receiver::RecvSome(uint8_t* to, size_t max, size_t* got, bool honour_pause)
 }
 
 void Receiver::Run() {
-  if (!Parse()) return;  // bytes that came with the handshake's last reply
+  bool more = Parse();  // bytes that came with the handshake's last reply
+  FinishParked();       // before the thread waits for the socket
+  if (!more) return;
   while (!stopping_) {
     if (paused_) {
       WakeForQuiet();
@@ -348,7 +352,9 @@ void Receiver::Run() {
     size_t got;
     if (!RecvSome(buf_.data() + have_, want, &got, true)) return;
     have_ += got;
-    if (!Parse()) return;
+    more = Parse();
+    FinishParked();
+    if (!more) return;
   }
 }
 
@@ -410,6 +416,7 @@ bool Receiver::Parse() {
       forward_left_ = len;
       continue;
     }
+    if (!parked_.empty() && ParkedOverlaps(off, len)) FinishParked();  // never overtakes a parked write
     Forward(buf_.data() + forward_from, pos_ - forward_from);
     uint8_t header[kHeader];
     memcpy(header, h, kHeader);
@@ -451,6 +458,7 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
   payload_.Reserve(len);
   memcpy(payload_.data(), buf_.data() + pos_, in_buf);
   pos_ += in_buf;
+  FinishParked();  // before the thread waits for the socket
   size_t got = in_buf;
   while (got < len) {
     size_t n;
@@ -461,8 +469,9 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
 }
 
 // A WRITE over origin chunks not copied yet, while copies are lent (thread_copies.h): the chunks
-// copied, then the write done and answered as a fast one. False: the stream ended, or the thread
-// stops. A write that cannot be done so goes to the event loop.
+// copied, then the write done and answered as a fast one, or parked until the copies' exceptions
+// are committed (persistent snapshot). False: the stream ended, or the thread stops. A write
+// that cannot be done so goes to the event loop.
 bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
   uint8_t header[kHeader];
   memcpy(header, h, kHeader);
@@ -474,10 +483,16 @@ bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
   TargetScope scope{t};
   std::shared_ptr<ThreadCopies> copies;
   bool acquired = map_->AcquireForCopy(off, len, &t, &copies, &unmarked_);
-  if (!acquired || !CopyOut(*copies, t.pieces[0].fd)) {
+  if (acquired && parked_copies_ && copies != parked_copies_) FinishParked();
+  uint64_t seq = 0;
+  if (!acquired || !CopyOut(*copies, t.pieces[0].fd, &seq)) {
     if (acquired) map_->Release(1);
     js_writes_.Add(Be64(header + 8), off, len);
     ForwardRequest(header, payload, len);
+    return true;
+  }
+  if (copies->persistent()) {
+    Park(header, off, len, payload, std::move(copies), seq);
     return true;
   }
   WriteAndAnswer(header, t, off, len, payload);
@@ -497,36 +512,88 @@ void Receiver::WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint6
   Push(std::move(e), quiet);
 }
 
-// Copies each chunk of unmarked_ into the next lent COW chunk, as the core's copy would (the whole
-// chunk, read from the origin file, cut at its end), logs it and marks it copied. False when the
-// write must go to the event loop: another write holds one of the chunks, too few are lent, or a
-// copy failed (the chunks copied before it stay copied; the core copies the rest, or fails).
-bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd) {
-  const std::vector<uint64_t>& chunks = unmarked_;
+// Copies each chunk of unmarked_ that no parked write copied into the next lent COW chunk, as the
+// core's copy would (the whole chunk, read from the origin file, cut at its end), and logs it
+// (seq: the last entry's number, persistent); with a transient snapshot it is marked copied at
+// once, with a persistent one once committed (FinishParked). False when the write must go to the
+// event loop: another write holds one of the chunks, too few are lent, or a copy failed (the
+// chunks copied before it stay copied, committed; the core copies the rest, or fails).
+bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd, uint64_t* seq) {
+  copied_.clear();
+  for (uint64_t c : unmarked_) {
+    if (!std::binary_search(parked_chunks_.begin(), parked_chunks_.end(), c)) copied_.push_back(c);
+  }
+  const std::vector<uint64_t>& chunks = copied_;
   size_t claimed = 0;
   while (claimed < chunks.size() && copies.Claim(chunks[claimed])) claimed++;
   uint64_t first = 0;
-  if (claimed < chunks.size() || !copies.Take(chunks.size(), &first)) {
+  if (claimed < chunks.size() || (!chunks.empty() && !copies.Take(chunks.size(), &first))) {
     for (size_t i = 0; i < claimed; i++) copies.Unclaim(chunks[i]);
     return false;
   }
   uint64_t chunk_bytes = copies.chunk_bytes();
   chunk_.Reserve(chunk_bytes);
   for (size_t i = 0; i < chunks.size(); i++) {
-    uint64_t k = chunks[i], bytes = copies.CopyBytes(k);
+    uint64_t k = chunks[i], bytes = copies.CopyBytes(k), cow = copies.ChunkAt(first + i);
     bool ok = bytes > 0 && PreadAll(origin_fd, chunk_.data(), bytes, k * chunk_bytes) == 0 &&
-              PwriteAll(copies.cow_fd(), chunk_.data(), bytes, (first + i) * chunk_bytes) == 0;
+              PwriteAll(copies.cow_fd(), chunk_.data(), bytes, cow * chunk_bytes) == 0;
     if (!ok) {
       for (size_t j = i; j < chunks.size(); j++) {
-        copies.Log(ThreadCopies::kWasted, first + j);
+        copies.Log(ThreadCopies::kWasted, copies.ChunkAt(first + j));
         copies.Unclaim(chunks[j]);
       }
+      copies.Commit(*seq);  // what this write did copy is the core's from now on: on disk first
       return false;
     }
-    copies.Log(k, first + i);
-    map_->Mark(k, 1);  // copied: writes there go straight on from now
+    *seq = copies.Log(k, cow);
+    if (!copies.persistent()) map_->Mark(k, 1);  // copied: writes there go straight on from now
   }
   return true;
+}
+
+// A first write whose copies wait for their commit: kept, with its payload and its place in the
+// map, until FinishParked.
+void Receiver::Park(const uint8_t* header, uint64_t off, uint32_t len, const uint8_t* payload,
+                    std::shared_ptr<ThreadCopies> copies, uint64_t seq) {
+  parked_.emplace_back();
+  ParkedWrite& p = parked_.back();
+  memcpy(p.header, header, kHeader);
+  p.off = off;
+  p.len = len;
+  p.payload.assign(payload, payload + len);
+  p.target = std::move(target_);
+  p.copied = copied_;
+  parked_chunks_.insert(parked_chunks_.end(), copied_.begin(), copied_.end());
+  std::sort(parked_chunks_.begin(), parked_chunks_.end());
+  parked_copies_ = std::move(copies);
+  parked_seq_ = std::max(parked_seq_, seq);
+  if (parked_.size() >= kParkedMax) FinishParked();
+}
+
+// The parked writes' exceptions committed with one commit, their chunks marked copied, and the
+// writes done and answered in the order they came. A failed commit fails the snapshot (the event
+// loop learns of it from the copies' log); the writes go on, as Linux lets origin writes go on.
+void Receiver::FinishParked() {
+  if (parked_.empty()) return;
+  parked_copies_->Commit(parked_seq_);
+  for (const ParkedWrite& p : parked_) {
+    for (uint64_t c : p.copied) map_->Mark(c, 1);
+  }
+  for (ParkedWrite& p : parked_) {
+    WriteAndAnswer(p.header, p.target, p.off, p.len, p.payload.data());
+    p.target.hold.reset();
+  }
+  parked_.clear();
+  parked_chunks_.clear();
+  parked_copies_.reset();
+  parked_seq_ = 0;
+}
+
+bool Receiver::ParkedOverlaps(uint64_t off, uint32_t len) const {
+  for (const ParkedWrite& p : parked_) {
+    if (p.off < off + len && off < p.off + p.len) return true;
+  }
+  return false;
 }
 
 void Receiver::ForwardRequest(const uint8_t* header, const uint8_t* payload, uint32_t len) {

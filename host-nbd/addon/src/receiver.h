@@ -17,9 +17,14 @@
 // event loop unchanged and in order, where the server parses and checks it as if it had read it.
 //
 // First writes to origin chunks: while the event loop lends the threads COW chunks of an origin's
-// transient snapshot (thread_copies.h), a WRITE on a guarded extent over chunks not copied yet is
+// one snapshot (thread_copies.h), a WRITE on a guarded extent over chunks not copied yet is
 // done here too: each such chunk copied into a lent COW chunk first, then the write. If another
 // write is copying one of its chunks, or the lent chunks run out, it goes to the event loop.
+// With a persistent snapshot the exceptions must be on disk before the write (cow_areas.h): the
+// write is parked, with its payload, and the thread goes on parsing; before it would wait for the
+// socket (or after 64 parked writes, or before a write over a parked one's bytes) it commits
+// every exception it made with one commit and then does the parked writes, in order. A later
+// write over a chunk a parked write copied parks too, without a copy: it goes after that one.
 //
 // Ordering: the events (bytes to parse, requests done) reach the event loop in stream order.
 // While a WRITE handed to the event loop is unanswered, later writes that overlap it are handed
@@ -125,7 +130,11 @@ class Receiver {
   bool ReadFast(const uint8_t* header, uint64_t off, uint32_t len);
   bool CopyAndWrite(const uint8_t* header, uint64_t off, uint32_t len);
   void WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len, const uint8_t* payload);
-  bool CopyOut(ThreadCopies& copies, int origin_fd);
+  bool CopyOut(ThreadCopies& copies, int origin_fd, uint64_t* seq);
+  void Park(const uint8_t* header, uint64_t off, uint32_t len, const uint8_t* payload, std::shared_ptr<ThreadCopies> copies,
+            uint64_t seq);
+  void FinishParked();
+  bool ParkedOverlaps(uint64_t off, uint32_t len) const;
   bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);
   void MarkMid(bool mid);
@@ -143,6 +152,20 @@ class Receiver {
   AlignedBuffer payload_;         // a fast WRITE's payload that did not come with its header; a small READ's reply
   AlignedBuffer chunk_;           // a chunk being copied (thread_copies.h)
   std::vector<uint64_t> unmarked_;  // the chunks under a first write that need copying
+  std::vector<uint64_t> copied_;    // those this write copies (the rest a parked write copied)
+  // First writes waiting for their exceptions' commit (persistent snapshot), in stream order.
+  struct ParkedWrite {
+    uint8_t header[28];
+    uint64_t off = 0;
+    uint32_t len = 0;
+    std::vector<uint8_t> payload;
+    WriteTarget target;
+    std::vector<uint64_t> copied;  // marked copied once committed
+  };
+  std::vector<ParkedWrite> parked_;
+  std::vector<uint64_t> parked_chunks_;  // every chunk the parked writes copied, sorted
+  std::shared_ptr<ThreadCopies> parked_copies_;
+  uint64_t parked_seq_ = 0;  // the last exception they need committed
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything

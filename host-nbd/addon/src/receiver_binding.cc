@@ -171,24 +171,45 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     return out;
   }
 
-  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array):
-  // the threads may copy chunks of the published guarded extent into COW chunks [first, first +
-  // count) of the file cowFd is open on (duplicated), the chunks in `held` being the snapshot's
-  // already (claimed and marked copied). thread_copies.h.
+  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array
+  //              [, perArea, area, committed, areaBytes: Uint8Array]):
+  // the threads may copy chunks of the published guarded extent into `count` COW chunks from
+  // `first` of the file cowFd is open on (duplicated), the chunks in `held` being the snapshot's
+  // already (claimed and marked copied). With the last four, the snapshot is persistent: its
+  // current metadata area (cow_areas.h), and the lent chunks step over metadata chunks.
+  // thread_copies.h.
   Napi::Value EnableCopies(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 7 || !info[6].IsTypedArray()) {
-      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array)");
+    bool persistent = info.Length() >= 11;
+    if (info.Length() < 7 || !info[6].IsTypedArray() || (persistent && !info[10].IsTypedArray())) {
+      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array"
+                                      "[, perArea, area, committed, areaBytes: Uint8Array])");
     }
     int cow = FdArg(info, 0);
     uint64_t chunk = ByteCountArg(info, 1, "chunkBytes"), device = ByteCountArg(info, 2, "deviceBytes");
     uint64_t origin = ByteCountArg(info, 3, "originBytes"), first = ByteCountArg(info, 4, "first"), count = ByteCountArg(info, 5, "count");
     if (chunk == 0) throw Napi::RangeError::New(env, "chunkBytes must not be 0");
+    uint64_t per_area = 0, area = 0, committed = 0;
+    std::vector<uint8_t> area_bytes;
+    if (persistent) {
+      per_area = ByteCountArg(info, 7, "perArea");
+      area = ByteCountArg(info, 8, "area");
+      committed = ByteCountArg(info, 9, "committed");
+      Napi::Uint8Array bytes = info[10].As<Napi::Uint8Array>();
+      if (per_area == 0 || per_area * 16 != chunk || committed >= per_area || bytes.ElementLength() != chunk || first < 2 ||
+          first % (per_area + 1) == 1) {
+        throw Napi::RangeError::New(env, "enableCopies: a metadata area of " + std::to_string(per_area) + " entries, " +
+                                             std::to_string(committed) + " used, does not fit chunks of " + std::to_string(chunk) +
+                                             " bytes from chunk " + std::to_string(first));
+      }
+      area_bytes.assign(bytes.Data(), bytes.Data() + chunk);
+    }
     Napi::Float64Array held = info[6].As<Napi::Float64Array>();
     int fd = fcntl(cow, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
     auto copies = std::make_shared<ThreadCopies>(fd, chunk, device, origin, first, count);
     if (!copies->ok()) throw Napi::Error::New(env, "no memory for the claims of " + std::to_string(copies->chunks()) + " chunks");
+    if (persistent) copies->Persist(per_area, area, committed, std::move(area_bytes));
     for (size_t i = 0; i < held.ElementLength(); i++) {
       uint64_t c = uint64_t(held[i]);
       copies->Claimed(c);
@@ -214,23 +235,26 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
   }
 
   // drainCopies() -> Float64Array of [originChunk, cowChunk] pairs the threads copied since the
-  // last drain, in order (originChunk 2^64 - 1 as a Number: a COW chunk taken whose copy failed).
+  // last drain, in order (originChunk -1: a COW chunk taken whose copy failed; -2, cowChunk 0: a
+  // persistent snapshot's metadata commit failed).
   Napi::Value DrainCopies(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     std::vector<uint64_t> log = last_copies_ ? last_copies_->Drain() : std::vector<uint64_t>();
     Napi::Float64Array out = Napi::Float64Array::New(env, log.size());
-    for (size_t i = 0; i < log.size(); i++) out[i] = log[i] == ThreadCopies::kWasted ? -1 : double(log[i]);
+    for (size_t i = 0; i < log.size(); i++) out[i] = log[i] == ThreadCopies::kWasted ? -1 : log[i] == ThreadCopies::kCommitFailed ? -2 : double(log[i]);
     return out;
   }
 
-  // unusedCopies() -> [next, end]: the lent COW chunks no thread took (none: [0, 0]).
+  // unusedCopies() -> [next, end, count]: the lent COW chunks no thread took, the first, the one
+  // after the last and how many (none: [0, 0, 0]).
   Napi::Value UnusedCopies(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint64_t next = 0, end = 0;
-    if (last_copies_) last_copies_->Unused(&next, &end);
-    Napi::Array out = Napi::Array::New(env, 2);
+    uint64_t next = 0, end = 0, count = 0;
+    if (last_copies_) last_copies_->Unused(&next, &end, &count);
+    Napi::Array out = Napi::Array::New(env, 3);
     out.Set(0u, double(next));
     out.Set(1u, double(end));
+    out.Set(2u, double(count));
     return out;
   }
 
