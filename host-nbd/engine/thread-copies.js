@@ -7,9 +7,11 @@
 // the copy and the write in about 1.4 times (docs/performance.md, "First writes on the threads").
 //
 // While an origin qualifies (one `snapshot-origin` segment onto an image file, one snapshot of it,
-// transient, on an image file, no other device stacked on either), the core lends the threads a
-// run of the snapshot's COW chunks. A thread claims the chunks under a first write, copies them
-// into the next lent chunks, logs the exceptions and writes the origin; the event loop folds the
+// transient or persistent, on an image file, no other device stacked on either), the core lends
+// the threads a run of the snapshot's COW chunks. A thread claims the chunks under a first write,
+// copies them into the next lent chunks, logs the exceptions and writes the origin; with a
+// persistent snapshot it first commits the exceptions to the snapshot's metadata areas, as the
+// core's store would (addon cow_areas.h), starting from the area the core had. The event loop folds the
 // log into the core as it accounts for the threads' requests, and lends more as they run low.
 // The core must not see the origin or the snapshot meanwhile, since it does not know of the
 // copies in progress: so a request to the snapshot device (any), or a write to the origin device
@@ -29,6 +31,8 @@ const LEND_MIN = 64;
 const IDLE_MS = 50;
 
 const SECTOR = 512;
+/** The snapshot stores whose first writes the threads may do (as dm-snap, case does not matter). */
+const STORES = new Set(['N', 'P', 'PO']);
 
 /** @typedef {import('./device-export.js').DeviceExport} DeviceExport */
 
@@ -58,11 +62,16 @@ export class ThreadCopies {
     const count = Math.min(LEND, core.originLendable(id, 0));
     if (count < LEND_MIN) return;
     const held = core.originExceptions(id, 0);
+    // A persistent store's current metadata area: the threads commit their exceptions into it.
+    const area = plan.persistent ? core.originArea(id, 0) : null;
+    if (plan.persistent && !area) return;
     const first = held && core.originLend(id, 0, count);
     if (!held || first === null) return;
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
     try {
-      map.enableCopies(plan.cow.fd, plan.chunkBytes, this.exp.bytes, plan.origin.bytes, first, count, Float64Array.from(held));
+      const args = /** @type {const} */ ([plan.cow.fd, plan.chunkBytes, this.exp.bytes, plan.origin.bytes, first, count, Float64Array.from(held)]);
+      if (area) map.enableCopies(...args, area.perArea, area.area, area.committed, area.bytes);
+      else map.enableCopies(...args);
     } catch (e) {
       core.originUnlend(id, 0, first, count);
       this.engine.log(`origin ${this.exp.name}: first writes stay on the event loop: ${e instanceof Error ? e.message : e}`);
@@ -78,8 +87,8 @@ export class ThreadCopies {
    * What lending needs, or null when the origin does not qualify: its live table one
    * `snapshot-origin` segment from sector 0 onto an open image file, published with chunk marks
    * of the snapshot's chunk size, and no other device's `snapshot-origin` onto that file;
-   * exactly one device with a `snapshot` of that file, one segment from sector 0, transient, its
-   * COW device an open image file; no table naming either device.
+   * exactly one device with a `snapshot` of that file, one segment from sector 0, its COW device
+   * an open image file; no table naming either device.
    */
   plan() {
     const { exp } = this;
@@ -101,7 +110,7 @@ export class ThreadCopies {
         if (seg.target === 'snapshot-origin' && name !== exp.name && engine.fileByPath(seg.args[0]) === origin) return null;
         if (seg.target !== 'snapshot' && seg.target !== 'snapshot-merge') continue;
         if (engine.fileByPath(seg.args[0]) !== origin) continue;
-        if (snap || devSegs.length !== 1 || seg.start !== 0 || seg.target !== 'snapshot' || seg.args[2] !== 'N') return null;
+        if (snap || devSegs.length !== 1 || seg.start !== 0 || seg.target !== 'snapshot' || !STORES.has(seg.args[2].toUpperCase())) return null;
         snap = { name, seg };
       }
     }
@@ -112,7 +121,7 @@ export class ThreadCopies {
     const cow = allocation.isDevice(cowPath) ? undefined : engine.fileByPath(cowPath);
     const chunkBytes = Number(snap.seg.args[3]) * SECTOR;
     if (!cow || cow.closed || cow.readOnly || chunkBytes !== exp.originMarks.chunk * SECTOR) return null;
-    return { origin, cow, chunkBytes, snapId: core.findDevice(snap.name) };
+    return { origin, cow, chunkBytes, snapId: core.findDevice(snap.name), persistent: snap.seg.args[2].toUpperCase() !== 'N' };
   }
 
   /**
@@ -203,12 +212,12 @@ export class ThreadCopies {
     const { core, id } = this.exp;
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
     this.fold();
-    const [next, end] = map.unusedCopies();
-    if (end > next) {
+    const [next, end, unused] = map.unusedCopies();
+    if (unused > 0) {
       try {
-        core.originUnlend(id, 0, next, end - next);
+        core.originUnlend(id, 0, next, unused);
       } catch (e) {
-        this.engine.log(`bug: origin ${this.exp.name}: giving back COW chunks ${next}-${end - 1} failed: ${e instanceof Error ? e.message : e}`);
+        this.engine.log(`bug: origin ${this.exp.name}: giving back ${unused} COW chunks from ${next} (before ${end}) failed: ${e instanceof Error ? e.message : e}`);
       }
     }
     map.releaseCopies(); // the COW file's descriptor with them
@@ -222,8 +231,8 @@ export class ThreadCopies {
     this.fold();
     if (this.state !== 'on') return;
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
-    const [next, end] = map.unusedCopies();
-    if (end - next >= LEND / 2) return;
+    const [, end, unused] = map.unusedCopies();
+    if (unused >= LEND / 2) return;
     const { core, id } = this.exp;
     const count = Math.min(LEND, core.originLendable(id, 0));
     if (count < LEND_MIN) return; // the COW device is nearly full: the core hands out the last chunks
