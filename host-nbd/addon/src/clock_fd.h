@@ -1,4 +1,4 @@
-// Small helpers of the addon's threads: a monotonic clock in milliseconds for their deadlines,
+// Small helpers of the addon's threads: a monotonic clock in milliseconds (or microseconds) for their deadlines,
 // and emptying an eventfd they were woken through.
 #pragma once
 
@@ -13,6 +13,12 @@ inline int64_t NowMs() {
   timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return int64_t(t.tv_sec) * 1000 + t.tv_nsec / 1000000;
+}
+
+inline int64_t NowUs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return int64_t(t.tv_sec) * 1000000 + t.tv_nsec / 1000;
 }
 
 inline void DrainEventFd(int fd) {

@@ -134,6 +134,7 @@ class Receiver {
   void Park(const uint8_t* header, uint64_t off, uint32_t len, const uint8_t* payload, std::shared_ptr<ThreadCopies> copies,
             uint64_t seq);
   void FinishParked();
+  bool GatherMore();
   bool ParkedOverlaps(uint64_t off, uint32_t len) const;
   bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);
@@ -166,6 +167,8 @@ class Receiver {
   std::vector<uint64_t> parked_chunks_;  // every chunk the parked writes copied, sorted
   std::shared_ptr<ThreadCopies> parked_copies_;
   uint64_t parked_seq_ = 0;  // the last exception they need committed
+  int64_t parked_since_us_ = 0;
+  size_t gather_target_ = 0;  // how many writes recent commits held
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything
