@@ -58,6 +58,8 @@ write_with_dmkit() {
     apply_writes /dev/nbd0 /dev/nbd1 &&
     SNAP_D=$(sha_of /dev/nbd0) && BASE_D=$(sha_of /dev/nbd1) &&
     STATUS_D=$(status_info "$(dmkit_ctl status snap)") || ok=1
+  # Which path the origin's first writes took (the receive threads copy them with one snapshot).
+  echo "dmkit: $(dmkit_ctl exports | grep '^base')"
   nbd_detach /dev/nbd0; nbd_detach /dev/nbd1
   serve_stop || ok=1
   echo "dmkit: snapshot status '$STATUS_D'"
