@@ -6,9 +6,10 @@
 // however many writes race for it, none counted that holds nothing, and the COW device full
 // at the same write as Linux's.
 import { describe, it, expect, afterAll } from 'vitest';
-import { writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
+import { writersReaderAndSuspends, changedChunks } from './thread-copy-load.js';
 import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -117,30 +118,9 @@ describe('first writes to an origin copied by the receive threads', () => {
     const SIZE = 64 * MiB, SECONDS = 6;
     const { srv, orig } = await originWithSnapshot(SIZE, SIZE);
     const base = join(srv.dir, 'base.img');
-    const fio = (offset, seed) => ok('fio', ['--name=w', '--ioengine=nbd', `--uri=${srv.uri('base')}`, '--iodepth=16', '--rw=randwrite',
-      '--bs=4k', `--offset=${offset}`, `--size=${SIZE / 2}`, '--time_based', `--runtime=${SECONDS}`, `--randseed=${seed}`,
-      '--output-format=terse'], { env: CLIENT_ENV, timeout: 60_000 });
-    const reader = sh(srv, 'snap', [
-      `orig = open(${JSON.stringify(orig)}, "rb").read()`,
-      `import random, time`,
-      `t, wrong = time.time(), []`,
-      `while time.time() - t < ${SECONDS}:`,
-      `    c = random.randrange(0, ${SIZE / CHUNK})`,
-      `    if h.pread(${CHUNK}, c * ${CHUNK}) != orig[c * ${CHUNK}:(c + 1) * ${CHUNK}]: wrong.append(c)`,
-      `assert not wrong, f"the snapshot changed in chunks {wrong[:10]}"`,
-    ]);
-    const suspends = (async () => {
-      for (let i = 0; i < SECONDS; i++) {
-        await new Promise((r) => setTimeout(r, 700));
-        expect((await srv.ctl('suspend', 'base')).code).toBe(0);
-        expect((await srv.ctl('resume', 'base')).code).toBe(0);
-      }
-    })();
-    await Promise.all([fio(0, 1), fio(SIZE / 4, 2), reader, suspends]);
+    await writersReaderAndSuspends(srv, { orig, size: SIZE, seconds: SECONDS });
     // Chunks whose bytes changed in the origin file: each must be one exception, no more, no fewer.
-    const now = readFileSync(base), before = readFileSync(orig);
-    let changed = 0;
-    for (let at = 0; at < SIZE; at += CHUNK) if (now.compare(before, at, at + CHUNK, at, at + CHUNK) !== 0) changed++;
+    const changed = changedChunks(base, orig, SIZE);
     expect(changed).toBeGreaterThan(0);
     expect(await usage(srv)).toEqual([changed * 8, SIZE / 512]);
     await sh(srv, 'snap', [
