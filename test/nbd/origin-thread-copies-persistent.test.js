@@ -9,7 +9,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { writersReaderAndSuspends, changedChunks } from './thread-copy-load.js';
+import { writersReaderAndSuspends, changedChunks, snapshotUsage as usage, keepsOriginal } from './thread-copy-checks.js';
 import { tempDir, testBytes, startServer, stopAllServers, ok, run, CLIENT_ENV, sparseFile, threadCounters, dmkit } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -47,22 +47,6 @@ function folder(size, cowBytes) {
   ], { dir });
   return { dir, base, orig, cow, sectors, serve };
 }
-
-/** The snapshot's status line: [sectors allocated, total sectors, metadata sectors], or 'Invalid'. */
-async function usage(srv) {
-  const out = (await srv.ctl('status', 'snap')).stdout.trim();
-  const m = /snapshot (\d+)\/(\d+) (\d+)$/.exec(out);
-  if (m) return [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (/snapshot Invalid$/.test(out)) return 'Invalid';
-  throw new Error(`unexpected status: ${out}`);
-}
-
-/** Python: asserts the snapshot holds the original bytes in the chunks listed. */
-const keepsOriginal = (orig, chunks) => [
-  `orig = open(${JSON.stringify(orig)}, "rb").read()`,
-  `for c in ${JSON.stringify(chunks)}:`,
-  `    assert h.pread(${CHUNK}, c * ${CHUNK}) == orig[c * ${CHUNK}:(c + 1) * ${CHUNK}], f"chunk {c} changed"`,
-];
 
 /**
  * Python: one connection writes, one request at a time, 700 first writes in a shuffled order

@@ -9,7 +9,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
-import { writersReaderAndSuspends, changedChunks } from './thread-copy-load.js';
+import { writersReaderAndSuspends, changedChunks, snapshotUsage, keepsOriginal } from './thread-copy-checks.js';
 import { tempDir, testBytes, startServer, stopAllServers, ok, CLIENT_ENV, sparseFile, threadCounters } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -43,21 +43,13 @@ async function originWithSnapshot(size, cowBytes) {
   return { srv, orig, sectors };
 }
 
-/** The snapshot's status line's allocation: [sectors allocated, total sectors], or 'Invalid'. */
+/** The snapshot's status line's allocation: [sectors allocated, total sectors] (a transient store has no metadata), or 'Invalid'. */
 async function usage(srv) {
-  const out = (await srv.ctl('status', 'snap')).stdout.trim();
-  const m = /snapshot (\d+)\/(\d+) 0$/.exec(out);
-  if (m) return [Number(m[1]), Number(m[2])];
-  if (/snapshot Invalid$/.test(out)) return 'Invalid';
-  throw new Error(`unexpected status: ${out}`);
+  const u = await snapshotUsage(srv);
+  if (u === 'Invalid') return u;
+  expect(u[2]).toBe(0);
+  return u.slice(0, 2);
 }
-
-/** Python: asserts the snapshot holds the original bytes in the chunks listed. */
-const keepsOriginal = (orig, chunks) => [
-  `orig = open(${JSON.stringify(orig)}, "rb").read()`,
-  `for c in ${JSON.stringify(chunks)}:`,
-  `    assert h.pread(${CHUNK}, c * ${CHUNK}) == orig[c * ${CHUNK}:(c + 1) * ${CHUNK}], f"chunk {c} changed"`,
-];
 
 describe('first writes to an origin copied by the receive threads', () => {
   it.skipIf(!threads)('copy each chunk once, keep the old bytes for the snapshot, and count what the core would', async () => {

@@ -1,17 +1,34 @@
 // @ts-check
-// The load the thread-copy tests put on an origin with one snapshot (chunk 8): two fio writers
-// over overlapping halves, a reader checking that the snapshot still holds the original, and the
-// origin suspended and resumed every 0.7 s, all at once.
+// What the thread-copy tests share, for an origin `base` with one snapshot `snap` (chunk 8): the
+// snapshot's status, a check that it holds the original, and a load: two fio writers over
+// overlapping halves, a reader checking the snapshot, and the origin suspended and resumed every
+// 0.7 s, all at once.
 import { expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { ok, CLIENT_ENV } from './helpers.js';
 
 const CHUNK = 4096;
 
+/** The snapshot's status line: [sectors allocated, total sectors, metadata sectors], or 'Invalid'. */
+export async function snapshotUsage(srv) {
+  const out = (await srv.ctl('status', 'snap')).stdout.trim();
+  const m = /snapshot (\d+)\/(\d+) (\d+)$/.exec(out);
+  if (m) return [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (/snapshot Invalid$/.test(out)) return 'Invalid';
+  throw new Error(`unexpected status: ${out}`);
+}
+
+/** Python lines for nbdsh: asserts the snapshot holds the original bytes in the chunks listed. */
+export const keepsOriginal = (orig, chunks) => [
+  `orig = open(${JSON.stringify(orig)}, "rb").read()`,
+  `for c in ${JSON.stringify(chunks)}:`,
+  `    assert h.pread(${CHUNK}, c * ${CHUNK}) == orig[c * ${CHUNK}:(c + 1) * ${CHUNK}], f"chunk {c} changed"`,
+];
+
 /**
  * Runs the load for `seconds` against devices `base` and `snap` of srv; fails if the reader saw
  * a changed chunk or a suspend failed.
- * @param {{uri: (name: string) => string, ctl: (verb: string, ...rest: string[]) => Promise<{code: number}>}} srv
+ * @param {{uri: (name: string) => string, ctl: (verb: string, ...rest: string[]) => Promise<{code: number, stdout: string}>}} srv
  * @param {{orig: string, size: number, seconds: number}} o orig: a copy of the origin as it was
  */
 export async function writersReaderAndSuspends(srv, { orig, size, seconds }) {
