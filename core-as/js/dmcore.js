@@ -276,7 +276,11 @@ export class DmCore {
       this.free(buf);
     }
   }
-  /** Origin chunks the copyable snapshot has exceptions for (null: none such). @returns {number[] | null} */
+  /**
+   * Origin chunks the copyable snapshot has exceptions for (null: none such), as a copy the host
+   * hands on whole (a snapshot may hold millions: no number per chunk is made).
+   * @returns {BigUint64Array | null}
+   */
   originExceptions(id, sector) {
     let max = 1024;
     for (;;) {
@@ -284,7 +288,7 @@ export class DmCore {
       try {
         const n = this.x.dm_origin_exceptions(id, BigInt(sector), buf, max);
         if (n < 0) return null;
-        if (n <= max) return Array.from(new BigUint64Array(this.memory.buffer, buf, n), Number);
+        if (n <= max) return new BigUint64Array(this.memory.buffer, buf, n).slice();
         max = n;
       } finally {
         this.free(buf);

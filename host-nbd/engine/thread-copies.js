@@ -69,7 +69,7 @@ export class ThreadCopies {
     if (!held || first === null) return;
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
     try {
-      const args = /** @type {const} */ ([plan.cow.fd, plan.chunkBytes, this.exp.bytes, plan.origin.bytes, first, count, Float64Array.from(held)]);
+      const args = /** @type {const} */ ([plan.cow.fd, plan.chunkBytes, this.exp.bytes, plan.origin.bytes, first, count, held]);
       if (area) map.enableCopies(...args, area.perArea, area.area, area.committed, area.bytes);
       else map.enableCopies(...args);
     } catch (e) {

@@ -44,7 +44,7 @@ export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 })
  * @property {(n: number) => void} release
  * @property {() => number} inflight
  * @property {(offset: number, length: number, write: boolean) => number[][] | null} pieces where a thread would read or write now: [tag, filePos, at, length] per piece (tests)
- * @property {(cowFd: number, chunkBytes: number, deviceBytes: number, originBytes: number, first: number, count: number, held: Float64Array, perArea?: number, area?: number, committed?: number, areaBytes?: Uint8Array) => void} enableCopies
+ * @property {(cowFd: number, chunkBytes: number, deviceBytes: number, originBytes: number, first: number, count: number, held: BigUint64Array, perArea?: number, area?: number, committed?: number, areaBytes?: Uint8Array) => void} enableCopies
  *   first writes to the guarded extent's unmarked chunks may copy them into COW chunks [first, first + count) (engine/thread-copies.js)
  * @property {() => void} disableCopies no thread starts a copy from now on
  * @property {(count: number) => void} lendCopies count more COW chunks, following the last

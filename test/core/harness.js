@@ -114,3 +114,8 @@ export function sectorBytes(count, salt = 1) {
   for (let s = 0; s < count; s++) out.fill((s + salt) & 255, s * 512, (s + 1) * 512);
   return out;
 }
+
+/** The chunks of originExceptions (a BigUint64Array, or null), as sorted numbers (null stays null). */
+export function chunkList(held) {
+  return held && Array.from(held, Number).sort((a, b) => a - b);
+}

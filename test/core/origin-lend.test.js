@@ -4,7 +4,7 @@
 // back from the end; and the snapshot reads the folded chunks from the COW device as if its own
 // copies had put them there.
 import { describe, it, expect, beforeEach } from 'vitest';
-import { newHarness, sectorBytes } from './harness.js';
+import { newHarness, sectorBytes, chunkList } from './harness.js';
 
 let h, o, cowId;
 const ORIGIN = 256; // sectors
@@ -42,7 +42,7 @@ describe('lending COW chunks to the host', () => {
     // The core hands out the next chunk after the folded one, as if it had made that copy.
     expect(h.write(o, 8, sectorBytes(8, 3))).toBe(0);
     expect(h.core.status(s)).toBe(`0 ${ORIGIN} snapshot 16/128 0\n`);
-    expect(h.core.originExceptions(o, 0)?.sort((a, b) => a - b)).toEqual([1, 5]);
+    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([1, 5]);
   });
 
   it('has the snapshot read a folded chunk from the COW chunk it was lent', () => {
@@ -62,6 +62,6 @@ describe('lending COW chunks to the host', () => {
     h.core.originLend(o, 0, 2);
     expect(h.core.originFold(o, 0, -1, 0)).toBe(true);
     expect(h.core.status(s)).toBe(`0 ${ORIGIN} snapshot 8/128 0\n`);
-    expect(h.core.originExceptions(o, 0)).toEqual([]);
+    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([]);
   });
 });

@@ -171,7 +171,7 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     return out;
   }
 
-  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array
+  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: BigUint64Array
   //              [, perArea, area, committed, areaBytes: Uint8Array]):
   // the threads may copy chunks of the published guarded extent into `count` COW chunks from
   // `first` of the file cowFd is open on (duplicated), the chunks in `held` being the snapshot's
@@ -181,8 +181,9 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
   Napi::Value EnableCopies(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bool persistent = info.Length() >= 11;
-    if (info.Length() < 7 || !info[6].IsTypedArray() || (persistent && !info[10].IsTypedArray())) {
-      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: Float64Array"
+    if (info.Length() < 7 || !info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array ||
+        (persistent && !info[10].IsTypedArray())) {
+      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: BigUint64Array"
                                       "[, perArea, area, committed, areaBytes: Uint8Array])");
     }
     int cow = FdArg(info, 0);
@@ -204,17 +205,15 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       }
       area_bytes.assign(bytes.Data(), bytes.Data() + chunk);
     }
-    Napi::Float64Array held = info[6].As<Napi::Float64Array>();
+    Napi::BigUint64Array held = info[6].As<Napi::BigUint64Array>();
     int fd = fcntl(cow, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
     auto copies = std::make_shared<ThreadCopies>(fd, chunk, device, origin, first, count);
     if (!copies->ok()) throw Napi::Error::New(env, "no memory for the claims of " + std::to_string(copies->chunks()) + " chunks");
     if (persistent) copies->Persist(per_area, area, committed, std::move(area_bytes));
-    for (size_t i = 0; i < held.ElementLength(); i++) {
-      uint64_t c = uint64_t(held[i]);
-      copies->Claimed(c);
-      map_->Mark(c, 1);
-    }
+    const uint64_t* chunks = held.Data();
+    for (size_t i = 0; i < held.ElementLength(); i++) copies->Claimed(chunks[i]);
+    map_->MarkEach(chunks, held.ElementLength());
     last_copies_ = copies;
     map_->EnableCopies(std::move(copies));
     return env.Undefined();

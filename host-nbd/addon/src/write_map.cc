@@ -67,6 +67,12 @@ void WriteMap::Mark(uint64_t first, uint64_t count) {
   if (extents_ && extents_->marks) extents_->marks->Mark(first, count);
 }
 
+void WriteMap::MarkEach(const uint64_t* chunks, size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!extents_ || !extents_->marks) return;
+  for (size_t i = 0; i < n; i++) extents_->marks->Mark(chunks[i], 1);
+}
+
 bool WriteMap::Covers(uint64_t off, uint32_t len, bool write, bool split) {
   std::lock_guard<std::mutex> lock(mu_);
   return Find(extents_.get(), off, len, write, split).seg != nullptr;

@@ -94,6 +94,8 @@ class WriteMap {
   bool Peek(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out);
   // Marks chunks of the published generation copied (none published, or no marks: nothing).
   void Mark(uint64_t first, uint64_t count);
+  // Marks each of n chunks (one lock for all: a snapshot may hold millions).
+  void MarkEach(const uint64_t* chunks, size_t n);
   void Release(int64_t n) { inflight_.fetch_sub(n); }
   int64_t Inflight() const { return inflight_.load(); }
 
