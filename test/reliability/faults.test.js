@@ -1,6 +1,7 @@
 // Faults under a running `dmkit serve`, each with verified I/O through a real client: backing
-// devices that fail (error and flakey targets underneath), a backing file on a full filesystem
-// (a small tmpfs mounted in a private mount namespace of the server), and COW devices that fill
+// devices that fail (error and flakey targets underneath), a backing file or a persistent
+// snapshot's COW file on a full filesystem (a small tmpfs mounted in a private mount namespace
+// of the server), and COW devices that fill
 // up (P: the snapshot is invalidated, the origin goes on; PO: snapshot writes fail, reads go on).
 // Every failure must reach the client as an NBD error with the right errno, every acknowledged
 // write must stay, and the server must keep serving.
@@ -81,6 +82,24 @@ function canMountTmpfs() {
   return r.status === 0;
 }
 
+/**
+ * `dmkit serve` in a mount namespace of its own with a tmpfs of `size` over `mnt` (it sees the
+ * rest of the file system as it is), started: its process, its output so far, its exit.
+ */
+async function serveOverTmpfs(mnt, size, args) {
+  const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${size} tmpfs "$1" && shift && exec "$@"`, 'sh', mnt,
+    process.execPath, DMKIT, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const srv = { proc, out: '', exited: new Promise((resolve) => proc.on('exit', (code) => resolve(code))) };
+  proc.stdout.on('data', (d) => { srv.out += d; });
+  proc.stderr.on('data', (d) => { srv.out += d; });
+  const t0 = Date.now();
+  while (!/^control: /m.test(srv.out)) {
+    if (Date.now() - t0 > 20_000 || proc.exitCode !== null) throw new Error(`server did not start:\n${srv.out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return srv;
+}
+
 describe('a backing file on a full filesystem', () => {
   it.runIf(canMountTmpfs())('ENOSPC reaches the client, acknowledged writes stay, reads and rewrites go on', async () => {
     const dir = tempDir();
@@ -88,21 +107,10 @@ describe('a backing file on a full filesystem', () => {
     mkdirSync(mnt);
     const socket = join(dir, 'nbd.sock');
     const image = join(mnt, 'big.img');
-    // The server lives in a mount namespace of its own with a 2 MiB tmpfs over `mnt`; its
-    // 32 MiB sparse image there runs out of room once 2 MiB of it are written.
-    const proc = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=2m tmpfs "$1" && shift && exec "$@"', 'sh', mnt,
-      process.execPath, DMKIT, 'serve', '--socket', socket, '--control', join(dir, 'c.sock'), '--image', `${image}=32M`,
-      '--device', 'disk', `0 65536 linear ${image} 0`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    proc.stdout.on('data', (d) => { out += d; });
-    proc.stderr.on('data', (d) => { out += d; });
-    const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+    // Its 32 MiB sparse image on a 2 MiB tmpfs runs out of room once 2 MiB of it are written.
+    const srv = await serveOverTmpfs(mnt, '2m', ['--socket', socket, '--control', join(dir, 'c.sock'), '--image', `${image}=32M`,
+      '--device', 'disk', `0 65536 linear ${image} 0`]);
     try {
-      const t0 = Date.now();
-      while (!/serving 1 export/.test(out)) {
-        if (Date.now() - t0 > 20_000 || proc.exitCode !== null) throw new Error(`server did not start:\n${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const c = await NbdClient.connect({ socket, exportName: 'disk' });
       const view = new View('disk on a full tmpfs', 65536, ZERO_ID);
       const load = await drive(c, view, 2500, { maxSectors: 256, readShare: 0.2 });
@@ -115,10 +123,38 @@ describe('a backing file on a full filesystem', () => {
       await c.write(first.first * 512, sectorsOf(first.first, 1, 999_999));
       await c.flush();
       await c.close();
-      expect(out).toMatch(/ENOSPC/);
+      expect(srv.out).toMatch(/ENOSPC/);
     } finally {
-      proc.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      srv.proc.kill('SIGTERM');
+      expect(await srv.exited).toBe(0);
+    }
+  }, 60_000);
+
+  it.runIf(canMountTmpfs())("a persistent snapshot's COW file there: the copies fail, the snapshot goes Invalid, the origin loses nothing", async () => {
+    const dir = tempDir();
+    const mnt = join(dir, 'full');
+    mkdirSync(mnt);
+    const socket = join(dir, 'nbd.sock'), ctl = join(dir, 'c.sock');
+    const origin = join(dir, 'origin.img'), cow = join(mnt, 'cow.img');
+    writeFileSync(origin, sectorsOf(0, 65536, 0));
+    // A sparse 16 MiB COW file on a 1 MiB tmpfs: room for about 250 copies, far fewer than lent
+    // (the receive threads copy first writes here: host-nbd/engine/thread-copies.js).
+    const srv = await serveOverTmpfs(mnt, '1m', ['--socket', socket, '--control', ctl, '--image', `${cow}=16M`,
+      '--device', 'base', `0 65536 snapshot-origin ${origin}`, '--device', 'snap', `0 65536 snapshot ${origin} ${cow} P 8`]);
+    try {
+      const c = await NbdClient.connect({ socket, exportName: 'base' });
+      const view = new View('base', 65536, 0);
+      const load = await drive(c, view, 2500, { maxSectors: 8, readShare: 0.2 });
+      expect(load.stats.errors).toBe(0); // the origin's writes go on past the snapshot's failure
+      expect(snapshotStatus(await control(ctl, { cmd: 'status', name: 'snap' })).word).toBe('Invalid');
+      expect(view.check(await readAll(c, 65536 * 512), 0, 'acked')).toEqual([]);
+      await c.close();
+      const exports = spawnSync(process.execPath, [DMKIT, 'exports', '--control', ctl], { encoding: 'utf8' }).stdout;
+      expect(Number(/^base\t.*\t(\d+) write\(s\) and \d+ read\(s\) by receive threads$/m.exec(exports)?.[1])).toBeGreaterThan(0);
+      expect(srv.out).toMatch(/device snap: event 1, status now: 0 65536 snapshot Invalid/);
+    } finally {
+      srv.proc.kill('SIGTERM');
+      expect(await srv.exited).toBe(0);
     }
   }, 60_000);
 });
