@@ -9,6 +9,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadReceiveThreads } from '../../host-nbd/server/receive-threads.js';
+import { RawClient, requestHeader } from './raw-client.js';
 import { writersReaderAndSuspends, changedChunks, snapshotUsage as usage, keepsOriginal } from './thread-copy-checks.js';
 import { tempDir, testBytes, startServer, stopAllServers, ok, run, CLIENT_ENV, sparseFile, threadCounters, dmkit } from './helpers.js';
 
@@ -190,5 +191,28 @@ describe('first writes to an origin with a persistent snapshot, copied by the re
       `for at in range(0, ${SIZE}, 4 << 20):`,
       `    assert h.pread(4 << 20, at) == orig[at:at + (4 << 20)], f"the snapshot changed near {at}"`,
     ]);
+  });
+  it.skipIf(!threads)('do the parked first writes of a client that hangs up right after sending them, and let a suspend finish', async () => {
+    const f = folder(16 * MiB, 8 * MiB);
+    const srv = await f.serve();
+    const c = await RawClient.connect(srv.socket);
+    await c.handshake();
+    expect(await c.go('base')).toBe(1); // NBD_REP_ACK
+    const burst = (first, n) => {
+      const parts = [];
+      for (let i = first; i < first + n; i++) parts.push(requestHeader(1, i + 1, i * 2 * CHUNK, CHUNK), Buffer.alloc(CHUNK, i % 251 + 1));
+      return Buffer.concat(parts);
+    };
+    // 64 first writes, all answered: the thread then waits for as many before a commit.
+    c.write(burst(0, 64));
+    expect((await c.read(16 * 64))?.length).toBe(16 * 64);
+    // 10 more and the end of the stream right after: the thread is waiting for more when it ends.
+    c.sock.end(burst(64, 10));
+    await c.closed();
+    expect((await srv.ctl('suspend', 'base')).code).toBe(0); // waits for every request a thread took
+    expect((await srv.ctl('resume', 'base')).code).toBe(0);
+    expect(changedChunks(f.base, f.orig, 16 * MiB)).toBe(74);
+    expect(await usage(srv)).toEqual([(1 + 1 + 74) * 8, 16384, 2 * 8]);
+    await sh(srv, 'snap', keepsOriginal(f.orig, [0, 126, 128, 146, 147]));
   });
 });

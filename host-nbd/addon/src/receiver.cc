@@ -340,10 +340,10 @@ bool Receiver::RecvSome(uint8_t* to, size_t max, size_t* got, bool honour_pause)
 
 void Receiver::Run() {
   bool more = Parse();  // bytes that came with the handshake's last reply
-  FinishParked();       // before the thread waits for the socket
-  if (!more) return;
-  while (!stopping_) {
+  while (more && !stopping_) {
+    if (!GatherMore()) FinishParked();  // before the thread waits for the socket
     if (paused_) {
+      FinishParked();  // a pause waits for every request taken
       WakeForQuiet();
       pollfd wake = {wake_fd_, POLLIN, 0};
       if (poll(&wake, 1, -1) > 0) DrainEventFd(wake_fd_);
@@ -352,13 +352,11 @@ void Receiver::Run() {
     // After a large write, the next header alone: its payload goes straight to payload_.
     size_t want = header_only_ && have_ < kHeader ? kHeader - have_ : buf_.size() - have_;
     size_t got;
-    if (!RecvSome(buf_.data() + have_, want, &got, true)) return;
+    if (!RecvSome(buf_.data() + have_, want, &got, true)) break;
     have_ += got;
     more = Parse();
-    if (more && GatherMore()) continue;
-    FinishParked();
-    if (!more) return;
   }
+  FinishParked();  // never left unanswered and uncounted, whatever ended the stream
 }
 
 // Whether parked writes should wait for more requests before their commit: fewer are parked than
