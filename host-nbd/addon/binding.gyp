@@ -13,6 +13,7 @@
         "src/nbd_ioctl.cc",
         "src/nbd_netlink.cc",
         "src/off_thread.cc",
+        "src/parked_writes.cc",
         "src/receiver.cc",
         "src/receiver_binding.cc",
         "src/send_file.cc",

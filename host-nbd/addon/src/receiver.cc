@@ -29,9 +29,6 @@ constexpr size_t kHeader = 28;                 // a simple request header
 constexpr size_t kRecvBytes = 256 * 1024;      // one read of the stream
 constexpr uint32_t kFastMax = 2 * 1024 * 1024;  // larger writes go to the event loop (the thread holds a whole payload)
 constexpr uint32_t kLargeWrite = 32 * 1024;    // after one, read the next header alone (its payload may be large too)
-constexpr size_t kParkedMax = 64;              // first writes waiting for one commit (persistent snapshot)
-constexpr int64_t kGatherUs = 50;              // how long parked writes wait for the client's next request
-constexpr int64_t kGatherMaxUs = 300;          // and for all of them
 constexpr uint32_t kReplyMagic = 0x67446698;
 // Writes the thread answered itself wake the event loop (for their bookkeeping) once this many
 // wait, or when the thread is about to sleep: not once per write.
@@ -359,18 +356,13 @@ void Receiver::Run() {
   FinishParked();  // never left unanswered and uncounted, whatever ended the stream
 }
 
-// Whether parked writes should wait for more requests before their commit: fewer are parked than
-// went in recent commits, the client is sending (the socket turns readable within kGatherUs), and
-// the first has waited less than kGatherMaxUs. A commit costs two flushes whatever it holds, and
-// a client with many writes in flight sends the next ones just after it reads the replies:
-// without this, a commit would often start with the first of them alone. A client with one
-// write at a time never waits.
+// Whether parked writes wait for more requests before their commit (parked_writes.h): true once
+// the socket turns readable within the wait they are allowed.
 bool Receiver::GatherMore() {
-  if (parked_.empty() || parked_.size() >= std::min(gather_target_, kParkedMax)) return false;
-  int64_t waited = NowUs() - parked_since_us_;
-  if (waited >= kGatherMaxUs) return false;
+  int64_t wait_us = parked_.WaitFor(NowUs());
+  if (wait_us == 0) return false;
   pollfd p = {fd_, POLLIN, 0};
-  timespec t = {0, long(std::min<int64_t>(kGatherUs, kGatherMaxUs - waited)) * 1000};
+  timespec t = {0, long(wait_us) * 1000};
   return ppoll(&p, 1, &t, nullptr) > 0 && (p.revents & POLLIN);
 }
 
@@ -432,7 +424,7 @@ bool Receiver::Parse() {
       forward_left_ = len;
       continue;
     }
-    if (!parked_.empty() && ParkedOverlaps(off, len)) FinishParked();  // never overtakes a parked write
+    if (parked_.Overlaps(off, len)) FinishParked();  // never overtakes a parked write
     Forward(buf_.data() + forward_from, pos_ - forward_from);
     uint8_t header[kHeader];
     memcpy(header, h, kHeader);
@@ -499,7 +491,7 @@ bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
   TargetScope scope{t};
   std::shared_ptr<ThreadCopies> copies;
   bool acquired = map_->AcquireForCopy(off, len, &t, &copies, &unmarked_);
-  if (acquired && parked_copies_ && copies != parked_copies_) FinishParked();
+  if (acquired && !parked_.Joins(copies)) FinishParked();
   uint64_t seq = 0;
   if (!acquired || !CopyOut(*copies, t.pieces[0].fd, &seq)) {
     if (acquired) map_->Release(1);
@@ -537,7 +529,7 @@ void Receiver::WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint6
 bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd, uint64_t* seq) {
   copied_.clear();
   for (uint64_t c : unmarked_) {
-    if (!std::binary_search(parked_chunks_.begin(), parked_chunks_.end(), c)) copied_.push_back(c);
+    if (!parked_.Copied(c)) copied_.push_back(c);
   }
   const std::vector<uint64_t>& chunks = copied_;
   size_t claimed = 0;
@@ -571,47 +563,24 @@ bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd, uint64_t* seq) {
 // map, until FinishParked.
 void Receiver::Park(const uint8_t* header, uint64_t off, uint32_t len, const uint8_t* payload,
                     std::shared_ptr<ThreadCopies> copies, uint64_t seq) {
-  if (parked_.empty()) parked_since_us_ = NowUs();
-  parked_.emplace_back();
-  ParkedWrite& p = parked_.back();
-  memcpy(p.header, header, kHeader);
-  p.off = off;
-  p.len = len;
-  p.payload.assign(payload, payload + len);
-  p.target = std::move(target_);
-  p.copied = copied_;
-  parked_chunks_.insert(parked_chunks_.end(), copied_.begin(), copied_.end());
-  std::sort(parked_chunks_.begin(), parked_chunks_.end());
-  parked_copies_ = std::move(copies);
-  parked_seq_ = std::max(parked_seq_, seq);
-  if (parked_.size() >= kParkedMax) FinishParked();
+  ParkedWrite w;
+  memcpy(w.header, header, kHeader);
+  w.off = off;
+  w.len = len;
+  w.payload.assign(payload, payload + len);
+  w.target = std::move(target_);
+  w.copied = copied_;
+  parked_.Park(std::move(w), std::move(copies), seq, NowUs());
+  if (parked_.Full()) FinishParked();
 }
 
-// The parked writes' exceptions committed with one commit, their chunks marked copied, and the
-// writes done and answered in the order they came. A failed commit fails the snapshot (the event
-// loop learns of it from the copies' log); the writes go on, as Linux lets origin writes go on.
+// The parked writes committed, then each one's chunks marked copied and the write done and answered.
 void Receiver::FinishParked() {
   if (parked_.empty()) return;
-  parked_copies_->Commit(parked_seq_);
-  gather_target_ = std::max(parked_.size(), gather_target_ > 0 ? gather_target_ - 1 : 0);  // forgets slowly
-  for (const ParkedWrite& p : parked_) {
-    for (uint64_t c : p.copied) map_->Mark(c, 1);
-  }
-  for (ParkedWrite& p : parked_) {
-    WriteAndAnswer(p.header, p.target, p.off, p.len, p.payload.data());
-    p.target.hold.reset();
-  }
-  parked_.clear();
-  parked_chunks_.clear();
-  parked_copies_.reset();
-  parked_seq_ = 0;
-}
-
-bool Receiver::ParkedOverlaps(uint64_t off, uint32_t len) const {
-  for (const ParkedWrite& p : parked_) {
-    if (p.off < off + len && off < p.off + p.len) return true;
-  }
-  return false;
+  parked_.Finish([this](ParkedWrite& w) {
+    for (uint64_t c : w.copied) map_->Mark(c, 1);
+    WriteAndAnswer(w.header, w.target, w.off, w.len, w.payload.data());
+  });
 }
 
 void Receiver::ForwardRequest(const uint8_t* header, const uint8_t* payload, uint32_t len) {

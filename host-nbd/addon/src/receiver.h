@@ -23,8 +23,9 @@
 // With a persistent snapshot the exceptions must be on disk before the write (cow_areas.h): the
 // write is parked, with its payload, and the thread goes on parsing; before it would wait for the
 // socket (or after 64 parked writes, or before a write over a parked one's bytes) it commits
-// every exception it made with one commit and then does the parked writes, in order. A later
-// write over a chunk a parked write copied parks too, without a copy: it goes after that one.
+// every exception it made with one commit and then does the parked writes, in order
+// (parked_writes.h). A later write over a chunk a parked write copied parks too, without a copy:
+// it goes after that one.
 //
 // Ordering: the events (bytes to parse, requests done) reach the event loop in stream order.
 // While a WRITE handed to the event loop is unanswered, later writes that overlap it are handed
@@ -47,6 +48,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "parked_writes.h"
 #include "pending_writes.h"
 #include "piece_run.h"
 #include "shared_output.h"
@@ -135,7 +137,6 @@ class Receiver {
             uint64_t seq);
   void FinishParked();
   bool GatherMore();
-  bool ParkedOverlaps(uint64_t off, uint32_t len) const;
   bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);
   void MarkMid(bool mid);
@@ -154,21 +155,7 @@ class Receiver {
   AlignedBuffer chunk_;           // a chunk being copied (thread_copies.h)
   std::vector<uint64_t> unmarked_;  // the chunks under a first write that need copying
   std::vector<uint64_t> copied_;    // those this write copies (the rest a parked write copied)
-  // First writes waiting for their exceptions' commit (persistent snapshot), in stream order.
-  struct ParkedWrite {
-    uint8_t header[28];
-    uint64_t off = 0;
-    uint32_t len = 0;
-    std::vector<uint8_t> payload;
-    WriteTarget target;
-    std::vector<uint64_t> copied;  // marked copied once committed
-  };
-  std::vector<ParkedWrite> parked_;
-  std::vector<uint64_t> parked_chunks_;  // every chunk the parked writes copied, sorted
-  std::shared_ptr<ThreadCopies> parked_copies_;
-  uint64_t parked_seq_ = 0;  // the last exception they need committed
-  int64_t parked_since_us_ = 0;
-  size_t gather_target_ = 0;  // how many writes recent commits held
+  ParkedWrites parked_;            // first writes waiting for their commit (persistent snapshot)
   uint8_t head_alone_[28];        // a large READ's reply header (kStructuredDataHead bytes at most) (its data is sent from the file)
   uint64_t forward_left_ = 0;  // payload bytes of a handed-over request still to come
   bool raw_ = false;           // stream damaged: hand over everything
