@@ -25,6 +25,13 @@ export const keepsOriginal = (orig, chunks) => [
   `    assert h.pread(${CHUNK}, c * ${CHUNK}) == orig[c * ${CHUNK}:(c + 1) * ${CHUNK}], f"chunk {c} changed"`,
 ];
 
+/** Python lines for nbdsh: asserts the snapshot reads as the original over all `size` bytes. */
+export const wholeOriginal = (orig, size) => [
+  `orig = open(${JSON.stringify(orig)}, "rb").read()`,
+  `for at in range(0, ${size}, 4 << 20):`,
+  `    assert h.pread(4 << 20, at) == orig[at:at + (4 << 20)], f"the snapshot changed near {at}"`,
+];
+
 /**
  * Runs the load for `seconds` against devices `base` and `snap` of srv; fails if the reader saw
  * a changed chunk or a suspend failed.
