@@ -275,6 +275,8 @@ export class PersistentStore extends ExceptionStore {
   /** Lent chunks no copy used yet (the last ones lent), and the first of them. */
   private lentUnused: u64 = 0;
   private lentNext: u64 = 0;
+  /** The first chunk of the run lent since none was left unused: copies use data chunks from here to nextFree. */
+  private lentFrom: u64 = 0;
 
   canLend(): bool {
     return this.valid && !this.writing && this.queue.length == 0 && this.pendingCount == 0;
@@ -306,7 +308,7 @@ export class PersistentStore extends ExceptionStore {
   lend(n: u64): i64 {
     if (n > this.room()) return -1;
     const first = this.nextFree;
-    if (this.lentUnused == 0) this.lentNext = first;
+    if (this.lentUnused == 0) this.lentNext = this.lentFrom = first;
     this.nextFree = this.dataChunk(this.dataIndex(first) + n);
     this.lentUnused += n;
     return <i64>first;
@@ -320,8 +322,9 @@ export class PersistentStore extends ExceptionStore {
     return true;
   }
 
-  lentUsed(): bool {
-    if (this.lentUnused == 0) return false;
+  lentUsed(chunk: u64): bool {
+    if (this.lentUnused == 0 || chunk < this.lentFrom || chunk >= this.nextFree) return false;
+    if (this.dataChunk(this.dataIndex(chunk)) != chunk) return false; // a metadata chunk
     this.lentUnused--;
     this.lentNext = this.dataChunk(this.dataIndex(this.lentNext) + 1);
     return true;

@@ -63,8 +63,8 @@ export abstract class ExceptionStore extends Waiter {
   unlend(first: u64, n: u64): bool {
     return false;
   }
-  /** One more lent chunk holds a copy (or a failed one): false when none was left. */
-  lentUsed(): bool {
+  /** Lent chunk `chunk` holds a copy (or a failed one): false when none was left, or it is no lent chunk. */
+  lentUsed(chunk: u64): bool {
     return false;
   }
   /** A lent chunk's copy failed: whether the snapshot becomes invalid. */

@@ -53,8 +53,9 @@ export function unlendChunks(origin: DevRef, first: u64, n: u64): bool {
 
 /**
  * The host copied origin chunk `oldChunk` into lent chunk `newChunk`: the snapshot's exception.
- * oldChunk COPY_FAILED: the next lent chunk was used, but its copy failed; COMMIT_FAILED: the
- * host could not write the metadata area (persistent), no chunk used.
+ * oldChunk COPY_FAILED: lent chunk newChunk was used, but its copy failed; COMMIT_FAILED: the
+ * host could not write the metadata area (persistent), no chunk used. False (nothing recorded)
+ * for a newChunk that is not one of the chunks lent.
  */
 export function foldCopy(origin: DevRef, oldChunk: u64, newChunk: u64): bool {
   const s = onlySnapshot(origin);
@@ -66,12 +67,12 @@ export function foldCopy(origin: DevRef, oldChunk: u64, newChunk: u64): bool {
     return true;
   }
   if (oldChunk == COPY_FAILED) {
-    if (!store.lentUsed()) return false;
+    if (!store.lentUsed(newChunk)) return false;
     if (store.lentCopyFailed()) s.invalidate(EIO);
     return true;
   }
   if (s.hasException(oldChunk) || s.pendingFor(oldChunk) != null) return false;
-  if (!store.lentUsed()) return false;
+  if (!store.lentUsed(newChunk)) return false;
   // After an invalidation the copies still come back, but record nothing (pending_complete).
   if (!s.valid) return true;
   s.complete.set(oldChunk, newChunk);

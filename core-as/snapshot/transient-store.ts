@@ -9,6 +9,8 @@ export class TransientStore extends ExceptionStore {
   private nextFree: u64 = 0;
   /** Chunks lent to the host's copies (thread-copies.ts) and not used by one yet: the last ones before nextFree. */
   lentUnused: u64 = 0;
+  /** The first chunk of the run lent since none was left unused: copies use chunks from here to nextFree. */
+  private lentFrom: u64 = 0;
 
   readMetadata(): void {
     this.snap.metadataRead("", true);
@@ -42,6 +44,7 @@ export class TransientStore extends ExceptionStore {
   lend(n: u64): i64 {
     if (this.cow.sectors() < this.nextFree + n * this.chunkSize) return -1;
     const first = this.nextFree >> this.chunkShift;
+    if (this.lentUnused == 0) this.lentFrom = first;
     this.nextFree += n * this.chunkSize;
     this.lentUnused += n;
     return <i64>first;
@@ -56,8 +59,8 @@ export class TransientStore extends ExceptionStore {
   }
 
   /** A lent chunk holds a copy now (its exception is recorded by the caller). */
-  lentUsed(): bool {
-    if (this.lentUnused == 0) return false;
+  lentUsed(chunk: u64): bool {
+    if (this.lentUnused == 0 || chunk < this.lentFrom || chunk >= this.nextFree >> this.chunkShift) return false;
     this.lentUnused--;
     return true;
   }

@@ -59,6 +59,19 @@ describe('lending a persistent snapshot\'s COW chunks', () => {
     expect(h.core.originLendable(o, 0)).toBe(251);
   });
 
+  it('refuses a fold into a chunk it did not lend, or into a metadata chunk, and records nothing', async () => {
+    const { h, o, s } = await setup();
+    expect(h.core.originLend(o, 0, 260)).toBe(2); // data chunks 2..257, 259..262 (258: metadata)
+    const before = h.core.status(s);
+    for (const cow of [0, 1, 258, 263, 1000]) expect(h.core.originFold(o, 0, 5, cow)).toBe(false);
+    expect(h.core.originFold(o, 0, -1, 263)).toBe(false); // a failed copy names a lent chunk too
+    expect(h.core.status(s)).toBe(before);
+    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([]);
+    expect(h.core.originFold(o, 0, 5, 262)).toBe(true); // any lent one, in whatever order threads finish
+    expect(h.core.originFold(o, 0, 6, 2)).toBe(true);
+    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([5, 6]);
+  });
+
   it('is not while the store writes an area', async () => {
     const { h, o } = await setup();
     h.submit(o, OP.WRITE, 0, 1, h.buffer(512));
@@ -167,7 +180,7 @@ describe('a host copy or commit that failed', () => {
     const t = await setup();
     t.h.core.originLend(t.o, 0, 4);
     expect(headerValid(t)).toBe(1);
-    expect(t.h.core.originFold(t.o, 0, -1, 0)).toBe(true);
+    expect(t.h.core.originFold(t.o, 0, -1, 2)).toBe(true);
     expect(t.h.core.status(t.s)).toBe(`0 ${ORIGIN} snapshot Invalid\n`);
     expect(headerValid(t)).toBe(0);
     expect(t.h.core.originLendable(t.o, 0)).toBe(0);

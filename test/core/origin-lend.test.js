@@ -57,6 +57,20 @@ describe('lending COW chunks to the host', () => {
     expect(h.read(o, 24, 8).data).toEqual(sectorBytes(8, 9));
   });
 
+  it('refuses a fold into a chunk it did not lend, and records nothing', () => {
+    const s = h.device('s', `0 ${ORIGIN} snapshot base.img cow.img N 8`);
+    expect(h.core.originLend(o, 0, 2)).toBe(0);
+    expect(h.core.originFold(o, 0, 3, 0)).toBe(true);
+    h.core.originUnlend(o, 0, 1, 1);
+    expect(h.core.originLend(o, 0, 2)).toBe(1); // a new run: chunks 1 and 2
+    for (const cow of [0, 3, 16]) expect(h.core.originFold(o, 0, 4, cow)).toBe(false);
+    expect(h.core.originFold(o, 0, -1, 3)).toBe(false);
+    expect(h.core.status(s)).toBe(`0 ${ORIGIN} snapshot 8/128 0\n`);
+    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([3]);
+    expect(h.core.originFold(o, 0, 4, 2)).toBe(true);
+    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([3, 4]);
+  });
+
   it('records a lent chunk whose copy failed as used, with no exception', () => {
     const s = h.device('s', `0 ${ORIGIN} snapshot base.img cow.img N 8`);
     h.core.originLend(o, 0, 2);
