@@ -7,6 +7,7 @@
         "src/chunk_marks.cc",
         "src/cow_areas.cc",
         "src/fds.cc",
+        "src/file_view.cc",
         "src/genl.cc",
         "src/holes.cc",
         "src/holes_binding.cc",

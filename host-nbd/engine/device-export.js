@@ -65,6 +65,8 @@ export class DeviceExport {
     /** WRITEs and READs a connection's receive thread did by itself (threadIoDone). */
     this.writtenByThreads = 0;
     this.readByThreads = 0;
+    /** Those READs whose data went from the image's mapping to the socket (file_view.h). */
+    this.readMapped = 0;
     this.bytes = 0;
     this.writeMap = opts.writeMap ?? null;
     /** Origin chunks threads may write (publishWrites); null when nothing is guarded. @type {import('./origin-marks.js').OriginMarks | null} */

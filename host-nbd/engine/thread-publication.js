@@ -156,7 +156,8 @@ export function threadIoDone(exp, records) {
   let n = 0, p = 0;
   const pieces = /** @type {Float64Array} */ (records.pieces); // there when a record has PIECES
   for (let i = 0; i < records.length; i += IO_RECORD, n++) {
-    if (records[i + IO.IS_READ]) { exp.readByThreads++; continue; }
+    const read = records[i + IO.IS_READ]; // 2: sent from the image's mapping
+    if (read) { exp.readByThreads++; if (read === 2) exp.readMapped++; continue; }
     exp.writtenByThreads++;
     const k = records[i + IO.PIECES];
     if (k === 0) threadWrote(exp, records[i + IO.TAG], records[i + IO.FILE_POS], records[i + IO.LENGTH], records[i + IO.ERRNO]);

@@ -15,7 +15,8 @@ import { loadBuiltAddon } from '../addon/built.js';
  * Numbers per request in a receiver's records (receiver_binding.cc PutRecord), and where each is.
  * TAG and FILE_POS say where a request in one piece went (LENGTH bytes); a WRITE the thread did in
  * several pieces (across chunks of a striped segment) has PIECES of them listed, in order, in the
- * records' `pieces` (IO_PIECE numbers each, PIECE says where).
+ * records' `pieces` (IO_PIECE numbers each, PIECE says where). IS_READ is 0 for a WRITE, 1 for
+ * a READ, 2 for a READ whose data went from the image's mapping (file_view.h).
  */
 export const IO_RECORD = 10;
 export const IO = Object.freeze({

@@ -1,6 +1,7 @@
 #include "receiver.h"
 
 #include "clock_fd.h"
+#include "file_view.h"
 #include "piece_io.h"
 #include "thread_start.h"
 
@@ -42,6 +43,9 @@ constexpr size_t kStructuredDataHead = 28;     // chunk header (20) and the offs
 // Larger READs are sent from the file (sendfile). Up to here pread + send is faster: the client
 // then copies from data this core just wrote, not from cold page-cache pages (docs/performance.md).
 constexpr uint32_t kReadCopyMax = kFastMax;
+// From here up to kReadCopyMax, a READ is sent from the image's mapping where it has one
+// (file_view.h): below, a page fault per page costs more than the copy it saves.
+constexpr uint32_t kMappedReadMin = 64 * 1024;
 
 void PutBe32(uint8_t* b, uint32_t v) {
   b[0] = uint8_t(v >> 24);
@@ -217,12 +221,18 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   TargetScope scope{t};
   if (!map_->Acquire(off, len, false, copy, &t)) return false;
   const FilePiece& first = t.pieces[0];
+  // Sent from the image's mapping (file_view.h), the data is copied once; it must be in the file now.
+  const uint8_t* mapped = copy && len >= kMappedReadMin && t.pieces.size() == 1 && first.mapped &&
+                                  FileHolds(first.fd, first.pos, len) ? first.mapped : nullptr;
+  if (mapped) copy = false;
   // A small read's data lands in payload_, its reply's header right before it: one send.
   if (copy) payload_.Reserve(len);
   uint8_t* data = copy ? payload_.data() : nullptr;
   // With structured replies the event loop sends zeroes as hole chunks: such reads are its own.
-  bool ours = copy ? PreadPieces(t.pieces, data, &runs_) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
-                   : !opts_.structured || lseek(first.fd, off_t(first.pos), SEEK_HOLE) >= off_t(first.pos + len);
+  bool failed = false;
+  bool ours = mapped ? !(opts_.structured && AnyZeroGranule(first.fd, first.pos, len, kHoleGranule, &failed)) && !failed
+              : copy ? PreadPieces(t.pieces, data, &runs_) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
+                     : !opts_.structured || lseek(first.fd, off_t(first.pos), SEEK_HOLE) >= off_t(first.pos + len);
   if (!ours) {
     map_->Release(1);
     return false;
@@ -241,8 +251,9 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
     memcpy(head + 8, header + 8, 8);
   }
   std::string why;
-  SharedOutput::Sent sent = copy ? out_.Send(head, head_len + len, -1, 0, 0, &why)
-                                 : out_.Send(head, head_len, first.fd, first.pos, len, &why);
+  SharedOutput::Sent sent = mapped ? out_.SendMapped(head, head_len, mapped, len, &why)
+                            : copy ? out_.Send(head, head_len + len, -1, 0, 0, &why)
+                                   : out_.Send(head, head_len, first.fd, first.pos, len, &why);
   if (sent == SharedOutput::Sent::kNotMine) {
     map_->Release(1);
     return false;
@@ -251,6 +262,7 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   e.is_io = true;
   e.io = IoOf(header, t, off, len, true);
   e.io.replied = true;
+  e.io.mapped = mapped != nullptr;
   if (sent == SharedOutput::Sent::kBroken) {
     e.io.err = EPIPE;
     End(why, true);

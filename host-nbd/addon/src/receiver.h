@@ -79,6 +79,7 @@ struct ThreadIo {
   uint32_t len = 0;
   int32_t err = 0;       // errno of a failed pwrite, or EPIPE for a reply that broke off
   bool replied = false;  // the thread sent the reply itself
+  bool mapped = false;   // a READ whose data was sent from the image's mapping (file_view.h)
   // A WRITE in several pieces: each run of them tried, in order (the first that failed is the last).
   // Empty for a WRITE in one piece: tag, file_pos and len say where it went.
   std::vector<PieceWritten> pieces;

@@ -107,6 +107,7 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       // Threads write only a file whose writes they count (a FLUSH skips fdatasync by the count).
       if (e.writable) e.writes = FileWritesOf(e.fd);
       if (!e.writes) e.writable = false;
+      e.view = FileView::Map(e.fd, e.file_pos, e.FileBytes());
       extents->list.push_back(e);
     }
     if (!extents->list.empty() && extents->list.back().stripe + 1 != extents->list.back().stripes) {
@@ -272,8 +273,9 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;
 
 // A request the thread did, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length,
-// errno, offset, replied, isRead, pieces (receive-threads.js IO_RECORD). A WRITE written in
-// several pieces has them in the records' `pieces` (kPiece numbers each, in request order).
+// errno, offset, replied, isRead (2: its data sent from the image's mapping), pieces
+// (receive-threads.js IO_RECORD). A WRITE written in several pieces has them in the records'
+// `pieces` (kPiece numbers each, in request order).
 constexpr size_t kRecord = 10;
 constexpr size_t kPiece = 4;  // tag, filePos, length, errno (receive-threads.js IO_PIECE)
 
@@ -286,7 +288,7 @@ void PutRecord(Napi::Float64Array w, size_t k, const ThreadIo& d) {
   w[k + 5] = d.err;
   w[k + 6] = double(d.offset);
   w[k + 7] = d.replied ? 1 : 0;
-  w[k + 8] = d.is_read ? 1 : 0;
+  w[k + 8] = d.is_read ? (d.mapped ? 2 : 1) : 0;
   w[k + 9] = double(d.pieces.size());
 }
 

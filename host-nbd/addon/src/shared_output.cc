@@ -1,5 +1,6 @@
 #include "shared_output.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <chrono>
@@ -31,13 +32,28 @@ void SharedOutput::Release() {
 
 SharedOutput::Sent SharedOutput::Send(const uint8_t* bytes, size_t len, int file_fd, uint64_t file_pos, uint64_t file_len,
                                       std::string* why) {
+  std::vector<SendPiece> pieces = {SendPiece{bytes, -1, 0, len}};
+  if (file_len > 0) pieces.push_back(SendPiece{nullptr, file_fd, file_pos, file_len});
+  return SendAll(pieces, why);
+}
+
+SharedOutput::Sent SharedOutput::SendMapped(const uint8_t* bytes, size_t len, const uint8_t* data, uint64_t data_len,
+                                            std::string* why) {
+  int err = 0;
+  Sent sent = SendAll({SendPiece{bytes, -1, 0, len}, SendPiece{data, -1, 0, data_len}}, why, &err);
+  if (sent == Sent::kBroken && err == EFAULT) {
+    *why = "a read reply could not be sent: its image file was shortened while the reply was sent from it";
+  }
+  return sent;
+}
+
+SharedOutput::Sent SharedOutput::SendAll(const std::vector<SendPiece>& pieces, std::string* why, int* err) {
   std::unique_lock<std::mutex> lock(mu_);
   auto ours = [this] { return (!claimed_ && !wanted_.load()) || stopping_->load(); };
   if (!ours()) released_.wait_for(lock, std::chrono::milliseconds(kClaimWaitMs), ours);
   if (claimed_ || wanted_.load() || stopping_->load()) return Sent::kNotMine;
-  std::vector<SendPiece> pieces = {SendPiece{bytes, -1, 0, len}};
-  if (file_len > 0) pieces.push_back(SendPiece{nullptr, file_fd, file_pos, file_len});
-  uint64_t total = uint64_t(len) + file_len;
+  uint64_t total = 0;
+  for (const SendPiece& p : pieces) total += p.len;
   // Without waiting first: a socket with no room leaves the whole reply to the event loop.
   uint64_t sent = 0;
   Status st = SendPieces(fd_, pieces, 0, &sent);
@@ -51,6 +67,7 @@ SharedOutput::Sent SharedOutput::Send(const uint8_t* bytes, size_t len, int file
     sent += more;
   }
   if (!st.ok()) {
+    if (err) *err = st.err;
     *why = "a read reply could not be sent: " + st.what + ": " + strerror(st.err);  // as the event loop's (ErrorFrom)
     return Sent::kBroken;
   }

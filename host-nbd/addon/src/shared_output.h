@@ -20,6 +20,9 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
+
+#include "send_file.h"
 
 namespace dmkit {
 
@@ -37,8 +40,14 @@ class SharedOutput {
   // The thread's side: one reply, `bytes`, then file_len bytes of file_fd from file_pos (through
   // SendPieces). kBroken: part of it left and the rest cannot (why says why).
   Sent Send(const uint8_t* bytes, size_t len, int file_fd, uint64_t file_pos, uint64_t file_len, std::string* why);
+  // The same with the reply's data at `data`, apart from `bytes`: a mapped image's pages
+  // (file_view.h), which only the kernel reads. A mapped page past the end of its file fails the
+  // send with EFAULT: the image was shortened under us, and the stream is broken.
+  Sent SendMapped(const uint8_t* bytes, size_t len, const uint8_t* data, uint64_t data_len, std::string* why);
 
  private:
+  Sent SendAll(const std::vector<SendPiece>& pieces, std::string* why, int* err = nullptr);
+
   const int fd_;
   const int wake_fd_;
   const std::atomic<bool>* const stopping_;

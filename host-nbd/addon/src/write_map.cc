@@ -139,7 +139,8 @@ bool WriteMap::Locate(uint64_t off, uint32_t len, bool write, bool split, WriteT
   for (size_t i = 0; i < out->where.size(); i++) {
     const StripePiece& w = out->where[i];
     const WriteExtent& e = found.seg[w.stripe];
-    out->pieces[i] = FilePiece{e.fd, e.tag, e.file_pos + w.offset, w.at, w.len, e.writes.get()};
+    uint64_t pos = e.file_pos + w.offset;
+    out->pieces[i] = FilePiece{e.fd, e.tag, pos, w.at, w.len, e.writes.get(), e.view ? e.view->At(pos, w.len) : nullptr};
   }
   if (count) inflight_.fetch_add(1);
   out->hold = extents_;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "chunk_marks.h"
+#include "file_view.h"
 #include "file_writes.h"
 #include "stripe_pieces.h"
 #include "thread_copies.h"
@@ -42,6 +43,15 @@ struct WriteExtent {
   uint32_t stripe = 0;
   bool guarded = false;   // linear only: writes only over chunks marked copied (the generation's marks)
   std::shared_ptr<FileWrites> writes;  // the file's count of thread writes (every writable extent has one)
+  std::shared_ptr<const FileView> view;  // the file's bytes this extent reaches, mapped (null: not mappable)
+
+  // How many bytes of the file from file_pos this extent reaches: the segment's, or a stripe's
+  // rows of chunks.
+  uint64_t FileBytes() const {
+    if (chunk == 0) return end - start;
+    uint64_t chunks = (end - start + chunk - 1) / chunk;
+    return (chunks + stripes - 1) / stripes * chunk;
+  }
 };
 
 // One published generation; closes its descriptors when the last writer holding it is done.
@@ -59,6 +69,7 @@ struct FilePiece {
   uint32_t at = 0;   // where in the request
   uint32_t len = 0;
   FileWrites* writes = nullptr;  // the extent's (kept by the hold)
+  const uint8_t* mapped = nullptr;  // its bytes in the extent's view (kept by the hold), if there are any
 };
 
 // Where one request goes: held extents keep the descriptors open until it is done. A caller
