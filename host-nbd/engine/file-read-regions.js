@@ -4,6 +4,7 @@
 // held back until the end of their batch; then, when they are file reads that tile the region
 // exactly, they are not executed but handed to the region's sink as file pieces (sendfile to a
 // socket), else they run as usual.
+import { fstatSync } from 'node:fs';
 import { OP } from '../../core-as/js/dmcore.js';
 
 /** @typedef {import('./file-backing.js').FileBacking} FileBacking */
@@ -83,7 +84,9 @@ export class FileReadRegions {
 
   /**
    * The file pieces of a region whose sorted commands cover it exactly, adjacent ranges of one
-   * file merged; null when they do not (a gap, an overlap, a device that is no open file).
+   * file merged; null when they do not (a gap, an overlap, a device that is no open file) or a
+   * file no longer holds its piece. An image shortened under the server then fails the read with
+   * EIO through memory, where a send from the file would break off after the reply's header.
    * @param {FileReadRegion} region @param {number[][]} cmds @returns {FilePiece[] | null}
    */
   tile(region, cmds) {
@@ -98,6 +101,16 @@ export class FileReadRegions {
       else pieces.push([file.fd, position, length]);
       at += length;
     }
-    return at === region.end ? pieces : null;
+    return at === region.end && pieces.every(inFile) ? pieces : null;
+  }
+}
+
+/** Whether a file piece's bytes are all in its file now (a regular file's size; a device's is not checked). @param {FilePiece} piece */
+function inFile([fd, position, length]) {
+  try {
+    const st = fstatSync(fd);
+    return !st.isFile() || st.size >= position + length;
+  } catch {
+    return false;
   }
 }
