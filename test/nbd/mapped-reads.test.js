@@ -3,7 +3,7 @@
 // whatever the reply style and wherever the segment starts in the file; zeroes keep their hole
 // chunks; an image shortened under the server gets an error reply, never a crash.
 import { describe, it, expect, afterAll } from 'vitest';
-import { writeFileSync, truncateSync, statfsSync } from 'node:fs';
+import { writeFileSync, truncateSync, statfsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, testBytes, startServer, stopAllServers, nbdsh, threadCounters } from './helpers.js';
 
@@ -146,4 +146,25 @@ for off, n in ((0, chunk), (5 * chunk, chunk), (9 * chunk + 64 * 1024, 64 * 1024
     expect(c.mappedReads).toBe(mapped(dir, 3));
     await srv.stop();
   });
+
+  it('share one mapping per image file, however many segments reach it', async () => {
+    const dir = tempDir();
+    const img = join(dir, 'd.img');
+    writeFileSync(img, testBytes(16 * MiB, 16));
+    // 256 segments of 64 KiB, in reverse order over the file, and a second device over it too.
+    const lines = Array.from({ length: 256 }, (_, i) => `${i * 128} 128 linear ${img} ${(255 - i) * 128}`).join('\n');
+    const srv = await startServer(['--device', 'rev', lines, '--device', 'all', `0 32768 linear ${img} 0`], { dir });
+    await nbdsh(null, `
+data = open(${JSON.stringify(img)}, 'rb').read()
+h = nbd.NBD()
+h.connect_uri(${JSON.stringify(srv.uri('rev'))})
+for i in (0, 7, 200, 255):
+    assert h.pread(65536, i * 65536) == data[(255 - i) * 65536:(256 - i) * 65536], i
+`);
+    expect((await threadCounters(srv, 'rev')).mappedReads).toBe(mapped(dir, 4));
+    const maps = readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8').split('\n').filter((l) => l.endsWith(img));
+    expect(maps).toHaveLength(mapped(dir, 1));
+    await srv.stop();
+  });
 });
+

@@ -7,6 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "piece_io.h"
@@ -24,20 +28,50 @@ bool FaultsFillHoles(int fd) {
   return fstatfs(fd, &fs) != 0 || long(fs.f_type) == kTmpfs || long(fs.f_type) == kRamfs;
 }
 
+// The files mapped now, by device and inode: extents of one file share its mapping.
+struct Views {
+  std::mutex mu;
+  std::map<std::pair<uint64_t, uint64_t>, std::weak_ptr<const FileView>> by_file;
+  int live = 0;
+};
+
+Views& views() {
+  static Views* v = new Views();  // never destroyed: views may outlive static destruction
+  return *v;
+}
+
 }  // namespace
 
 std::shared_ptr<const FileView> FileView::Map(int fd, uint64_t pos, uint64_t len) {
-  static const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
-  if (len == 0 || FaultsFillHoles(fd)) return nullptr;
-  uint64_t start = pos - pos % page, map_len = pos - start + len;
-  if (map_len > SIZE_MAX) return nullptr;
-  void* map = mmap(nullptr, size_t(map_len), PROT_READ, MAP_SHARED, fd, off_t(start));
+  struct stat st;
+  if (len == 0 || fstat(fd, &st) != 0 || FaultsFillHoles(fd)) return nullptr;
+  uint64_t want = std::max<uint64_t>(pos + len, uint64_t(st.st_size));
+  if (want > SIZE_MAX) return nullptr;
+  Views& v = views();
+  std::shared_ptr<const FileView> same;  // released after the lock: it may be the last holder
+  std::lock_guard<std::mutex> lock(v.mu);
+  auto key = std::make_pair(uint64_t(st.st_dev), uint64_t(st.st_ino));
+  auto it = v.by_file.find(key);
+  if (it != v.by_file.end()) {
+    same = it->second.lock();
+    if (same && same->At(pos, len)) return same;
+  }
+  if (v.live >= kMaxViews) return nullptr;
+  void* map = mmap(nullptr, size_t(want), PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return nullptr;
-  const uint8_t* base = static_cast<const uint8_t*>(map) + (pos - start);
-  return std::shared_ptr<const FileView>(new FileView(map, size_t(map_len), base, pos, len));
+  v.live++;
+  std::shared_ptr<const FileView> view(new FileView(static_cast<const uint8_t*>(map), want));
+  v.by_file[key] = view;
+  return view;
 }
 
-FileView::~FileView() { munmap(map_, map_len_); }
+FileView::~FileView() {
+  munmap(const_cast<uint8_t*>(base_), size_t(len_));
+  Views& v = views();
+  std::lock_guard<std::mutex> lock(v.mu);
+  v.live--;
+  for (auto it = v.by_file.begin(); it != v.by_file.end();) it = it->second.expired() ? v.by_file.erase(it) : std::next(it);
+}
 
 bool FileHolds(int fd, uint64_t pos, uint64_t len) {
   struct stat st;

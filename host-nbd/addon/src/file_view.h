@@ -31,8 +31,12 @@ namespace dmkit {
 
 class FileView {
  public:
-  // A mapping of [pos, pos + len) of fd's file; null where the file cannot be mapped, or lies on
-  // tmpfs or ramfs (a read fault there fills a hole for good), and the reads go through pread.
+  // A mapping of fd's file from its start through at least pos + len; null where the file cannot
+  // be mapped, lies on tmpfs or ramfs (a read fault there fills a hole for good), or too many
+  // files are mapped already (kMaxViews), and the reads go through pread. Extents of one file
+  // share one mapping while it covers them: a table of many segments over one image costs one
+  // mapping, not one per segment (a process has at most vm.max_map_count, 65530 here, and the
+  // JavaScript heap needs them too).
   static std::shared_ptr<const FileView> Map(int fd, uint64_t pos, uint64_t len);
   ~FileView();
   FileView(const FileView&) = delete;
@@ -40,16 +44,14 @@ class FileView {
 
   // The bytes [pos, pos + len) of the file inside the mapping, or null where they are not all in it.
   const uint8_t* At(uint64_t pos, uint64_t len) const {
-    return pos >= pos_ && len <= len_ && pos - pos_ <= len_ - len ? base_ + (pos - pos_) : nullptr;
+    return len <= len_ && pos <= len_ - len ? base_ + pos : nullptr;
   }
 
+  static constexpr int kMaxViews = 1024;  // files mapped at once, at most
+
  private:
-  FileView(void* map, size_t map_len, const uint8_t* base, uint64_t pos, uint64_t len)
-      : map_(map), map_len_(map_len), base_(base), pos_(pos), len_(len) {}
-  void* const map_;          // what mmap returned (page aligned)
-  const size_t map_len_;
-  const uint8_t* const base_;  // file offset pos_
-  const uint64_t pos_;
+  FileView(const uint8_t* base, uint64_t len) : base_(base), len_(len) {}
+  const uint8_t* const base_;  // file offset 0
   const uint64_t len_;
 };
 
