@@ -43,7 +43,7 @@ struct WriteExtent {
   uint32_t stripe = 0;
   bool guarded = false;   // linear only: writes only over chunks marked copied (the generation's marks)
   std::shared_ptr<FileWrites> writes;  // the file's count of thread writes (every writable extent has one)
-  std::shared_ptr<const FileView> view;  // the file's bytes this extent reaches, mapped (null: not mappable)
+  std::shared_ptr<const FileView> view;  // the file mapped read-only, shared with its other extents (file_view.h; null: not mapped)
 
   // How many bytes of the file from file_pos this extent reaches: the segment's, or a stripe's
   // rows of chunks.
