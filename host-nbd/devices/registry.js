@@ -107,7 +107,7 @@ export class DeviceRegistry {
       throw e;
     }
     try {
-      await this.engine.loadTable(id, table);
+      await this.loadQuietly(id, table);
       await this.quietOrigins();
       try {
         this.core.resume(id);
@@ -118,6 +118,7 @@ export class DeviceRegistry {
     } catch (e) {
       this.core.removeDevice(id);
       this.engine.closeUnused();
+      this.republishOrigins();
       throw e;
     }
     const writeMap = this.WriteMap ? new this.WriteMap() : null;
@@ -165,10 +166,23 @@ export class DeviceRegistry {
     this.checkRelativePaths(name, table, from.cwd);
     this.openDeps(name, table);
     try {
-      await this.engine.loadTable(id, table);
+      await this.loadQuietly(id, table);
     } finally {
       this.engine.closeUnused();
+      this.republishOrigins();
     }
+  }
+
+  /**
+   * Loads a table with the origins quiet: a snapshot registers with its origin as it loads (as
+   * dm-snap's constructor does), and the core must not gain a second snapshot of an origin whose
+   * first one has COW chunks lent to the receive threads (engine/thread-copies.js): they are
+   * taken back first. Republishing the origins afterwards lends again only where one snapshot is
+   * left. @param {number} id @param {string} table
+   */
+  async loadQuietly(id, table) {
+    await this.quietOrigins();
+    await this.engine.loadTable(id, table);
   }
 
   /** Holds new I/O and waits for the I/O in flight to finish (receive threads' writes included). */

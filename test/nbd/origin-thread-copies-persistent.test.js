@@ -68,6 +68,24 @@ const shuffledWrites = [
 ];
 
 describe('first writes to an origin with a persistent snapshot, copied by the receive threads', () => {
+  it('take the lent chunks back before a second snapshot of the origin loads: both COWs as the core alone writes them', async () => {
+    const f = folder(8 * MiB, 4 * MiB);
+    const cow1 = join(f.dir, 'cow1.img');
+    sparseFile(cow1, 4 * MiB);
+    // At start the origin and its first snapshot are live (chunks lent) when the second loads.
+    const srv = await f.serve(['--device', 'snap1', `0 ${f.sectors} snapshot ${f.base} ${cow1} PO 8`]);
+    await sh(srv, 'base', ['for i in range(10):', `    h.pwrite(b"x" * ${CHUNK}, i * 16 * ${CHUNK})`, 'h.flush()']);
+    // 10 chunks of data, the header and the first metadata chunk: in both.
+    expect((await srv.ctl('status', 'snap')).stdout).toBe(`0 ${f.sectors} snapshot 96/8192 16\n`);
+    expect((await srv.ctl('status', 'snap1')).stdout).toBe(`0 ${f.sectors} snapshot 96/8192 16\n`);
+    for (const cow of [f.cow, cow1]) {
+      const info = JSON.parse((await dmkit(['snapshot', 'inspect', '--json', cow])).stdout);
+      expect(info.exceptions.map((/** @type {{new: number}} */ e) => e.new).sort((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    }
+    expect(srv.stderr).not.toMatch(/bug:/);
+    await srv.stop();
+  });
+
   it.skipIf(!threads)('leave the COW image byte for byte as the core leaves it', async () => {
     const SIZE = 16 * MiB;
     // The threads' server, and one whose first writes stay on the core (a second origin device
