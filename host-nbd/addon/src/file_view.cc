@@ -1,6 +1,5 @@
 #include "file_view.h"
 
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -13,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "all_zero.h"
 #include "piece_io.h"
 
 namespace dmkit {
@@ -77,12 +77,6 @@ bool FileHolds(int fd, uint64_t pos, uint64_t len) {
   struct stat st;
   return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) >= pos + len;
 }
-
-namespace {
-
-bool AllZero(const uint8_t* p, size_t n) { return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0); }
-
-}  // namespace
 
 bool AnyZeroGranule(int fd, uint64_t pos, uint64_t len, uint64_t granule, bool* failed) {
   constexpr size_t kProbe = 64;  // data rarely starts with this many zero bytes

@@ -1,5 +1,6 @@
 #include "receiver.h"
 
+#include "all_zero.h"
 #include "clock_fd.h"
 #include "file_view.h"
 #include "piece_io.h"
@@ -94,10 +95,6 @@ struct TargetScope {
   WriteTarget& t;
   ~TargetScope() { t.hold.reset(); }
 };
-
-bool AllZero(const uint8_t* p, size_t n) {
-  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
 
 // Whether a structured reply from the event loop would hold a hole chunk: it cuts a read into
 // 64 KiB pieces from its start and sends each piece of zeroes as a hole (transmission.js,
