@@ -15,6 +15,8 @@
         "src/nbd_netlink.cc",
         "src/off_thread.cc",
         "src/parked_writes.cc",
+        "src/readable.cc",
+        "src/readable_binding.cc",
         "src/receiver.cc",
         "src/receiver_binding.cc",
         "src/send_file.cc",

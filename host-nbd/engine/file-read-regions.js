@@ -12,8 +12,10 @@ import { OP } from '../../core-as/js/dmcore.js';
 /**
  * Where a read's bytes are when they need not pass through core memory: the backing file
  * pieces that make up the payload, in order. The sink sends them and then calls complete(),
- * with the error if sending failed; until then the read's commands count as running.
- * @typedef {(pieces: FilePiece[], complete: (error: NodeJS.ErrnoException | null) => void) => void} FileReadSink
+ * with the error if sending failed (fromFile: reading the file failed, which is logged as the
+ * file's I/O error; a socket's failure is the connection's); until then the read's commands
+ * count as running.
+ * @typedef {(pieces: FilePiece[], complete: (error: NodeJS.ErrnoException | null, fromFile?: boolean) => void) => void} FileReadSink
  * @typedef {{tag: number, start: number, end: number, sink: FileReadSink, cmds: number[][]}} FileReadRegion
  *   cmds: [cmd, backing, position, length, buf] of each READ command into [start, end), in bytes
  */
@@ -74,10 +76,10 @@ export class FileReadRegions {
       const files = cmds.map(([, backing]) => /** @type {FileBacking} */ (engine.files[backing]));
       for (const f of files) { engine.running++; f.busy++; }
       let completed = false;
-      region.sink(pieces, (error) => {
+      region.sink(pieces, (error, fromFile = false) => {
         if (completed) return;
         completed = true;
-        cmds.forEach(([cmd], i) => engine.finish(cmd, files[i], error, true));
+        cmds.forEach(([cmd], i) => engine.finish(cmd, files[i], error, !fromFile));
       });
     }
   }

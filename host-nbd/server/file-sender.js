@@ -13,7 +13,7 @@ export const DEFAULT_SENDFILE_MIN = 128 * 1024;
  */
 export function loadFileSender(min) {
   if (min <= 0) return { sender: null, why: null };
-  const { addon, why } = loadBuiltAddon('sendfile', 'sendPieces');
+  const { addon, why } = loadBuiltAddon('sendfile', 'checkReadable');
   if (!addon) return { sender: null, why };
-  return { sender: { min, sendPieces: addon.sendPieces }, why: null };
+  return { sender: { min, sendPieces: addon.sendPieces, checkReadable: addon.checkReadable }, why: null };
 }

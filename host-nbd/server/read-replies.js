@@ -41,10 +41,16 @@ export function replyToRead(tx, req) {
 function readToSocket(tx, req) {
   const { offset, length } = req;
   tx.hold(length);
+  let queued = false; // whether the reply's header is queued: from then on it cannot become an error
   tx.exp.readToSink(offset, length, (pieces, complete) => {
-    tx.writer.fileReply(tx.structured, req.cookieHi, req.cookieLo, offset, pieces, complete, tx.echo(req));
+    // The bytes are read into the page cache first: a disk's read error gets an error reply.
+    /** @type {import('./reply-writer.js').FileSenderSpec} */ (tx.writer.sender).checkReadable(pieces, (error) => {
+      if (error) { complete(error, true); return; }
+      queued = true;
+      tx.writer.fileReply(tx.structured, req.cookieHi, req.cookieLo, offset, pieces, complete, tx.echo(req));
+    });
   }, (e, ptr, skip, sunk) => {
-    if (!sunk) { answerRead(tx, req, e, ptr, skip); return; }
+    if (!sunk || (e && !queued)) { answerRead(tx, req, e, ptr, skip); return; }
     if (!e) tx.exp.sentFromFiles++;
     tx.release(length);
     tx.answered();

@@ -29,6 +29,9 @@ const SEND_WAIT_MS = 50;
  * @property {number} min reads of at least this many bytes are sent from files (Transmission)
  * @property {(fd: number, pieces: Array<Buffer | FilePiece>, waitMs: number,
  *   done: (error: (Error & {code?: string}) | null, sent: number) => void) => void} sendPieces
+ * @property {(pieces: FilePiece[], done: (error: (Error & {code?: string}) | null) => void) => void} checkReadable
+ *   brings the pieces' bytes into the page cache, or fails (a disk's read error) before any reply
+ *   bytes are queued: a send from the file cannot fail cleanly once the header is out
  */
 /** @typedef {Omit<FileSender, 'fd'>} FileSenderSpec what a server hands each plain connection (file-sender.js) */
 /** @typedef {(error: NodeJS.ErrnoException | null) => void} FileDone */

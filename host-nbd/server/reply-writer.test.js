@@ -37,7 +37,7 @@ describe('reply writer with a file sender', () => {
     writeSync(fd, bytes);
     const out = new SlowSocket();
     // A send that places nothing (a client that does not read): everything spills.
-    const sender = { fd: -1, min: 1, sendPieces: (_fd, _pieces, _wait, done) => setImmediate(() => done(null, 0)) };
+    const sender = { fd: -1, min: 1, checkReadable: (_pieces, done) => setImmediate(() => done(null)), sendPieces: (_fd, _pieces, _wait, done) => setImmediate(() => done(null, 0)) };
     const w = new ReplyWriter(out, sender);
     let fileDone = /** @type {any} */ (undefined);
     w.fileReply(false, 0, 1, 0, [[fd, 0, 65536]], (e) => { fileDone = e; });

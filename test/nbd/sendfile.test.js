@@ -50,6 +50,7 @@ describe('reads sent from the backing files (in-process server)', () => {
     cannotStart = false;
     const counted = {
       min: /** @type {NonNullable<typeof sender>} */ (sender).min,
+      checkReadable: /** @type {NonNullable<typeof sender>} */ (sender).checkReadable,
       sendPieces: (fd, pieces, waitMs, done) => {
         if (cannotStart) throw Object.assign(new Error('dup: Too many open files'), { code: 'EMFILE' });
         const total = pieces.reduce((n, p) => n + (Buffer.isBuffer(p) ? p.length : p[2]), 0);

@@ -2,7 +2,7 @@
 // socket (sendfile), like linear's. The snapshot must still see the origin as it was: a read
 // sent from the origin file counts as running until the socket took its bytes, so an origin
 // write that needs that chunk copied waits for it, as it waits for any snapshot read.
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DeviceRegistry } from '../../host-nbd/devices/registry.js';
@@ -44,7 +44,7 @@ describe('snapshot reads sent from the backing files', () => {
     sends = [];
     server = new NbdServer({
       exports: registry,
-      sendFiles: { min: s.min, sendPieces: (fd, pieces, waitMs, done) => { sends.push(pieces.length); s.sendPieces(fd, pieces, waitMs, done); } },
+      sendFiles: { min: s.min, checkReadable: s.checkReadable, sendPieces: (fd, pieces, waitMs, done) => { sends.push(pieces.length); s.sendPieces(fd, pieces, waitMs, done); } },
     });
     await server.listenUnix(socket);
   });
@@ -95,8 +95,8 @@ describe('snapshot reads sent from the backing files', () => {
     const reader = await client('snap');
     reader.sock.pause(); // the read's send fills the socket and waits for the client
     reader.write(header(READ, 1, 0, 16 * MiB));
-    await new Promise((r) => setTimeout(r, 20));
-    expect(sends.length).toBe(1);
+    // Its send starts once its pages are in the page cache (readable.h): 16 MiB, in the pool.
+    await vi.waitFor(() => expect(sends.length).toBe(1), { timeout: 5000 });
     // A write to the origin near the end of that read: its chunk must be copied first, and the
     // copy waits until the read has all its bytes (the last of them spilled to memory when the
     // send's wait ends), so the reader never sees the new bytes.

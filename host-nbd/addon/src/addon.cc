@@ -21,6 +21,7 @@
 #include "off_thread.h"
 #include "send_file.h"
 #include "holes_binding.h"
+#include "readable_binding.h"
 #include "write_lane_binding.h"
 #include "receiver_binding.h"
 
@@ -354,6 +355,7 @@ Napi::Object Exports(Napi::Env env, Napi::Object exports) {
   exports.Set("sendPieces", Napi::Function::New(env, SendPiecesJs));
   InitWriteLane(env, exports);
   InitHoles(env, exports);
+  InitReadable(env, exports);
   InitReceiver(env, exports);
   return exports;
 }

@@ -13,9 +13,9 @@
 // shortened before the request gets the event loop's error reply; one shortened during the send
 // breaks that connection's stream (the reply cannot be finished), and only that connection's.
 //
-// A disk's read error under a mapped page fails the send the same way (EFAULT, after the reply's
-// header left): that connection ends where pread would have let the event loop answer EIO, as a
-// READ the event loop sends from the file with sendfile already does.
+// A disk's read error under a mapped page would fail the send the same way (EFAULT, after the
+// reply's header left), so the pages are brought in first (readable.h): where that fails, pread
+// meets the error and the event loop answers EIO.
 //
 // Small reads keep pread: the first touch of each page of the mapping costs a page fault, which
 // costs more than copying 4 KiB twice (fio 4 KiB random reads: 122k against 131k IOPS).

@@ -4,6 +4,7 @@
 #include "clock_fd.h"
 #include "file_view.h"
 #include "piece_io.h"
+#include "readable.h"
 #include "thread_start.h"
 
 #include <errno.h>
@@ -218,9 +219,11 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   TargetScope scope{t};
   if (!map_->Acquire(off, len, false, copy, &t)) return false;
   const FilePiece& first = t.pieces[0];
-  // Sent from the image's mapping (file_view.h), the data is copied once; it must be in the file now.
+  // Sent from the image's mapping (file_view.h), the data is copied once; it must be in the file
+  // now, and readable (readable.h): else pread meets the error and the event loop answers EIO.
   const uint8_t* mapped = copy && len >= kMappedReadMin && t.pieces.size() == 1 && first.mapped &&
-                                  FileHolds(first.fd, first.pos, len) ? first.mapped : nullptr;
+                                  FileHolds(first.fd, first.pos, len) && PagesReadable(first.mapped, len).ok()
+                              ? first.mapped : nullptr;
   if (mapped) copy = false;
   // A small read's data lands in payload_, its reply's header right before it: one send.
   if (copy) payload_.Reserve(len);
@@ -229,7 +232,8 @@ bool Receiver::ReadFast(const uint8_t* header, uint64_t off, uint32_t len) {
   bool failed = false;
   bool ours = mapped ? !(opts_.structured && AnyZeroGranule(first.fd, first.pos, len, kHoleGranule, &failed)) && !failed
               : copy ? PreadPieces(t.pieces, data, &runs_) == 0 && !(opts_.structured && AnyZeroPiece(data, len))
-                     : !opts_.structured || lseek(first.fd, off_t(first.pos), SEEK_HOLE) >= off_t(first.pos + len);
+                     : (!opts_.structured || lseek(first.fd, off_t(first.pos), SEEK_HOLE) >= off_t(first.pos + len)) &&
+                           (first.mapped ? PagesReadable(first.mapped, len) : FileRangeReadable(first.fd, first.pos, len)).ok();
   if (!ours) {
     map_->Release(1);
     return false;
