@@ -100,7 +100,20 @@ async function merge(argv) {
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
-  const registry = await DeviceRegistry.create({ log: (l) => process.stderr.write(`dmkit: ${l}\n`) });
+  // A failed step stops the merge with one line naming the file and the error (the engine's I/O
+  // error lines are kept for it, not printed); anything else the engine says is printed.
+  /** @type {string | null} */
+  let ioError = null;
+  const log = (/** @type {string} */ l) => {
+    const m = /^I\/O error on (.*)$/.exec(l);
+    if (m) ioError ??= m[1].replace(/ \[\d+ I\/O errors.*$/, '');
+    else if (!/^flush at exit failed/.test(l)) process.stderr.write(`dmkit: ${l}\n`);
+  };
+  const stopped = (/** @type {unknown} */ e) => ioError
+    ? new Error(`merge stopped by an I/O error on ${ioError}; what is not merged yet stays in ${cow}: run the same command again to finish it`)
+    : e;
+  const registry = await DeviceRegistry.create({ log });
+  let failure = null;
   try {
     const sectors = originFile.size / 512;
     // The device is ours, not the user's: its name stays out of the messages.
@@ -124,13 +137,16 @@ async function merge(argv) {
     }
     if (tty) process.stderr.write('\n');
     await registry.engine.flushAll();
-    if (!options.quiet) {
-      process.stdout.write(`merged ${info.exceptions.length} chunk(s) (${formatSize(info.exceptions.length * chunkBytes)}) of ${cow} into ${origin}\n`);
-    }
-  } finally {
-    await registry.close();
-    process.off('SIGINT', interrupted);
-    process.off('SIGTERM', interrupted);
+  } catch (e) {
+    failure = stopped(e);
+  }
+  // Closing flushes again; after a failure its error would only hide the first one.
+  await registry.close().catch((e) => { failure ??= stopped(e); });
+  process.off('SIGINT', interrupted);
+  process.off('SIGTERM', interrupted);
+  if (failure) throw failure;
+  if (!options.quiet) {
+    process.stdout.write(`merged ${info.exceptions.length} chunk(s) (${formatSize(info.exceptions.length * chunkBytes)}) of ${cow} into ${origin}\n`);
   }
 }
 
