@@ -65,9 +65,9 @@ export class TransientStore extends ExceptionStore {
     return true;
   }
 
-  /** The chunk is skipped, the snapshot stays valid (the behaviour hosts rely on so far). */
+  /** The chunk stays used; the snapshot is invalidated, as dm-snap's pending_complete does for any failed copy. */
   lentCopyFailed(): bool {
-    return false;
+    return true;
   }
 
   /** Nothing to undo: the snapshot is invalidated by the caller. */

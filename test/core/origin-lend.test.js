@@ -71,11 +71,12 @@ describe('lending COW chunks to the host', () => {
     expect(chunkList(h.core.originExceptions(o, 0))).toEqual([3, 4]);
   });
 
-  it('records a lent chunk whose copy failed as used, with no exception', () => {
+  it('invalidates the snapshot when a lent chunk\'s copy failed, as dm-snap does for any failed copy', () => {
     const s = h.device('s', `0 ${ORIGIN} snapshot base.img cow.img N 8`);
     h.core.originLend(o, 0, 2);
     expect(h.core.originFold(o, 0, -1, 0)).toBe(true);
-    expect(h.core.status(s)).toBe(`0 ${ORIGIN} snapshot 8/128 0\n`);
-    expect(chunkList(h.core.originExceptions(o, 0))).toEqual([]);
+    expect(h.core.status(s)).toBe(`0 ${ORIGIN} snapshot Invalid\n`);
+    expect(h.core.originLend(o, 0, 2)).toBe(null); // nothing more is lent to the threads
+    expect(h.core.originFold(o, 0, 5, 1)).toBe(true); // a copy still coming back records nothing
   });
 });
