@@ -215,6 +215,9 @@ reads_good(h, [(65536, 0), (65536, ${8 * MiB})])
 h.shutdown()
 `);
       expect(disk.failures().filter((l) => l.startsWith('fsync d.img')).length).toBeGreaterThanOrEqual(2);
+      // The writes went by the receive thread: the failed FLUSH proves the thread counted its write
+      // before the client's FLUSH came (a flush finding nothing written since the last fdatasync skips it).
+      expect((await threadCounters(srv, 'd')).threadWrites).toBeGreaterThanOrEqual(2);
       const file = readFileSync(img.expected);
       expect(file.subarray(3 * MiB, 3 * MiB + 4 * KiB).equals(fua)).toBe(true);
       expect(srv.stderr).toMatch(/^dmkit: I\/O error on \S*d\.img: .*(fdatasync|fsync).*\(EIO\)/m);
