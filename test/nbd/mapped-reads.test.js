@@ -166,5 +166,28 @@ for i in (0, 7, 200, 255):
     expect(maps).toHaveLength(mapped(dir, 1));
     await srv.stop();
   });
+
+  it('map at most 1024 image files; reads of the files past that go by pread, byte-exact', async () => {
+    const dir = tempDir();
+    const FILES = 1030;
+    // One 64 KiB segment over each of 1030 files of 64 KiB: every mapping a file of its own.
+    const files = Array.from({ length: FILES }, (_, i) => join(dir, `f${i}.img`));
+    files.forEach((f, i) => writeFileSync(f, testBytes(64 * KiB, 100 + i)));
+    const lines = files.map((f, i) => `${i * 128} 128 linear ${f} 0`).join('\n');
+    const srv = await startServer(['--device', 'many', lines], { dir });
+    await nbdsh(null, `
+h = nbd.NBD()
+h.connect_uri(${JSON.stringify(srv.uri('many'))})
+for i, f in enumerate(${JSON.stringify(files)}):
+    assert h.pread(65536, i * 65536) == open(f, 'rb').read(), i
+h.shutdown()
+`);
+    const c = await threadCounters(srv, 'many');
+    expect(c.threadReads).toBe(FILES); // all by the thread, mapped or not
+    expect(c.mappedReads).toBe(mapped(dir, 1024));
+    const maps = readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8').split('\n').filter((l) => l.includes(`${dir}/f`));
+    expect(maps).toHaveLength(mapped(dir, 1024));
+    await srv.stop();
+  }, 60_000);
 });
 
