@@ -109,13 +109,11 @@ export class DeviceRegistry {
     try {
       await this.loadQuietly(id, table);
       await this.quietOrigins();
-      try {
-        this.core.resume(id);
-      } finally {
-        this.republishOrigins();
-      }
+      this.core.resume(id);
+      this.republishOrigins();
       this.engine.pump(); // resuming may start work of its own (a snapshot merge)
     } catch (e) {
+      // Republished once, after the device is gone: its table must not be published.
       this.core.removeDevice(id);
       this.engine.closeUnused();
       this.republishOrigins();
