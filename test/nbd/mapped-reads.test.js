@@ -3,7 +3,7 @@
 // whatever the reply style and wherever the segment starts in the file; zeroes keep their hole
 // chunks; an image shortened under the server gets an error reply, never a crash.
 import { describe, it, expect, afterAll } from 'vitest';
-import { writeFileSync, truncateSync, statfsSync, readFileSync } from 'node:fs';
+import { writeFileSync, truncateSync, statfsSync, readFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir, testBytes, startServer, stopAllServers, nbdsh, threadCounters } from './helpers.js';
 
@@ -165,6 +165,36 @@ for i in (0, 7, 200, 255):
     const maps = readFileSync(`/proc/${srv.proc.pid}/maps`, 'utf8').split('\n').filter((l) => l.endsWith(img));
     expect(maps).toHaveLength(mapped(dir, 1));
     await srv.stop();
+  });
+
+  it('never fill the holes of a sparse image on tmpfs: large reads on every path leave it without blocks', async () => {
+    // tmpfs gives a hole a page for good when a mapping's read fault touches it (file_view.h,
+    // readable.h): such files are neither mapped nor faulted in before a sendfile.
+    const dir = mkdtempSync('/dev/shm/dmkit-holes-');
+    try {
+      const img = join(dir, 'sparse.img');
+      writeFileSync(img, '');
+      truncateSync(img, 16 * MiB);
+      const reads = [[0, 64 * KiB], [MiB, 256 * KiB], [2 * MiB, 2 * MiB], [8 * MiB, 4 * MiB]];
+      for (const args of [[], ['--loop-receive']]) {
+        const srv = await startServer([...args, '--device', 'holes', `0 32768 linear ${img} 0`], { dir });
+        // Simple replies: with structured ones, zeroes are the event loop's hole chunks.
+        await nbdsh(null, `
+h = nbd.NBD()
+h.set_request_structured_replies(False)
+h.connect_uri(${JSON.stringify(srv.uri('holes'))})
+for off, n in ${JSON.stringify(reads)}:
+    assert h.pread(n, off) == bytes(n), (off, n)
+h.shutdown()
+`);
+        const c = await threadCounters(srv, 'holes');
+        expect(args.length ? c.sentFromFiles : c.threadReads).toBeGreaterThan(0); // the paths under test ran
+        await srv.stop();
+        expect(statSync(img).blocks, `after ${args.join(' ') || 'the threads'}`).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('map at most 1024 image files; reads of the files past that go by pread, byte-exact', async () => {

@@ -2,7 +2,6 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,20 +12,12 @@
 #include <vector>
 
 #include "all_zero.h"
+#include "faults_fill_holes.h"
 #include "piece_io.h"
 
 namespace dmkit {
 
 namespace {
-
-// tmpfs and ramfs give a page to every hole a mapping's read fault touches: reading a sparse
-// image that way would fill the filesystem (and on a full one, fail the read). pread of a hole
-// there allocates nothing.
-bool FaultsFillHoles(int fd) {
-  constexpr long kTmpfs = 0x01021994, kRamfs = 0x858458f6;
-  struct statfs fs;
-  return fstatfs(fd, &fs) != 0 || long(fs.f_type) == kTmpfs || long(fs.f_type) == kRamfs;
-}
 
 // The files mapped now, by device and inode: extents of one file share its mapping.
 struct Views {

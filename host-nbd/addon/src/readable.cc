@@ -6,6 +6,8 @@
 
 #include <atomic>
 
+#include "faults_fill_holes.h"
+
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
@@ -46,7 +48,7 @@ Status PagesReadable(const uint8_t* data, uint64_t len) {
 }
 
 Status FileRangeReadable(int fd, uint64_t pos, uint64_t len) {
-  if (len == 0 || unsupported.load(std::memory_order_relaxed)) return Status::Ok();
+  if (len == 0 || unsupported.load(std::memory_order_relaxed) || FaultsFillHoles(fd)) return Status::Ok();
   uint64_t start = pos & ~(PageSize() - 1);
   uint64_t span = pos + len - start;
   void* m = mmap(nullptr, span, PROT_READ, MAP_SHARED, fd, off_t(start));

@@ -21,7 +21,8 @@ namespace dmkit {
 Status PagesReadable(const uint8_t* data, uint64_t len);
 
 // [pos, pos + len) of fd's file, through a mapping of its own: in the page cache, or EIO. A file
-// that cannot be mapped (not a regular file or block device) is not checked.
+// that cannot be mapped (not a regular file or block device), or on tmpfs or ramfs (where a read
+// fault would fill a hole for good, and nothing fails to read), is not checked.
 Status FileRangeReadable(int fd, uint64_t pos, uint64_t len);
 
 }  // namespace dmkit
