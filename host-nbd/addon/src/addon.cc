@@ -308,14 +308,7 @@ Napi::Value SendPiecesJs(const Napi::CallbackInfo& info) {
       p.data = b.Data();
       p.len = b.Length();
     } else if (v.IsArray() && v.As<Napi::Array>().Length() == 3) {
-      Napi::Array f = v.As<Napi::Array>();
-      for (uint32_t k = 0; k < 3; k++) {
-        double d = f.Get(k).IsNumber() ? f.Get(k).As<Napi::Number>().DoubleValue() : -1;
-        if (!IsByteCount(d)) ThrowType(env, "a file piece is [fd, position, length] of non-negative integers");
-      }
-      p.fd = f.Get(0u).As<Napi::Number>().Int32Value();
-      p.pos = uint64_t(f.Get(1u).As<Napi::Number>().DoubleValue());
-      p.len = uint64_t(f.Get(2u).As<Napi::Number>().DoubleValue());
+      if (!FilePieceOf(v, &p.fd, &p.pos, &p.len)) ThrowType(env, "a file piece is [fd, position, length] of non-negative integers");
     } else {
       ThrowType(env, "a piece is a Buffer or [fd, position, length]");
     }

@@ -29,4 +29,22 @@ inline uint64_t ByteCountArg(const Napi::CallbackInfo& info, size_t i, const cha
   return static_cast<uint64_t>(v);
 }
 
+// A file piece, [fd, position, length] of non-negative integers with fd within an int: its
+// parts, or false.
+inline bool FilePieceOf(const Napi::Value& v, int* fd, uint64_t* pos, uint64_t* len) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) return false;
+  Napi::Array f = v.As<Napi::Array>();
+  double d[3];
+  for (uint32_t k = 0; k < 3; k++) {
+    Napi::Value x = f.Get(k);
+    d[k] = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+    if (!IsByteCount(d[k])) return false;
+  }
+  if (d[0] > INT32_MAX) return false;
+  *fd = static_cast<int>(d[0]);
+  *pos = static_cast<uint64_t>(d[1]);
+  *len = static_cast<uint64_t>(d[2]);
+  return true;
+}
+
 }  // namespace dmkit

@@ -45,16 +45,11 @@ Napi::Value CheckReadableJs(const Napi::CallbackInfo& info) {
   Napi::Array arr = info[0].As<Napi::Array>();
   std::vector<FileRange> ranges;
   for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
-    bool ok = v.IsArray() && v.As<Napi::Array>().Length() == 3;
-    double d[3] = {-1, -1, -1};
-    for (uint32_t k = 0; ok && k < 3; k++) {
-      Napi::Value x = v.As<Napi::Array>().Get(k);
-      d[k] = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
-      ok = IsByteCount(d[k]);
+    FileRange r;
+    if (!FilePieceOf(arr.Get(i), &r.fd, &r.pos, &r.len)) {
+      throw Napi::TypeError::New(env, "a piece is [fd, position, length] of non-negative integers");
     }
-    if (!ok || d[0] > INT32_MAX) throw Napi::TypeError::New(env, "a piece is [fd, position, length] of non-negative integers");
-    ranges.push_back({int(d[0]), uint64_t(d[1]), uint64_t(d[2])});
+    ranges.push_back(r);
   }
   (new CheckWorker(info[1].As<Napi::Function>(), std::move(ranges)))->Queue();
   return env.Undefined();
