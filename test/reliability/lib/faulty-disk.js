@@ -2,8 +2,13 @@
 // A disk that fails on demand, for a test: faulty-fs.py (a FUSE passthrough) mounted over a
 // folder of the test's temp dir. Files put in `source` show at `mount`; I/O on them through
 // `mount` fails with EIO where setFaults says so, and each failed operation is logged.
+//
+// Volatile ({volatile: true}): the disk also has a write cache that loses power. Writes through
+// `mount` reach `source` only when their file is fsynced or fdatasynced (or opened O_DSYNC);
+// powerCut(seed) keeps a random half of the cached pages, drops the rest, and fails all I/O from
+// then on. Unmount and mount again over the same dir: `source` holds what survived (faulty-fs.py).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,16 +39,20 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  *   source: string, mount: string,
  *   setFaults: (faults: Record<string, FileFaults>) => void,
  *   failures: () => string[],
+ *   powerCut: (seed: number) => PowerCut,
  *   unmount: () => Promise<void>,
  * }} FaultyDisk
+ * @typedef {{seed: number, kept: number, dropped: number, files: Record<string, [number, number]>}} PowerCut
+ *   pages written to `source` and pages lost, in all and per file ([kept, dropped])
  */
 
 /**
  * Mounts a faulty disk at dir/mnt over dir/source (both created) and waits until it is mounted.
  * Fails with a clear error, never skips, where FUSE is missing.
- * @param {string} dir @returns {Promise<FaultyDisk>}
+ * @param {string} dir @param {{volatile?: boolean}} [opts] volatile: with a write cache (above)
+ * @returns {Promise<FaultyDisk>}
  */
-export async function mountFaultyDisk(dir) {
+export async function mountFaultyDisk(dir, opts = {}) {
   if (!existsSync('/dev/fuse')) throw new Error('/dev/fuse is missing: these tests need FUSE (a container needs --device /dev/fuse)');
   for (const [what, path] of [['python3-fusepy', '/usr/lib/python3/dist-packages/fusepy.py'], ['fuse3', '/usr/bin/fusermount3']]) {
     if (!existsSync(path)) throw new Error(`${path} is missing: install the Debian package ${what} (scripts/ensure-test-deps.sh)`);
@@ -51,7 +60,7 @@ export async function mountFaultyDisk(dir) {
   const source = join(dir, 'source'), mount = join(dir, 'mnt');
   mkdirSync(source, { recursive: true });
   mkdirSync(mount, { recursive: true });
-  const proc = spawn(PYTHON, [SCRIPT, source, mount], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(PYTHON, [SCRIPT, ...(opts.volatile ? ['--volatile'] : []), source, mount], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout.setEncoding('utf8').on('data', (d) => { output += d; });
   proc.stderr.setEncoding('utf8').on('data', (d) => { output += d; });
@@ -71,6 +80,7 @@ export async function mountFaultyDisk(dir) {
   }
 
   const faultsPath = join(source, '.faults.json'), logPath = join(source, '.faults.log');
+  const cutLogPath = join(source, '.powercut.log');
   return {
     source, mount,
     setFaults(faults) {
@@ -80,6 +90,18 @@ export async function mountFaultyDisk(dir) {
     },
     failures() {
       return existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').filter(Boolean) : [];
+    },
+    powerCut(seed) {
+      if (!opts.volatile) throw new Error('powerCut: the disk was not mounted volatile');
+      if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`powerCut: a seed must be a non-negative integer, not ${seed}`);
+      // The lookup of the magic name cuts the power (synchronously, in the FUSE process) and
+      // answers a fake file whose size encodes what was kept and dropped.
+      const st = statSync(join(mount, `.powercut-${seed}`), { bigint: true });
+      const kept = Number(st.size >> 32n), dropped = Number(st.size & 0xffffffffn);
+      const last = readFileSync(cutLogPath, 'utf8').trim().split('\n').pop() ?? '';
+      const cut = JSON.parse(last);
+      if (cut.seed !== seed || cut.kept !== kept || cut.dropped !== dropped) throw new Error(`powerCut: the log says ${last}, the stat ${kept} kept, ${dropped} dropped`);
+      return cut;
     },
     async unmount() {
       if (!live.has(disk)) return;
