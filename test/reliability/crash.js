@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The long crash run (docs/reliability.md): node test/reliability/crash.js [--cycles N] [--seed S]
-// [--setup P|PO|P+PO|merge]... Kills `dmkit serve` N times per setup and checks every kill.
+// [--setup P|PO|P+PO|merge]... [--power-cut] [--loop-receive]. Kills `dmkit serve` N times per
+// setup and checks every kill; with --power-cut the files are on a volatile disk whose power is
+// cut after each kill (power-loss.test.js), with --loop-receive the server runs so.
 import { parseArgs } from 'node:util';
 import { runCrashCycles } from './lib/crash-run.js';
 
@@ -10,6 +12,8 @@ const { values } = parseArgs({
     seed: { type: 'string', default: String(Date.now() % 1e9) },
     setup: { type: 'string', multiple: true, default: ['P', 'PO', 'P+PO', 'merge'] },
     quiet: { type: 'boolean', default: false },
+    'power-cut': { type: 'boolean', default: false },
+    'loop-receive': { type: 'boolean', default: false },
   },
 });
 const seed = Number(values.seed);
@@ -17,9 +21,10 @@ let kills = 0;
 for (const [i, setup] of values.setup.entries()) {
   const report = await runCrashCycles({
     setup: /** @type {any} */ (setup), cycles: Number(values.cycles), seed: seed + i,
+    powerCut: values['power-cut'], serveArgs: values['loop-receive'] ? ['--loop-receive'] : [],
     log: values.quiet ? undefined : (l) => console.log(l),
   });
   kills += report.kills;
   console.log(JSON.stringify(report));
 }
-console.log(`${kills} kill points survived (seed ${seed})`);
+console.log(`${kills} kill points${values['power-cut'] ? ' with power cuts' : ''} survived (seed ${seed})`);
