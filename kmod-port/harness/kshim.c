@@ -8,6 +8,38 @@
 
 sector_t shim_disk_sectors(struct hdisk *d);
 
+/* DMERR's lines since the last take, " | " between them; a full buffer keeps the first ones. */
+static char kernel_log[8192];
+static size_t kernel_log_len;
+
+void shim_dmerr(const char *fmt, ...)
+{
+	size_t room = sizeof(kernel_log) - kernel_log_len;
+	va_list ap;
+	int n;
+
+	if (kernel_log_len && room > 4) {
+		memcpy(kernel_log + kernel_log_len, " | ", 4);
+		kernel_log_len += 3;
+		room -= 3;
+	} else if (kernel_log_len) {
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(kernel_log + kernel_log_len, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		kernel_log_len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+void shim_take_kernel_log(char *out, size_t len)
+{
+	if (out && len)
+		snprintf(out, len, "%s", kernel_log);
+	kernel_log[0] = '\0';
+	kernel_log_len = 0;
+}
+
 void shim_fatal(const char *fmt, ...)
 {
 	va_list ap;

@@ -72,7 +72,12 @@ typedef unsigned int gfp_t;
 #define IS_ERR(p)	((unsigned long)(p) >= (unsigned long)-4095)
 #define PTR_ERR(p)	((long)(p))
 #define IOPRIO_DEFAULT	0
-#define DMERR(fmt, ...)	fprintf(stderr, "device-mapper: dmkit: " fmt "\n", ##__VA_ARGS__)
+/* The kernel log: DMERR and DMWARN lines are kept for a vector's kernel-log statement (kshim.c). */
+#define DMERR(fmt, ...)	shim_dmerr(fmt, ##__VA_ARGS__)
+#define DMWARN(fmt, ...)	shim_dmerr(fmt, ##__VA_ARGS__)
+__printf(1, 2) void shim_dmerr(const char *fmt, ...);
+/* The lines logged since the last call, joined by " | " (out may be NULL: just forget them). */
+void shim_take_kernel_log(char *out, size_t len);
 
 struct module;
 

@@ -7,6 +7,7 @@
  * of Linux dm-snap.c). Once done the COW device holds no exceptions and the
  * origin reads as the snapshot did.
  */
+#define DM_MSG_PREFIX "dmkit"
 #include "dmk.h"
 #include "targets.h"
 #include "snapshot/snapshot.h"
@@ -56,8 +57,10 @@ static void merge_release_queued(struct dmk_merge *m, bool error)
 		dmk_resume_deferred(bio, error ? DMK_MAP_KILL : DMK_MAP_REMAPPED);
 }
 
-static void merge_fail(struct dmk_merge *m)
+/* merge_callback's `shut`, with dm-snap.c's DMERR line saying why (core: fail(why)). */
+static void merge_fail(struct dmk_merge *m, const char *why)
 {
+	DMERR("%s", why);
 	m->snap->merge_failed = true;
 	m->num_merging_chunks = 0;
 	merge_release_queued(m, true);
@@ -85,7 +88,8 @@ static void merge_next_chunks(struct dmk_merge *m)
 		return;
 	}
 	if (!s->valid) {
-		merge_shutdown(m);	/* an invalid snapshot can't be merged */
+		DMERR("Snapshot is invalid: can't merge");
+		merge_shutdown(m);
 		return;
 	}
 	s->store->type->prepare_merge(s->store);
@@ -106,8 +110,10 @@ void dmk_merge_prepared(struct dmk_snapshot *s, s64 count, u64 last_old, u64 las
 	u64 n;
 
 	if (count <= 0) {
-		if (count < 0)
+		if (count < 0) {
+			DMERR("Read error in exception store: shutting down merge");
 			s->merge_failed = true;
+		}
 		merge_shutdown(m);
 		return;
 	}
@@ -213,7 +219,7 @@ void dmk_merge_committed(struct dmk_snapshot *s, bool ok)
 	u64 i;
 
 	if (!ok) {
-		merge_fail(m);
+		merge_fail(m, "Write error in exception store: shutting down merge");
 		return;
 	}
 	/* remove_single_exception_chunk: the merged chunks read from the origin from now on. */
@@ -230,6 +236,16 @@ static void merge_free_buffer(struct dmk_merge *m)
 	m->buf = NULL;
 }
 
+/* The DMERR line for a failed merge step. */
+static const char *merge_step_failure(long cookie)
+{
+	if (cookie == MERGE_READ)
+		return "Read error: shutting down merge.";
+	if (cookie == MERGE_WRITE)
+		return "Write error: shutting down merge.";
+	return "Flush after merge failed: shutting down merge";
+}
+
 static void merge_job_io_done(struct dmk_waiter *w, struct dmk_io *io, int status)
 {
 	struct dmk_merge *m = container_of(w, struct dmk_merge, waiter);
@@ -240,7 +256,7 @@ static void merge_job_io_done(struct dmk_waiter *w, struct dmk_io *io, int statu
 	if (status || !m->merging) {
 		merge_free_buffer(m);
 		if (m->merging)
-			merge_fail(m);
+			merge_fail(m, merge_step_failure(io->cookie));
 		return;
 	}
 	if (io->cookie == MERGE_READ) {

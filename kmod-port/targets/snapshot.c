@@ -13,6 +13,7 @@
  * The functions here are shared with dmkit-snapshot-merge, which is a
  * snapshot too. All state is guarded by dmk_lock (see io.c).
  */
+#define DM_MSG_PREFIX "dmkit"
 #include "dmk.h"
 #include "args.h"
 #include "devref.h"
@@ -107,6 +108,8 @@ static int snapshot_load_metadata(struct dm_target *ti, struct dmk_snapshot *s)
 		return r;
 	}
 	s->valid = valid;
+	if (!valid)
+		DMWARN("Snapshot is marked invalid.");
 	if (s->store->chunk_size == 0) {
 		ti->error = "chunk size not set";
 		return -EINVAL;
@@ -413,10 +416,12 @@ static int snapshot_map_locked(struct dmk_snapshot *s, struct bio *bio)
 		if (err == -ENOMEM)
 			return DMK_MAP_NEED_MEMORY;
 		if (err) {
-			if (s->store->overflow_supported)
-				s->overflowed = true;
-			else
+			if (!s->store->overflow_supported) {
 				dmk_snapshot_invalidate(s, ENOMEM);
+			} else if (s->valid && !s->overflowed) {
+				s->overflowed = true;
+				DMERR("Snapshot overflowed: Unable to allocate exception.");
+			}
 			return DMK_MAP_KILL;
 		}
 	}
@@ -592,10 +597,15 @@ void dmk_snapshot_pending_complete(struct dmk_snapshot *s, struct dmk_pending *p
 	snapshot_finish_pending(s, pe, false);
 }
 
+/* __invalidate_snapshot, with its DMERR line for the two errors Linux names. */
 void dmk_snapshot_invalidate(struct dmk_snapshot *s, int err)
 {
 	if (!s->valid)
 		return;
+	if (err == EIO)
+		DMERR("Invalidating snapshot: Error reading/writing.");
+	else if (err == ENOMEM)
+		DMERR("Invalidating snapshot: Unable to allocate exception.");
 	s->store->type->drop_snapshot(s->store);
 	s->valid = false;
 	/* A device event, as Linux's snapshot raises one (dmsetup info's "Event number", dmsetup wait). */
