@@ -7,9 +7,9 @@ export const DONE_BYTES: usize = 12;
 
 // The boxes' state at a fixed address (dm_boxes_ptr), so a host learns whether there is
 // anything to take, and where, without calling in: outbox ptr, commands waiting in it,
-// done box ptr, completions waiting in it, events raised so far (5 x u32). Kept in step with the
-// globals below.
-const STATE: usize = memory.data(20);
+// done box ptr, completions waiting in it, events raised so far, kernel-log lines waiting
+// (6 x u32). Kept in step with the globals below and kernel-log.ts.
+const STATE: usize = memory.data(24);
 
 export function boxesPtr(): usize {
   return STATE;
@@ -18,6 +18,11 @@ export function boxesPtr(): usize {
 /** A device event was raised (device.ts tableEvent): the host learns of it from the count. */
 export function noteEvent(): void {
   store<u32>(STATE, load<u32>(STATE, 16) + 1, 16);
+}
+
+/** The kernel log holds `n` lines for the host (kernel-log.ts). */
+export function noteLogLines(n: u32): void {
+  store<u32>(STATE, n, 20);
 }
 
 let outbox: usize = 0;

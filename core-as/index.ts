@@ -15,6 +15,7 @@ import { STATUS_INFO, STATUS_TABLE } from "./target";
 import { submitRequest, completeCommand, releaseHeld, rangeError, OP_WRITE_ZEROES, OP_WRITE, FLAG_FUA } from "./io";
 import { takeCommands, outboxPtr, takeCompletions, doneboxPtr, boxesPtr } from "./boxes";
 import { patternFill } from "./pattern";
+import { takeLog } from "./kernel-log";
 import { setClock, nextTimer } from "./clock";
 import { splitWords } from "./args";
 import { lastAbort } from "./abort/index";
@@ -467,4 +468,10 @@ export function dm_donebox_ptr(): usize {
 
 export function dm_boxes_ptr(): usize {
   return boxesPtr();
+}
+
+export function dm_take_log(): i32 {
+  const lines = takeLog();
+  setMsg(lines.join("\n"));
+  return settle(lines.length);
 }

@@ -309,6 +309,17 @@ export class DmCore {
     this.refreshViews();
     return /** @type {Uint32Array} */ (this.u32)[this.boxes + 4];
   }
+  /**
+   * The core's kernel-log lines (DMERR: a merge that stopped on an I/O error, ...), oldest first,
+   * and none left; an empty list costs no call in (the boxes' state counts them).
+   * @returns {string[]}
+   */
+  takeLog() {
+    this.refreshViews();
+    if (/** @type {Uint32Array} */ (this.u32)[this.boxes + 5] === 0) return [];
+    const n = this.check(this.x.dm_take_log());
+    return n === 0 ? [] : this.message().split('\n');
+  }
   listDevices() {
     const n = this.check(this.x.dm_dev_list());
     return n === 0 ? [] : this.message().split('\n');

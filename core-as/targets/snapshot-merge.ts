@@ -110,7 +110,8 @@ export class SnapshotMergeTarget extends SnapshotTarget {
       return;
     }
     if (!this.valid) {
-      this.shutdown(); // an invalid snapshot can't be merged
+      this.log("Snapshot is invalid: can't merge");
+      this.shutdown();
       return;
     }
     this.store.prepareMerge();
@@ -118,7 +119,10 @@ export class SnapshotMergeTarget extends SnapshotTarget {
 
   mergePrepared(count: i64, lastOld: u64, lastNew: u64): void {
     if (count <= 0) {
-      if (count < 0) this.mergeFailed = true;
+      if (count < 0) {
+        this.log("Read error in exception store: shutting down merge");
+        this.mergeFailed = true;
+      }
       this.shutdown();
       return;
     }
@@ -145,7 +149,7 @@ export class SnapshotMergeTarget extends SnapshotTarget {
   /** The run is in the origin and the area no longer lists it. */
   mergeCommitted(ok: bool): void {
     if (!ok) {
-      this.fail();
+      this.fail("Write error in exception store: shutting down merge");
       return;
     }
     // remove_single_exception_chunk: the merged chunks read from the origin from now on.
@@ -155,7 +159,9 @@ export class SnapshotMergeTarget extends SnapshotTarget {
     this.nextChunks();
   }
 
-  fail(): void {
+  /** merge_callback's `shut`, with the DMERR line that says why. */
+  fail(why: string): void {
+    this.log(why);
     this.mergeFailed = true;
     this.numMergingChunks = 0;
     this.releaseQueued(true);
@@ -232,7 +238,7 @@ class MergeJob extends ExceptionWaiter {
     const t = this.target;
     if (status != 0 || !t.merging) {
       this.freeBuffer();
-      if (t.merging) t.fail();
+      if (t.merging) t.fail(failure(io.cookie));
       return;
     }
     if (io.cookie == MERGE_READ) {
@@ -249,6 +255,13 @@ class MergeJob extends ExceptionWaiter {
     if (this.buf != 0) freeData(this.buf);
     this.buf = 0;
   }
+}
+
+/** merge_callback's and the origin flush's DMERR for a failed step. */
+function failure(step: i64): string {
+  if (step == MERGE_READ) return "Read error: shutting down merge.";
+  if (step == MERGE_WRITE) return "Write error: shutting down merge.";
+  return "Flush after merge failed: shutting down merge";
 }
 
 /** The Waiter for a merge job's I/O (a class can extend only one base). */

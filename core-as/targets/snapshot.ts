@@ -17,6 +17,7 @@ import { PendingException } from "../snapshot/pending";
 import { chunkSizeError } from "../snapshot/chunks";
 import { registerSnapshot, unregisterSnapshot, snapshotResumed, validateHandover, findSnapshotsSharingCow } from "../snapshot/origins";
 import { MappedDevice, tableEvent } from "../device";
+import { tableLog } from "../kernel-log";
 import { originWrite, exceptionDone } from "../snapshot/origin-write";
 import { SnapshotFeatures, parseSnapshotFeatures } from "../snapshot/features";
 import { zeroException } from "../snapshot/zero-exception";
@@ -141,6 +142,7 @@ export class SnapshotTarget extends Target {
       return;
     }
     this.valid = valid;
+    if (!valid) this.log("Snapshot is marked invalid."); // snapshot_ctr's DMWARN
     if (this.store.chunkSize == 0) {
       this.finishPrepare("chunk size not set");
       return;
@@ -264,8 +266,11 @@ export class SnapshotTarget extends Target {
     if (pe == null) {
       pe = this.insertPending(chunk);
       if (pe == null) {
-        if (this.store.overflowSupported) this.overflowed = true;
-        else this.invalidate(ENOMEM);
+        if (!this.store.overflowSupported) this.invalidate(ENOMEM);
+        else if (this.valid && !this.overflowed) {
+          this.overflowed = true;
+          this.log("Snapshot overflowed: Unable to allocate exception.");
+        }
         return MAP_KILL;
       }
     }
@@ -402,12 +407,21 @@ export class SnapshotTarget extends Target {
   /** The last tracked I/O on a chunk finished. */
   protected chunkDrained(chunk: u64): void {}
 
+  /** __invalidate_snapshot, with its DMERR line for the two errors Linux names. */
   invalidate(err: i32): void {
     if (!this.valid) return;
+    if (err == EIO) this.log("Invalidating snapshot: Error reading/writing.");
+    else if (err == ENOMEM) this.log("Invalidating snapshot: Unable to allocate exception.");
     this.store.dropSnapshot();
     this.valid = false;
     const t = this.table;
     if (t != null) tableEvent(t);
+  }
+
+  /** DMERR, for the host's log (kernel-log.ts). */
+  log(text: string): void {
+    const t = this.table;
+    if (t != null) tableLog(<Table>t, this.typeName(), text);
   }
 
   // ---- tracked reads

@@ -186,6 +186,7 @@ export class Host {
   }
 
   deliver() {
+    for (const line of this.core.takeLog()) console.warn(`device ${line}`); // the core's DMERR lines
     const done = this.core.takeCompletions();
     for (const d of done) {
       if (d.tag === this.syncTag) { this.syncStatus = d.status; continue; }

@@ -101,12 +101,17 @@ async function merge(argv) {
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   // A failed step stops the merge with one line naming the file and the error (the engine's I/O
-  // error lines are kept for it, not printed); anything else the engine says is printed.
+  // error lines and the core's reason are kept for it, not printed); anything else the engine
+  // says is printed.
   /** @type {string | null} */
   let ioError = null;
+  /** Why the core's merge stopped, in dm-snap's words (its kernel-log line), for the message. */
+  let mergeWhy = '';
   const log = (/** @type {string} */ l) => {
     const m = /^I\/O error on (.*)$/.exec(l);
+    const why = /^device merge: snapshot-merge: (.*)$/.exec(l);
     if (m) ioError ??= m[1].replace(/ \[\d+ I\/O errors.*$/, '');
+    else if (why) mergeWhy ||= why[1];
     else if (!/^flush at exit failed/.test(l)) process.stderr.write(`dmkit: ${l}\n`);
   };
   const stopped = (/** @type {unknown} */ e) => ioError
@@ -126,7 +131,7 @@ async function merge(argv) {
     let total = -1;
     for (;;) {
       const status = registry.status('merge').trim().split(' ').slice(3).join(' ');
-      if (status === 'Invalid' || status === 'Merge failed') throw new Error(`merge stopped: snapshot status is '${status}'`);
+      if (status === 'Invalid' || status === 'Merge failed') throw new Error(`merge stopped: ${mergeWhy ? `${mergeWhy} (` : ''}snapshot status is '${status}'${mergeWhy ? ')' : ''}`);
       const m = /^(\d+)\/(\d+) (\d+)$/.exec(status);
       if (!m) throw new Error(`unexpected snapshot status '${status}'`);
       const left = Number(m[1]) - Number(m[3]);

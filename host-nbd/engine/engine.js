@@ -258,6 +258,7 @@ export class Engine {
     }
     if (this.deviceDrains.waiters.length > 0) this.deviceDrains.wake();
     if (this.deviceEventLog.pending) this.logDeviceEvents();
+    for (const line of this.core.takeLog()) this.log(`device ${line}`);
     this.targetClock.arm();
   }
 
