@@ -282,7 +282,7 @@ static void run_control(struct runner *r, const struct vstep *st)
 	struct hdev *dev = NULL;
 	int err = 0;
 
-	if (st->op != V_CREATE && st->op != V_HASH && st->op != V_TIME)
+	if (st->op != V_CREATE && st->op != V_HASH && st->op != V_TIME && st->op != V_KERNEL_LOG)
 		dev = find_dev(r, st, &err);
 	switch (st->op) {
 	case V_CREATE:
@@ -335,6 +335,12 @@ static void run_control(struct runner *r, const struct vstep *st)
 	case V_TIME:
 		pump_set_time(st->ms);
 		pump_until_idle();
+		return;
+	case V_KERNEL_LOG:
+		pump_until_idle();
+		shim_take_kernel_log(got, sizeof(got));
+		if (strcmp(got, st->etext))
+			step_fail(r, st, "expected '%s', got '%s'", st->etext, got);
 		return;
 	default:
 		step_fail(r, st, "the harness does not know this statement");
@@ -410,6 +416,7 @@ static long allocations_before;
 void world_begin(const struct run_options *o)
 {
 	pump_reset(o);
+	shim_take_kernel_log(NULL, 0);
 	allocations_before = shim_live_allocations();
 	dmk_reserve_low = o->reserve;
 	shim_set_atomic_failures(o->atomic, o->seed);

@@ -130,7 +130,7 @@ static void parse_expect(struct parser *p, struct vstep *st, const char *op, cha
 	while (*text == ' ' || *text == '\t')
 		text++;
 	trim_right(text);
-	if (st->op == V_STATUS || st->op == V_TABLE_IS) {
+	if (st->op == V_STATUS || st->op == V_TABLE_IS || st->op == V_KERNEL_LOG) {
 		st->expect = E_TEXT;
 		st->etext = strdup(text);
 		return;
@@ -462,6 +462,11 @@ static void parse_line(struct parser *p, struct vector *v, char *raw, struct vst
 		st->op = V_WAIT_MERGE;
 		arity(p, op, a, 1, 1);
 		snprintf(st->dev, sizeof(st->dev), "%s", device(p, op, w[1]));
+	} else if (!strcmp(op, "kernel-log")) {
+		st->op = V_KERNEL_LOG;
+		arity(p, op, a, 0, 0);
+		if (!expect)
+			bad(p, "kernel-log: needs an expectation '=> ...'");
 	} else if (!strcmp(op, "time")) {
 		st->op = V_TIME;
 		arity(p, op, a, 1, 1);
@@ -475,7 +480,8 @@ static void parse_line(struct parser *p, struct vector *v, char *raw, struct vst
 	} else {
 		bad(p, "unknown statement '%s'", op);
 	}
-	if (*group && (st->op == V_HASH || st->op == V_WAIT_MERGE || st->op == V_TIME))
+	if (*group && (st->op == V_HASH || st->op == V_WAIT_MERGE || st->op == V_TIME ||
+		       st->op == V_KERNEL_LOG))
 		bad(p, "%s: not allowed inside a begin/end block", op);
 	if (expect) {
 		bool control = st->op <= V_MESSAGE;

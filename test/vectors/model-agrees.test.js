@@ -78,6 +78,14 @@ describe('the parser', () => {
     expect(status.expect).toEqual({ kind: 'text', text: '0 8 x # y' });
     expect(create.table[0].refs).toEqual([null, null, null, 'disk', null]);
   });
+  it('takes kernel-log with a text, never unfilled, without arguments, nor inside a block', () => {
+    const v = parse('table a 0 8 zero\ncreate a\nkernel-log => Invalidating snapshot: Error reading/writing. | x');
+    expect(v.steps[1].expect).toEqual({ kind: 'text', text: 'Invalidating snapshot: Error reading/writing. | x' });
+    expect(() => parse('kernel-log')).toThrow(':3: kernel-log: needs an expectation');
+    expect(() => parse('kernel-log a => x')).toThrow(':3: kernel-log: expected 0 argument(s), got 1');
+    expect(() => parseVector('about x\nderived model\nkernel-log => ?', 't.vec', { allowUnfilled: true })).toThrow('not allowed here');
+    expect(() => parse('table a 0 8 zero\ncreate a\nbegin\nread a 0 1\nkernel-log => x\nend')).toThrow(':7: kernel-log: not allowed inside a begin/end block');
+  });
   it('groups begin/end blocks', () => {
     const v = parse('table a 0 8 zero\ncreate a\nbegin\nread a 0 1\nread a 1 1\nend');
     expect(v.steps[1].op).toBe('group');

@@ -26,6 +26,8 @@ import { tableSectors } from './parse.js';
  * @property {(disk: string) => Uint8Array | {sha256: string} | Promise<Uint8Array | {sha256: string}>} disk
  * @property {(ms: number) => void | Promise<void>} [setTime]
  * @property {(dev: string) => Outcome | Promise<Outcome>} [waitMerge]
+ * @property {() => string[] | Promise<string[]>} [kernelLog]  the DMERR lines logged since the
+ *   last call, message text only; without it, kernel-log statements are skipped
  */
 
 /**
@@ -172,6 +174,13 @@ export async function driveVector(vector, host, options = {}) {
       case 'time':
         if (host.setTime) await host.setTime(step.ms);
         return;
+      case 'kernel-log': {
+        if (!host.kernelLog) { skipped++; return; }
+        const got = (await host.kernelLog()).join(' | ');
+        const e = /** @type {{kind:'text', text:string}} */ (step.expect);
+        if (got !== e.text) throw new StepFailure(step, `expected '${e.text}', got '${got}'`);
+        return;
+      }
       default:
         throw new StepFailure(step, `the driver does not know '${step.op}'`);
     }

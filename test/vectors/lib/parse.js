@@ -222,6 +222,11 @@ export function parseVector(text, file, options = {}) {
         allow(['errno', 'unfilled']);
         step.dev = device(args[0]);
         break;
+      case 'kernel-log':
+        arity(0);
+        need();
+        allow(['text']);
+        break;
       case 'time': {
         arity(1);
         allow([]);
@@ -249,7 +254,7 @@ export function parseVector(text, file, options = {}) {
         fail(`unknown statement '${op}'`);
     }
     if (group) {
-      if (['hash', 'wait-merge', 'time'].includes(op)) fail(`${op}: not allowed inside a begin/end block`);
+      if (['hash', 'wait-merge', 'time', 'kernel-log'].includes(op)) fail(`${op}: not allowed inside a begin/end block`);
       group.steps.push(step);
     } else {
       v.steps.push(step);
@@ -314,7 +319,7 @@ function parseExpect(raw, op, fail, allowUnfilled) {
     noComment("'?'");
     return { kind: 'unfilled' };
   }
-  if (op === 'status' || op === 'table-is') return { kind: 'text', text };
+  if (op === 'status' || op === 'table-is' || op === 'kernel-log') return { kind: 'text', text };
   if (first.startsWith('sha256:')) {
     if (!SHA256.test(first)) fail(`${op}: '${first}' is not sha256: followed by 64 lowercase hex digits`);
     noComment('the hash');
@@ -326,7 +331,7 @@ function parseExpect(raw, op, fail, allowUnfilled) {
     return { kind: 'errno', errno: first, message: null };
   }
   if (first === '') fail(`${op}: empty expectation after '=>'`);
-  return fail(`${op}: unknown expectation '${first}' (sha256:HEX, one of ${ERRNOS.join(' ')}, or text for status/table-is)`);
+  return fail(`${op}: unknown expectation '${first}' (sha256:HEX, one of ${ERRNOS.join(' ')}, or text for status/table-is/kernel-log)`);
 }
 
 /**

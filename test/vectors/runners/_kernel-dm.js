@@ -26,6 +26,8 @@ import { InflightIo } from '../lib/inflight.js';
  *   skipped (a target dmkit does not know either, like mirror, is passed through: both refuse it)
  * @property {(target: string) => string} targetName  the name to load for a vector's target
  * @property {boolean} compareMessages  compare a refused table's message with the kernel log
+ * @property {string} kernelLogPrefix  how the targets' DMERR lines begin in the kernel log (the
+ *   `kernel-log` statement compares what follows)
  * @property {() => Promise<string|null>} [unavailable]  why the targets cannot run here (null: they can)
  * @property {Record<string, string>} [cannotCheck]  vectors this kernel cannot judge, by name, and why
  * @property {boolean} [rangeCheckedAtResume]  the kernel checks that a table fits its devices when
@@ -156,11 +158,14 @@ class KernelHost {
     this.t0 = null;
     /** I/O started and not finished, per device (a suspend waits for it) */
     this.inflight = new InflightIo();
+    /** the kernel log's last record before what the `kernel-log` statement looks at */
+    this.logMark = -1;
     /** control statements in file order, to find the message each one expects */
     this.controls = flatten(vector.steps).filter((s) => CONTROL_OPS.includes(s.op));
   }
 
   async start() {
+    this.logMark = dm.kernelLogMark();
     for (const d of this.vector.disks) {
       const bytes = d.seed === null ? null : pattern(d.seed, d.sectors * 512);
       const disk = await this.pool.take(d.name, d.sectors, bytes);
@@ -357,6 +362,14 @@ class KernelHost {
 
   async disk(/** @type {string} */ name) {
     return new Uint8Array(await diskBytes(/** @type {any} */ (this.disks.get(name))));
+  }
+
+  /** The targets' DMERR lines since the last call (or the vector's start), text only. */
+  kernelLog() {
+    const records = dm.kernelLog(this.logMark);
+    if (records.length) this.logMark = records[records.length - 1].seq;
+    const prefix = this.opts.kernelLogPrefix;
+    return records.filter((r) => r.text.startsWith(prefix)).map((r) => this.named(r.text.slice(prefix.length)));
   }
 
   /** `time MS`: real time, counted from the vector's first create. */

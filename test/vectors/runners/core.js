@@ -179,6 +179,11 @@ export class CoreHost {
   disk(name) { return /** @type {{bytes: Uint8Array}} */ (this.disks.get(name)).bytes.slice(); }
   setTime(ms) { this.core.setTime(ms); this.schedulePump(); }
   waitMerge(dev) { return pollMerge(dev, this, 30_000, (ms) => this.idle(ms)); }
+  /** The core's kernel-log lines ("DEV: TARGET: text") as the kernel's DMERR has them: the text. */
+  kernelLog() {
+    this.pumpNow();
+    return this.core.takeLog().map((line) => line.replace(/^[^:]*: [^:]*: /, ''));
+  }
 
   /** Lets queued pumps run (the driver's sleep): the core's background work moves on. */
   idle(ms) { return new Promise((r) => setTimeout(r, Math.min(ms, 1))); }

@@ -18,6 +18,7 @@ export const { timeoutMs, setup, runVector, teardown } = kernelRunner({
   lacks: [],
   targetName: (t) => NAMES[t] ?? `dmkit-${t}`,
   compareMessages: true,
+  kernelLogPrefix: 'device-mapper: dmkit: ', // the module's DM_MSG_PREFIX
   async unavailable() {
     const have = await dm.targets();
     const missing = Object.values(NAMES).filter((t) => !have.includes(t));

@@ -31,4 +31,5 @@ export const { timeoutMs, setup, runVector, teardown } = kernelRunner({
   acceptedHere: LINUX_ACCEPTS,
   targetName: (t) => t,
   compareMessages: false,
+  kernelLogPrefix: 'device-mapper: snapshots: ', // dm-snap.c's DM_MSG_PREFIX
 });
