@@ -11,16 +11,25 @@ export function setupIoLog(app) {
   const empty = h('p.hint', null, 'No I/O yet.');
   list.append(empty);
 
+  /** Linux's words for what a target did (its kernel log), under the entry it happened in. */
+  const kernelNodes = (e) => (e.kernel ?? []).map((line) => h('p.bad.mono', { dataset: { what: 'kernel-log' } }, `kernel log: ${line}`));
+
   const entryNode = (e) => {
+    if (e.op === 'LOG') {
+      return h('details', { open: true, dataset: { entry: String(e.id), op: e.op, dev: e.dev } },
+        h('summary', null, h('span.mono', null, `#${e.id} kernel log ${e.dev}`)), ...kernelNodes(e));
+    }
     const range = e.op === 'LOAD' ? '' : ` ${e.sector}+${e.count}`;
     const copies = e.commands.filter((c) => c.role.includes('copy')).length;
     const rmw = e.commands.filter((c) => c.role.startsWith('read-modify-write')).length;
     const notes = [copies ? `${copies} copy step(s)` : '', rmw ? `${rmw} read-modify-write step(s)` : ''].filter(Boolean).join(', ');
-    return h('details', { dataset: { entry: String(e.id), op: e.op, dev: e.dev } },
+    // Open where the kernel logged something: the reason is seen without a click.
+    return h('details', { open: (e.kernel ?? []).length > 0, dataset: { entry: String(e.id), op: e.op, dev: e.dev } },
       h('summary', null,
         h('span.mono', null, `#${e.id} ${e.what === 'load table' ? 'load table' : e.op} ${e.dev}${range}`), ' → ',
         h(e.status === 'OK' ? 'span.good' : 'span.bad', null, e.status), ` · ${e.commands.length + e.more} command(s)`,
         notes ? ` · ${notes}` : '', ` · ${e.ms} ms`),
+      ...kernelNodes(e),
       e.commands.length === 0 ? h('p.hint', null, 'No command reached a backing device.') :
         h('table.list', null,
           h('thead', null, h('tr', null, h('th', null, 'op'), h('th', null, 'device'), h('th', null, 'sectors'), h('th', null, 'role'), h('th', null, 'result'))),

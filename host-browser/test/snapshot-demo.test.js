@@ -198,4 +198,18 @@ describe('the demo page with a snapshot', () => {
     await expectOldData(8, 16);
     expect(s.problems).toEqual([]);
   }, 60_000);
+
+  it("a COW device that fills up: the snapshot goes Invalid and the I/O log shows the kernel's reason under the write that did it", async () => {
+    await createDisk('tiny', '8K'); // a header chunk and a metadata chunk: no room for a copy
+    await createDevice('full', '0 8192 snapshot base tiny P 8');
+    await select('origin');
+    await write(96, 1, 'byte', 'cd'); // chunk 12: a first write for every snapshot of base
+    await select('full');
+    await expect.poll(async () => (await page.textContent('pre[data-what=status]'))?.trim()).toBe('0 8192 snapshot Invalid');
+    const entry = page.locator('#log details[data-op="WRITE"][data-dev="origin"]').first();
+    await expect.poll(() => entry.locator('[data-what=kernel-log]').allTextContents())
+      .toEqual(['kernel log: full: snapshot: Invalidating snapshot: Unable to allocate exception.']);
+    await shot('06-cow-full');
+    expect(s.problems).toEqual([]);
+  }, 60_000);
 });

@@ -6,13 +6,14 @@
 import { DmError, OP, OP_NAMES, ERRNO } from '../../core-as/js/dmcore.js';
 
 const ZERO_BYTES = 1 << 20;
+const KERNEL_LINES = 256;
 
 /**
  * @typedef {import('../../core-as/js/dmcore.js').Command} Command
  * @typedef {import('./opfs-disks.js').Disk} Disk
  * @typedef {{issued?: (c: Command, disk: Disk|undefined) => void,
  *   done?: (c: Command, disk: Disk|undefined, status: number) => void,
- *   batch?: () => void}} Observer
+ *   batch?: () => void, kernelLog?: (line: string) => void}} Observer
  */
 
 export class Host {
@@ -44,6 +45,8 @@ export class Host {
     /** Commands the core should never have given (past a device's end), refused with EIO. @type {string[]} */
     this.violations = [];
     this.zeroes = new Uint8Array(ZERO_BYTES);
+    /** The core's kernel-log lines not taken yet (kernelLogged). @type {string[]} */
+    this.kernelLines = [];
   }
 
   /** Registers an OPFS file with the core under its name. */
@@ -186,7 +189,7 @@ export class Host {
   }
 
   deliver() {
-    for (const line of this.core.takeLog()) console.warn(`device ${line}`); // the core's DMERR lines
+    for (const line of this.core.takeLog()) this.kernelLogged(line);
     const done = this.core.takeCompletions();
     for (const d of done) {
       if (d.tag === this.syncTag) { this.syncStatus = d.status; continue; }
@@ -194,6 +197,17 @@ export class Host {
       if (resolve) { this.waiting.delete(d.tag); resolve(d.status); }
     }
     return done.length;
+  }
+
+  /**
+   * A line of the core's kernel log ("DEV: TARGET: text", Linux's DMERR), kept for whoever asks
+   * (the vectors' kernel-log statement; the newest KERNEL_LINES) and shown by the observer.
+   * @param {string} line
+   */
+  kernelLogged(line) {
+    this.kernelLines.push(line);
+    if (this.kernelLines.length > KERNEL_LINES) this.kernelLines.splice(0, this.kernelLines.length - KERNEL_LINES);
+    this.observer?.kernelLog?.(line);
   }
 
   /** @param {Command} c */

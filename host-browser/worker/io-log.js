@@ -11,7 +11,7 @@ const COMMANDS_PER_ENTRY = 200;
 /**
  * @typedef {{op: string, disk: string, sector: number, count: number, fua: boolean, role: string, status: string}} LoggedCommand
  * @typedef {{id: number, what: string, dev: string, op: string, sector: number, count: number,
- *   status: string, ms: number, commands: LoggedCommand[], more: number}} Entry
+ *   status: string, ms: number, commands: LoggedCommand[], more: number, kernel: string[]}} Entry
  */
 
 export class IoLog {
@@ -34,7 +34,7 @@ export class IoLog {
 
   /** Starts an entry; commands until end() belong to it. */
   begin(what, dev, op, sector, count) {
-    this.current = { id: this.nextId++, what, dev, op, sector, count, status: '', ms: 0, commands: [], more: 0 };
+    this.current = { id: this.nextId++, what, dev, op, sector, count, status: '', ms: 0, commands: [], more: 0, kernel: [] };
     this.t0 = performance.now();
     this.reads.clear();
   }
@@ -48,6 +48,22 @@ export class IoLog {
     if (this.entries.length > KEEP) this.entries.splice(0, this.entries.length - KEEP);
     this.fresh.push(e);
     this.current = null;
+  }
+
+  /**
+   * A kernel-log line ("DEV: TARGET: text"): part of the entry running, or an entry of its own
+   * when the core logged it from background work (a merge).
+   * @param {string} line
+   */
+  kernel(line) {
+    if (this.current) {
+      this.current.kernel.push(line);
+      return;
+    }
+    const dev = line.slice(0, line.indexOf(':'));
+    this.begin('kernel log', dev, 'LOG', 0, 0);
+    /** @type {Entry} */ (this.current).kernel.push(line);
+    this.end('logged');
   }
 
   /** @param {import('../../core-as/js/dmcore.js').Command} c @param {import('./opfs-disks.js').Disk|undefined} disk */

@@ -119,6 +119,11 @@ class OpfsVectorHost {
     } catch (e) { return outcomeOf(e); }
   }
 
+  /** The core's kernel-log lines since the last call, as Linux's DMERR has them: the text. */
+  kernelLog() {
+    return this.host.kernelLines.splice(0).map((line) => line.replace(/^[^:]*: [^:]*: /, ''));
+  }
+
   resume(dev) { try { this.core.resume(this.devId(dev)); this.host.pump(); return null; } catch (e) { return outcomeOf(e); } }
   remove(dev) { try { this.core.removeDevice(this.devId(dev)); return null; } catch (e) { return outcomeOf(e); } }
   message(dev, sector, words) {

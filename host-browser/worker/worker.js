@@ -34,6 +34,7 @@ async function boot() {
     issued: (c, d) => { tracker.issued(c, d); log.issued(c, d); },
     done: (c, d, s) => { log.done(c, d, s); tracker.done(c, d, s); },
     batch: () => progress(false),
+    kernelLog: (line) => { log.kernel(line); progress(false); },
   };
   const devices = await Devices.open(root, { core, host, disks, module, log, tracker });
   notices.push(...devices.notices);
