@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The long crash run (docs/reliability.md): node test/reliability/crash.js [--cycles N] [--seed S]
-// [--setup P|PO|P+PO|merge]... [--power-cut] [--loop-receive]. Kills `dmkit serve` N times per
-// setup and checks every kill; with --power-cut the files are on a volatile disk whose power is
-// cut after each kill (power-loss.test.js), with --loop-receive the server runs so.
+// [--setup P|PO|P+PO|merge]... [--power-cut] [--loop-receive] [--origin-only]. Kills `dmkit serve`
+// N times per setup and checks every kill; with --power-cut the files are on a volatile disk whose
+// power is cut after each kill (power-loss.test.js), with --loop-receive the server runs so, with
+// --origin-only the snapshot setups write only the origin (its first writes by the receive threads).
 import { parseArgs } from 'node:util';
 import { runCrashCycles } from './lib/crash-run.js';
 
@@ -14,6 +15,7 @@ const { values } = parseArgs({
     quiet: { type: 'boolean', default: false },
     'power-cut': { type: 'boolean', default: false },
     'loop-receive': { type: 'boolean', default: false },
+    'origin-only': { type: 'boolean', default: false },
   },
 });
 const seed = Number(values.seed);
@@ -21,7 +23,7 @@ let kills = 0;
 for (const [i, setup] of values.setup.entries()) {
   const report = await runCrashCycles({
     setup: /** @type {any} */ (setup), cycles: Number(values.cycles), seed: seed + i,
-    powerCut: values['power-cut'], serveArgs: values['loop-receive'] ? ['--loop-receive'] : [],
+    powerCut: values['power-cut'], serveArgs: values['loop-receive'] ? ['--loop-receive'] : [], originOnly: values['origin-only'],
     log: values.quiet ? undefined : (l) => console.log(l),
   });
   kills += report.kills;

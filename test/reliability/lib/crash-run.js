@@ -30,9 +30,21 @@ import { Workload, readAll, rng } from './workload.js';
 import { control, snapshotStatus } from './control.js';
 import { mountFaultyDisk } from './faulty-disk.js';
 
-const DEVICE_BYTES = 8 << 20;
-const SECTORS = DEVICE_BYTES / SECTOR;
-const COW_BYTES = 12 << 20;
+/**
+ * Device and COW sizes and the shape of the writes. Origin-only runs get a larger origin with
+ * writes of one chunk, so that first writes (copies and commits) go on through every cycle
+ * instead of ending within the first.
+ * @typedef {{deviceBytes: number, sectors: number, cowBytes: number,
+ *   load: {maxSectors: number, fuaShare: number, flushShare: number}}} Geometry
+ */
+/** @param {boolean} originOnly @returns {Geometry} */
+function geometryOf(originOnly) {
+  const deviceBytes = (originOnly ? 64 : 8) << 20;
+  // FUA writes go through the core, which takes the threads' chunks back until the origin has
+  // been quiet for 50 ms: origin-only runs send none, and fewer FLUSHes.
+  const load = originOnly ? { maxSectors: 8, fuaShare: 0, flushShare: 0.01 } : { maxSectors: 64, fuaShare: 0.05, flushShare: 0.04 };
+  return { deviceBytes, sectors: deviceBytes / SECTOR, cowBytes: (originOnly ? 80 : 12) << 20, load };
+}
 
 /**
  * @typedef {object} CrashConfig
@@ -43,6 +55,10 @@ const COW_BYTES = 12 << 20;
  * @property {number} [slowFlush] ms each COW FLUSH is held (default: chosen by the seed)
  * @property {boolean} [powerCut] the files live on a volatile disk whose power is cut at each kill
  * @property {string[]} [serveArgs] more `dmkit serve` arguments (e.g. --loop-receive)
+ * @property {boolean} [originOnly] snapshot setups: write only the origin (snapshots are read
+ *   back after each kill), with no delay device under the COW: then the receive threads make
+ *   the origin's first writes and commit P's metadata themselves (docs/nbd.md, "First writes by
+ *   the threads"); writes to a snapshot device keep its origin's first writes on the core
  * @property {(line: string) => void} [log]
  */
 
@@ -52,7 +68,7 @@ const COW_BYTES = 12 << 20;
  * volatile disk's mount over `files`), the level every check holds the devices to, and the
  * volatile disk whose power is cut (null: kills only).
  * @typedef {{dir: string, files: string, served: string, serveArgs: string[], level: 'flush' | 'acked',
- *   power: PowerDisk | null}} Run
+ *   power: PowerDisk | null, geo: Geometry}} Run
  */
 
 /** A volatile disk whose power is cut after a kill, then mounted again over what survived. */
@@ -132,7 +148,7 @@ export async function runCrashCycles(cfg) {
   const log = cfg.log ?? (() => {});
   // A merge needs many exceptions to still be merging at the kills: small chunks there.
   const sizes = cfg.setup === 'merge' ? [8, 16] : [8, 16, 32, 128];
-  const chunk = cfg.chunk ?? sizes[Math.floor(random() * sizes.length)];
+  const chunk = cfg.chunk ?? (cfg.originOnly ? 8 : sizes[Math.floor(random() * sizes.length)]);
   const dir = tempDir('dmkit-crash-');
   const report = {
     setup: cfg.setup, chunk, seed: cfg.seed, slowFlushMs: 0, kills: 0, killsDuringMerge: 0, writesAcked: 0, flushes: 0, lostInFlight: 0,
@@ -140,14 +156,14 @@ export async function runCrashCycles(cfg) {
     ...(cfg.serveArgs?.length ? { serveArgs: cfg.serveArgs.join(' ') } : {}),
   };
   /** @type {Run} */
-  const run = { dir, files: dir, served: dir, serveArgs: cfg.serveArgs ?? [], level: cfg.powerCut ? 'flush' : 'acked', power: null };
+  const run = { dir, files: dir, served: dir, serveArgs: cfg.serveArgs ?? [], level: cfg.powerCut ? 'flush' : 'acked', power: null, geo: geometryOf(!!cfg.originOnly) };
   try {
     if (cfg.powerCut) {
       run.power = await PowerDisk.mount(join(dir, 'disk'));
       run.files = run.power.disk.source;
       run.served = run.power.disk.mount;
     }
-    writeFileSync(join(run.files, 'origin.img'), sectorsOf(0, SECTORS, 0));
+    writeFileSync(join(run.files, 'origin.img'), sectorsOf(0, run.geo.sectors, 0));
     if (cfg.setup === 'merge') await mergeRun(cfg, run, chunk, random, report, log);
     else await snapshotRun(cfg, run, chunk, random, report, log);
   } finally {
@@ -168,18 +184,18 @@ export async function runCrashCycles(cfg) {
 function snapshotDevices(setup, run, chunk, slowFlush = 0) {
   const kinds = setup === 'P+PO' ? ['P', 'PO'] : [setup];
   const origin = join(run.served, 'origin.img');
-  const devices = [{ name: 'base', table: `0 ${SECTORS} snapshot-origin ${origin}`, cow: '', helper: false }];
+  const devices = [{ name: 'base', table: `0 ${run.geo.sectors} snapshot-origin ${origin}`, cow: '', helper: false }];
   kinds.forEach((kind, i) => {
     const cow = join(run.files, `snap${i}.cow`);
-    sparse(cow, COW_BYTES);
+    sparse(cow, run.geo.cowBytes);
     let cowDev = join(run.served, `snap${i}.cow`);
     if (slowFlush > 0) {
       const served = cowDev;
       cowDev = `cow${i}-slow`;
-      const n = COW_BYTES / SECTOR;
+      const n = run.geo.cowBytes / SECTOR;
       devices.push({ name: cowDev, table: `0 ${n} delay ${served} 0 0 ${served} 0 0 ${served} 0 ${slowFlush}`, cow: '', helper: true });
     }
-    devices.push({ name: `snap${i}`, table: `0 ${SECTORS} snapshot ${origin} ${cowDev} ${kind} ${chunk}`, cow, helper: false });
+    devices.push({ name: `snap${i}`, table: `0 ${run.geo.sectors} snapshot ${origin} ${cowDev} ${kind} ${chunk}`, cow, helper: false });
   });
   return devices;
 }
@@ -206,11 +222,12 @@ async function cycle(run, devices, views, random, report, opts) {
       const before = [...views];
       for (let i = 0; i < devices.length; i++) {
         const view = views[i];
-        const data = await readAll(clients[i], DEVICE_BYTES);
-        views[i] = new View(view.name, SECTORS, settledContent(run, view, data, before));
+        const data = await readAll(clients[i], run.geo.deviceBytes);
+        views[i] = new View(view.name, run.geo.sectors, settledContent(run, view, data, before));
       }
     }
-    const loads = clients.map((c, i) => new Workload(c, views[i], { depth: 8, maxSectors: 64, readShare: 0.2, flushShare: 0.04, random }).start());
+    const writers = opts.originOnly ? clients.filter((_, i) => devices[i].name === 'base') : clients;
+    const loads = writers.map((c) => new Workload(c, views[clients.indexOf(c)], { depth: 8, readShare: 0.2, ...run.geo.load, random }).start());
     await new Promise((r) => setTimeout(r, opts.killAfter(random)));
     if (opts.beforeKill) await opts.beforeKill(srv);
     // Which path the writes took: the receive threads (which commit a persistent snapshot's
@@ -244,13 +261,13 @@ async function checkCows(devices) {
 }
 
 async function snapshotRun(cfg, run, chunk, random, report, log) {
-  const slowFlush = cfg.slowFlush ?? [0, 0, 5, 20][Math.floor(random() * 4)];
+  const slowFlush = cfg.originOnly ? 0 : cfg.slowFlush ?? [0, 0, 5, 20][Math.floor(random() * 4)];
   report.slowFlushMs = slowFlush;
   const devices = snapshotDevices(cfg.setup, run, chunk, slowFlush);
-  const views = exported(devices).map((d) => new View(d.name, SECTORS, 0));
+  const views = exported(devices).map((d) => new View(d.name, run.geo.sectors, 0));
   const what = run.power ? 'kill and power cut' : 'kill';
   for (let k = 0; k < cfg.cycles; k++) {
-    await cycle(run, devices, views, random, report, { verify: k > 0, killAfter: (r) => 50 + r() * 1200, log });
+    await cycle(run, devices, views, random, report, { verify: k > 0, killAfter: (r) => 50 + r() * 1200, log, originOnly: !!cfg.originOnly });
     await checkCows(devices);
     log(`${cfg.setup} chunk ${chunk}: ${what} ${k + 1}/${cfg.cycles} survived`);
   }
@@ -265,8 +282,8 @@ async function finalCheck(run, devices, views) {
   try {
     for (let i = 0; i < devices.length; i++) {
       const c = await NbdClient.connect({ socket: srv.socket, exportName: devices[i].name });
-      const data = await readAll(c, DEVICE_BYTES);
-      views[i] = new View(views[i].name, SECTORS, settledContent(run, views[i], data, before));
+      const data = await readAll(c, run.geo.deviceBytes);
+      views[i] = new View(views[i].name, run.geo.sectors, settledContent(run, views[i], data, before));
       await c.close();
     }
   } finally {
@@ -287,13 +304,13 @@ async function mergeRun(cfg, run, chunk, random, report, log) {
   const origin = join(run.served, 'origin.img');
   let content = /** @type {Uint32Array | number} */ (0);
   for (let k = 0; k < cfg.cycles;) {
-    const views = devices.map((d) => new View(d.name, SECTORS, content));
+    const views = devices.map((d) => new View(d.name, run.geo.sectors, content));
     await makeExceptions(run, devices, views, random);
     const before = await inspectCow(cow);
     log(`merge chunk ${chunk}: ${before.exceptions.length} exceptions to merge`);
     // The merging device shows the snapshot as it was, and takes writes while it merges.
-    const merging = [{ name: 'base', table: `0 ${SECTORS} snapshot-merge ${origin} ${join(run.served, 'snap0.cow')} P ${chunk}`, cow, helper: false }];
-    const mview = [new View('merging base', SECTORS, views[1].settled())];
+    const merging = [{ name: 'base', table: `0 ${run.geo.sectors} snapshot-merge ${origin} ${join(run.served, 'snap0.cow')} P ${chunk}`, cow, helper: false }];
+    const mview = [new View('merging base', run.geo.sectors, views[1].settled())];
     for (let first = true; k < cfg.cycles; first = false) {
       let inProgress = false;
       await cycle(run, merging, mview, random, report, {
@@ -341,8 +358,8 @@ async function finishMerge(run, merging, mview, origin, cow) {
   const srv = await serve(run, merging);
   try {
     const c = await NbdClient.connect({ socket: srv.socket, exportName: 'base' });
-    const data = await readAll(c, DEVICE_BYTES);
-    mview[0] = new View('merging base', SECTORS, settledContent(run, mview[0], data));
+    const data = await readAll(c, run.geo.deviceBytes);
+    mview[0] = new View('merging base', run.geo.sectors, settledContent(run, mview[0], data));
     await c.close();
     const t0 = Date.now();
     for (;;) {
