@@ -257,8 +257,9 @@ export class Engine {
       if (!this.plug.empty && !this.unplugging) this.unplugging = setImmediate(this.unplugBound);
     }
     if (this.deviceDrains.waiters.length > 0) this.deviceDrains.wake();
-    if (this.deviceEventLog.pending) this.logDeviceEvents();
+    // Why first (the kernel log: "Invalidating snapshot: ..."), then the event it raised.
     for (const line of this.core.takeLog()) this.log(`device ${line}`);
+    if (this.deviceEventLog.pending) this.logDeviceEvents();
     this.targetClock.arm();
   }
 

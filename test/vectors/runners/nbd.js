@@ -120,6 +120,8 @@ class NbdHost {
     this.dir = dir;
     /** @type {Map<string, number>} requests sent per export */
     this.sent = new Map();
+    /** how much of the server's log kernelLog has read */
+    this.logSeen = 0;
   }
 
   async ctl(request) {
@@ -175,6 +177,19 @@ class NbdHost {
     });
     if (answer.errno === 'EPROTO' || answer.errno === 'EPIPE') throw new Error(`libnbd helper: ${answer.error}`);
     return { errno: answer.errno, data: answer.data !== undefined && answer.data !== null ? new Uint8Array(Buffer.from(answer.data, 'base64')) : undefined };
+  }
+
+  /**
+   * The kernel-log lines the server logged since the last call ("dmkit: device DEV: TARGET: text",
+   * written when the request that caused them was answered, before any later control reply):
+   * after one more control round trip and a turn for the pipe's data, the text.
+   */
+  async kernelLog() {
+    await this.text({ cmd: 'exports' });
+    await new Promise((r) => setTimeout(r, 10));
+    const fresh = this.server.stderr.slice(this.logSeen);
+    this.logSeen += fresh.length;
+    return [...fresh.matchAll(/^dmkit: device [^:\n]*: [^:\s]+: (.*)$/gm)].map((m) => m[1]); // not "event N, status now: ..."
   }
 
   status(dev) { return this.text({ cmd: 'status', name: dev }); }
