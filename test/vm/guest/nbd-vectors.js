@@ -137,6 +137,8 @@ class NbdHost {
     this.t0 = null;
     /** @type {Set<string>} devices suspended now */
     this.suspended = new Set();
+    /** how much of the shared server's log came before this vector, or kernelLog has read */
+    this.logSeen = server.log.length;
     /** I/O started and not finished, per device (a suspend waits for it) */
     this.inflight = new InflightIo();
   }
@@ -252,6 +254,19 @@ class NbdHost {
 
   status(/** @type {string} */ dev) { return this.server.request({ cmd: 'status', name: dev }); }
   table(/** @type {string} */ dev) { return this.server.request({ cmd: 'table', name: dev }); }
+
+  /**
+   * The kernel-log lines the server logged since the last call ("dmkit: device DEV: TARGET:
+   * text", written when the request that caused them was answered, before any later control
+   * reply): after one more control round trip and a turn for the pipe's data, the text.
+   */
+  async kernelLog() {
+    await this.server.request({ cmd: 'exports' });
+    await new Promise((r) => setTimeout(r, 10));
+    const fresh = this.server.log.slice(this.logSeen);
+    this.logSeen += fresh.length;
+    return [...fresh.matchAll(/^dmkit: device [^:\n]*: [^:\s]+: (.*)$/gm)].map((m) => m[1]); // not "event N, status now: ..."
+  }
 
   async disk(/** @type {string} */ name) {
     return new Uint8Array(await readFile(join(this.server.dir, name)));
