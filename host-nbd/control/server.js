@@ -161,7 +161,7 @@ async function run(registry, req, verbs, gone) {
  */
 export function formatExports(registry, exportsList) {
   return exportsList
-    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files\t${e.writtenByThreads} write(s) and ${e.readByThreads} read(s) by receive threads\t${e.readMapped} of those read(s) sent from mapped images`).join('\n');
+    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files\t${e.writtenByThreads} write(s) and ${e.readByThreads} read(s) by receive threads\t${e.readMapped} of those read(s) sent from mapped images\t${e.threadCopies.chunksCopied} chunk(s) copied by receive threads`).join('\n');
 }
 
 /**

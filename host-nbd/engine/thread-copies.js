@@ -51,6 +51,8 @@ export class ThreadCopies {
     this.waiting = [];
     /** @type {ReturnType<typeof setTimeout> | null} */
     this.idleTimer = null;
+    /** Chunks the threads copied (first writes they made), folded so far: `dmkit exports`. */
+    this.chunksCopied = 0;
   }
 
   /** After the export was published: lends copies if the origin qualifies. */
@@ -250,9 +252,8 @@ export class ThreadCopies {
     const log = map.drainCopies();
     const { core, id } = this.exp;
     for (let i = 0; i < log.length; i += 2) {
-      if (!core.originFold(id, 0, log[i], log[i + 1])) {
-        this.engine.log(`bug: origin ${this.exp.name}: the core refused the threads' copy of chunk ${log[i]} into ${log[i + 1]}`);
-      }
+      if (core.originFold(id, 0, log[i], log[i + 1])) this.chunksCopied++;
+      else this.engine.log(`bug: origin ${this.exp.name}: the core refused the threads' copy of chunk ${log[i]} into ${log[i + 1]}`);
     }
   }
 }

@@ -96,10 +96,15 @@ describe('first writes to an origin with a persistent snapshot, copied by the re
     const [out] = await Promise.all([sh(a, 'base', shuffledWrites), sh(b, 'base', shuffledWrites)]);
     const overwrites = Number(/overwrites=(\d+)/.exec(out)?.[1]);
     expect((await threadCounters(a, 'base')).threadWrites).toBe(700);
-    // The core's server: its threads wrote only chunks copied before.
+    // The core's server: its threads wrote only chunks copied before, and copied none.
     expect((await threadCounters(b, 'base')).threadWrites).toBe(overwrites);
+    expect((await threadCounters(b, 'base')).threadCopies).toBe(0);
     const status = await usage(a);
     expect(status).toEqual(await usage(b));
+    // Every chunk those writes copied, the threads copied (and committed before they answered).
+    const onDisk = JSON.parse((await dmkit(['snapshot', 'inspect', '--json', byThreads.cow])).stdout).exceptions.length;
+    expect(onDisk).toBeGreaterThan(700);
+    expect((await threadCounters(a, 'base')).threadCopies).toBe(onDisk);
     // Answered writes are committed: the files are compared with both servers still running.
     expect(readFileSync(byThreads.cow).equals(readFileSync(byCore.cow))).toBe(true);
     expect(readFileSync(byThreads.base).equals(readFileSync(byCore.base))).toBe(true);

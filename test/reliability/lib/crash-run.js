@@ -152,7 +152,7 @@ export async function runCrashCycles(cfg) {
   const dir = tempDir('dmkit-crash-');
   const report = {
     setup: cfg.setup, chunk, seed: cfg.seed, slowFlushMs: 0, kills: 0, killsDuringMerge: 0, writesAcked: 0, flushes: 0, lostInFlight: 0,
-    ...(cfg.powerCut ? { cuts: 0, pagesKept: 0, pagesDropped: 0, threadWrites: 0 } : {}),
+    ...(cfg.powerCut ? { cuts: 0, pagesKept: 0, pagesDropped: 0, threadWrites: 0, threadCopies: 0 } : {}),
     ...(cfg.serveArgs?.length ? { serveArgs: cfg.serveArgs.join(' ') } : {}),
   };
   /** @type {Run} */
@@ -232,7 +232,13 @@ async function cycle(run, devices, views, random, report, opts) {
     if (opts.beforeKill) await opts.beforeKill(srv);
     // Which path the writes took: the receive threads (which commit a persistent snapshot's
     // metadata themselves before an origin write) or the event loop.
-    if (run.power) for (const d of devices) report.threadWrites += (await threadCounters(srv, d.name)).threadWrites;
+    if (run.power) {
+      for (const d of devices) {
+        const n = await threadCounters(srv, d.name);
+        report.threadWrites += n.threadWrites;
+        report.threadCopies += n.threadCopies; // first writes the threads made (and committed, for P)
+      }
+    }
     srv.proc.kill('SIGKILL');
     await srv.stop();
     report.kills++;
