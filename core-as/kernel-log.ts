@@ -1,7 +1,8 @@
-// The core's kernel log: what Linux's targets say with DMERR or DMWARN and nothing else shows (a merge that
-// stopped on an I/O error leaves only "Merge failed" in its status, and raises no event). Lines
-// wait here until the host takes them (dm_take_log); the boxes' state counts them, so a host
-// learns of them without a call in. Bounded: a host that never takes them loses the oldest.
+// The core's kernel log: what Linux's targets say with DMERR or DMWARN and nothing else shows
+// (a merge that stopped on an I/O error leaves only "Merge failed" in its status, and raises no
+// event). Lines wait here until the host takes them (dm_take_log); the boxes' state counts them,
+// so a host learns of them without a call in. Bounded: a host that never takes them loses the
+// oldest.
 import { noteLogLines } from "./boxes";
 import { Table } from "./table";
 

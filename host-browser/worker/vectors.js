@@ -8,6 +8,7 @@ import { parseVector, formatTable } from '../../test/vectors/lib/parse.js';
 import { driveVector, pollMerge } from '../../test/vectors/lib/drive.js';
 import { pattern } from '../../test/vectors/lib/pattern.js';
 import { sha256Hex } from '../../test/vectors/lib/hash.js';
+import { coreLogText } from '../../test/vectors/lib/kernel-log.js';
 import { Host } from './host.js';
 
 const IO_OP = { read: OP.READ, write: OP.WRITE, flush: OP.FLUSH, discard: OP.DISCARD, zeroes: OP.WRITE_ZEROES };
@@ -121,7 +122,7 @@ class OpfsVectorHost {
 
   /** The core's kernel-log lines since the last call, as Linux's DMERR has them: the text. */
   kernelLog() {
-    return this.host.kernelLines.splice(0).map((line) => line.replace(/^[^:]*: [^:]*: /, ''));
+    return this.host.kernelLines.splice(0).map(coreLogText);
   }
 
   resume(dev) { try { this.core.resume(this.devId(dev)); this.host.pump(); return null; } catch (e) { return outcomeOf(e); } }

@@ -7,6 +7,7 @@ import { DmCore, DmError, CoreFault, OP, OP_NAMES, FLAG, errnoName } from '../..
 import { driveVector, pollMerge } from '../lib/drive.js';
 import { formatTable } from '../lib/parse.js';
 import { pattern } from '../lib/pattern.js';
+import { coreLogText } from '../lib/kernel-log.js';
 
 export const timeoutMs = 60_000;
 
@@ -182,7 +183,7 @@ export class CoreHost {
   /** The core's kernel-log lines ("DEV: TARGET: text") as the kernel's DMERR has them: the text. */
   kernelLog() {
     this.pumpNow();
-    return this.core.takeLog().map((line) => line.replace(/^[^:]*: [^:]*: /, ''));
+    return this.core.takeLog().map(coreLogText);
   }
 
   /** Lets queued pumps run (the driver's sleep): the core's background work moves on. */

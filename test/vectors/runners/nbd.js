@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline';
 import { driveVector } from '../lib/drive.js';
 import { formatTable } from '../lib/parse.js';
 import { pattern } from '../lib/pattern.js';
+import { serverKernelLog } from '../lib/kernel-log.js';
 import { controlRequest } from '../../../host-nbd/control/client.js';
 
 export const timeoutMs = 60_000;
@@ -179,17 +180,11 @@ class NbdHost {
     return { errno: answer.errno, data: answer.data !== undefined && answer.data !== null ? new Uint8Array(Buffer.from(answer.data, 'base64')) : undefined };
   }
 
-  /**
-   * The kernel-log lines the server logged since the last call ("dmkit: device DEV: TARGET: text",
-   * written when the request that caused them was answered, before any later control reply):
-   * after one more control round trip and a turn for the pipe's data, the text.
-   */
+  /** The kernel-log lines the server logged since the last call (lib/kernel-log.js). */
   async kernelLog() {
-    await this.text({ cmd: 'exports' });
-    await new Promise((r) => setTimeout(r, 10));
-    const fresh = this.server.stderr.slice(this.logSeen);
-    this.logSeen += fresh.length;
-    return [...fresh.matchAll(/^dmkit: device [^:\n]*: [^:\s]+: (.*)$/gm)].map((m) => m[1]); // not "event N, status now: ..."
+    const { texts, seen } = await serverKernelLog(() => this.text({ cmd: 'exports' }), () => this.server.stderr, this.logSeen);
+    this.logSeen = seen;
+    return texts;
   }
 
   status(dev) { return this.text({ cmd: 'status', name: dev }); }

@@ -24,6 +24,7 @@ import { controlRequest } from '../../../host-nbd/control/client.js';
 import { DirectDevice } from './direct-io.js';
 import { directVectorIo } from './vector-io.js';
 import { InflightIo } from '../../vectors/lib/inflight.js';
+import { serverKernelLog } from '../../vectors/lib/kernel-log.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const TIMEOUT_MS = Number(process.env.VECTOR_TIMEOUT_MS) || 120_000;
@@ -255,17 +256,11 @@ class NbdHost {
   status(/** @type {string} */ dev) { return this.server.request({ cmd: 'status', name: dev }); }
   table(/** @type {string} */ dev) { return this.server.request({ cmd: 'table', name: dev }); }
 
-  /**
-   * The kernel-log lines the server logged since the last call ("dmkit: device DEV: TARGET:
-   * text", written when the request that caused them was answered, before any later control
-   * reply): after one more control round trip and a turn for the pipe's data, the text.
-   */
+  /** The kernel-log lines the server logged since the last call (vectors/lib/kernel-log.js). */
   async kernelLog() {
-    await this.server.request({ cmd: 'exports' });
-    await new Promise((r) => setTimeout(r, 10));
-    const fresh = this.server.log.slice(this.logSeen);
-    this.logSeen += fresh.length;
-    return [...fresh.matchAll(/^dmkit: device [^:\n]*: [^:\s]+: (.*)$/gm)].map((m) => m[1]); // not "event N, status now: ..."
+    const { texts, seen } = await serverKernelLog(() => this.server.request({ cmd: 'exports' }), () => this.server.log, this.logSeen);
+    this.logSeen = seen;
+    return texts;
   }
 
   async disk(/** @type {string} */ name) {
