@@ -125,10 +125,9 @@ export async function inspectCow(path) {
  * @param {View} view @param {Buffer} data @param {'flush' | 'acked'} level @param {View[]} [others]
  */
 function checkedContent(view, data, level, others = []) {
-  const problems = view.check(data, 0, level, 10).map((p) => {
-    const m = /sector (\d+): holds write (\d+),/.exec(p);
-    const owner = m && others.find((v) => v !== view && (v.writes.get(Number(m[1])) ?? []).some((w) => w.id === Number(m[2])));
-    return owner ? `${p} [write ${m[2]} was sent to ${owner.name}]` : p;
+  const problems = view.problems(data, 0, level, 10).map(({ sector, holds, text }) => {
+    const owner = holds !== null && others.find((v) => v !== view && (v.writes.get(sector) ?? []).some((w) => w.id === holds));
+    return owner ? `${text} [write ${holds} was sent to ${owner.name}]` : text;
   });
   if (problems.length) throw new Error(`after a kill, ${view.name} does not hold what was promised (level ${level}):\n  ${problems.join('\n  ')}`);
   const ids = new Uint32Array(view.sectors);

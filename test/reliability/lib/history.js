@@ -107,19 +107,30 @@ export class View {
 
   /**
    * Checks `data`, the device read back from sector `first`. Returns a list of problems
-   * (empty: all good), at most `limit` of them.
+   * (empty: all good), at most `limit` of them, each a line of text.
    * @param {Buffer} data @param {number} first @param {'flush' | 'acked'} level
    */
   check(data, first, level, limit = 10) {
+    return this.problems(data, first, level, limit).map((p) => p.text);
+  }
+
+  /**
+   * check()'s problems with what they are about: the sector, and the write it holds (null when
+   * it holds no write of this run's pattern: garbage, or a sector of another place).
+   * @param {Buffer} data @param {number} first @param {'flush' | 'acked'} level
+   * @returns {Array<{sector: number, holds: number | null, text: string}>}
+   */
+  problems(data, first, level, limit = 10) {
     const problems = [];
     for (let i = 0; i < data.length / SECTOR && problems.length < limit; i++) {
       const s = first + i;
       const got = decodeSector(data, i * SECTOR, s);
       const ok = this.allowed(s, level);
-      if (typeof got === 'string') problems.push(`${this.name} sector ${s}: ${got}; expected one of writes ${ok.map(idName).join(', ')}`);
-      else if (!ok.includes(got)) {
+      if (typeof got === 'string') {
+        problems.push({ sector: s, holds: null, text: `${this.name} sector ${s}: ${got}; expected one of writes ${ok.map(idName).join(', ')}` });
+      } else if (!ok.includes(got)) {
         const known = (this.writes.get(s) ?? []).map((w) => `${w.id}${w.durable ? ' (flushed)' : w.acked ? ' (acked)' : ''}`);
-        problems.push(`${this.name} sector ${s}: holds write ${idName(got)}, expected one of ${ok.map(idName).join(', ')} (level ${level}; base ${idName(this.base[s - this.first])}, sent: ${known.join(', ') || 'none'})`);
+        problems.push({ sector: s, holds: got, text: `${this.name} sector ${s}: holds write ${idName(got)}, expected one of ${ok.map(idName).join(', ')} (level ${level}; base ${idName(this.base[s - this.first])}, sent: ${known.join(', ') || 'none'})` });
       }
     }
     return problems;
