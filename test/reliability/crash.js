@@ -16,8 +16,19 @@ const { values } = parseArgs({
     'power-cut': { type: 'boolean', default: false },
     'loop-receive': { type: 'boolean', default: false },
     'origin-only': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (values.help) {
+  console.log(`usage: node test/reliability/crash.js [--cycles N] [--seed S] [--setup P|PO|P+PO|merge]...
+                                   [--power-cut] [--loop-receive] [--origin-only] [--quiet]
+Kills dmkit serve N times (50) per setup (all four by default) during random writes, and checks
+what each kill left (docs/reliability.md, "Long runs"). --power-cut: the files are on a FUSE disk
+with a volatile cache whose power is cut after each kill; --loop-receive: the server reads the
+requests on its event loop; --origin-only: only the origin is written (its first writes are the
+receive threads').`);
+  process.exit(0);
+}
 const seed = Number(values.seed);
 let kills = 0;
 for (const [i, setup] of values.setup.entries()) {

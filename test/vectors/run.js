@@ -11,15 +11,24 @@ import { loadVectorFiles } from './lib/load.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const runnersDir = join(here, 'runners');
 
+/** Prints the usage (after the problem, if any) and exits: 0 when asked for it, 2 after a problem. */
 function usage(problem) {
   const names = existsSync(runnersDir)
     ? readdirSync(runnersDir).filter((f) => f.endsWith('.js') && !f.startsWith('_')).map((f) => f.slice(0, -3))
     : [];
-  console.error(`${problem}\nusage: node test/vectors/run.js <runner> [name-filter]\nrunners: ${names.join(', ') || '(none)'}`);
+  const text = 'usage: node test/vectors/run.js <runner> [name-filter]   (npm run vectors -- <runner> [name-filter])\n' +
+    'Runs every golden vector whose name contains name-filter through one runner (docs/vectors.md).\n' +
+    `runners: ${names.join(', ') || '(none)'}`;
+  if (!problem) {
+    console.log(text);
+    process.exit(0);
+  }
+  console.error(`${problem}\n${text}`);
   process.exit(2);
 }
 
 const [runnerName, filter] = process.argv.slice(2);
+if (runnerName === '--help' || runnerName === '-h') usage('');
 if (!runnerName) usage('no runner given');
 if (!/^[a-z][a-z0-9-]*$/.test(runnerName)) usage(`'${runnerName}' is not a runner name`);
 const runnerPath = join(runnersDir, `${runnerName}.js`);

@@ -14,6 +14,16 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 die() { echo "vm: $*" >&2; exit 1; }
 
+if [ "${1:-}" = --help ] || [ "${1:-}" = -h ]; then
+  cat <<USAGE
+usage: npm run test:vm [-- SUITE...]   (bash test/vm/run.sh [SUITE...]; every suite with none)
+Boots Debian's kernel under qemu once per suite and runs test/vm/suites/SUITE.sh in it (docs/vm.md).
+suites: ${ALL_SUITES[*]} (and bench, which npm run bench -- vm runs)
+environment: DMKIT_VM_TIMEOUT seconds per suite (900), DMKIT_VM_VECTORS a vector name filter,
+DMKIT_VM_WORK a folder to use and keep, DMKIT_VM_MEM and DMKIT_VM_SMP the guest's memory and CPUs.
+USAGE
+  exit 0
+fi
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=("${ALL_SUITES[@]}")
 for s in "${suites[@]}"; do
