@@ -5,7 +5,7 @@ import { EPERM, EINVAL, EEXIST, ENXIO, ENODEV, EBUSY, ENOENT, ENOSPC } from "./e
 import { OriginTarget } from "./targets/snapshot-origin";
 import { originCopied } from "./snapshot/origin-write";
 import { minimumChunkSize } from "./snapshot/origins";
-import { lendChunks, lendableChunks, unlendChunks, foldCopy, exceptionChunks, originArea } from "./snapshot/thread-copies";
+import { lendChunks, lendableChunks, unlendChunks, foldCopy, exceptionChunks, exceptionsTag, originArea } from "./snapshot/thread-copies";
 import { backingAdd, backingById, backingByName, backingRemove } from "./backing";
 import { MappedDevice, deviceAdd, deviceById, deviceByName, deviceRemove, deviceCount } from "./device";
 import { Table, parseTable, tableError } from "./table";
@@ -371,6 +371,15 @@ export function dm_origin_exceptions(id: i32, sector: u64, buf: usize, max: i32)
   const o = originSegment(d, sector, 1);
   const n = o == null ? -1 : exceptionChunks(o.dev, buf, max);
   return settle(n < 0 ? -ENOENT : n);
+}
+
+/** A tag that changes whenever the copyable snapshot's exceptions change (-ENOENT: none such). */
+export function dm_origin_exceptions_tag(id: i32, sector: u64): i64 {
+  const d = device(id);
+  if (d == null) return settle(-ENXIO);
+  const o = originSegment(d, sector, 1);
+  const tag = o == null ? -1 : exceptionsTag(o.dev);
+  return tag < 0 ? <i64>settle(-ENOENT) : tag;
 }
 
 export function dm_dev_table(id: i32, inactive: i32): i32 {

@@ -295,6 +295,15 @@ export class DmCore {
       }
     }
   }
+  /**
+   * A tag of the copyable snapshot's exceptions (null: none such): it changes whenever they do,
+   * so a host that kept originExceptions' chunks knows from the same tag that they still hold.
+   * @returns {bigint | null}
+   */
+  originExceptionsTag(id, sector) {
+    const tag = this.x.dm_origin_exceptions_tag(id, BigInt(sector));
+    return tag < 0n ? null : tag;
+  }
   table(id, inactive = false) { this.check(this.x.dm_dev_table(id, inactive ? 1 : 0)); return this.message(); }
   status(id) { this.check(this.x.dm_dev_status(id)); return this.message(); }
   /** @returns {{name:string, state:string, openCount:number, sectors:bigint, hasInactive:boolean}} */

@@ -92,6 +92,12 @@ export function originArea(origin: DevRef, out: usize, max: i32): i32 {
   return s == null ? -1 : s.store.areaImage(out, max);
 }
 
+/** The copyable snapshot's exception table's tag (ExceptionTable.tag), or -1 (no such snapshot). */
+export function exceptionsTag(origin: DevRef): i64 {
+  const s = copyableSnapshot(origin);
+  return s == null ? -1 : <i64>s.complete.tag;
+}
+
 /** Origin chunks the snapshot holds exceptions for, into `out` (at most max): how many there are. */
 export function exceptionChunks(origin: DevRef, out: usize, max: i32): i32 {
   const s = copyableSnapshot(origin);
