@@ -115,4 +115,26 @@ describe.skipIf(!threads)('WriteMap guarded extents (snapshot origins)', () => {
     map.withdraw();
     map.mark(0, 1); // nothing published: nothing to mark
   });
+
+  it('keeps the claims of copies taken back under the tag given, for the same publication and chunks only', () => {
+    map.publish([origin(0, DEVICE)], [CHUNK, DEVICE]);
+    const lend = (held, chunk = CHUNK) => map.enableCopies(fd, chunk, DEVICE, DEVICE, 0, 16, held);
+    expect(lend(5n)).toBe(false); // none kept
+    expect(lend(new BigUint64Array([2n]))).toBe(true);
+    expect(map.pieces(2 * CHUNK, CHUNK, true)).toEqual([[3, 2 * CHUNK, 0, CHUNK]]); // a held chunk is marked
+    map.releaseCopies(7n);
+    expect(lend(8n)).toBe(false); // another tag: the snapshot's exceptions changed
+    expect(lend(7n)).toBe(true);
+    map.releaseCopies(); // no tag: not kept
+    expect(lend(7n)).toBe(false);
+    expect(lend(new BigUint64Array([]))).toBe(true);
+    map.releaseCopies(3n);
+    expect(lend(3n, 2 * CHUNK)).toBe(false); // other chunks
+    expect(lend(3n)).toBe(true);
+    map.releaseCopies(4n);
+    map.publish([origin(0, DEVICE)], [CHUNK, DEVICE]); // a new publication: new marks
+    expect(lend(4n)).toBe(false);
+    expect(() => lend(4)).toThrow('held: BigUint64Array | bigint');
+    map.withdraw();
+  });
 });

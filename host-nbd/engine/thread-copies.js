@@ -53,6 +53,8 @@ export class ThreadCopies {
     this.idleTimer = null;
     /** Chunks the threads copied (first writes they made), folded so far: `dmkit exports`. */
     this.chunksCopied = 0;
+    /** Whether the core refused a fold since copies were lent (the claims are not its exceptions then). */
+    this.foldRefused = false;
   }
 
   /** After the export was published: lends copies if the origin qualifies. */
@@ -63,23 +65,33 @@ export class ThreadCopies {
     const { core, id } = this.exp;
     const count = Math.min(LEND, core.originLendable(id, 0));
     if (count < LEND_MIN) return;
-    const held = core.originExceptions(id, 0);
+    const tag = core.originExceptionsTag(id, 0);
     // A persistent store's current metadata area: the threads commit their exceptions into it.
     const area = plan.persistent ? core.originArea(id, 0) : null;
-    if (plan.persistent && !area) return;
-    const first = held && core.originLend(id, 0, count);
-    if (!held || first === null) return;
+    if (tag === null || (plan.persistent && !area)) return;
+    const first = core.originLend(id, 0, count);
+    if (first === null) return;
     const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
-    try {
+    /** @param {BigUint64Array | bigint} held the snapshot's chunks, or the tag of the claims kept */
+    const enable = (held) => {
       const args = /** @type {const} */ ([plan.cow.fd, plan.chunkBytes, this.exp.bytes, plan.origin.bytes, first, count, held]);
-      if (area) map.enableCopies(...args, area.perArea, area.area, area.committed, area.bytes);
-      else map.enableCopies(...args);
+      return area ? map.enableCopies(...args, area.perArea, area.area, area.committed, area.bytes) : map.enableCopies(...args);
+    };
+    try {
+      // The claims kept when copies were last taken back, if the snapshot's exceptions have not
+      // changed since (a snapshot of millions of chunks is not read again); else its chunks.
+      if (!enable(tag)) {
+        const held = core.originExceptions(id, 0);
+        if (!held) throw new Error('the snapshot has no exception table');
+        enable(held);
+      }
     } catch (e) {
       core.originUnlend(id, 0, first, count);
       this.engine.log(`origin ${this.exp.name}: first writes stay on the event loop: ${e instanceof Error ? e.message : e}`);
       return;
     }
     this.state = 'on';
+    this.foldRefused = false;
     this.snapId = plan.snapId;
     this.engine.gates.set(id, this);
     this.engine.gates.set(plan.snapId, this);
@@ -222,7 +234,11 @@ export class ThreadCopies {
         this.engine.log(`bug: origin ${this.exp.name}: giving back ${unused} COW chunks from ${next} (before ${end}) failed: ${e instanceof Error ? e.message : e}`);
       }
     }
-    map.releaseCopies(); // the COW file's descriptor with them
+    // The COW file's descriptor goes; the claims are kept while they are exactly the snapshot's
+    // exceptions (every copy folded), under the tag that changes with them.
+    const tag = this.foldRefused ? null : core.originExceptionsTag(id, 0);
+    if (tag === null) map.releaseCopies();
+    else map.releaseCopies(tag);
     this.state = 'off';
     if (this.inCore === 0) this.armIdle();
   }
@@ -253,7 +269,10 @@ export class ThreadCopies {
     const { core, id } = this.exp;
     for (let i = 0; i < log.length; i += 2) {
       if (core.originFold(id, 0, log[i], log[i + 1])) this.chunksCopied++;
-      else this.engine.log(`bug: origin ${this.exp.name}: the core refused the threads' copy of chunk ${log[i]} into ${log[i + 1]}`);
+      else {
+        this.foldRefused = true;
+        this.engine.log(`bug: origin ${this.exp.name}: the core refused the threads' copy of chunk ${log[i]} into ${log[i + 1]}`);
+      }
     }
   }
 }

@@ -153,6 +153,28 @@ describe('first writes to an origin with a persistent snapshot, copied by the re
     await sh(again, 'base', [`for c in range(0, 600):`, `    assert h.pread(${CHUNK}, c * ${CHUNK * 2}) == bytes([3]) * ${CHUNK}, f"chunk {c * 2} lost"`]);
   });
 
+  it.skipIf(!threads)('lend again after the core changed the exceptions, and after it did not: every exception once, on disk', async () => {
+    const f = folder(16 * MiB, 8 * MiB);
+    const srv = await f.serve();
+    const writes = (first, n, b) => [`for c in range(${first}, ${first + n}):`, `    h.pwrite(bytes([${b}]) * ${CHUNK}, c * ${CHUNK})`];
+    await sh(srv, 'base', writes(0, 300, 1));
+    // The snapshot device's write takes the copies back and makes chunk 400 an exception.
+    await sh(srv, 'snap', [`h.pwrite(bytes([7]) * ${CHUNK}, ${400 * CHUNK})`]);
+    await new Promise((r) => setTimeout(r, 300));
+    await sh(srv, 'base', writes(300, 200, 2)); // chunk 400 is copied already
+    await sh(srv, 'snap', keepsOriginal(f.orig, [0, 299, 300, 499])); // copies back; nothing new
+    await new Promise((r) => setTimeout(r, 300));
+    await sh(srv, 'base', [...writes(0, 600, 3), 'h.flush()']);
+    expect(srv.stderr).not.toMatch(/bug:/);
+    expect((await threadCounters(srv, 'base')).threadCopies).toBe(599);
+    await srv.stop('SIGKILL');
+    const info = JSON.parse((await dmkit(['snapshot', 'inspect', '--json', f.cow])).stdout);
+    expect(info.valid).toBe(true);
+    expect(info.exceptions.map((e) => e.old).sort((a, b) => a - b)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    const again = await f.serve();
+    await sh(again, 'snap', [`assert h.pread(${CHUNK}, ${400 * CHUNK}) == bytes([7]) * ${CHUNK}`, ...keepsOriginal(f.orig, [0, 399, 401, 599])]);
+  });
+
   it.skipIf(!threads)('under two writers, a checking reader and suspends, keep the original and count exactly the chunks that changed', async () => {
     const SIZE = 32 * MiB, SECONDS = 5;
     const f = folder(SIZE, SIZE);

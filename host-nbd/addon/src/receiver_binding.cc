@@ -172,19 +172,21 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     return out;
   }
 
-  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: BigUint64Array
-  //              [, perArea, area, committed, areaBytes: Uint8Array]):
+  // enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held
+  //              [, perArea, area, committed, areaBytes: Uint8Array]) -> true, or false:
   // the threads may copy chunks of the published guarded extent into `count` COW chunks from
-  // `first` of the file cowFd is open on (duplicated), the chunks in `held` being the snapshot's
-  // already (claimed and marked copied). With the last four, the snapshot is persistent: its
-  // current metadata area (cow_areas.h), and the lent chunks step over metadata chunks.
-  // thread_copies.h.
+  // `first` of the file cowFd is open on (duplicated). held: the chunks that are the snapshot's
+  // already (a BigUint64Array: claimed and marked copied), or the bigint tag releaseCopies kept
+  // the last claims under: those claims again, when they were kept under that tag for this
+  // published generation and chunk size (false otherwise, and nothing is enabled). With the last
+  // four, the snapshot is persistent: its current metadata area (cow_areas.h), and the lent
+  // chunks step over metadata chunks. thread_copies.h.
   Napi::Value EnableCopies(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     bool persistent = info.Length() >= 11;
-    if (info.Length() < 7 || !info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array ||
-        (persistent && !info[10].IsTypedArray())) {
-      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: BigUint64Array"
+    bool listed = info.Length() >= 7 && info[6].IsTypedArray() && info[6].As<Napi::TypedArray>().TypedArrayType() == napi_biguint64_array;
+    if (info.Length() < 7 || (!listed && !info[6].IsBigInt()) || (persistent && !info[10].IsTypedArray())) {
+      throw Napi::TypeError::New(env, "enableCopies(cowFd, chunkBytes, deviceBytes, originBytes, first, count, held: BigUint64Array | bigint"
                                       "[, perArea, area, committed, areaBytes: Uint8Array])");
     }
     int cow = FdArg(info, 0);
@@ -206,18 +208,38 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       }
       area_bytes.assign(bytes.Data(), bytes.Data() + chunk);
     }
-    Napi::BigUint64Array held = info[6].As<Napi::BigUint64Array>();
+    std::shared_ptr<const ChunkMarks> claims;
+    if (listed) {
+      claims = std::make_shared<const ChunkMarks>(chunk, device);
+      if (!claims->ok()) throw Napi::Error::New(env, "no memory for the claims of " + std::to_string(claims->chunks()) + " chunks");
+    } else {
+      bool lossless;
+      uint64_t tag = info[6].As<Napi::BigInt>().Uint64Value(&lossless);
+      claims = KeptClaims(tag, chunk, device);
+      if (!lossless || !claims) return Napi::Boolean::New(env, false);
+    }
     int fd = fcntl(cow, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw Napi::Error::New(env, std::string("dup: ") + strerror(errno));
-    auto copies = std::make_shared<ThreadCopies>(fd, chunk, device, origin, first, count);
-    if (!copies->ok()) throw Napi::Error::New(env, "no memory for the claims of " + std::to_string(copies->chunks()) + " chunks");
+    auto copies = std::make_shared<ThreadCopies>(fd, std::move(claims), origin, first, count);
     if (persistent) copies->Persist(per_area, area, committed, std::move(area_bytes));
-    const uint64_t* chunks = held.Data();
-    for (size_t i = 0; i < held.ElementLength(); i++) copies->Claimed(chunks[i]);
-    map_->MarkEach(chunks, held.ElementLength());
+    if (listed) {
+      Napi::BigUint64Array held = info[6].As<Napi::BigUint64Array>();
+      const uint64_t* chunks = held.Data();
+      for (size_t i = 0; i < held.ElementLength(); i++) copies->Claimed(chunks[i]);
+      map_->MarkEach(chunks, held.ElementLength());
+    }
+    kept_claims_.reset();  // in use again: changing
     last_copies_ = copies;
     map_->EnableCopies(std::move(copies));
-    return env.Undefined();
+    return Napi::Boolean::New(env, true);
+  }
+
+  // The claims releaseCopies kept under `tag`, if they were kept for the generation published
+  // now (its marks hold every claimed chunk) and for these chunks; else null.
+  std::shared_ptr<const ChunkMarks> KeptClaims(uint64_t tag, uint64_t chunk, uint64_t device) {
+    if (!kept_claims_ || kept_tag_ != tag || !map_->IsGeneration(kept_generation_)) return nullptr;
+    bool same_chunks = kept_claims_->chunk_bytes() == chunk && kept_claims_->chunks() == (device + chunk - 1) / chunk;
+    return same_chunks ? kept_claims_ : nullptr;
   }
 
   // disableCopies(): no thread starts a copy from now on (those copying finish; their requests
@@ -258,16 +280,30 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     return out;
   }
 
-  // releaseCopies(): the copies taken back are settled: their claims and the COW file's
-  // descriptor go (drainCopies and unusedCopies find nothing from now on).
+  // releaseCopies([tag: bigint]): the copies taken back are settled: the COW file's descriptor
+  // goes (drainCopies and unusedCopies find nothing from now on). With a tag, every copy was
+  // folded and the snapshot's exceptions are exactly the claimed chunks: the claims are kept
+  // under it for enableCopies; without, they go.
   Napi::Value ReleaseCopies(const Napi::CallbackInfo& info) {
     map_->DisableCopies();
+    kept_claims_.reset();
+    if (last_copies_ && info.Length() >= 1 && info[0].IsBigInt()) {
+      bool lossless;
+      kept_tag_ = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+      if (lossless) {
+        kept_claims_ = last_copies_->claims();
+        kept_generation_ = map_->Generation();
+      }
+    }
     last_copies_.reset();
     return info.Env().Undefined();
   }
 
   std::shared_ptr<WriteMap> map_;
   std::shared_ptr<ThreadCopies> last_copies_;  // the copies enabled last (drained after they are disabled too)
+  std::shared_ptr<const ChunkMarks> kept_claims_;  // releaseCopies' (null: none kept)
+  uint64_t kept_tag_ = 0;
+  std::weak_ptr<const WriteExtents> kept_generation_;  // published when they were kept
 };
 
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;

@@ -2,15 +2,17 @@
 
 #include <unistd.h>
 
+#include <utility>
+
 namespace dmkit {
 
-ThreadCopies::ThreadCopies(int cow_fd, uint64_t chunk_bytes, uint64_t device_bytes, uint64_t origin_bytes, uint64_t first,
+ThreadCopies::ThreadCopies(int cow_fd, std::shared_ptr<const ChunkMarks> claims, uint64_t origin_bytes, uint64_t first,
                            uint64_t count)
-    : cow_fd_(cow_fd), origin_bytes_(origin_bytes), claims_(chunk_bytes, device_bytes), next_(first), end_(first + count) {}
+    : cow_fd_(cow_fd), origin_bytes_(origin_bytes), claims_(std::move(claims)), next_(first), end_(first + count) {}
 
 void ThreadCopies::Persist(uint64_t per_area, uint64_t area, uint64_t committed, std::vector<uint8_t> bytes) {
   uint64_t next = ChunkAt(next_);  // still chunk numbers: counted as indexes from now on
-  areas_ = std::make_unique<CowAreas>(cow_fd_, claims_.chunk_bytes(), per_area, area, committed, std::move(bytes));
+  areas_ = std::make_unique<CowAreas>(cow_fd_, claims_->chunk_bytes(), per_area, area, committed, std::move(bytes));
   uint64_t count = end_ - next_;
   next_ = IndexOf(next);
   end_ = next_ + count;

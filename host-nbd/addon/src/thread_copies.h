@@ -16,7 +16,10 @@
 //
 // Claims: one bit per chunk, set by the thread that copies it, or at start for every chunk the
 // snapshot already holds, and never cleared but by the thread that set it and then failed: two
-// writes to one chunk never both copy it.
+// writes to one chunk never both copy it. Once the copies are taken back and folded, the claims
+// are exactly the snapshot's exceptions; the write map's owner keeps them (under the tag of the
+// core's exception table) for the next copies, which reuse them while the tag is the same: a
+// snapshot of millions of chunks is not read again each time copies are lent.
 #pragma once
 
 #include <cstdint>
@@ -31,26 +34,27 @@ namespace dmkit {
 
 class ThreadCopies {
  public:
-  // cow_fd: a duplicate this owns. Claims for the chunks of device_bytes; a copy reads the origin
-  // file up to origin_bytes (a last chunk cut there, as the core's copy is). Lent COW chunks [first, first + count).
-  ThreadCopies(int cow_fd, uint64_t chunk_bytes, uint64_t device_bytes, uint64_t origin_bytes, uint64_t first, uint64_t count);
+  // cow_fd: a duplicate this owns. claims: one per chunk of the device (new, or the claims of
+  // copies before these, which this then goes on setting); a copy reads the origin file up to
+  // origin_bytes (a last chunk cut there, as the core's copy is). Lent COW chunks [first, first + count).
+  ThreadCopies(int cow_fd, std::shared_ptr<const ChunkMarks> claims, uint64_t origin_bytes, uint64_t first, uint64_t count);
   ~ThreadCopies();
   ThreadCopies(const ThreadCopies&) = delete;
   ThreadCopies& operator=(const ThreadCopies&) = delete;
 
-  bool ok() const { return claims_.ok(); }
   int cow_fd() const { return cow_fd_; }
-  uint64_t chunk_bytes() const { return claims_.chunk_bytes(); }
-  uint64_t chunks() const { return claims_.chunks(); }
+  uint64_t chunk_bytes() const { return claims_->chunk_bytes(); }
+  // The claims, to keep for the next copies while the snapshot's exceptions stay what they are.
+  const std::shared_ptr<const ChunkMarks>& claims() const { return claims_; }
   // How many bytes of origin chunk c a copy reads and writes (0: none, past the origin).
   uint64_t CopyBytes(uint64_t c) const {
-    uint64_t chunk = claims_.chunk_bytes(), at = c * chunk;
+    uint64_t chunk = claims_->chunk_bytes(), at = c * chunk;
     return at >= origin_bytes_ ? 0 : (origin_bytes_ - at < chunk ? origin_bytes_ - at : chunk);
   }
 
   // Thread: claims chunk c for copying (false: claimed before); gives a claim back after a failure.
-  bool Claim(uint64_t c) { return claims_.TryMark(c); }
-  void Unclaim(uint64_t c) { claims_.Clear(c); }
+  bool Claim(uint64_t c) { return claims_->TryMark(c); }
+  void Unclaim(uint64_t c) { claims_->Clear(c); }
   // Persistent: the snapshot's metadata areas from the core's current one (before any thread runs).
   void Persist(uint64_t per_area, uint64_t area, uint64_t committed, std::vector<uint8_t> bytes);
   bool persistent() const { return areas_ != nullptr; }
@@ -69,7 +73,7 @@ class ThreadCopies {
   static constexpr uint64_t kCommitFailed = UINT64_MAX - 1;  // in the log only, its pair's second half 0
 
   // Event loop: chunk c is held by the snapshot already (set before the threads see this).
-  void Claimed(uint64_t c) { claims_.Mark(c, 1); }
+  void Claimed(uint64_t c) { claims_->Mark(c, 1); }
   // Event loop: more chunks lent, following the ones before.
   void Lend(uint64_t count);
   // Event loop: the log so far, [old, cow] pairs in order, emptied.
@@ -81,7 +85,7 @@ class ThreadCopies {
  private:
   const int cow_fd_;
   const uint64_t origin_bytes_;
-  const ChunkMarks claims_;
+  const std::shared_ptr<const ChunkMarks> claims_;
   std::mutex mu_;
   uint64_t IndexOf(uint64_t chunk) const;
   uint64_t next_;  // data chunk indexes: lent [next_, end_)

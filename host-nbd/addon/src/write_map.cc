@@ -107,6 +107,17 @@ bool WriteMap::AcquireForCopy(uint64_t off, uint32_t len, WriteTarget* out, std:
   return true;
 }
 
+std::weak_ptr<const WriteExtents> WriteMap::Generation() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return extents_;
+}
+
+bool WriteMap::IsGeneration(const std::weak_ptr<const WriteExtents>& g) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::shared_ptr<const WriteExtents> held = g.lock();
+  return held && held == extents_;
+}
+
 void WriteMap::EnableCopies(std::shared_ptr<ThreadCopies> copies) {
   std::lock_guard<std::mutex> lock(mu_);
   copies_ = std::move(copies);

@@ -97,6 +97,9 @@ class WriteMap {
   // until Release, as Acquire). False: no copies, or not one guarded extent.
   bool AcquireForCopy(uint64_t off, uint32_t len, WriteTarget* out, std::shared_ptr<ThreadCopies>* copies,
                       std::vector<uint64_t>* unmarked);
+  // The generation published now, and whether one is still the one published (its marks in use).
+  std::weak_ptr<const WriteExtents> Generation();
+  bool IsGeneration(const std::weak_ptr<const WriteExtents>& g);
   // The event loop lends copies to the threads, or takes them away (threads holding them finish).
   void EnableCopies(std::shared_ptr<ThreadCopies> copies);
   void DisableCopies();
