@@ -201,7 +201,7 @@ export class Engine {
         if (r !== 0) done(r);
       };
       if (gate.holds(dev, op, run)) return 0;
-      done = gate.track(dev, op, done);
+      done = gate.track(dev, op, sector, count, done);
     }
     const tag = this.takeTag();
     this.callbacks[tag] = done;
@@ -210,7 +210,7 @@ export class Engine {
     const r = this.x.dm_submit(dev, op, flags, BigInt(sector), count, buf, tag);
     if (r < 0) {
       if (sink) this.fileReadRegions.drop(tag);
-      if (gate) gate.refused(dev, op);
+      if (gate) gate.refused(dev, op, done);
       this.callbacks[tag] = undefined;
       this.freeTags.push(tag);
       return -r;

@@ -14,12 +14,17 @@
 // core's store would (addon cow_areas.h), starting from the area the core had. The event loop folds the
 // log into the core as it accounts for the threads' requests, and lends more as they run low.
 // The core must not see the origin or the snapshot meanwhile, since it does not know of the
-// copies in progress: so a request to the snapshot device (any), or a write to the origin device
-// that goes through the core (the threads hand over what they cannot do: FUA, unaligned,
-// overlapping), waits at the engine's gate while the copies are taken back: no new copy starts,
-// the threads' requests are all accounted for (their exceptions folded), and the unused chunks
-// are given back. Those requests then run, and the copies are lent again once the origin and the
-// snapshot have had nothing through the core for IDLE_MS. A suspend takes them back the same way.
+// copies in progress: so a write to the snapshot device (or any request but a read), or a write
+// to the origin device that goes through the core (the threads hand over what they cannot do:
+// FUA, unaligned, overlapping), waits at the engine's gate while the copies are taken back: no
+// new copy starts, the threads' requests are all accounted for (their exceptions folded), and the
+// unused chunks are given back. Those requests then run, and the copies are lent again once the
+// origin and the snapshot have had nothing through the core for IDLE_MS. A suspend takes them
+// back the same way. A read of the snapshot goes on beside the copies instead (a backup reading
+// the snapshot while the origin is written would otherwise keep the first writes on the core):
+// its chunks are counted as read, the threads' copies so far folded, and only then is it mapped;
+// a thread that copied a chunk waits for the reads counting it before it writes the origin
+// (addon snapshot_reads.h), as dm-snap's origin writes wait for tracked snapshot reads.
 import { OP } from '../../core-as/js/dmcore.js';
 import { whenThreadsAccounted } from './thread-publication.js';
 
@@ -31,6 +36,8 @@ const LEND_MIN = 64;
 const IDLE_MS = 50;
 
 const SECTOR = 512;
+/** What lets a guarded snapshot read's chunks go, by the done track() gave it (for a refusal). */
+const GUARDS = /** @type {WeakMap<Function, () => void>} */ (new WeakMap());
 /** The snapshot stores whose first writes the threads may do (as dm-snap, case does not matter). */
 const STORES = new Set(['N', 'P', 'PO']);
 
@@ -51,6 +58,8 @@ export class ThreadCopies {
     this.waiting = [];
     /** @type {ReturnType<typeof setTimeout> | null} */
     this.idleTimer = null;
+    /** The snapshot's chunk in sectors while copies are lent. */
+    this.chunkSectors = 1;
     /** Chunks the threads copied (first writes they made), folded so far: `dmkit exports`. */
     this.chunksCopied = 0;
     /** Whether the core refused a fold since copies were lent (the claims are not its exceptions then). */
@@ -93,6 +102,7 @@ export class ThreadCopies {
     this.state = 'on';
     this.foldRefused = false;
     this.snapId = plan.snapId;
+    this.chunkSectors = plan.chunkBytes / SECTOR;
     this.engine.gates.set(id, this);
     this.engine.gates.set(plan.snapId, this);
   }
@@ -145,7 +155,7 @@ export class ThreadCopies {
    */
   holds(dev, op, run) {
     if (!this.reaches(dev, op)) return false;
-    if (this.state === 'off') return false;
+    if (this.state === 'off' || this.readsBeside(dev, op)) return false;
     this.waiting.push(run);
     if (this.state === 'on') this.takeBack();
     return true;
@@ -157,20 +167,54 @@ export class ThreadCopies {
     return op !== OP.READ && op !== OP.FLUSH;
   }
 
-  /** Counts a request the gate let through until done. @param {number} dev @param {number} op @param {(status: number) => void} done */
-  track(dev, op, done) {
+  /**
+   * Whether a request is a read of the snapshot that goes on beside the threads' copies: while
+   * they are lent, a snapshot read does not take them back; its chunks are guarded instead (track).
+   * @param {number} dev @param {number} op
+   */
+  readsBeside(dev, op) {
+    return this.state === 'on' && dev === this.snapId && op === OP.READ;
+  }
+
+  /**
+   * Counts a request the gate let through until done. A snapshot read beside the copies first
+   * counts its chunks as read (the threads wait for them before they write the origin over a
+   * chunk they copied), then folds what the threads copied so far, so that the core maps it onto
+   * every such copy (addon snapshot_reads.h); the chunks are let go when it is done.
+   * @param {number} dev @param {number} op @param {number} sector @param {number} count
+   * @param {(status: number) => void} done
+   */
+  track(dev, op, sector, count, done) {
     if (!this.reaches(dev, op)) return done;
     this.inCore++;
     if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
-    return (/** @type {number} */ status) => {
+    const unguard = this.readsBeside(dev, op) ? this.guardRead(sector, count) : null;
+    const tracked = (/** @type {number} */ status) => {
+      unguard?.();
       if (--this.inCore === 0) this.armIdle();
       done(status);
     };
+    if (unguard) GUARDS.set(tracked, unguard);
+    return tracked;
   }
 
-  /** A request track() counted was refused at once (no done will come). @param {number} dev @param {number} op */
-  refused(dev, op) {
+  /**
+   * A request track() counted was refused at once (no done will come).
+   * @param {number} dev @param {number} op @param {(status: number) => void} tracked what track() returned
+   */
+  refused(dev, op, tracked) {
+    GUARDS.get(tracked)?.();
     if (this.reaches(dev, op) && --this.inCore === 0) this.armIdle();
+  }
+
+  /** Counts a snapshot read's chunks as read and folds the threads' copies; returns what lets them go. @param {number} sector @param {number} count */
+  guardRead(sector, count) {
+    const map = /** @type {import('../server/receive-threads.js').NativeWriteMap} */ (this.exp.writeMap);
+    const first = Math.floor(sector / this.chunkSectors);
+    const n = Math.floor((sector + Math.max(count, 1) - 1) / this.chunkSectors) - first + 1;
+    map.snapshotReads(first, n, true);
+    this.fold();
+    return () => map.snapshotReads(first, n, false);
   }
 
   /** Lends again once nothing went through the core for IDLE_MS. */

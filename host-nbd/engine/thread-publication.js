@@ -171,10 +171,13 @@ export function threadIoDone(exp, records) {
   if (exp.writeWaiters.length > 0 && map.inflight() === 0) wakeWriteWaiters(exp);
 }
 
+/** A write a receive thread stopped before doing: its connection was closing (receiver.cc Cancel). */
+const ECANCELED = 125;
+
 /** A receive thread's pwrite of `length` bytes at `pos` of file `tag` (errno 0: it succeeded). @param {DeviceExport} exp */
 export function threadWrote(exp, tag, pos, length, errno) {
   const file = exp.engine.files[tag];
-  if (!file) return;
+  if (!file || errno === ECANCELED) return; // not written: nothing to note
   file.written.mark(pos, length);
   file.threadWriteHeard();
   if (errno) exp.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);

@@ -46,14 +46,16 @@ export const PIECE = Object.freeze({ TAG: 0, FILE_POS: 1, LENGTH: 2, ERRNO: 3 })
  * @property {() => number} inflight
  * @property {(offset: number, length: number, write: boolean) => number[][] | null} pieces where a thread would read or write now: [tag, filePos, at, length] per piece (tests)
  * @property {(cowFd: number, chunkBytes: number, deviceBytes: number, originBytes: number, first: number, count: number, held: BigUint64Array | bigint, perArea?: number, area?: number, committed?: number, areaBytes?: Uint8Array) => boolean} enableCopies
- *   held: the snapshot's chunks, or the tag releaseCopies kept the claims under (false: not kept so; nothing enabled)
  *   first writes to the guarded extent's unmarked chunks may copy them into COW chunks [first, first + count) (engine/thread-copies.js)
+ *   held: the snapshot's chunks, or the tag releaseCopies kept the claims under (false: not kept so; nothing enabled)
  * @property {() => void} disableCopies no thread starts a copy from now on
  * @property {(count: number) => void} lendCopies count more COW chunks, following the last
  * @property {() => Float64Array} drainCopies [originChunk, cowChunk] pairs copied since the last drain (-1: a chunk whose copy failed)
  * @property {() => number[]} unusedCopies [next, end, count]: lent COW chunks not taken (the first, the one after the last, how many)
  * @property {(tag?: bigint) => void} releaseCopies the copies taken back are settled: the COW descriptor goes, the
  *   claims too unless kept under the tag of the snapshot's exceptions (which they then are exactly)
+ * @property {(firstChunk: number, count: number, on: boolean) => void} snapshotReads a read of the snapshot starts over these
+ *   origin chunks, or ended (the threads wait for it before they write the origin over a chunk they copied)
  */
 /**
  * @typedef {object} ReceiveThreads

@@ -28,6 +28,7 @@ struct ParkedWrite {
   std::vector<uint8_t> payload;
   WriteTarget target;
   std::vector<uint64_t> copied;  // the chunks it copied: marked copied once committed
+  uint64_t chunk_bytes = 0;      // the snapshot's chunk
 };
 
 class ParkedWrites {

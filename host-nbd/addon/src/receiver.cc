@@ -133,6 +133,7 @@ void Receiver::Stop() {
   stopping_ = true;
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof one);
+  if (map_) map_->snapshot_reads().Wake();  // a thread waiting for a snapshot read: the event loop waits here
   if (thread_.joinable()) thread_.join();
   joined_ = true;
 }
@@ -490,9 +491,9 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
 }
 
 // A WRITE over origin chunks not copied yet, while copies are lent (thread_copies.h): the chunks
-// copied, then the write done and answered as a fast one, or parked until the copies' exceptions
-// are committed (persistent snapshot). False: the stream ended, or the thread stops. A write
-// that cannot be done so goes to the event loop.
+// copied, then the write done and answered as a fast one once no snapshot read counts its chunks
+// (snapshot_reads.h), or parked until the copies' exceptions are committed (persistent snapshot).
+// False: the stream ended, or the thread stops. A write that cannot be done so goes to the event loop.
 bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
   uint8_t header[kHeader];
   memcpy(header, h, kHeader);
@@ -516,8 +517,24 @@ bool Receiver::CopyAndWrite(const uint8_t* h, uint64_t off, uint32_t len) {
     Park(header, off, len, payload, std::move(copies), seq);
     return true;
   }
+  // Marked only now: a write elsewhere that found a chunk marked would not wait for the reads.
+  if (!map_->snapshot_reads().WaitOver(off, len, copies->chunk_bytes(), stopping_)) {
+    Cancel(header, t, off, len);
+    return true;
+  }
+  for (uint64_t c : copied_) map_->Mark(c, 1);  // copied: writes there go straight on from now
   WriteAndAnswer(header, t, off, len, payload);
   return true;
+}
+
+// A write the thread stops before doing: reported failed (ECANCELED), never answered by the
+// thread; the connection is closing (a write whose connection died may or may not land).
+void Receiver::Cancel(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len) {
+  ReceiverEvent e;
+  e.is_io = true;
+  e.io = IoOf(header, t, off, len, false);
+  e.io.err = ECANCELED;
+  Push(std::move(e));
 }
 
 // A WRITE taken through the map (t): written, counted, answered if it succeeded and the socket is
@@ -535,8 +552,9 @@ void Receiver::WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint6
 
 // Copies each chunk of unmarked_ that no parked write copied into the next lent COW chunk, as the
 // core's copy would (the whole chunk, read from the origin file, cut at its end), and logs it
-// (seq: the last entry's number, persistent); with a transient snapshot it is marked copied at
-// once, with a persistent one once committed (FinishParked). False when the write must go to the
+// (seq: the last entry's number, persistent); the chunks are marked copied once no snapshot read
+// counts them and, with a persistent snapshot, once committed (CopyAndWrite, FinishParked), just
+// before the write over them. False when the write must go to the
 // event loop: another write holds one of the chunks, too few are lent, or a copy failed (the
 // chunks copied before it stay copied, committed; the core copies the rest, or fails).
 bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd, uint64_t* seq) {
@@ -567,7 +585,6 @@ bool Receiver::CopyOut(ThreadCopies& copies, int origin_fd, uint64_t* seq) {
       return false;
     }
     *seq = copies.Log(k, cow);
-    if (!copies.persistent()) map_->Mark(k, 1);  // copied: writes there go straight on from now
   }
   return true;
 }
@@ -583,6 +600,7 @@ void Receiver::Park(const uint8_t* header, uint64_t off, uint32_t len, const uin
   w.payload.assign(payload, payload + len);
   w.target = std::move(target_);
   w.copied = copied_;
+  w.chunk_bytes = copies->chunk_bytes();
   parked_.Park(std::move(w), std::move(copies), seq, NowUs());
   if (parked_.Full()) FinishParked();
 }
@@ -591,6 +609,12 @@ void Receiver::Park(const uint8_t* header, uint64_t off, uint32_t len, const uin
 void Receiver::FinishParked() {
   if (parked_.empty()) return;
   parked_.Finish([this](ParkedWrite& w) {
+    // No snapshot read of the old bytes may be left when the write lands (snapshot_reads.h), nor
+    // may a write elsewhere find the chunks marked before then.
+    if (!map_->snapshot_reads().WaitOver(w.off, w.len, w.chunk_bytes, stopping_)) {
+      Cancel(w.header, w.target, w.off, w.len);
+      return;
+    }
     for (uint64_t c : w.copied) map_->Mark(c, 1);
     WriteAndAnswer(w.header, w.target, w.off, w.len, w.payload.data());
   });

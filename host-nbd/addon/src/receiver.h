@@ -137,6 +137,7 @@ class Receiver {
   void Park(const uint8_t* header, uint64_t off, uint32_t len, const uint8_t* payload, std::shared_ptr<ThreadCopies> copies,
             uint64_t seq);
   void FinishParked();
+  void Cancel(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len);
   bool GatherMore();
   bool SendWriteReply(const ThreadIo& io);
   void End(const std::string& why, bool error);

@@ -36,6 +36,7 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
       InstanceMethod<&WriteMapJs::DrainCopies>("drainCopies"),
       InstanceMethod<&WriteMapJs::UnusedCopies>("unusedCopies"),
       InstanceMethod<&WriteMapJs::ReleaseCopies>("releaseCopies"),
+      InstanceMethod<&WriteMapJs::SnapshotReads>("snapshotReads"),
     });
     constructor = new Napi::FunctionReference(Napi::Persistent(f));
     return f;
@@ -297,6 +298,17 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
     }
     last_copies_.reset();
     return info.Env().Undefined();
+  }
+
+  // snapshotReads(firstChunk, count, on): a read of the origin's snapshot starts over these
+  // chunks (on), or has ended (off); the threads wait for it before they write the origin over a
+  // chunk they copied (snapshot_reads.h).
+  Napi::Value SnapshotReads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t first = ByteCountArg(info, 0, "firstChunk"), count = ByteCountArg(info, 1, "count");
+    if (info.Length() < 3 || !info[2].IsBoolean()) throw Napi::TypeError::New(env, "snapshotReads(firstChunk, count, on: boolean)");
+    map_->snapshot_reads().Count(first, count, info[2].As<Napi::Boolean>().Value());
+    return env.Undefined();
   }
 
   std::shared_ptr<WriteMap> map_;

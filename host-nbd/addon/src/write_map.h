@@ -24,6 +24,7 @@
 #include "chunk_marks.h"
 #include "file_view.h"
 #include "file_writes.h"
+#include "snapshot_reads.h"
 #include "stripe_pieces.h"
 #include "thread_copies.h"
 
@@ -112,6 +113,8 @@ class WriteMap {
   void MarkEach(const uint64_t* chunks, size_t n);
   void Release(int64_t n) { inflight_.fetch_sub(n); }
   int64_t Inflight() const { return inflight_.load(); }
+  // The origin chunks the snapshot reads through the core while copies are lent (snapshot_reads.h).
+  SnapshotReads& snapshot_reads() { return snapshot_reads_; }
 
  private:
   bool Locate(uint64_t off, uint32_t len, bool write, bool split, WriteTarget* out, bool count);
@@ -120,6 +123,7 @@ class WriteMap {
   std::shared_ptr<const WriteExtents> extents_;
   std::shared_ptr<ThreadCopies> copies_;
   std::atomic<int64_t> inflight_{0};
+  SnapshotReads snapshot_reads_;
 };
 
 }  // namespace dmkit
