@@ -8,6 +8,13 @@
 // One counter per file, whatever descriptor writes it (the write map's are duplicates): by device
 // and inode, or by device number for a block device (as the engine's identityOf). The counter
 // lives while a descriptor's holder (a published extent, the event loop's handle) keeps it.
+//
+// It also keeps the file's write turn. The kernel writes a regular file's buffered writes one at a
+// time (under the inode's lock), and a writer that finds the lock taken spins while its owner
+// runs. With four connections writing one image on two cores, that spinning took a third of the
+// receive threads' time, CPU the client needed (docs/performance.md, "One writer at a time").
+// A thread takes the turn before its pwrite, so that a waiter sleeps instead. A block device's
+// writes run side by side in the kernel: it has no turn.
 #pragma once
 
 #include <sys/stat.h>
@@ -23,8 +30,26 @@ namespace dmkit {
 
 struct FileWrites {
   std::atomic<uint64_t> done{0};
+  bool regular = false;  // a regular file: writes take turns
+  std::mutex turn;
   void Add() { done.fetch_add(1); }
   uint64_t Count() const { return done.load(); }
+};
+
+// Holds a regular file's write turn while it lives (nothing for a block device, or no counter).
+class WriteTurn {
+ public:
+  explicit WriteTurn(FileWrites* w) : w_(w && w->regular ? w : nullptr) {
+    if (w_) w_->turn.lock();
+  }
+  ~WriteTurn() {
+    if (w_) w_->turn.unlock();
+  }
+  WriteTurn(const WriteTurn&) = delete;
+  WriteTurn& operator=(const WriteTurn&) = delete;
+
+ private:
+  FileWrites* w_;
 };
 
 // The counter of the file fd is open on (made on first use); null if fstat fails.
@@ -40,6 +65,7 @@ inline std::shared_ptr<FileWrites> FileWritesOf(int fd) {
   std::shared_ptr<FileWrites> w = files[key].lock();
   if (!w) {
     w = std::make_shared<FileWrites>();
+    w->regular = S_ISREG(st.st_mode);
     files[key] = w;
   }
   return w;

@@ -67,6 +67,7 @@ inline size_t RunsOf(const std::vector<FilePiece>& pieces, uint8_t* base, std::v
       if (used == runs->size()) runs->emplace_back();
       run = &(*runs)[used++];
       run->fd = p.fd;
+      run->writes = p.writes;
       run->tag = p.tag;
       run->pos = p.pos;
       run->len = 0;
@@ -113,18 +114,26 @@ inline int32_t PreadPieces(const std::vector<FilePiece>& pieces, uint8_t* data, 
   return 0;
 }
 
-// Writes every piece from its place in payload, a run at a time: 0, or the errno of the first
+// Writes every piece from its place in payload, a run at a time, each in its file's write turn
+// (file_writes.h): 0, or the errno of the first
 // run that failed (the request's; the runs after it are not tried, as the request fails anyway).
 // A request in several pieces lists each run tried in io->pieces, so that the event loop's
 // bookkeeping (flush, allocation) covers every file written.
 inline int32_t PwritePieces(const std::vector<FilePiece>& pieces, const uint8_t* payload, ThreadIo* io,
                             std::vector<PieceRun>* runs) {
-  if (pieces.size() == 1) return PwriteAll(pieces[0].fd, payload, pieces[0].len, pieces[0].pos);
+  if (pieces.size() == 1) {
+    WriteTurn turn(pieces[0].writes);
+    return PwriteAll(pieces[0].fd, payload, pieces[0].len, pieces[0].pos);
+  }
   size_t n = RunsOf(pieces, const_cast<uint8_t*>(payload), runs);  // pwritev only reads through the iovecs
   io->pieces.reserve(n);
   for (size_t i = 0; i < n; i++) {
     PieceRun& r = (*runs)[i];
-    int32_t err = TransferRun(r, true);
+    int32_t err;
+    {
+      WriteTurn turn(r.writes);
+      err = TransferRun(r, true);
+    }
     io->pieces.push_back(PieceWritten{r.tag, r.pos, uint32_t(r.len), err});
     if (err) return err;
   }

@@ -10,8 +10,11 @@
 
 namespace dmkit {
 
+struct FileWrites;
+
 struct PieceRun {
   int fd = -1;
+  FileWrites* writes = nullptr;  // the file's (file_writes.h), for a write's turn
   uint32_t tag = 0;
   uint64_t pos = 0;        // file offset of the first piece
   uint64_t len = 0;        // all of them
