@@ -11,7 +11,8 @@ const BENCHES = {
 const USAGE = `usage: npm run bench -- [name...]   (every benchmark with no name)
 benchmarks: ${Object.keys(BENCHES).join(', ')}. Each prints its figures and their ratios against a peer
 measured in the same run (docs/performance.md says what each measures). Settings, as environment variables:
-  BENCH_ROUNDS=N                nbd, snapshot: rounds (5)
+  BENCH_ROUNDS=N                nbd, snapshot: rounds (5); nbd's random tests only
+  BENCH_SEQ_ROUNDS=N            nbd: rounds of the sequential tests (15)
   BENCH_ONLY=REGEX              nbd: only the tests whose line matches (e.g. 'seq write')
   BENCH_SECONDS=N               nbd: seconds per random test (8); core: seconds per figure (1.5)
   BENCH_ROUND_MS, BENCH_WORKING_SET_MIB   core (bench/core.js); BENCH_PASSES browser (5)
