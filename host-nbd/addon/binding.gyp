@@ -15,6 +15,7 @@
         "src/nbd_netlink.cc",
         "src/off_thread.cc",
         "src/parked_writes.cc",
+        "src/payload_pipe.cc",
         "src/readable.cc",
         "src/readable_binding.cc",
         "src/receiver.cc",

@@ -67,6 +67,8 @@ export class DeviceExport {
     this.readByThreads = 0;
     /** Those READs whose data went from the image's mapping to the socket (file_view.h). */
     this.readMapped = 0;
+    /** Those WRITEs whose payload went from the socket to the file through a pipe (payload_pipe.h). */
+    this.writtenSpliced = 0;
     this.bytes = 0;
     this.writeMap = opts.writeMap ?? null;
     /** Origin chunks threads may write (publishWrites); null when nothing is guarded. @type {import('./origin-marks.js').OriginMarks | null} */

@@ -159,6 +159,7 @@ export function threadIoDone(exp, records) {
     const read = records[i + IO.IS_READ]; // 2: sent from the image's mapping
     if (read) { exp.readByThreads++; if (read === 2) exp.readMapped++; continue; }
     exp.writtenByThreads++;
+    if (records[i + IO.SPLICED]) exp.writtenSpliced++;
     const k = records[i + IO.PIECES];
     if (k === 0) threadWrote(exp, records[i + IO.TAG], records[i + IO.FILE_POS], records[i + IO.LENGTH], records[i + IO.ERRNO]);
     for (const end = p + k * IO_PIECE; p < end; p += IO_PIECE) {

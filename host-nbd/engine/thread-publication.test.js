@@ -15,7 +15,7 @@ function fakeExport({ readOnly = false, inflight = 0 } = {}) {
   const logged = /** @type {string[]} */ ([]);
   const map = { inflight: () => inflight, release(n) { inflight -= n; }, withdraw() {} };
   return {
-    readOnly, files, logged, name: 'd', published: true, writeMap: map, writeWaiters: [], writtenByThreads: 0, readByThreads: 0,
+    readOnly, files, logged, name: 'd', published: true, writeMap: map, writeWaiters: [], writtenByThreads: 0, readByThreads: 0, readMapped: 0, writtenSpliced: 0,
     engine: { files, backingIdOf: (dev) => ids.get(dev), logIoError: (f, e) => logged.push(`${f.fd}: ${e.message} (${e.code})`) },
     allocation: { isDevice: (dev) => dev === 'lower' },
   };

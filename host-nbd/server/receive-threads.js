@@ -16,11 +16,12 @@ import { loadBuiltAddon } from '../addon/built.js';
  * TAG and FILE_POS say where a request in one piece went (LENGTH bytes); a WRITE the thread did in
  * several pieces (across chunks of a striped segment) has PIECES of them listed, in order, in the
  * records' `pieces` (IO_PIECE numbers each, PIECE says where). IS_READ is 0 for a WRITE, 1 for
- * a READ, 2 for a READ whose data went from the image's mapping (file_view.h).
+ * a READ, 2 for a READ whose data went from the image's mapping (file_view.h). SPLICED is 1 for a
+ * WRITE whose payload went from the socket to the file through a pipe (payload_pipe.h).
  */
-export const IO_RECORD = 10;
+export const IO_RECORD = 11;
 export const IO = Object.freeze({
-  COOKIE_HI: 0, COOKIE_LO: 1, TAG: 2, FILE_POS: 3, LENGTH: 4, ERRNO: 5, OFFSET: 6, REPLIED: 7, IS_READ: 8, PIECES: 9,
+  COOKIE_HI: 0, COOKIE_LO: 1, TAG: 2, FILE_POS: 3, LENGTH: 4, ERRNO: 5, OFFSET: 6, REPLIED: 7, IS_READ: 8, PIECES: 9, SPLICED: 10,
 });
 /** Numbers per file piece of a WRITE in several (a record array's `pieces`), and where each is. */
 export const IO_PIECE = 4;

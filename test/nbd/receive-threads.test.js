@@ -533,6 +533,88 @@ describe('receive threads in process', () => {
     }
   });
 
+  it.skipIf(noAddon)('a large write whose payload is still to come is spliced from the socket into the file; one sent in more pieces than a pipe holds goes through memory; a client gone half-way writes none of it, and a close does not wait for one', async () => {
+    const s = await inProcess();
+    const accounted = async (n) => {
+      for (let t0 = Date.now(); s.exp.writtenByThreads < n && Date.now() - t0 < 3000;) await sleep(10);
+      expect(s.exp.writtenByThreads).toBe(n);
+    };
+    let pending;
+    try {
+      const c = await rawOpen(s.socket, 'd');
+      const first = testBytes(256 * 1024, 1);
+      c.write(header(WRITE, 1, 0, first.length));
+      await sleep(30); // the header alone: all of the payload is still to come
+      c.write(first);
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 1 });
+      expect(readFileSync(s.files.a).subarray(0, first.length).equals(first)).toBe(true);
+      await accounted(1);
+      expect(s.exp.writtenSpliced).toBe(1);
+
+      // 1024 pieces of 256 bytes, each its own send: more than the pipe's pages (512 at most).
+      const second = testBytes(256 * 1024, 2);
+      c.write(header(WRITE, 2, MiB, second.length));
+      for (let at = 0; at < second.length; at += 256) {
+        c.write(second.subarray(at, at + 256));
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 2 });
+      expect(readFileSync(s.files.a).subarray(MiB, MiB + second.length).equals(second)).toBe(true);
+      await accounted(2);
+      expect(s.exp.writtenSpliced).toBe(1);
+
+      // A quarter of a 512 KiB payload, then the client is gone.
+      const gone = await rawOpen(s.socket, 'd');
+      gone.write(header(WRITE, 3, 2 * MiB, 512 * 1024));
+      await sleep(30);
+      gone.write(Buffer.alloc(128 * 1024, 0xee));
+      await sleep(50);
+      gone.destroy();
+      // Another half-sent one stays pending until the server closes.
+      pending = await rawOpen(s.socket, 'd');
+      pending.write(header(WRITE, 4, 3 * MiB, 512 * 1024));
+      await sleep(30);
+      pending.write(Buffer.alloc(128 * 1024, 0xdd));
+      // The first connection goes on, spliced again.
+      const third = testBytes(512 * 1024, 3);
+      c.write(header(WRITE, 5, 4 * MiB, third.length));
+      await sleep(30);
+      c.write(third);
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 5 });
+      await accounted(3);
+      expect(s.exp.writtenSpliced).toBe(2);
+      const a = readFileSync(s.files.a);
+      expect(a.subarray(4 * MiB, 4 * MiB + third.length).equals(third)).toBe(true);
+      expect(a.subarray(2 * MiB, 4 * MiB).every((x) => x === 0)).toBe(true); // neither half-sent write landed
+      c.destroy();
+    } finally {
+      const t0 = Date.now();
+      await s.close();
+      expect(Date.now() - t0).toBeLessThan(3000); // the thread waiting for the pending payload stopped
+      pending?.destroy();
+    }
+    expect(readFileSync(s.files.a).subarray(3 * MiB, 4 * MiB).every((x) => x === 0)).toBe(true);
+  });
+
+  it.skipIf(noAddon)('a large write that a striped segment splits into pieces goes from its pipe through memory, each piece in its file', async () => {
+    const s = await inProcess({ table: (f) => `0 16384 striped 2 128 ${f.a} 0 ${f.b} 0` });
+    try {
+      const c = await rawOpen(s.socket, 'd');
+      const data = testBytes(256 * 1024, 4); // four 64 KiB chunks: a, b, a, b
+      c.write(header(WRITE, 1, 0, data.length));
+      await sleep(30);
+      c.write(data);
+      expect(await c.simpleReply()).toMatchObject({ error: 0, cookie: 1 });
+      const a = readFileSync(s.files.a), b = readFileSync(s.files.b), K = 65536;
+      expect(Buffer.concat([a.subarray(0, K), b.subarray(0, K), a.subarray(K, 2 * K), b.subarray(K, 2 * K)]).equals(data)).toBe(true);
+      for (let t0 = Date.now(); s.exp.writtenByThreads < 1 && Date.now() - t0 < 3000;) await sleep(10);
+      expect([s.exp.writtenByThreads, s.exp.writtenSpliced]).toEqual([1, 0]);
+      c.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
   // Status lines after one and two exceptions: a persistent store also counts its header and first area.
   for (const [store, one, two] of [['N', '8/8192 0', '16/8192 0'], ['P', '24/8192 16', '32/8192 16']]) {
     it.skipIf(noAddon)(`a snapshot read beside the threads' copies takes nothing back: a first write over its chunk is copied at once but lands after the read, which reads the old bytes (${store})`, async () => {

@@ -8,6 +8,7 @@
 #include "thread_start.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,9 @@ constexpr size_t kHeader = 28;                 // a simple request header
 constexpr size_t kRecvBytes = 256 * 1024;      // one read of the stream
 constexpr uint32_t kFastMax = 2 * 1024 * 1024;  // larger writes go to the event loop (the thread holds a whole payload)
 constexpr uint32_t kLargeWrite = 32 * 1024;    // after one, read the next header alone (its payload may be large too)
+// A fast WRITE with at least this much of its payload still to come goes through a pipe
+// (payload_pipe.h); below it the splices cost more than the copy they save.
+constexpr uint32_t kPipedMin = 64 * 1024;
 constexpr uint32_t kReplyMagic = 0x67446698;
 // Writes the thread answered itself wake the event loop (for their bookkeeping) once this many
 // wait, or when the thread is about to sleep: not once per write.
@@ -118,6 +122,8 @@ Receiver::Receiver(int fd, std::shared_ptr<WriteMap> map, ReceiverOptions opts, 
   if (wake_fd_ < 0) throw std::runtime_error(std::string("eventfd: ") + strerror(errno));
   std::copy(initial.begin(), initial.end(), buf_.data());
   have_ = initial.size();
+  int fl = fcntl(fd_, F_GETFL);
+  splice_ = fl >= 0 && (fl & O_NONBLOCK);
 }
 
 Receiver::~Receiver() {
@@ -443,17 +449,27 @@ bool Receiver::Parse() {
     uint8_t header[kHeader];
     memcpy(header, h, kHeader);
     pos_ += kHeader;
-    const uint8_t* payload = ReceivePayload(len);
-    if (!payload) return false;  // the stream ended, or the thread stops: never answered
+    Payload payload = PipeOrReceivePayload(len);
+    if (!payload.data && !payload.piped) return false;  // the stream ended, or the thread stops: never answered
     WriteTarget& t = target_;
     TargetScope scope{t};
-    if (!map_->Acquire(off, len, true, true, &t)) {
+    bool acquired = map_->Acquire(off, len, true, true, &t);
+    if (payload.piped && !(acquired && t.pieces.size() == 1)) {
+      // Into memory after all: for the event loop, or for pieces in several files.
+      payload.data = PipeToMemory(len, len);
+      payload.piped = false;
+      if (!payload.data) {
+        if (acquired) map_->Release(1);
+        return false;
+      }
+    }
+    if (!acquired) {
       // Withdrawn while the payload arrived (a suspend): the event loop takes the request.
       header_only_ = false;
       js_writes_.Add(Be64(header + 8), off, len);
-      ForwardRequest(header, payload, len);
+      ForwardRequest(header, payload.data, len);
     } else {
-      WriteAndAnswer(header, t, off, len, payload);
+      WriteAndAnswer(header, t, off, len, payload.data);
       header_only_ = len >= kLargeWrite;
       if (stopping_) return false;
     }
@@ -488,6 +504,78 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
     got += n;
   }
   return payload_.data();
+}
+
+// A fast WRITE's whole payload, as ReceivePayload, but a large one with most of it still to come
+// is moved into pipe_ (payload_pipe.h), or into memory where the pipe fills first.
+Receiver::Payload Receiver::PipeOrReceivePayload(uint32_t len) {
+  Payload out;
+  size_t in_buf = std::min<size_t>(len, have_ - pos_);
+  if (!splice_ || len - in_buf < kPipedMin || !pipe_.Fits(len, kFastMax) || pipe_.Put(buf_.data() + pos_, in_buf) != 0) {
+    out.data = ReceivePayload(len);
+    return out;
+  }
+  MarkMid(true);
+  pos_ += in_buf;
+  FinishParked();  // before the thread waits for the socket
+  size_t got = in_buf;
+  while (got < len) {
+    if (stopping_) {
+      pipe_.Drop();
+      return out;
+    }
+    ssize_t n = pipe_.FromSocket(fd_, len - got);
+    if (n > 0) {
+      got += size_t(n);
+      continue;
+    }
+    if (n == 0) {
+      pipe_.Drop();
+      End("client disconnected", false);
+      return out;
+    }
+    if (errno == EAGAIN && pipe_.Full(fd_)) {
+      out.data = PipeToMemory(len, got);  // sent in more pieces than the pipe holds
+      return out;
+    }
+    if (errno != EAGAIN) {
+      pipe_.Drop();
+      End(std::string("input error: ") + strerror(errno), true);
+      return out;
+    }
+    if (!WaitReadable()) {
+      pipe_.Drop();
+      return out;
+    }
+  }
+  out.piped = true;
+  return out;
+}
+
+// The got bytes of a payload in pipe_ moved into payload_, and the rest of its len received
+// there: payload_'s data, or null when the stream ended or the thread stops.
+const uint8_t* Receiver::PipeToMemory(uint32_t len, size_t got) {
+  payload_.Reserve(len);
+  if (int err = pipe_.Take(payload_.data(), got)) {
+    End(std::string("input error: reading a payload back from its pipe: ") + strerror(err), true);
+    return nullptr;
+  }
+  while (got < len) {
+    size_t n;
+    if (!RecvSome(payload_.data() + got, len - got, &n, false)) return nullptr;
+    got += n;
+  }
+  return payload_.data();
+}
+
+// The payload in pipe_ written to its one piece, in the file's write turn: 0 or the errno.
+int32_t Receiver::WritePiped(const FilePiece& p) {
+  WriteTurn turn(p.writes);
+  int err = pipe_.ToFile(p.fd, p.pos, p.len);
+  if (err != EINVAL || pipe_.held() != p.len) return err;
+  payload_.Reserve(p.len);  // a file that takes no splice: through memory
+  if ((err = pipe_.Take(payload_.data(), p.len))) return err;
+  return PwriteAll(p.fd, payload_.data(), p.len, p.pos);
 }
 
 // A WRITE over origin chunks not copied yet, while copies are lent (thread_copies.h): the chunks
@@ -537,13 +625,15 @@ void Receiver::Cancel(const uint8_t* header, const WriteTarget& t, uint64_t off,
   Push(std::move(e));
 }
 
-// A WRITE taken through the map (t): written, counted, answered if it succeeded and the socket is
-// the thread's, and reported.
+// A WRITE taken through the map (t): written (from payload, or from pipe_ when it is null),
+// counted, answered if it succeeded and the socket is the thread's, and reported.
 void Receiver::WriteAndAnswer(const uint8_t* header, const WriteTarget& t, uint64_t off, uint32_t len, const uint8_t* payload) {
   ReceiverEvent e;
   e.is_io = true;
   e.io = IoOf(header, t, off, len, false);
-  e.io.err = PwritePieces(t.pieces, payload, &e.io, &runs_);  // answered only once every piece is written
+  // answered only once every piece is written
+  e.io.err = payload ? PwritePieces(t.pieces, payload, &e.io, &runs_) : WritePiped(t.pieces[0]);
+  e.io.spliced = payload == nullptr;
   CountWrites(t, e.io, runs_);  // before the reply: a FLUSH sent after it must find the write counted
   e.io.replied = e.io.err == 0 && SendWriteReply(e.io);
   bool quiet = e.io.replied;

@@ -6,7 +6,9 @@
 // made it faster on sequential writes (docs/performance.md, "A thread per connection"). Here a
 // READ or WRITE with no flags and whole sectors that the device's published map (write_map.h)
 // puts inside one segment onto files is done right here: a WRITE (at most 2 MiB) received whole
-// into this thread's buffer and written with pwrite, a READ read or sent from the file; either
+// into this thread's buffer and written with pwrite (or, when most of a large one is still to
+// come, received whole into a pipe and spliced into the file: payload_pipe.h), each file written
+// by one thread at a time (file_writes.h), a READ read or sent from the file; either
 // answered from here when the socket's write side is free (shared_output.h: replies never
 // interleave). A request across chunks of a striped segment is done in pieces, one per chunk, each
 // on its stripe's file, a stripe's consecutive rows in one preadv / pwritev (piece_io.h); a READ
@@ -49,6 +51,7 @@
 
 #include "aligned_buffer.h"
 #include "parked_writes.h"
+#include "payload_pipe.h"
 #include "pending_writes.h"
 #include "piece_run.h"
 #include "shared_output.h"
@@ -80,6 +83,7 @@ struct ThreadIo {
   int32_t err = 0;       // errno of a failed pwrite, or EPIPE for a reply that broke off
   bool replied = false;  // the thread sent the reply itself
   bool mapped = false;   // a READ whose data was sent from the image's mapping (file_view.h)
+  bool spliced = false;  // a WRITE whose payload went from the socket to the file through a pipe (payload_pipe.h)
   // A WRITE in several pieces: each run of them tried, in order (the first that failed is the last).
   // Empty for a WRITE in one piece: tag, file_pos and len say where it went.
   std::vector<PieceWritten> pieces;
@@ -124,6 +128,13 @@ class Receiver {
   void Run();
   bool Parse();  // false: the stream ended inside a payload
   const uint8_t* ReceivePayload(uint32_t len);
+  struct Payload {
+    const uint8_t* data = nullptr;  // in memory, or
+    bool piped = false;             // in pipe_; neither: the stream ended, or the thread stops
+  };
+  Payload PipeOrReceivePayload(uint32_t len);
+  const uint8_t* PipeToMemory(uint32_t len, size_t got);
+  int32_t WritePiped(const FilePiece& p);
   void ForwardRequest(const uint8_t* header, const uint8_t* payload, uint32_t len);
   bool RecvSome(uint8_t* to, size_t max, size_t* got, bool honour_pause);
   bool WaitReadable();
@@ -155,6 +166,8 @@ class Receiver {
   std::vector<PieceRun> runs_;    // its pieces grouped by file (piece_io.h), kept likewise
   AlignedBuffer payload_;         // a fast WRITE's payload that did not come with its header; a small READ's reply
   AlignedBuffer chunk_;           // a chunk being copied (thread_copies.h)
+  PayloadPipe pipe_;              // a large fast WRITE's payload on its way to the file (payload_pipe.h)
+  bool splice_ = false;           // the socket is non-blocking, so splice from it can wait in poll
   std::vector<uint64_t> unmarked_;  // the chunks under a first write that need copying
   std::vector<uint64_t> copied_;    // those this write copies (the rest a parked write copied)
   ParkedWrites parked_;            // first writes waiting for their commit (persistent snapshot)

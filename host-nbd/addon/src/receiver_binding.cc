@@ -321,10 +321,10 @@ class WriteMapJs : public Napi::ObjectWrap<WriteMapJs> {
 Napi::FunctionReference* WriteMapJs::constructor = nullptr;
 
 // A request the thread did, as JavaScript gets it: cookieHi, cookieLo, tag, filePos, length,
-// errno, offset, replied, isRead (2: its data sent from the image's mapping), pieces
+// errno, offset, replied, isRead (2: its data sent from the image's mapping), pieces, spliced
 // (receive-threads.js IO_RECORD). A WRITE written in several pieces has them in the records'
 // `pieces` (kPiece numbers each, in request order).
-constexpr size_t kRecord = 10;
+constexpr size_t kRecord = 11;
 constexpr size_t kPiece = 4;  // tag, filePos, length, errno (receive-threads.js IO_PIECE)
 
 void PutRecord(Napi::Float64Array w, size_t k, const ThreadIo& d) {
@@ -338,6 +338,7 @@ void PutRecord(Napi::Float64Array w, size_t k, const ThreadIo& d) {
   w[k + 7] = d.replied ? 1 : 0;
   w[k + 8] = d.is_read ? (d.mapped ? 2 : 1) : 0;
   w[k + 9] = double(d.pieces.size());
+  w[k + 10] = d.spliced ? 1 : 0;
 }
 
 // Records of events[from, to) (all requests), with their pieces, if any, as `pieces`.
