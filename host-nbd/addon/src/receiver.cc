@@ -519,6 +519,7 @@ Receiver::Payload Receiver::PipeOrReceivePayload(uint32_t len) {
   pos_ += in_buf;
   FinishParked();  // before the thread waits for the socket
   size_t got = in_buf;
+  bool bytes_waited = false;  // the last splice found nothing to move, yet the socket had bytes
   while (got < len) {
     if (stopping_) {
       pipe_.Drop();
@@ -527,6 +528,7 @@ Receiver::Payload Receiver::PipeOrReceivePayload(uint32_t len) {
     ssize_t n = pipe_.FromSocket(fd_, len - got);
     if (n > 0) {
       got += size_t(n);
+      bytes_waited = false;
       continue;
     }
     if (n == 0) {
@@ -535,8 +537,14 @@ Receiver::Payload Receiver::PipeOrReceivePayload(uint32_t len) {
       return out;
     }
     if (errno == EAGAIN && pipe_.Full(fd_)) {
-      out.data = PipeToMemory(len, got);  // sent in more pieces than the pipe holds
-      return out;
+      // Twice in a row: the pipe is full (sent in more pieces than it holds). Once may be bytes
+      // that arrived just after the splice looked.
+      if (bytes_waited) {
+        out.data = PipeToMemory(len, got);
+        return out;
+      }
+      bytes_waited = true;
+      continue;
     }
     if (errno != EAGAIN) {
       pipe_.Drop();
