@@ -17,6 +17,7 @@ void PayloadPipe::Drop() {
 }
 
 bool PayloadPipe::Fits(size_t len, size_t want) {
+  if (refused_) return false;
   if (read_fd_ < 0) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
@@ -30,8 +31,9 @@ bool PayloadPipe::Fits(size_t len, size_t want) {
         break;
       }
     }
-    if (capacity_ == 0) {
+    if (capacity_ == 0) {  // over the user's pipe pages (pipe-user-pages-soft): not again
       Drop();
+      refused_ = true;
       return false;
     }
   }

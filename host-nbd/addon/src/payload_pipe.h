@@ -51,6 +51,7 @@ class PayloadPipe {
   int write_fd_ = -1;
   size_t capacity_ = 0;
   size_t held_ = 0;
+  bool refused_ = false;  // no pipe of 64 KiB or more could be had: memory from now on
 };
 
 }  // namespace dmkit

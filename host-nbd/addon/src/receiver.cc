@@ -551,6 +551,7 @@ Receiver::Payload Receiver::PipeOrReceivePayload(uint32_t len) {
       End(std::string("input error: ") + strerror(errno), true);
       return out;
     }
+    bytes_waited = false;
     if (!WaitReadable()) {
       pipe_.Drop();
       return out;
