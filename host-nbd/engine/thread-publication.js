@@ -6,7 +6,7 @@
 // originMarks, published, writeWaiters, the counts); DeviceExport's methods of the same names
 // call these.
 import { errnoName } from '../../core-as/js/dmcore.js';
-import { IO, IO_RECORD, IO_PIECE, PIECE } from '../server/receive-threads.js';
+import { IO, IO_RECORD, IO_PIECE, PIECE, THREAD_CANCELED } from '../server/receive-threads.js';
 import { OriginMarks } from './origin-marks.js';
 
 const SECTOR = 512;
@@ -172,13 +172,10 @@ export function threadIoDone(exp, records) {
   if (exp.writeWaiters.length > 0 && map.inflight() === 0) wakeWriteWaiters(exp);
 }
 
-/** A write a receive thread stopped before doing: its connection was closing (receiver.cc Cancel). */
-const ECANCELED = 125;
-
 /** A receive thread's pwrite of `length` bytes at `pos` of file `tag` (errno 0: it succeeded). @param {DeviceExport} exp */
 export function threadWrote(exp, tag, pos, length, errno) {
   const file = exp.engine.files[tag];
-  if (!file || errno === ECANCELED) return; // not written: nothing to note
+  if (!file || errno === THREAD_CANCELED) return; // not written: nothing to note
   file.written.mark(pos, length);
   file.threadWriteHeard();
   if (errno) exp.engine.logIoError(file, Object.assign(new Error(`write of ${length} bytes at ${pos}`), { code: errnoName(errno) }), errno);

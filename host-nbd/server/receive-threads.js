@@ -20,6 +20,8 @@ import { loadBuiltAddon } from '../addon/built.js';
  * WRITE whose payload went from the socket to the file through a pipe (payload_pipe.h).
  */
 export const IO_RECORD = 11;
+/** ERRNO of a WRITE the thread gave up before doing it, as its connection closed (receiver.cc Cancel). */
+export const THREAD_CANCELED = 125; // ECANCELED
 export const IO = Object.freeze({
   COOKIE_HI: 0, COOKIE_LO: 1, TAG: 2, FILE_POS: 3, LENGTH: 4, ERRNO: 5, OFFSET: 6, REPLIED: 7, IS_READ: 8, PIECES: 9, SPLICED: 10,
 });

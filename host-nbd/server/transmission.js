@@ -15,7 +15,7 @@ import { CMD, CMD_NAMES, CMD_FLAG, NBD_ERR, TFLAG } from '../protocol/constants.
 import { NbdError, nbdErrorName, nbdErrnoOf } from '../protocol/errors.js';
 import { errnoName } from '../../core-as/js/dmcore.js';
 import { PAYLOAD, RequestReader, NbdRequest } from './request-reader.js';
-import { IO, IO_RECORD } from './receive-threads.js';
+import { IO, IO_RECORD, THREAD_CANCELED } from './receive-threads.js';
 import { replyToRead } from './read-replies.js';
 
 /** Commands that change data: a receive thread hands over later writes that overlap one until it is answered. */
@@ -252,7 +252,8 @@ export class Transmission {
       req.length = records[i + IO.LENGTH];
       req.offset = records[i + IO.OFFSET];
       req.viaThread = true;
-      if (errno === 0) this.ok(req);
+      if (errno === THREAD_CANCELED) this.answered(); // given up as the connection closes: no reply, no failure
+      else if (errno === 0) this.ok(req);
       else this.fail(req, new NbdError(nbdErrnoOf(errno), `write of ${req.length} bytes at ${req.offset} failed: ${errnoName(errno)}`));
     }
   }

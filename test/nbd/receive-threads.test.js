@@ -662,7 +662,7 @@ describe('receive threads in process', () => {
   }
 
   it.skipIf(noAddon)('a server closed while a thread\'s first write waits for a snapshot read: the thread gives the write up, nothing hangs', async () => {
-    const { registry, server, socket, base } = await originWithSnapshot('N');
+    const { registry, server, socket, base, logs } = await originWithSnapshot('N');
     holdCompletions(/** @type {any} */ (registry.engine.fileByPath(base)), ['read', 'readAsync'], 1500);
     const reader = await rawOpen(socket, 'snap');
     const writer = await rawOpen(socket, 'base');
@@ -675,6 +675,7 @@ describe('receive threads in process', () => {
     await registry.close();
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(readFileSync(base)[5 * 4096]).toBe(1); // given up: its connection closed unanswered
+    expect(logs.filter((l) => /write of/.test(l))).toEqual([]); // not a failed write: none was tried
     reader.destroy();
     writer.destroy();
   });
