@@ -157,11 +157,11 @@ async function run(registry, req, verbs, gone) {
 /**
  * `dmkit exports`: one line per export, with its connections and requests.
  * @param {import('../devices/registry.js').DeviceRegistry} registry
- * @param {{name: string, started: number, sentFromFiles: number, writtenByThreads: number, readByThreads: number, readMapped: number}[]} exportsList
+ * @param {{name: string, started: number, sentFromFiles: number, writtenByThreads: number, readByThreads: number, readMapped: number, writtenSpliced: number}[]} exportsList
  */
 export function formatExports(registry, exportsList) {
   return exportsList
-    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files\t${e.writtenByThreads} write(s) and ${e.readByThreads} read(s) by receive threads\t${e.readMapped} of those read(s) sent from mapped images\t${e.threadCopies.chunksCopied} chunk(s) copied by receive threads`).join('\n');
+    .map((e) => `${e.name}\t${registry.info(e.name).openCount} connection(s)\t${e.started} request(s)\t${e.sentFromFiles} read(s) sent from files\t${e.writtenByThreads} write(s) and ${e.readByThreads} read(s) by receive threads\t${e.readMapped} of those read(s) sent from mapped images\t${e.writtenSpliced} of those write(s) spliced from the socket\t${e.threadCopies.chunksCopied} chunk(s) copied by receive threads`).join('\n');
 }
 
 /**

@@ -102,7 +102,7 @@ describe('dmkit serve', () => {
     expect(srv.stdout).toMatch(/serving 1 export\(s\)/);
     expect(srv.stdout).toContain(`uri:    ${srv.uri('a')}`);
     expect(srv.stdout).not.toContain(srv.uri('b'));
-    expect((await srv.ctl('exports')).stdout).toBe('a\t0 connection(s)\t0 request(s)\t0 read(s) sent from files\t0 write(s) and 0 read(s) by receive threads\t0 of those read(s) sent from mapped images\t0 chunk(s) copied by receive threads\n');
+    expect((await srv.ctl('exports')).stdout).toBe('a\t0 connection(s)\t0 request(s)\t0 read(s) sent from files\t0 write(s) and 0 read(s) by receive threads\t0 of those read(s) sent from mapped images\t0 of those write(s) spliced from the socket\t0 chunk(s) copied by receive threads\n');
     expect((await srv.stop()).code).toBe(0);
   });
 

@@ -157,7 +157,7 @@ export function sparseFile(path, bytes) {
 export async function threadCounters(srv, name) {
   const out = (await srv.ctl('exports')).stdout;
   const line = out.split('\n').find((l) => l.startsWith(`${name}\t`));
-  const m = /\t(\d+) request\(s\)\t(\d+) read\(s\) sent from files\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads\t(\d+) of those read\(s\) sent from mapped images\t(\d+) chunk\(s\) copied by receive threads$/.exec(line ?? '');
+  const m = /\t(\d+) request\(s\)\t(\d+) read\(s\) sent from files\t(\d+) write\(s\) and (\d+) read\(s\) by receive threads\t(\d+) of those read\(s\) sent from mapped images\t(\d+) of those write\(s\) spliced from the socket\t(\d+) chunk\(s\) copied by receive threads$/.exec(line ?? '');
   if (!m) throw new Error(`no counters for ${name} in:\n${out}`);
-  return { requests: Number(m[1]), sentFromFiles: Number(m[2]), threadWrites: Number(m[3]), threadReads: Number(m[4]), mappedReads: Number(m[5]), threadCopies: Number(m[6]) };
+  return { requests: Number(m[1]), sentFromFiles: Number(m[2]), threadWrites: Number(m[3]), threadReads: Number(m[4]), mappedReads: Number(m[5]), splicedWrites: Number(m[6]), threadCopies: Number(m[7]) };
 }

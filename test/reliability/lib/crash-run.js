@@ -37,12 +37,13 @@ import { mountFaultyDisk } from './faulty-disk.js';
  * @typedef {{deviceBytes: number, sectors: number, cowBytes: number,
  *   load: {maxSectors: number, fuaShare: number, flushShare: number}}} Geometry
  */
-/** @param {boolean} originOnly @returns {Geometry} */
-function geometryOf(originOnly) {
+/** @param {boolean} originOnly @param {number} [maxSectors] the largest write instead @returns {Geometry} */
+function geometryOf(originOnly, maxSectors) {
   const deviceBytes = (originOnly ? 64 : 8) << 20;
   // FUA writes go through the core, which takes the threads' chunks back until the origin has
   // been quiet for 50 ms: origin-only runs send none, and fewer FLUSHes.
   const load = originOnly ? { maxSectors: 8, fuaShare: 0, flushShare: 0.01 } : { maxSectors: 64, fuaShare: 0.05, flushShare: 0.04 };
+  if (maxSectors) load.maxSectors = maxSectors;
   return { deviceBytes, sectors: deviceBytes / SECTOR, cowBytes: (originOnly ? 80 : 12) << 20, load };
 }
 
@@ -54,6 +55,8 @@ function geometryOf(originOnly) {
  * @property {number} [chunk]     chunk size in sectors (default: chosen by the seed)
  * @property {number} [slowFlush] ms each COW FLUSH is held (default: chosen by the seed)
  * @property {boolean} [powerCut] the files live on a volatile disk whose power is cut at each kill
+ * @property {number} [maxSectors] the largest write, in sectors (default 8 origin-only, else 64;
+ *   128 or more lets the receive threads splice payloads of 64 KiB and up)
  * @property {string[]} [serveArgs] more `dmkit serve` arguments (e.g. --loop-receive)
  * @property {boolean} [originOnly] snapshot setups: write only the origin (snapshots are read
  *   back after each kill), with no delay device under the COW: then the receive threads make
@@ -151,11 +154,11 @@ export async function runCrashCycles(cfg) {
   const dir = tempDir('dmkit-crash-');
   const report = {
     setup: cfg.setup, chunk, seed: cfg.seed, slowFlushMs: 0, kills: 0, killsDuringMerge: 0, writesAcked: 0, flushes: 0, lostInFlight: 0,
-    ...(cfg.powerCut ? { cuts: 0, pagesKept: 0, pagesDropped: 0, threadWrites: 0, threadCopies: 0 } : {}),
+    ...(cfg.powerCut ? { cuts: 0, pagesKept: 0, pagesDropped: 0, threadWrites: 0, splicedWrites: 0, threadCopies: 0 } : {}),
     ...(cfg.serveArgs?.length ? { serveArgs: cfg.serveArgs.join(' ') } : {}),
   };
   /** @type {Run} */
-  const run = { dir, files: dir, served: dir, serveArgs: cfg.serveArgs ?? [], level: cfg.powerCut ? 'flush' : 'acked', power: null, geo: geometryOf(!!cfg.originOnly) };
+  const run = { dir, files: dir, served: dir, serveArgs: cfg.serveArgs ?? [], level: cfg.powerCut ? 'flush' : 'acked', power: null, geo: geometryOf(!!cfg.originOnly, cfg.maxSectors) };
   try {
     if (cfg.powerCut) {
       run.power = await PowerDisk.mount(join(dir, 'disk'));
@@ -235,6 +238,7 @@ async function cycle(run, devices, views, random, report, opts) {
       for (const d of devices) {
         const n = await threadCounters(srv, d.name);
         report.threadWrites += n.threadWrites;
+        report.splicedWrites += n.splicedWrites; // of those, payloads spliced from the socket into the file
         report.threadCopies += n.threadCopies; // first writes the threads made (and committed, for P)
       }
     }
