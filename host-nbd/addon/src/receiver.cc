@@ -497,7 +497,12 @@ const uint8_t* Receiver::ReceivePayload(uint32_t len) {
   memcpy(payload_.data(), buf_.data() + pos_, in_buf);
   pos_ += in_buf;
   FinishParked();  // before the thread waits for the socket
-  size_t got = in_buf;
+  return ReceiveRest(in_buf, len);
+}
+
+// The rest of a payload whose first `got` bytes are in payload_ (room for len), received there:
+// payload_'s data, or null when the stream ended or the thread stops.
+const uint8_t* Receiver::ReceiveRest(size_t got, uint32_t len) {
   while (got < len) {
     size_t n;
     if (!RecvSome(payload_.data() + got, len - got, &n, false)) return nullptr;
@@ -569,12 +574,7 @@ const uint8_t* Receiver::PipeToMemory(uint32_t len, size_t got) {
     End(std::string("input error: reading a payload back from its pipe: ") + strerror(err), true);
     return nullptr;
   }
-  while (got < len) {
-    size_t n;
-    if (!RecvSome(payload_.data() + got, len - got, &n, false)) return nullptr;
-    got += n;
-  }
-  return payload_.data();
+  return ReceiveRest(got, len);
 }
 
 // The payload in pipe_ written to its one piece, in the file's write turn: 0 or the errno.

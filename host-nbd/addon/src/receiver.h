@@ -128,6 +128,7 @@ class Receiver {
   void Run();
   bool Parse();  // false: the stream ended inside a payload
   const uint8_t* ReceivePayload(uint32_t len);
+  const uint8_t* ReceiveRest(size_t got, uint32_t len);
   struct Payload {
     const uint8_t* data = nullptr;  // in memory, or
     bool piped = false;             // in pipe_; neither: the stream ended, or the thread stops
