@@ -11,8 +11,9 @@
 //
 // It also keeps the file's write turn. The kernel writes a regular file's buffered writes one at a
 // time (under the inode's lock), and a writer that finds the lock taken spins while its owner
-// runs. With four connections writing one image on two cores, that spinning took a third of the
-// receive threads' time, CPU the client needed (docs/performance.md, "One writer at a time").
+// runs. With four connections writing one image on two cores, that spinning took a tenth of the
+// server's time, CPU the client needed (docs/performance.md, "One writer per file, and payloads
+// spliced into it").
 // A thread takes the turn before its pwrite, so that a waiter sleeps instead. A block device's
 // writes run side by side in the kernel: it has no turn.
 #pragma once

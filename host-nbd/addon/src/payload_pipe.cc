@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace dmkit {
@@ -61,11 +60,6 @@ ssize_t PayloadPipe::FromSocket(int sock, size_t n) {
   while ((got = splice(sock, nullptr, write_fd_, nullptr, n, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)) < 0 && errno == EINTR) {}
   if (got > 0) held_ += size_t(got);
   return got;
-}
-
-bool PayloadPipe::Full(int sock) const {
-  int waiting = 0;
-  return ioctl(sock, FIONREAD, &waiting) == 0 && waiting > 0;
 }
 
 int PayloadPipe::ToFile(int fd, uint64_t pos, size_t n) {

@@ -4,7 +4,8 @@
 // Why: recv + pwrite copy the payload twice, out of the socket's pages into the thread's buffer
 // and from there into the file's page cache. splice moves references to the socket's pages into
 // the pipe and copies them once, into the page cache: 10–40% less CPU per GiB received in a C
-// loop here, TCP and Unix sockets alike (docs/performance.md, "Payloads spliced into the file").
+// loop here, TCP and Unix sockets alike (docs/performance.md, "One writer per file, and payloads
+// spliced into it").
 //
 // The whole payload is in the pipe before any of it goes to the file, as a payload in memory is
 // before its pwrite: a client that vanishes half-way writes nothing. A pipe holds a bounded number
@@ -33,10 +34,8 @@ class PayloadPipe {
   // The bytes that came with the header, copied in first: 0 or the errno.
   int Put(const uint8_t* p, size_t n);
   // Moves up to n bytes from the (non-blocking) socket: how many, 0 at the stream's end, or -1
-  // with errno (EAGAIN: nothing to move now, or the pipe is full: Full tells).
+  // with errno (EAGAIN: nothing to move now, or the pipe is full while the socket has bytes).
   ssize_t FromSocket(int sock, size_t n);
-  // Whether the pipe cannot take more of a socket that has bytes waiting.
-  bool Full(int sock) const;
   // Writes the n bytes in the pipe to fd at pos: 0, or the errno (the pipe is emptied), except
   // EINVAL with all of them still in the pipe: the file takes no splice (Take them).
   int ToFile(int fd, uint64_t pos, size_t n);

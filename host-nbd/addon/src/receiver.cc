@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,6 +64,12 @@ void PutBe32(uint8_t* b, uint32_t v) {
 uint16_t Be16(const uint8_t* b) { return uint16_t((b[0] << 8) | b[1]); }
 uint32_t Be32(const uint8_t* b) { return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3]; }
 uint64_t Be64(const uint8_t* b) { return (uint64_t(Be32(b)) << 32) | Be32(b + 4); }
+
+// Whether bytes wait on the socket (a splice that moved none then found the pipe full).
+bool SocketHasBytes(int fd) {
+  int waiting = 0;
+  return ioctl(fd, FIONREAD, &waiting) == 0 && waiting > 0;
+}
 
 
 // What the event loop hears of a request the thread took through the map.
@@ -541,7 +548,7 @@ Receiver::Payload Receiver::PipeOrReceivePayload(uint32_t len) {
       End("client disconnected", false);
       return out;
     }
-    if (errno == EAGAIN && pipe_.Full(fd_)) {
+    if (errno == EAGAIN && SocketHasBytes(fd_)) {
       // Twice in a row: the pipe is full (sent in more pieces than it holds). Once may be bytes
       // that arrived just after the splice looked.
       if (bytes_waited) {
